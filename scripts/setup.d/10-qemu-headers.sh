@@ -17,9 +17,11 @@ if [ "$binver" != "$sysver" ]; then
     exit 1
 fi
 
-dir=$cache/$binver
+# QEMU's configure refuses paths with colons (Debian epochs have one).
+slot=${binver//:/_}
+dir=$cache/$slot
 if [ -f "$dir/build/.blkin-headers-ok" ]; then
-    ln -sfn "$binver" "$cache/current"
+    ln -sfn "$slot" "$cache/current"
     exit 0
 fi
 
@@ -69,5 +71,5 @@ for b in /usr/bin/qemu-img /usr/bin/qemu-system-x86_64; do
     fi
 done
 touch "$dir/build/.blkin-headers-ok"
-ln -sfn "$binver" "$cache/current"
+ln -sfn "$slot" "$cache/current"
 log "headers ready in $dir"
