@@ -1,0 +1,71 @@
+/*
+ * blkin-filter.h: state shared by the blkin filter's files (private).
+ *
+ * Ownership: BDRVBlkinState belongs to the node (bs->opaque, freed by QEMU);
+ * its id string and timer are created in open and freed in close. A BlkinReq
+ * lives on the stack of the coroutine serving the request; it is linked into
+ * its node's in-flight list and, for stacked filters, the coroutine registry
+ * only between blkin_req_begin() and blkin_req_end().
+ *
+ * Concurrency: QEMU 7.2 runs all requests and callbacks of a node in the
+ * node's AioContext under that context's lock, and the watchdog tick takes
+ * that lock too, so the per-node state needs no lock of its own. Only
+ * process-wide state is atomic or locked.
+ */
+#ifndef BLKIN_FILTER_H
+#define BLKIN_FILTER_H
+
+#include "qemu/osdep.h"
+#include "block/block_int.h"
+#include "qemu/queue.h"
+#include "qemu/timer.h"
+
+#include "blkin-record.h"
+
+typedef struct BlkinReq BlkinReq;
+struct BlkinReq {
+    struct blkin_span span;
+    QLIST_ENTRY(BlkinReq) next; /* in the node's in-flight list */
+    Coroutine *co;              /* non-NULL while in the registry */
+    BlkinReq *co_prev;          /* what co's registry entry was before */
+    uint64_t next_hung_ns;      /* when the watchdog may report it again */
+    bool traced;                /* begin did the bookkeeping, end must too */
+    bool sampled;
+};
+
+typedef struct BDRVBlkinState {
+    char *id;        /* the operator's name for the disk */
+    uint32_t disk;   /* process-local index in events */
+    uint32_t sample; /* 1 in N; 0 = none */
+    uint64_t sample_cut;
+    uint64_t rng;     /* xorshift state for sampling */
+    uint64_t slow_ns; /* 0 = off */
+    uint64_t hung_ns; /* 0 = off */
+    uint64_t map_interval_ns;
+    uint64_t next_map_ns;
+    bool map_was_enabled;
+    uint32_t inflight;
+    QLIST_HEAD(, BlkinReq) reqs;
+    QEMUTimer *tick;
+} BDRVBlkinState;
+
+/* blkin-trace.c: per-request bookkeeping around the forwarded call. */
+void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
+                                  enum blkin_op op, int64_t offset,
+                                  int64_t bytes, BdrvRequestFlags flags);
+void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret);
+uint64_t blkin_now_ns(void);
+void blkin_set_sample(BDRVBlkinState *s, uint32_t sample);
+
+/* blkin-parent.c: which traced request a lower filter runs on behalf of. */
+extern int blkin_instances; /* open blkin nodes in this process */
+void blkin_parent_push(BlkinReq *r);
+void blkin_parent_pop(BlkinReq *r);
+const BlkinReq *blkin_parent_find(void);
+
+/* blkin-watch.c: the node's periodic tick (hung requests, disk map). */
+void blkin_watch_start(BlockDriverState *bs);
+void blkin_watch_stop(BlockDriverState *bs);
+void blkin_emit_disk(BlockDriverState *bs, enum blkin_disk_state state);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * blkin-record.h: the plain-C records the filter hands to its tracepoints.
+ *
+ * Kept free of QEMU types so the tracepoint provider (blkin-tp.h) compiles
+ * without QEMU's headers. The fields and their meaning are the tracepoint
+ * schema documented in docs/tracepoints.md; change both together.
+ */
+#ifndef BLKIN_RECORD_H
+#define BLKIN_RECORD_H
+
+#include <stdint.h>
+
+/* Request types, as recorded in the `op` field. */
+enum blkin_op {
+    BLKIN_OP_READ = 1,
+    BLKIN_OP_WRITE = 2,
+    BLKIN_OP_WRITE_ZEROES = 3,
+    BLKIN_OP_DISCARD = 4,
+    BLKIN_OP_FLUSH = 5,
+};
+
+/* Why a request was recorded, as in the `why` field. */
+enum blkin_why {
+    BLKIN_WHY_SAMPLED = 1, /* chosen by the node's 1-in-N sampling */
+    BLKIN_WHY_SLOW = 2,    /* not sampled, but slower than slow-ms */
+    BLKIN_WHY_PARENT = 4,  /* its parent span (a blkin node above) was */
+};
+
+/* Lifecycle of a disk map entry, as in the `state` field of `disk`. */
+enum blkin_disk_state {
+    BLKIN_DISK_OPEN = 0,    /* the node was opened */
+    BLKIN_DISK_REFRESH = 1, /* periodic or on-demand re-emission */
+    BLKIN_DISK_CLOSE = 2,   /* the node is being closed */
+};
+
+/* One traced request; also what a `hung` event reports (end_ns = now). */
+struct blkin_span {
+    uint64_t trace_id;
+    uint64_t span_id;
+    uint64_t parent_span_id; /* 0 when no traced request is above */
+    uint64_t offset;
+    uint64_t bytes;
+    uint64_t start_ns; /* CLOCK_MONOTONIC, the clock LTTng-UST uses */
+    uint64_t end_ns;
+    uint32_t disk;     /* process-local index, see the `disk` event */
+    uint32_t flags;    /* QEMU's BdrvRequestFlags bits */
+    uint32_t inflight; /* requests in flight in this node at entry */
+    int32_t ret;       /* 0 or a negative errno */
+    uint8_t op;        /* enum blkin_op */
+    uint8_t why;       /* enum blkin_why bits */
+};
+
+#endif

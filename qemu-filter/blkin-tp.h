@@ -1,0 +1,76 @@
+/*
+ * blkin-tp.h: the LTTng-UST tracepoint provider `blkin_qemu`.
+ *
+ * The schema (event names, field names, types, meaning) is a contract with
+ * hostd and any other reader: docs/tracepoints.md documents it, and both
+ * change together. Probes are compiled into blkin-tp.c only.
+ */
+#undef LTTNG_UST_TRACEPOINT_PROVIDER
+#define LTTNG_UST_TRACEPOINT_PROVIDER blkin_qemu
+
+#undef LTTNG_UST_TRACEPOINT_INCLUDE
+#define LTTNG_UST_TRACEPOINT_INCLUDE "./blkin-tp.h"
+
+#if !defined(BLKIN_TP_H) || defined(LTTNG_UST_TRACEPOINT_HEADER_MULTI_READ)
+#define BLKIN_TP_H
+
+#include <lttng/tracepoint.h>
+#include "blkin-record.h"
+
+/* The macro arguments read best as one field a line. */
+// clang-format off
+
+/* One event per traced request, at its completion. */
+LTTNG_UST_TRACEPOINT_EVENT(
+    blkin_qemu, request, LTTNG_UST_TP_ARGS(const struct blkin_span *, s),
+    LTTNG_UST_TP_FIELDS(
+        lttng_ust_field_integer_hex(uint64_t, trace_id, s->trace_id)
+        lttng_ust_field_integer_hex(uint64_t, span_id, s->span_id)
+        lttng_ust_field_integer_hex(uint64_t, parent_span_id,
+                                    s->parent_span_id)
+        lttng_ust_field_integer(uint32_t, disk, s->disk)
+        lttng_ust_field_integer(uint8_t, op, s->op)
+        lttng_ust_field_integer_hex(uint32_t, flags, s->flags)
+        lttng_ust_field_integer(uint64_t, offset, s->offset)
+        lttng_ust_field_integer(uint64_t, bytes, s->bytes)
+        lttng_ust_field_integer(uint64_t, start_ns, s->start_ns)
+        lttng_ust_field_integer(uint64_t, end_ns, s->end_ns)
+        lttng_ust_field_integer(int32_t, ret, s->ret)
+        lttng_ust_field_integer(uint32_t, inflight, s->inflight)
+        lttng_ust_field_integer(uint8_t, why, s->why)))
+
+/* A request still in flight past hung-ms; repeated every hung-ms. */
+LTTNG_UST_TRACEPOINT_EVENT(
+    blkin_qemu, hung,
+    LTTNG_UST_TP_ARGS(const struct blkin_span *, s, uint64_t, now_ns),
+    LTTNG_UST_TP_FIELDS(
+        lttng_ust_field_integer_hex(uint64_t, trace_id, s->trace_id)
+        lttng_ust_field_integer_hex(uint64_t, span_id, s->span_id)
+        lttng_ust_field_integer_hex(uint64_t, parent_span_id,
+                                    s->parent_span_id)
+        lttng_ust_field_integer(uint32_t, disk, s->disk)
+        lttng_ust_field_integer(uint8_t, op, s->op)
+        lttng_ust_field_integer_hex(uint32_t, flags, s->flags)
+        lttng_ust_field_integer(uint64_t, offset, s->offset)
+        lttng_ust_field_integer(uint64_t, bytes, s->bytes)
+        lttng_ust_field_integer(uint64_t, start_ns, s->start_ns)
+        lttng_ust_field_integer(uint64_t, age_ns, now_ns - s->start_ns)))
+
+/* The map from a disk index to the operator's name for it. */
+LTTNG_UST_TRACEPOINT_EVENT(
+    blkin_qemu, disk,
+    LTTNG_UST_TP_ARGS(uint32_t, disk, uint8_t, state, const char *, id,
+                      const char *, node, const char *, child,
+                      uint32_t, sample),
+    LTTNG_UST_TP_FIELDS(
+        lttng_ust_field_integer(uint32_t, disk, disk)
+        lttng_ust_field_integer(uint8_t, state, state)
+        lttng_ust_field_string(id, id)
+        lttng_ust_field_string(node, node)
+        lttng_ust_field_string(child, child)
+        lttng_ust_field_integer(uint32_t, sample, sample)))
+// clang-format on
+
+#endif /* BLKIN_TP_H */
+
+#include <lttng/tracepoint-event.h>

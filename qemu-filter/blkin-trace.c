@@ -1,0 +1,118 @@
+/*
+ * blkin-trace.c: what the filter does around each forwarded request.
+ *
+ * Cost model (docs/performance.md): with no LTTng session enabling our
+ * events, begin/end are one load and a branch each. With a session, a
+ * request costs two clock reads, an id draw, two list operations and, when
+ * recorded, one LTTng event at completion.
+ */
+#include "blkin-filter.h"
+#include "blkin-span-id.h"
+#include "blkin-tp.h"
+
+#include <time.h>
+
+uint64_t blkin_now_ns(void)
+{
+    struct timespec ts;
+
+    /* The clock LTTng-UST stamps events with, so fields and stamps agree. */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void blkin_set_sample(BDRVBlkinState *s, uint32_t sample)
+{
+    uint64_t seed;
+
+    s->sample = sample;
+    /* Sampled when the next random draw is <= cut: P = 1/N, exact for 1. */
+    s->sample_cut = sample ? UINT64_MAX / sample : 0;
+    blkin_span_ids(&seed, 1);
+    s->rng = seed;
+}
+
+/* xorshift64*: cheap, and random so periodic workloads do not alias. */
+static uint64_t blkin_rng(BDRVBlkinState *s)
+{
+    uint64_t x = s->rng;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    s->rng = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+static bool blkin_tracing(void)
+{
+    return lttng_ust_tracepoint_enabled(blkin_qemu, request) ||
+           lttng_ust_tracepoint_enabled(blkin_qemu, hung);
+}
+
+void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
+                                  enum blkin_op op, int64_t offset,
+                                  int64_t bytes, BdrvRequestFlags flags)
+{
+    BDRVBlkinState *s = bs->opaque;
+    const BlkinReq *parent = NULL;
+    uint64_t ids[2];
+
+    r->traced = blkin_tracing();
+    if (!r->traced)
+        return;
+
+    r->span.start_ns = blkin_now_ns();
+    r->span.disk = s->disk;
+    r->span.op = op;
+    r->span.flags = flags;
+    r->span.offset = offset;
+    r->span.bytes = bytes;
+    r->span.inflight = s->inflight;
+    r->next_hung_ns = r->span.start_ns + s->hung_ns;
+    r->co = NULL;
+
+    /* Only a second blkin node in the process can be below or above us. */
+    if (qatomic_read(&blkin_instances) > 1)
+        parent = blkin_parent_find();
+    if (parent) {
+        /* Sampling is decided once per trace, at its root. */
+        blkin_span_ids(&r->span.span_id, 1);
+        r->span.trace_id = parent->span.trace_id;
+        r->span.parent_span_id = parent->span.span_id;
+        r->sampled = parent->sampled;
+        r->span.why = parent->sampled ? BLKIN_WHY_PARENT : 0;
+    } else {
+        blkin_span_ids(ids, 2);
+        r->span.trace_id = ids[0];
+        r->span.span_id = ids[1];
+        r->span.parent_span_id = 0;
+        r->sampled = s->sample && blkin_rng(s) <= s->sample_cut;
+        r->span.why = r->sampled ? BLKIN_WHY_SAMPLED : 0;
+    }
+    if (qatomic_read(&blkin_instances) > 1)
+        blkin_parent_push(r);
+
+    s->inflight++;
+    QLIST_INSERT_HEAD(&s->reqs, r, next);
+}
+
+void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret)
+{
+    BDRVBlkinState *s = bs->opaque;
+
+    if (!r->traced)
+        return;
+
+    r->span.end_ns = blkin_now_ns();
+    r->span.ret = ret < 0 ? ret : 0;
+    QLIST_REMOVE(r, next);
+    s->inflight--;
+    blkin_parent_pop(r);
+
+    if (!r->sampled && s->slow_ns &&
+        r->span.end_ns - r->span.start_ns >= s->slow_ns)
+        r->span.why |= BLKIN_WHY_SLOW;
+    if (r->span.why)
+        lttng_ust_tracepoint(blkin_qemu, request, &r->span);
+}
