@@ -11,6 +11,7 @@
 #include "qemu/option.h"
 #include "qemu/module.h"
 #include "qemu/ctype.h"
+#include "qapi/qmp/qdict.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,38 +26,32 @@ static uint32_t blkin_next_disk = 1;
 static QemuOptsList blkin_runtime_opts = {
     .name = "blkin",
     .head = QTAILQ_HEAD_INITIALIZER(blkin_runtime_opts.head),
-    .desc = {{
-                 .name = "id",
-                 .type = QEMU_OPT_STRING,
-                 .help = "The disk's name in traces, e.g. <vm-uuid>/vda "
-                         "(default: the node name)",
-             },
-             /* Numbers are parsed here, strictly: QEMU's parser wraps "-1". */
-             {
-                 .name = "sample",
-                 .type = QEMU_OPT_STRING,
-                 .help =
-                     "Trace one request in N (1 = all, 0 = none; default 1)",
-             },
-             {
-                 .name = "slow-ms",
-                 .type = QEMU_OPT_STRING,
-                 .help = "Also record unsampled requests slower than this "
-                         "(0 = off, the default)",
-             },
-             {
-                 .name = "hung-ms",
-                 .type = QEMU_OPT_STRING,
-                 .help = "Report requests in flight longer than this, again "
-                         "every period while they hang (0 = off; default 1000)",
-             },
-             {
-                 .name = "map-interval",
-                 .type = QEMU_OPT_STRING,
-                 .help = "Re-emit the disk map event every N seconds "
-                         "(0 = only at open and on demand; default 10)",
-             },
-             {/* end of list */}},
+    .desc =
+        {/* Numbers are parsed here, strictly: QEMU's parser wraps "-1". */
+         {
+             .name = "sample",
+             .type = QEMU_OPT_STRING,
+             .help = "Trace one request in N (1 = all, 0 = none; default 1)",
+         },
+         {
+             .name = "slow-ms",
+             .type = QEMU_OPT_STRING,
+             .help = "Also record unsampled requests slower than this "
+                     "(0 = off, the default)",
+         },
+         {
+             .name = "hung-ms",
+             .type = QEMU_OPT_STRING,
+             .help = "Report requests in flight longer than this, again "
+                     "every period while they hang (0 = off; default 1000)",
+         },
+         {
+             .name = "map-interval",
+             .type = QEMU_OPT_STRING,
+             .help = "Re-emit the disk map event every N seconds "
+                     "(0 = only at open and on demand; default 10)",
+         },
+         {/* end of list */}},
 };
 
 /* Parses an unsigned decimal option no larger than @max. */
@@ -92,6 +87,17 @@ static int blkin_parse_opts(BlockDriverState *bs, QDict *options, Error **errp)
     const char *id;
     int ret = -EINVAL;
 
+    /* QemuOpts keeps "id" for itself, so it is taken from the dict here. */
+    if (qdict_haskey(options, "id")) {
+        id = qdict_get_try_str(options, "id");
+        if (!id || !*id) {
+            error_setg(errp, "blkin: option 'id' must be a non-empty string");
+            return -EINVAL;
+        }
+        s->id = g_strdup(id);
+        qdict_del(options, "id");
+    }
+
     opts = qemu_opts_create(&blkin_runtime_opts, NULL, 0, &error_abort);
     if (!qemu_opts_absorb_qdict(opts, options, errp))
         goto out;
@@ -104,12 +110,8 @@ static int blkin_parse_opts(BlockDriverState *bs, QDict *options, Error **errp)
                        24 * 3600, &map_s, errp) < 0)
         goto out;
 
-    id = qemu_opt_get(opts, "id");
-    if (id && !*id) {
-        error_setg(errp, "blkin: option 'id' must not be empty");
-        goto out;
-    }
-    s->id = g_strdup(id ? id : bs->node_name);
+    if (!s->id)
+        s->id = g_strdup(bs->node_name);
     blkin_set_sample(s, sample);
     s->slow_ns = slow_ms * 1000000;
     s->hung_ns = hung_ms * 1000000;
@@ -117,6 +119,8 @@ static int blkin_parse_opts(BlockDriverState *bs, QDict *options, Error **errp)
     ret = 0;
 out:
     qemu_opts_del(opts);
+    if (ret < 0)
+        g_clear_pointer(&s->id, g_free);
     return ret;
 }
 
@@ -131,8 +135,10 @@ static int blkin_open(BlockDriverState *bs, QDict *options, int flags,
         return ret;
 
     ret = bdrv_open_file_child(NULL, options, "file", bs, errp);
-    if (ret < 0)
+    if (ret < 0) {
+        g_clear_pointer(&s->id, g_free);
         return ret;
+    }
 
     bs->supported_write_flags =
         BDRV_REQ_WRITE_UNCHANGED |
@@ -157,8 +163,7 @@ static void blkin_close(BlockDriverState *bs)
     blkin_watch_stop(bs);
     blkin_emit_disk(bs, BLKIN_DISK_CLOSE);
     qatomic_dec(&blkin_instances);
-    g_free(s->id);
-    s->id = NULL;
+    g_clear_pointer(&s->id, g_free);
 }
 
 static int64_t blkin_getlength(BlockDriverState *bs)
