@@ -4,6 +4,10 @@
 # download and unpacked with dpkg -x. Keeps only what tests/lib/vm.py boots:
 #
 #   $BLKIN_CACHE/kernel/<release>/vmlinuz          the bzImage
+#   $BLKIN_CACHE/kernel/<release>/vmlinux          its payload, decompressed,
+#                                                  only if it has a PVH entry
+#                                                  note (QEMU boots it directly,
+#                                                  ~0.6 s faster under TCG)
 #   $BLKIN_CACHE/kernel/<release>/modules/*.ko     virtio modules, uncompressed
 #   $BLKIN_CACHE/kernel/<release>/modules.order    insmod order (one name a line)
 #   $BLKIN_CACHE/kernel/current -> <release>
@@ -21,7 +25,10 @@ modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev
     virtio_pci virtio_mmio virtio_blk virtio_console)
 
 mkdir -p "$cache"
-if [ -L "$cache/current" ] && [ -f "$cache/current/.blkin-kernel-ok" ]; then
+# Bump when the layout above changes, so that old caches are redone.
+layout=2
+if [ -L "$cache/current" ] &&
+    [ "$(head -c2 "$cache/current/.blkin-kernel-ok" 2>/dev/null)" = "$layout " ]; then
     exit 0
 fi
 
@@ -84,6 +91,60 @@ for m in "${modules[@]}"; do
     echo "$m" >>"$dir/modules.order"
 done
 rm -rf "$cache/x"
-echo "$pkg" >"$dir/.blkin-kernel-ok"
+
+# The bzImage's payload (offsets from its boot header) is the compressed ELF
+# vmlinux. Debian 6.1 compresses it with LZ4 (legacy frames); the others are
+# handled in case a later kernel differs. Without a PVH note, vm.py keeps
+# using the bzImage.
+python3 - "$dir/vmlinuz" "$dir/payload" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+setup_sects = d[0x1f1] or 4
+off, length = struct.unpack_from("<II", d, 0x248)
+base = (setup_sects + 1) * 512
+open(sys.argv[2], "wb").write(d[base + off:base + off + length])
+PY
+magic=$(od -An -tx1 -N6 "$dir/payload" | tr -d ' \n')
+case $magic in
+02214c18*) dec=(lz4 -dcq) ;;
+fd377a585a00) dec=(xz -dcq) ;;
+28b52ffd*) dec=(zstd -dcq) ;;
+1f8b*) dec=(gzip -dcq) ;;
+*) dec=() ;;
+esac
+# lz4 and gzip complain about the size trailer after the stream: check the ELF.
+if [ ${#dec[@]} -gt 0 ] && command -v "${dec[0]}" >/dev/null; then
+    "${dec[@]}" "$dir/payload" >"$dir/vmlinux.tmp" 2>/dev/null || true
+    if python3 - "$dir/vmlinux.tmp" <<'PY'; then
+import struct, sys
+# Exit 0 only for an x86-64 ELF with a Xen ELF note of type 18
+# (XEN_ELFNOTE_PHYS32_ENTRY): the PVH entry point QEMU's -kernel uses.
+d = open(sys.argv[1], "rb").read()
+if d[:4] != b"\x7fELF" or d[4] != 2:
+    sys.exit(1)
+phoff, = struct.unpack_from("<Q", d, 0x20)
+phentsize, phnum = struct.unpack_from("<HH", d, 0x36)
+for i in range(phnum):
+    ptype, _, off, _, _, filesz = struct.unpack_from("<IIQQQQ", d, phoff + i * phentsize)
+    if ptype != 4:  # PT_NOTE
+        continue
+    p, end = off, off + filesz
+    while p + 12 <= end:
+        namesz, descsz, ntype = struct.unpack_from("<III", d, p)
+        name = d[p + 12:p + 12 + namesz].rstrip(b"\0")
+        if name == b"Xen" and ntype == 18:
+            sys.exit(0)
+        p += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+sys.exit(1)
+PY
+        mv "$dir/vmlinux.tmp" "$dir/vmlinux"
+    else
+        log "no PVH entry in the decompressed kernel; the bzImage will be booted"
+    fi
+    rm -f "$dir/vmlinux.tmp"
+fi
+rm -f "$dir/payload"
+
+echo "$layout $pkg" >"$dir/.blkin-kernel-ok"
 ln -sfn "$release" "$cache/current"
 log "guest kernel $release ready in $dir"

@@ -72,6 +72,16 @@ def kernel_dir():
     return os.path.realpath(d)
 
 
+def kernel_image(kdir):
+    """The image QEMU boots: the decompressed vmlinux with its PVH entry when
+    set-up could make one (boots ~0.6 s faster under TCG), else the bzImage.
+    BLKIN_VM_KERNEL=bzimage forces the bzImage."""
+    pvh = os.path.join(kdir, "vmlinux")
+    if os.environ.get("BLKIN_VM_KERNEL") != "bzimage" and os.path.isfile(pvh):
+        return pvh
+    return os.path.join(kdir, "vmlinuz")
+
+
 def _first_existing(paths):
     for p in paths:
         if p and os.path.isfile(p):
@@ -409,7 +419,7 @@ def choose_accel(kdir=None):
         return "tcg"
     kdir = kdir or kernel_dir()
     st = os.stat(QEMU)
-    key = f"{kdir}|{st.st_size}|{int(st.st_mtime)}|{os.stat('/dev/kvm').st_rdev}"
+    key = f"{kernel_image(kdir)}|{st.st_size}|{int(st.st_mtime)}|{os.stat('/dev/kvm').st_rdev}"
     cache = os.path.join(cache_dir(), "vm", "accel-probe.json")
     try:
         with open(cache) as f:
@@ -560,7 +570,7 @@ class GuestVM:
                 "-display", "none", "-vga", "none",
                 "-chardev", f"file,id=con0,path={self.console_path}",
                 "-serial", "chardev:con0",
-                "-kernel", os.path.join(kdir, "vmlinuz"),
+                "-kernel", kernel_image(kdir),
                 "-initrd", self.initramfs_path,
                 "-append", cmdline,
                 "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
