@@ -25,6 +25,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 QEMU = "/usr/bin/qemu-system-x86_64"
@@ -398,11 +399,15 @@ def _libc():
         return None
 
 
-def _child_setup():
+def _child_setup_pdeathsig():
     # Dies with the harness (even on SIGKILL of the test), so no QEMU is left.
     libc = _libc()
     if libc is not None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    os.setsid()
+
+
+def _child_setup_plain():
     os.setsid()
 
 
@@ -482,6 +487,7 @@ _live = set()
 def _kill_live():
     for vm in list(_live):
         vm.kill()
+        shutil.rmtree(vm._sockdir, ignore_errors=True)
 
 
 import atexit  # noqa: E402 - grouped with its only use
@@ -550,6 +556,8 @@ class GuestVM:
         self.deadline = None
         self.result = None
         self._qmp = None
+        self._watchdog = None
+        self._deadline_hit = False
 
     # -- set-up
 
@@ -625,14 +633,27 @@ class GuestVM:
         log = open(self.qemu_log_path, "wb")
         self.started_at = time.monotonic()
         self.deadline = self.started_at + self.timeout
+        # PR_SET_PDEATHSIG fires when the *thread* that forked exits, so it is
+        # only safe from the main thread; the watchdog and atexit cover the rest.
+        main = threading.current_thread() is threading.main_thread()
         try:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, env=env,
-                                         preexec_fn=_child_setup)
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=env, preexec_fn=_child_setup_pdeathsig if main else _child_setup_plain)
         finally:
             log.close()
         _live.add(self)
+        # The deadline holds even while the test is blocked elsewhere (a socket
+        # read, a hung QMP call): a separate thread enforces it.
+        self._watchdog = threading.Timer(self.timeout, self._on_deadline)
+        self._watchdog.daemon = True
+        self._watchdog.start()
         return self
+
+    def _on_deadline(self):
+        if self.proc and self.proc.poll() is None:
+            self._deadline_hit = True
+            self.kill()
 
     def remaining(self):
         return max(0.0, self.deadline - time.monotonic()) if self.deadline else self.timeout
@@ -651,9 +672,9 @@ class GuestVM:
         except subprocess.TimeoutExpired:
             if timeout is not None and self.remaining() > 0:
                 return None
+            self._deadline_hit = True
             self.kill()
-            return self._finish(timed_out=True)
-        return self._finish(timed_out=False)
+        return self._finish(timed_out=self._deadline_hit)
 
     def run(self):
         """start() and wait()."""
@@ -663,6 +684,8 @@ class GuestVM:
 
     def _finish(self, timed_out):
         _live.discard(self)
+        if self._watchdog:
+            self._watchdog.cancel()
         self._close_qmp()
         console = self.console()
         status = None
@@ -697,8 +720,8 @@ class GuestVM:
     def close(self):
         if self.proc and self.proc.poll() is None:
             self.kill()
-            if not self.result:
-                self._finish(timed_out=False)
+        if self.proc and not self.result:
+            self._finish(timed_out=self._deadline_hit)
         self._close_qmp()
         shutil.rmtree(self._sockdir, ignore_errors=True)
 
@@ -740,11 +763,15 @@ class GuestVM:
 
     def connect_agent(self, timeout=10.0):
         """A connected socket to the agent port (the host side is a client;
-        it may connect at any time, QEMU listens from start)."""
+        it may connect at any time, QEMU listens from start). The socket's
+        own timeout is set to the VM's remaining time, so a read can never
+        outlive the VM; change it with settimeout() as needed."""
         if not self.agent_socket:
             raise VMError("agent port not enabled")
-        return _connect_unix(self.agent_socket, min(timeout, self.remaining()) if self.deadline
-                             else timeout)
+        s = _connect_unix(self.agent_socket, min(timeout, self.remaining()) if self.deadline
+                          else timeout)
+        s.settimeout(max(1.0, self.remaining()))
+        return s
 
     def qmp(self, command, **arguments):
         """Runs one QMP command; returns its 'return' value (raises on error)."""

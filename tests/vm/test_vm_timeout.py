@@ -17,14 +17,14 @@ HANG = "echo guest-hangs-now; sleep 600"
 
 def test_timeout_kills(t):
     work = vmtestlib.workdir("vm-timeout")
-    with vm.GuestVM(work, [], HANG, timeout=8) as g:
+    with vm.GuestVM(work, [], HANG, timeout=6) as g:
         t0 = time.monotonic()
         res = g.run()
         took = time.monotonic() - t0
         pid = g.qemu_pid
     t.ok(res.timed_out, "a hanging guest is reported as timed out", detail=str(res))
     t.ok(res.status is None, "no guest status for a guest that never finished")
-    t.ok(8 <= took < 15, f"killed at the timeout ({took:.1f} s for 8 s)")
+    t.ok(6 <= took < 13, f"killed at the timeout ({took:.1f} s for 6 s)")
     t.ok("guest-hangs-now" in res.console, "console captured up to the hang",
          detail=res.console[-1000:])
     t.ok(not vmtestlib.alive(pid), "QEMU process is gone")
@@ -56,6 +56,24 @@ def test_exception_tears_down(t):
     except RuntimeError:
         pass
     t.ok(pid and not vmtestlib.alive(pid), "an exception in the with-block kills QEMU")
+
+
+def test_watchdog_releases_blocked_reader(t):
+    # The test itself is stuck in a blocking read; the deadline still holds.
+    work = vmtestlib.workdir("vm-timeout-watchdog")
+    with vm.GuestVM(work, [], HANG, timeout=5) as g:
+        g.start()
+        s = g.connect_agent(timeout=5)
+        s.settimeout(None)
+        t0 = time.monotonic()
+        data = s.recv(1)  # the guest never writes: only QEMU's death ends this
+        took = time.monotonic() - t0
+        s.close()
+        res = g.wait()
+        pid = g.qemu_pid
+    t.eq(data, b"", "a blocking read on the agent socket ends with EOF at the deadline")
+    t.ok(took < 12, f"within the deadline plus kill grace ({took:.1f} s)")
+    t.ok(res.timed_out and not vmtestlib.alive(pid), "reported as timed out, QEMU gone")
 
 
 CHILD = r"""
@@ -95,6 +113,7 @@ def main():
     t.run(test_timeout_kills)
     t.run(test_stopped_qemu_is_sigkilled)
     t.run(test_exception_tears_down)
+    t.run(test_watchdog_releases_blocked_reader)
     t.run(test_harness_death_kills_qemu)
     t.done()
 
