@@ -63,16 +63,25 @@ int blkin_clock_add(struct blkin_clock_estimator *e,
 /* Least-squares slope of offset over host time, relative to the first. */
 static bool drift(const struct blkin_clock_estimator *e, double *ppb)
 {
-    double sx = 0, sy = 0, sxx = 0, sxy = 0, n = e->hist_n, den;
-    int64_t x0, y0;
+    double sx = 0, sy = 0, sxx = 0, sxy = 0, n = 0, den;
+    int64_t x0, y0, min_delay = INT64_MAX, cutoff;
 
     if (e->hist_n < 2)
         return false;
+    /* Points far noisier than the best would dominate the slope. */
+    for (unsigned i = 0; i < e->hist_n; i++)
+        if (e->hist[i].delay_ns < min_delay)
+            min_delay = e->hist[i].delay_ns;
+    cutoff = min_delay * 2 + 100000;
     x0 = e->hist[0].host_mid_ns;
     y0 = e->hist[0].offset_ns;
     for (unsigned i = 0; i < e->hist_n; i++) {
         double x = (double)(e->hist[i].host_mid_ns - x0);
         double y = (double)(e->hist[i].offset_ns - y0);
+
+        if (e->hist[i].delay_ns > cutoff)
+            continue;
+        n++;
 
         sx += x;
         sy += y;
@@ -80,7 +89,7 @@ static bool drift(const struct blkin_clock_estimator *e, double *ppb)
         sxy += x * y;
     }
     den = n * sxx - sx * sx;
-    if (den <= 0)
+    if (n < 2 || den <= 0)
         return false;
     *ppb = (n * sxy - sx * sy) / den * 1e9;
     return true;

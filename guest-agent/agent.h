@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The agent proper: collects block request timings from perf rings, keeps
+ * them in bounded memory and streams them to the host when it is there.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define AGENT_VERSION "blkin-guest-agent 0.1"
+
+struct agent_options {
+    const char *port_name;
+    const char *port_path; /* overrides port_name */
+    const char *disks;     /* comma-separated name prefixes */
+    uint32_t buffer_records;
+    uint32_t inflight;
+    uint32_t ring_pages;
+    uint32_t flush_ms;
+    uint32_t batch;
+    bool queue_events;
+    bool verbose;
+};
+
+void agent_default_options(struct agent_options *o);
+
+/* Fixed memory the agent will use at most with these options, in bytes. */
+uint64_t agent_memory_bound(const struct agent_options *o, unsigned ncpus);
+
+/* Runs until SIGTERM/SIGINT; returns 0 or a negative errno. */
+int agent_run(const struct agent_options *o);
+
+void agent_log(int prio, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+extern bool agent_log_syslog;

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The agent's virtio-serial port. A guest write() blocks until the host
+ * side is connected and read() returns 0 while it is not, so the port is
+ * used non-blocking and its connection state is read from poll(): the
+ * kernel reports POLLHUP for exactly as long as the host is absent.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Finds /dev/vportNpM for the port whose name is name (via sysfs). */
+int port_find(const char *name, char *path, size_t size);
+
+/* Opens a port path non-blocking; returns the fd or -errno. */
+int port_open(const char *path);
+
+/* True while the host end is open. */
+bool port_host_connected(int fd);
