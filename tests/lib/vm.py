@@ -380,6 +380,11 @@ class Disk:
         return args
 
 
+def _esc(v):
+    """A value inside a QEMU key=value option list: commas doubled."""
+    return str(v).replace(",", ",,")
+
+
 def _kv(d):
     out = []
     for k, v in d.items():
@@ -465,12 +470,13 @@ def _probe_kvm(kdir, timeout=15):
 class Result:
     """What one VM run ended with."""
 
-    def __init__(self, status, qemu_rc, timed_out, console, elapsed):
+    def __init__(self, status, qemu_rc, timed_out, console, elapsed, boot_hung=False):
         self.status = status        # guest script's exit status, None if not reported
         self.qemu_rc = qemu_rc      # QEMU's exit code (negative: signal)
         self.timed_out = timed_out  # the harness killed QEMU at the timeout
         self.console = console      # serial console text
         self.elapsed = elapsed      # seconds from start to QEMU's exit
+        self.boot_hung = boot_hung  # killed because /init never started in time
 
     @property
     def ok(self):
@@ -478,7 +484,8 @@ class Result:
 
     def __repr__(self):
         return (f"Result(status={self.status}, qemu_rc={self.qemu_rc}, "
-                f"timed_out={self.timed_out}, elapsed={self.elapsed:.2f})")
+                f"timed_out={self.timed_out}, boot_hung={self.boot_hung}, "
+                f"elapsed={self.elapsed:.2f})")
 
 
 _live = set()
@@ -518,7 +525,7 @@ class GuestVM:
     def __init__(self, workdir, disks=(), guest_script="", extra_files=None, timeout=60,
                  accel=None, memory=256, cpus=1, machine="q35", preload=None, qemu_args=(),
                  agent_port=True, guest_env=None, append="", kdir=None, qemu=QEMU,
-                 with_workload=True, env=None):
+                 with_workload=True, env=None, boot_timeout=30):
         self.workdir = os.path.abspath(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.disks = list(disks)
@@ -527,6 +534,7 @@ class GuestVM:
         self.guest_script = guest_script
         self.extra_files = dict(extra_files or {})
         self.timeout = timeout
+        self.boot_timeout = boot_timeout
         self.accel = accel
         self.memory = memory
         self.cpus = cpus
@@ -557,7 +565,9 @@ class GuestVM:
         self.result = None
         self._qmp = None
         self._watchdog = None
+        self._stop_watch = None
         self._deadline_hit = False
+        self.boot_hung = False
 
     # -- set-up
 
@@ -576,17 +586,18 @@ class GuestVM:
                 "-m", str(self.memory), "-smp", str(self.cpus),
                 "-nodefaults", "-no-user-config", "-no-reboot",
                 "-display", "none", "-vga", "none",
-                "-chardev", f"file,id=con0,path={self.console_path}",
+                "-chardev", f"file,id=con0,path={_esc(self.console_path)}",
                 "-serial", "chardev:con0",
                 "-kernel", kernel_image(kdir),
                 "-initrd", self.initramfs_path,
                 "-append", cmdline,
-                "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
+                "-qmp", f"unix:{_esc(self.qmp_socket)},server=on,wait=off",
                 "-device", "virtio-serial-pci,id=vser0",
-                "-chardev", f"file,id=results0,path={self.results_path}",
+                "-chardev", f"file,id=results0,path={_esc(self.results_path)}",
                 "-device", f"virtserialport,bus=vser0.0,chardev=results0,name={RESULTS_PORT}"]
         if self.agent_socket:
-            argv += ["-chardev", f"socket,id=agent0,path={self.agent_socket},server=on,wait=off",
+            argv += ["-chardev", f"socket,id=agent0,path={_esc(self.agent_socket)},"
+                             "server=on,wait=off",
                      "-device", f"virtserialport,bus=vser0.0,chardev=agent0,name={AGENT_PORT}"]
         for d in self.disks:
             argv += d.qemu_args()
@@ -645,15 +656,31 @@ class GuestVM:
         _live.add(self)
         # The deadline holds even while the test is blocked elsewhere (a socket
         # read, a hung QMP call): a separate thread enforces it.
-        self._watchdog = threading.Timer(self.timeout, self._on_deadline)
-        self._watchdog.daemon = True
+        self._stop_watch = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, daemon=True)
         self._watchdog.start()
         return self
 
-    def _on_deadline(self):
-        if self.proc and self.proc.poll() is None:
-            self._deadline_hit = True
-            self.kill()
+    def _watch(self):
+        boot_deadline = self.started_at + self.boot_timeout if self.boot_timeout else None
+        while not self._stop_watch.wait(0.2):
+            if self.proc.poll() is not None:
+                return
+            now = time.monotonic()
+            if now >= self.deadline:
+                self._deadline_hit = True
+                self.kill()
+                return
+            if boot_deadline and now >= boot_deadline:
+                if BOOT_MARK in self.console():
+                    boot_deadline = None
+                else:
+                    # A boot that never reached /init (seen about once in
+                    # twenty boots on these machines): give up early.
+                    self.boot_hung = True
+                    self._deadline_hit = True
+                    self.kill()
+                    return
 
     def remaining(self):
         return max(0.0, self.deadline - time.monotonic()) if self.deadline else self.timeout
@@ -676,16 +703,36 @@ class GuestVM:
             self.kill()
         return self._finish(timed_out=self._deadline_hit)
 
-    def run(self):
-        """start() and wait()."""
+    def run(self, boot_retries=1):
+        """start() and wait(); a boot that hung before /init is retried
+        (boot_retries times) with a fresh QEMU, as nothing ran yet."""
         if not self.proc:
             self.start()
-        return self.wait()
+        res = self.wait()
+        while res.boot_hung and boot_retries > 0:
+            boot_retries -= 1
+            self.restart()
+            res = self.wait()
+        return res
+
+    def restart(self):
+        """Kills QEMU if it runs and starts a fresh one (same disks, files)."""
+        self.kill()
+        if self.proc and not self.result:
+            self._finish(timed_out=self._deadline_hit)
+        if os.path.exists(self.console_path):
+            # Kept for the post-mortem of the hung boot.
+            os.replace(self.console_path, self.console_path + ".hung")
+        self.proc = None
+        self.result = None
+        self._deadline_hit = False
+        self.boot_hung = False
+        return self.start()
 
     def _finish(self, timed_out):
         _live.discard(self)
-        if self._watchdog:
-            self._watchdog.cancel()
+        if self._stop_watch:
+            self._stop_watch.set()
         self._close_qmp()
         console = self.console()
         status = None
@@ -696,7 +743,7 @@ class GuestVM:
                 except ValueError:
                     pass
         self.result = Result(status, self.proc.returncode, timed_out, console,
-                             time.monotonic() - self.started_at)
+                             time.monotonic() - self.started_at, self.boot_hung)
         return self.result
 
     def kill(self):

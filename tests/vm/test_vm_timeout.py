@@ -76,6 +76,22 @@ def test_watchdog_releases_blocked_reader(t):
     t.ok(res.timed_out and not vmtestlib.alive(pid), "reported as timed out, QEMU gone")
 
 
+def test_boot_hang_retried(t):
+    # '-S' keeps the CPU stopped: a boot that never reaches /init.
+    work = vmtestlib.workdir("vm-timeout-boot")
+    with vm.GuestVM(work, [], "true", timeout=30, boot_timeout=3, qemu_args=["-S"]) as g:
+        t0 = time.monotonic()
+        res = g.run(boot_retries=1)
+        took = time.monotonic() - t0
+        pid = g.qemu_pid
+    t.ok(res.boot_hung and res.timed_out, "a boot that never reaches /init is reported as hung",
+         detail=str(res))
+    t.ok(os.path.exists(os.path.join(work, "console.log.hung")), "it was retried once, "
+         "the hung boot's console kept")
+    t.ok(6 <= took < 15, f"each attempt given up after boot_timeout ({took:.1f} s for 2 x 3 s)")
+    t.ok(not vmtestlib.alive(pid), "QEMU gone")
+
+
 CHILD = r"""
 import sys, time
 sys.path.insert(0, sys.argv[1])
@@ -114,6 +130,7 @@ def main():
     t.run(test_stopped_qemu_is_sigkilled)
     t.run(test_exception_tears_down)
     t.run(test_watchdog_releases_blocked_reader)
+    t.run(test_boot_hang_retried)
     t.run(test_harness_death_kills_qemu)
     t.done()
 
