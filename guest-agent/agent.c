@@ -387,7 +387,7 @@ static void flush_port(struct agent *a, uint64_t now, bool force)
 static void rescan_devices(struct agent *a, uint64_t now)
 {
     a->last_scan_ns = now;
-    if (devmap_scan("/sys/block", a->prefixes, &a->scan) < 0)
+    if (devmap_scan("/sys/block", a->prefixes, &a->map, &a->scan) < 0)
         return;
     if (devmap_equal(&a->scan, &a->map))
         return;

@@ -110,6 +110,10 @@ bool blk_decode(const struct blk_decoder *d, uint64_t time, const uint8_t *raw,
     e->time = time;
     e->dev = (uint32_t)tp_get_u(&f->dev, raw, len);
     e->sector = tp_get_u(&f->sector, raw, len);
+    /* Issue reports requests without a position (passthrough, flush) as
+     * sector 0 (blk_rq_trace_sector), completion as -1: agree on 0. */
+    if (e->sector == UINT64_MAX)
+        e->sector = 0;
     if (f->bytes.present)
         e->bytes = (uint32_t)tp_get_u(&f->bytes, raw, len);
     else

@@ -47,9 +47,22 @@ static int cmp_dev(const void *a, const void *b)
                   ((const struct blkin_device *)b)->name);
 }
 
-int devmap_scan(const char *sysfs_block, const char *const *prefixes,
-                struct blkin_devmap *m)
+static const struct blkin_device *known(const struct blkin_devmap *prev,
+                                        const struct blkin_device *d)
 {
+    if (!prev)
+        return NULL;
+    for (uint32_t i = 0; i < prev->count; i++)
+        if (prev->dev[i].major == d->major && prev->dev[i].minor == d->minor &&
+            !strcmp(prev->dev[i].name, d->name))
+            return &prev->dev[i];
+    return NULL;
+}
+
+int devmap_scan(const char *sysfs_block, const char *const *prefixes,
+                const struct blkin_devmap *prev, struct blkin_devmap *m)
+{
+    const struct blkin_device *old;
     DIR *d = opendir(sysfs_block);
     struct dirent *de;
     char buf[128];
@@ -71,9 +84,14 @@ int devmap_scan(const char *sysfs_block, const char *const *prefixes,
         dev->major = maj;
         dev->minor = min;
         snprintf(dev->name, sizeof(dev->name), "%s", de->d_name);
-        read_attr(sysfs_block, de->d_name, "serial", dev->serial,
-                  sizeof(dev->serial));
-        sanitize(dev->serial);
+        old = known(prev, dev);
+        if (old) {
+            memcpy(dev->serial, old->serial, sizeof(dev->serial));
+        } else {
+            read_attr(sysfs_block, de->d_name, "serial", dev->serial,
+                      sizeof(dev->serial));
+            sanitize(dev->serial);
+        }
         read_attr(sysfs_block, de->d_name, "size", buf, sizeof(buf));
         /* sysfs "size" is always in 512-byte units. */
         dev->size_bytes = strtoull(buf, NULL, 10) * 512;

@@ -12,9 +12,12 @@
 /*
  * Scans /sys/block for disks whose names start with one of the prefixes
  * (NULL-terminated list). Keeps m->generation; returns 0 or -errno.
+ * A disk already in prev (same name and major:minor) keeps its serial:
+ * reading virtio-blk's serial attribute sends the device a request, and a
+ * periodic rescan must not add I/O of its own to what it measures.
  */
 int devmap_scan(const char *sysfs_block, const char *const *prefixes,
-                struct blkin_devmap *m);
+                const struct blkin_devmap *prev, struct blkin_devmap *m);
 
 /* Same disks with the same attributes (generation ignored). */
 bool devmap_equal(const struct blkin_devmap *a, const struct blkin_devmap *b);

@@ -149,10 +149,30 @@ static uint32_t find(const struct matcher *m, uint32_t dev, uint64_t sector,
     return best;
 }
 
+/* Like find(ST_ISSUED, oldest), preferring an entry of the same op. */
+static uint32_t find_issued(const struct matcher *m, uint32_t dev,
+                            uint64_t sector, uint8_t op)
+{
+    uint32_t best = NIL, any = NIL;
+
+    for (uint32_t i = m->bucket[hash(m, dev, sector)]; i != NIL;
+         i = m->e[i].next) {
+        const struct match_entry *e = &m->e[i];
+
+        if (e->state != ST_ISSUED || e->dev != dev || e->sector != sector)
+            continue;
+        if (any == NIL || e->age < m->e[any].age)
+            any = i;
+        if (e->op == op && (best == NIL || e->age < m->e[best].age))
+            best = i;
+    }
+    return best != NIL ? best : any;
+}
+
 static bool complete(struct matcher *m, const struct blk_event *ev,
                      matcher_emit_fn emit, void *user)
 {
-    uint32_t i = find(m, ev->dev, ev->sector, ST_ISSUED, false);
+    uint32_t i = find_issued(m, ev->dev, ev->sector, ev->op);
     struct blkin_request r;
     struct match_entry *e;
 

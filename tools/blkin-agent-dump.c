@@ -24,6 +24,9 @@
 
 static volatile sig_atomic_t quit;
 static FILE *out;
+/* Probes wait for the agent's hello on each connection: until the agent has
+ * the port open they would only pile up in the guest and time out. */
+static bool agent_ready;
 
 static uint64_t now_ns(void)
 {
@@ -72,6 +75,7 @@ static void on_event(void *user, const struct blkin_event *ev)
 
     switch (ev->type) {
     case BLKIN_EV_HELLO:
+        agent_ready = true;
         fprintf(out,
                 "{\"type\":\"hello\",\"t\":%" PRIu64
                 ",\"session\":\"%016" PRIx64 "\",\"software\":",
@@ -314,13 +318,16 @@ int main(int argc, char **argv)
                 continue;
             }
             connected = true;
+            agent_ready = false;
             blkin_channel_reconnected(ch);
             fprintf(out, "{\"type\":\"connected\",\"t\":%" PRIu64 "}\n", tnow);
             fflush(out);
             send_frame(fd, buf, blkin_channel_make_hello(ch, buf, 64, tnow));
             next_probe = tnow + probe_ns / 4;
         }
-        if (probe_ns && tnow >= next_probe) {
+        if (!agent_ready)
+            next_probe = tnow;
+        else if (probe_ns && tnow >= next_probe) {
             send_frame(fd, buf,
                        blkin_channel_make_probe(ch, buf, 64, now_ns()));
             next_probe = tnow + probe_ns;
