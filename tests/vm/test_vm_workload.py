@@ -11,11 +11,16 @@ import vmtestlib
 from tap import Tap
 
 WL_ARGS = ["--seed", "42", "--count", "200", "--qd", "1,16", "--span", "8M"]
+FD_ARGS = ["--seed", "5", "--count", "60", "--qd", "4", "--flush-pct", "10",
+           "--discard-pct", "10"]
+MARK = "=== flush-discard run ==="
 
 GUEST = r"""
 for d in /sys/block/vd*; do echo "disk ${d##*/} $(cat $d/serial) $(cat $d/size)"; done >"$BLKIN_RESULTS"
 blkin-workload @ARGS@ -o "$BLKIN_RESULTS" "$(blkin_disk blkin-disk-a)" "$(blkin_disk blkin-disk-b)"
 rc=$?
+blkin-workload @FDARGS@ -o /tmp/fd.out "$(blkin_disk blkin-disk-a)" || rc=$?
+{ echo "@MARK@"; cat /tmp/fd.out; } >"$BLKIN_RESULTS"
 # Agent port: write() blocks until the host connects; then read its reply.
 exec 3<>"$BLKIN_AGENT_PORT"
 echo hello-from-guest >&3
@@ -27,10 +32,13 @@ exit $rc
 
 def test_workload_in_guest(t):
     work = vmtestlib.workdir("vm-workload")
-    disks = [vm.Disk(os.path.join(work, "a.img"), "blkin-disk-a", size="64M"),
+    # Disk a passes discards down to its image file (options on both nodes).
+    disks = [vm.Disk(os.path.join(work, "a.img"), "blkin-disk-a", size="64M",
+                     proto_opts={"discard": "unmap"}, fmt_opts={"discard": "unmap"}),
              vm.Disk(os.path.join(work, "b.qcow2"), "blkin-disk-b", fmt="qcow2", size="64M")]
-    script = GUEST.replace("@ARGS@", " ".join(WL_ARGS))
-    with vm.GuestVM(work, disks, script, timeout=90) as g:
+    script = (GUEST.replace("@ARGS@", " ".join(WL_ARGS))
+              .replace("@FDARGS@", " ".join(FD_ARGS)).replace("@MARK@", MARK))
+    with vm.GuestVM(work, disks, script, timeout=90, cpus=2) as g:
         t0 = time.monotonic()
         g.start()
         t.ok(g.qemu_pid and vmtestlib.alive(g.qemu_pid), "QEMU started", detail=g.qemu_log_path)
@@ -51,12 +59,13 @@ def test_workload_in_guest(t):
         t.ok(res.ok, "guest script exited 0 before the timeout",
              detail=f"{res}\n{res.console[-3000:]}")
         t.ok(not vmtestlib.alive(g.qemu_pid), "QEMU has exited")
-        text = g.results()
+        full = g.results()
+        text, _, fd_text = full.partition(MARK)
 
     seen = vmtestlib.disks_seen(text)
     t.eq({k: v for k, v in seen.items()}, {"vda": "blkin-disk-a", "vdb": "blkin-disk-b"},
          "guest sees both disks with their serials")
-    t.ok("agent-reply ping-from-host" in text, "guest reads what the host sent on the agent port")
+    t.ok("agent-reply ping-from-host" in full, "guest reads what the host sent on the agent port")
 
     w = vm.parse_workload(text)
     t.ok(w["header"] and w["end"], "workload output complete (header to end line)",
@@ -80,6 +89,17 @@ def test_workload_in_guest(t):
     for ph in w["phases"]:
         iops = ph["requests"] / (ph["elapsed_ns"] / 1e9)
         t.diag(f"phase qd={ph['qd']}: {ph['requests']} requests, {iops:.0f} IOPS under {g.accel}")
+
+    fd = vm.parse_workload(fd_text)
+    fplan = vm.workload_plan(FD_ARGS, ["/dev/vda"])
+    fgot = sorted(({k: r[k] for k in ("seq", "qd", "dev", "op", "offset", "bytes")}
+                   for r in fd["ios"]), key=lambda r: r["seq"])
+    ops = {r["op"] for r in fd["ios"]}
+    t.ok(fd["end"] and fgot == fplan and ops == {"read", "write", "flush", "discard"},
+         "flushes and discards issued as planned", detail=fd_text[-1500:])
+    t.ok(all(r["result"] == (r["bytes"] if r["op"] in ("read", "write") else 0) for r in fd["ios"])
+         and fd["summary"]["mismatches"] == 0,
+         "flush (fdatasync) and discard (BLKDISCARD) succeed, reads after them verify")
 
 
 def main():

@@ -69,6 +69,7 @@ struct opts {
     unsigned flush_pct;
     unsigned discard_pct;
     bool plan_only;
+    bool quiet; /* no per-request lines: for benchmarks */
     const char *out;
 };
 
@@ -212,11 +213,12 @@ static void set_writer(struct ctx *c, const struct req *r, uint32_t w)
 static void emit(struct ctx *c, const struct req *r, uint64_t start,
                  uint64_t end, int64_t res)
 {
-    fprintf(c->out,
-            "io %" PRIu64 " %u %s %s %" PRIu64 " %" PRIu32 " %" PRIu64
-            " %" PRIu64 " %" PRId64 "\n",
-            r->seq, r->qd, c->devs[r->dev].name, op_names[r->op], r->offset,
-            r->bytes, start, end, res);
+    if (!c->o.quiet)
+        fprintf(c->out,
+                "io %" PRIu64 " %u %s %s %" PRIu64 " %" PRIu32 " %" PRIu64
+                " %" PRIu64 " %" PRId64 "\n",
+                r->seq, r->qd, c->devs[r->dev].name, op_names[r->op], r->offset,
+                r->bytes, start, end, res);
     c->done++;
     if (res < 0 || (r->bytes && res != (int64_t)r->bytes &&
                     (r->op == OP_READ || r->op == OP_WRITE)))
@@ -406,17 +408,19 @@ static int parse_qds(const char *s, struct opts *o)
 
 static void usage(FILE *f)
 {
-    fputs("usage: blkin-workload [options] DEVICE...\n"
-          "  -s, --seed N        plan seed (default 1)\n"
-          "  -n, --count N       requests per phase (default 200)\n"
-          "  -q, --qd LIST       queue depth of each phase (default 1,16)\n"
-          "  -S, --span BYTES    bytes used on each device (default 8M)\n"
-          "  -w, --write-pct P   share of writes, percent (default 50)\n"
-          "  -f, --flush-pct P   share of flushes (fdatasync), percent (0)\n"
-          "  -d, --discard-pct P share of discards (BLKDISCARD), percent (0)\n"
-          "  -o, --out PATH      where records go (default stdout)\n"
-          "  -p, --plan          print the plan only; opens no device\n",
-          f);
+    fputs(
+        "usage: blkin-workload [options] DEVICE...\n"
+        "  -s, --seed N        plan seed (default 1)\n"
+        "  -n, --count N       requests per phase (default 200)\n"
+        "  -q, --qd LIST       queue depth of each phase (default 1,16)\n"
+        "  -S, --span BYTES    bytes used on each device (default 8M)\n"
+        "  -w, --write-pct P   share of writes, percent (default 50)\n"
+        "  -f, --flush-pct P   share of flushes (fdatasync), percent (0)\n"
+        "  -d, --discard-pct P share of discards (BLKDISCARD), percent (0)\n"
+        "  -o, --out PATH      where records go (default stdout)\n"
+        "  -p, --plan          print the plan only; opens no device\n"
+        "  -Q, --quiet         no per-request lines (phase and summary only)\n",
+        f);
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -431,6 +435,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"discard-pct", required_argument, NULL, 'd'},
         {"out", required_argument, NULL, 'o'},
         {"plan", no_argument, NULL, 'p'},
+        {"quiet", no_argument, NULL, 'Q'},
         {"help", no_argument, NULL, 'h'},
         {},
     };
@@ -444,7 +449,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         .span = 8ull << 20,
         .write_pct = 50,
     };
-    while ((ch = getopt_long(argc, argv, "s:n:q:S:w:f:d:o:ph", lo, NULL)) !=
+    while ((ch = getopt_long(argc, argv, "s:n:q:S:w:f:d:o:pQh", lo, NULL)) !=
            -1) {
         switch (ch) {
         case 's':
@@ -475,6 +480,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'p':
             o->plan_only = true;
+            break;
+        case 'Q':
+            o->quiet = true;
             break;
         case 'h':
             usage(stdout);
