@@ -44,6 +44,7 @@ typedef struct BDRVBlkinState {
     uint64_t map_interval_ns;
     uint64_t next_map_ns;
     bool map_was_enabled;
+    bool watching; /* the tick is armed */
     uint32_t inflight;
     QLIST_HEAD(, BlkinReq) reqs;
     QEMUTimer *tick;
@@ -66,6 +67,7 @@ const BlkinReq *blkin_parent_find(void);
 /* blkin-watch.c: the node's periodic tick (hung requests, disk map). */
 void blkin_watch_start(BlockDriverState *bs);
 void blkin_watch_stop(BlockDriverState *bs);
+void blkin_watch_wake(BlockDriverState *bs);
 void blkin_emit_disk(BlockDriverState *bs, enum blkin_disk_state state);
 
 #endif

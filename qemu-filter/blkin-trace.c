@@ -61,6 +61,8 @@ void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
     r->traced = blkin_tracing();
     if (!r->traced)
         return;
+    if (unlikely(!s->watching))
+        blkin_watch_wake(bs);
 
     r->span.start_ns = blkin_now_ns();
     r->span.disk = s->disk;

@@ -9,6 +9,12 @@
  *   from off to on). So a viewer that attaches late learns the map, and one
  *   can ask for it on demand by enabling `blkin_qemu:disk`.
  *
+ * The tick runs only while a session records any blkin_qemu event: with
+ * none, a pending timer would still cost the main loop a clock read per
+ * iteration, which at queue depth 1 is a clock read per request. The first
+ * traced request after a session starts wakes it (blkin_watch_wake), and it
+ * stops itself once no session records and no traced request is in flight.
+ *
  * The timer is a main-loop timer that takes the node's AioContext lock, so
  * it runs under the same lock as the node's requests. It is not placed in
  * the node's AioContext: AioContext's layout depends on QEMU's configure
@@ -55,6 +61,18 @@ static void blkin_watch_map(BlockDriverState *bs, uint64_t now)
     s->map_was_enabled = enabled;
 }
 
+static bool blkin_any_enabled(void)
+{
+    return lttng_ust_tracepoint_enabled(blkin_qemu, request) ||
+           lttng_ust_tracepoint_enabled(blkin_qemu, hung) ||
+           lttng_ust_tracepoint_enabled(blkin_qemu, disk);
+}
+
+static void blkin_watch_arm(BDRVBlkinState *s)
+{
+    timer_mod(s->tick, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + BLKIN_TICK_MS);
+}
+
 static void blkin_watch_tick(void *opaque)
 {
     BlockDriverState *bs = opaque;
@@ -65,8 +83,22 @@ static void blkin_watch_tick(void *opaque)
     aio_context_acquire(ctx);
     blkin_watch_hung(s, now);
     blkin_watch_map(bs, now);
+    s->watching = blkin_any_enabled() || !QLIST_EMPTY(&s->reqs);
+    if (s->watching)
+        blkin_watch_arm(s);
     aio_context_release(ctx);
-    timer_mod(s->tick, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + BLKIN_TICK_MS);
+}
+
+void blkin_watch_wake(BlockDriverState *bs)
+{
+    BDRVBlkinState *s = bs->opaque;
+
+    if (!s->tick)
+        return;
+    /* A session that started since the last tick learns the map first. */
+    blkin_watch_map(bs, blkin_now_ns());
+    s->watching = true;
+    blkin_watch_arm(s);
 }
 
 void blkin_watch_start(BlockDriverState *bs)
@@ -77,15 +109,16 @@ void blkin_watch_start(BlockDriverState *bs)
     s->map_was_enabled = lttng_ust_tracepoint_enabled(blkin_qemu, disk);
     s->next_map_ns = blkin_now_ns() + s->map_interval_ns;
     s->tick = timer_new_ms(QEMU_CLOCK_REALTIME, blkin_watch_tick, bs);
-    timer_mod(s->tick, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + BLKIN_TICK_MS);
+    s->watching = blkin_any_enabled();
+    if (s->watching)
+        blkin_watch_arm(s);
 }
 
 void blkin_watch_stop(BlockDriverState *bs)
 {
     BDRVBlkinState *s = bs->opaque;
 
-    if (!s->tick)
-        return;
     timer_free(s->tick);
     s->tick = NULL;
+    s->watching = false;
 }
