@@ -34,20 +34,47 @@ fi
 
 # Prefer the release the meta package names; fall back to the newest 6.1
 # package apt knows (cloud flavour first, then generic amd64).
-pkg=
-dep=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-    sed -n 's/^ *Depends: \(linux-image-6\.1\.[^ ]*-cloud-amd64\)$/\1/p' | head -n1)
-if [ -n "$dep" ]; then
-    pkg=$dep
-else
+pick_package() {
+    local dep flavour p
+    dep=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+        sed -n 's/^ *Depends: \(linux-image-6\.1\.[^ ]*-cloud-amd64\)$/\1/p' | head -n1)
+    if [ -n "$dep" ]; then
+        echo "$dep"
+        return
+    fi
     for flavour in cloud-amd64 amd64; do
-        pkg=$(apt-cache search --names-only "^linux-image-6\.1\.[0-9]+-[0-9]+-$flavour\$" |
+        p=$(apt-cache search --names-only "^linux-image-6\.1\.[0-9]+-[0-9]+-$flavour\$" |
             awk '{print $1}' | sort -V | tail -n1)
-        [ -n "$pkg" ] && break
+        if [ -n "$p" ]; then
+            echo "$p"
+            return
+        fi
     done
+}
+
+download() {
+    local tmp
+    # apt-get download writes into the current directory; _apt must be able
+    # to write there when apt drops privileges.
+    tmp=$(mktemp -d "$cache/dl.XXXXXX")
+    chmod 777 "$tmp"
+    if (cd "$tmp" && apt-get download -qq "$1" >/dev/null); then
+        mv "$tmp"/*.deb "$cache"/
+        rm -rf "$tmp"
+        return 0
+    fi
+    rm -rf "$tmp"
+    return 1
+}
+
+# A machine whose package lists are missing or stale gets them refreshed once.
+pkg=$(pick_package)
+if [ -z "$pkg" ]; then
+    apt-get update -qq
+    pkg=$(pick_package)
 fi
 if [ -z "$pkg" ]; then
-    log "no linux-image-6.1.*-(cloud-)amd64 package known to apt (run apt-get update?)"
+    log "no linux-image-6.1.*-(cloud-)amd64 package known to apt"
     exit 1
 fi
 release=${pkg#linux-image-}
@@ -55,17 +82,15 @@ release=${pkg#linux-image-}
 deb=$(ls "$cache"/"${pkg}"_*.deb 2>/dev/null | sort -V | tail -n1 || true)
 if [ -z "$deb" ]; then
     log "downloading $pkg"
-    # apt-get download writes into the current directory; _apt needs to be able
-    # to write there when apt drops privileges.
-    tmp=$(mktemp -d "$cache/dl.XXXXXX")
-    chmod 777 "$tmp"
-    (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null) || {
-        rm -rf "$tmp"
-        log "apt-get download $pkg failed"
-        exit 1
-    }
-    mv "$tmp"/*.deb "$cache"/
-    rm -rf "$tmp"
+    if ! download "$pkg"; then
+        apt-get update -qq
+        pkg=$(pick_package)
+        release=${pkg#linux-image-}
+        download "$pkg" || {
+            log "apt-get download $pkg failed"
+            exit 1
+        }
+    fi
     deb=$(ls "$cache"/"${pkg}"_*.deb | sort -V | tail -n1)
 fi
 
