@@ -15,6 +15,7 @@ file. See tests/lib/README.md for the API and docs/vm-harness.md for details.
         res = vm.run()          # start + wait
         print(res.status, vm.results())
 """
+import atexit
 import ctypes
 import json
 import os
@@ -456,7 +457,7 @@ def _probe_kvm(kdir, timeout=15):
         vm = GuestVM(work, [], "echo probe-ok", timeout=timeout, accel="kvm",
                      kdir=kdir, agent_port=False, with_workload=False)
         with vm:
-            res = vm.run()
+            res = vm.run(boot_retries=0)
         return res.status == 0
     except VMError:
         return False
@@ -496,8 +497,6 @@ def _kill_live():
         vm.kill()
         shutil.rmtree(vm._sockdir, ignore_errors=True)
 
-
-import atexit  # noqa: E402 - grouped with its only use
 
 atexit.register(_kill_live)
 
