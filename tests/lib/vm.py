@@ -326,6 +326,7 @@ class Disk:
         self.device_opts = dict(device_opts or {})
         self.filter_json = dict(filter_json or {})
         self.index = None
+        self.runtime_stack = []  # (drive id, node) of filters inserted at run time
 
     def create(self):
         if self.size is not None and not os.path.exists(self.path):
@@ -343,6 +344,13 @@ class Disk:
     @property
     def filter_node(self):
         return f"filt{self.index}"
+
+    @property
+    def top_node(self):
+        """The node the device is attached to (now, counting run-time inserts)."""
+        if self.runtime_stack:
+            return self.runtime_stack[-1][1]
+        return self.filter_node if self.blkin is not None else self.fmt_node
 
     @property
     def drive_id(self):
@@ -515,6 +523,8 @@ class GuestVM:
     memory, cpus:  guest size
     machine:       QEMU machine type
     preload:       LD_PRELOAD object for disks with blkin (default: the build's)
+    load_filter:   preload it even when no disk starts with the filter (for
+                   inserting it at run time, insert_filter())
     qemu_args:     extra QEMU arguments appended as they are
     agent_port:    expose org.blkin.agent.0 as a UNIX socket (agent_socket)
     guest_env:     extra environment for the guest script
@@ -524,7 +534,7 @@ class GuestVM:
     def __init__(self, workdir, disks=(), guest_script="", extra_files=None, timeout=60,
                  accel=None, memory=256, cpus=1, machine="q35", preload=None, qemu_args=(),
                  agent_port=True, guest_env=None, append="", kdir=None, qemu=QEMU,
-                 with_workload=True, env=None, boot_timeout=30):
+                 with_workload=True, env=None, boot_timeout=30, load_filter=False):
         self.workdir = os.path.abspath(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.disks = list(disks)
@@ -534,6 +544,7 @@ class GuestVM:
         self.extra_files = dict(extra_files or {})
         self.timeout = timeout
         self.boot_timeout = boot_timeout
+        self.load_filter = load_filter
         self.accel = accel
         self.memory = memory
         self.cpus = cpus
@@ -605,7 +616,7 @@ class GuestVM:
 
     def _qemu_env(self):
         env = dict(os.environ if self.env is None else self.env)
-        if any(d.blkin is not None for d in self.disks):
+        if self.load_filter or any(d.blkin is not None for d in self.disks):
             lib = self.preload or preload_library()
             if not lib or not os.path.isfile(lib):
                 raise FilterUnavailable(
@@ -848,6 +859,50 @@ class GuestVM:
     def hmp(self, command_line):
         """Runs one human-monitor command (e.g. drive_add) through QMP."""
         return self.qmp("human-monitor-command", **{"command-line": command_line})
+
+    # -- block graph changes at run time
+
+    def insert_filter(self, disk, options=None):
+        """Puts a blkin filter node on top of the disk's current top node in
+        the running QEMU and moves the device onto it, without a restart:
+        HMP drive_add with a json: filename (QMP blockdev-add refuses
+        out-of-tree drivers), then qom-set of the device's drive property.
+        QEMU must have the filter loaded (a disk with blkin, or
+        load_filter=True). Returns the new node's name."""
+        disk.runtime_serial = getattr(disk, "runtime_serial", 0) + 1
+        n = disk.runtime_serial
+        top = disk.top_node
+        drive_id = f"blkinrt{disk.index}x{n}"
+        node = f"filtrt{disk.index}x{n}"
+        opts = {"driver": "blkin", "file": top}
+        opts.update(options or {})
+        js = json.dumps(opts, separators=(",", ":")).replace(",", ",,")
+        out = self.hmp(f"drive_add 0 if=none,id={drive_id},node-name={node},file=json:{js}")
+        if out.strip() != "OK":
+            raise VMError(f"drive_add of the filter failed: {out.strip()}")
+        self.qmp("qom-set", path=f"/machine/peripheral/{disk.device_id}", property="drive",
+                 value=node)
+        disk.runtime_stack.append((drive_id, node))
+        return node
+
+    def remove_filter(self, disk):
+        """Undoes the last insert_filter(): the device goes back to the node
+        below, and the filter's drive is deleted."""
+        if not disk.runtime_stack:
+            raise VMError("no filter inserted at run time on this disk")
+        drive_id, _ = disk.runtime_stack.pop()
+        self.qmp("qom-set", path=f"/machine/peripheral/{disk.device_id}", property="drive",
+                 value=disk.top_node)
+        out = self.hmp(f"drive_del {drive_id}")
+        if out.strip():
+            raise VMError(f"drive_del {drive_id}: {out.strip()}")
+
+    def device_node(self, disk):
+        """Name of the node the disk's device is attached to now (QMP)."""
+        for b in self.qmp("query-block"):
+            if b.get("qdev", "").startswith(f"/machine/peripheral/{disk.device_id}/"):
+                return b.get("inserted", {}).get("node-name")
+        return None
 
     def _close_qmp(self):
         if self._qmp:
