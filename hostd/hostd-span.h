@@ -1,0 +1,54 @@
+/*
+ * hostd-span.h: what hostd reads from the QEMU filter's tracepoints
+ * (provider blkin_qemu, docs/tracepoints.md), in decoded form.
+ *
+ * Values of `op` are the schema's (1 read, 2 write, 3 write-zeroes,
+ * 4 discard, 5 flush), not the agent protocol's.
+ */
+#ifndef HOSTD_SPAN_H
+#define HOSTD_SPAN_H
+
+#include <stdint.h>
+
+/* blkin_qemu:request (and blkin_qemu:hung, with end_ns = event time). */
+typedef struct HostdSpan {
+    uint64_t trace_id;
+    uint64_t span_id;
+    uint64_t parent_span_id;
+    uint64_t offset;
+    uint64_t bytes;
+    uint64_t start_ns; /* host CLOCK_MONOTONIC */
+    uint64_t end_ns;
+    uint32_t vpid; /* from the vpid context */
+    uint32_t disk; /* process-local index: key disks by (vpid, disk) */
+    uint32_t flags;
+    uint32_t inflight;
+    int32_t ret;
+    uint8_t op;
+    uint8_t why;
+} HostdSpan;
+
+/* blkin_qemu:disk */
+typedef struct HostdDiskMap {
+    uint32_t vpid;
+    uint32_t disk;
+    uint8_t state; /* 0 open, 1 refresh, 2 close */
+    uint32_t sample;
+    const char *id; /* borrowed: valid during the callback only */
+    const char *node;
+    const char *child;
+} HostdDiskMap;
+
+/*
+ * Callbacks a trace source calls, in timestamp order, on the thread that
+ * polls it. Any may be NULL.
+ */
+typedef struct HostdTraceSink {
+    void (*span)(void *opaque, const HostdSpan *s);
+    void (*hung)(void *opaque, const HostdSpan *s, uint64_t age_ns);
+    void (*disk)(void *opaque, const HostdDiskMap *m);
+    /* LTTng reported @count events discarded (ring buffer full). */
+    void (*discarded)(void *opaque, uint64_t count);
+} HostdTraceSink;
+
+#endif
