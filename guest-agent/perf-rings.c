@@ -28,9 +28,10 @@ static void attr_for(struct perf_event_attr *a, int id, size_t ring_bytes)
     /* Timestamps comparable with the guest's clock_gettime(MONOTONIC). */
     a->use_clockid = 1;
     a->clockid = CLOCK_MONOTONIC;
-    /* Wake the reader when a quarter is full; a timer drains the rest. */
+    /* The agent drains on a timer; a wakeup is only needed to keep a
+     * burst from overflowing, so it comes when half the ring is used. */
     a->watermark = 1;
-    a->wakeup_watermark = (uint32_t)(ring_bytes / 4);
+    a->wakeup_watermark = (uint32_t)(ring_bytes / 2);
 }
 
 int perf_rings_open(struct perf_rings *r, const int *ids, int nr_ids,

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Benchmark of the guest agent's cost (not a test).
+#
+# Boots one test guest (tests/lib/vm.py) and runs the same O_DIRECT workload
+# (blkin-workload, two disks, queue depth 1 then 16) repeatedly, interleaving
+#   none       no agent
+#   agent      blkin-guest-agent with default options (queue events on)
+#   agent-noq  blkin-guest-agent --no-queue-events
+# while blkin-agent-dump is connected on the host, so records really flow.
+# Reports per mode the median IOPS, the IOPS ratio to "none", the agent's CPU
+# time per request (getrusage of the agent over the run / requests it saw),
+# its peak RSS and its configured memory bound. Markdown on stdout.
+#
+#   bench/agent-bench.sh [--reps R] [--count N] [--cpus C] [--build DIR]
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+reps=5
+count=1000
+cpus=1
+build=${BLKIN_BUILD:-$top/build}
+while [ $# -gt 0 ]; do
+    case $1 in
+    --reps) reps=$2; shift 2 ;;
+    --count) count=$2; shift 2 ;;
+    --cpus) cpus=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+export BLKIN_BUILD_ROOT=$build BLKIN_SOURCE_ROOT=$top
+export PYTHONPATH=$top/tests/lib:$top/tests/agent
+exec python3 - "$reps" "$count" "$cpus" <<'PY'
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import agenttest as at
+import vm
+
+reps, count, cpus = (int(x) for x in sys.argv[1:4])
+modes = ["none", "agent", "agent-noq"]
+wl = f"--seed 11 --count {count} --qd 1,16 --span 32M"
+
+script = ["i=0"]
+for r in range(reps):
+    # Rotate the order each repetition so drift in the guest does not favour one.
+    for m in modes[r % 3:] + modes[:r % 3]:
+        script.append(f'echo "run {r} {m}" >"$BLKIN_RESULTS"')
+        if m != "none":
+            flags = "--no-queue-events" if m == "agent-noq" else ""
+            script.append(f"start_agent {flags} || exit 1")
+        script.append(f'blkin-workload {wl} -o "$BLKIN_RESULTS" '
+                      '"$(blkin_disk bench-a)" "$(blkin_disk bench-b)" || exit 2')
+        if m != "none":
+            script.append("sleep 0.2; stop_agent")
+        script.append('echo "endrun" >"$BLKIN_RESULTS"')
+
+work = tempfile.mkdtemp(prefix="blkin-agent-bench-")
+disks = [vm.Disk(os.path.join(work, "a.img"), "bench-a", size="64M"),
+         vm.Disk(os.path.join(work, "b.img"), "bench-b", size="64M")]
+g = vm.GuestVM(work, disks, at.GUEST_LIB + "\n".join(script) + "\n",
+               extra_files={"bin/blkin-guest-agent": at.agent_binary()},
+               timeout=60 + reps * 60, cpus=cpus)
+with g:
+    g.start()
+    dump = at.Dump(g.agent_socket, os.path.join(work, "dump.jsonl"), probe_ms=200)
+    res = g.wait()
+    dump.stop()
+    text = g.results()
+if not res.ok:
+    sys.exit(f"guest failed: {res}\n{res.console[-2000:]}")
+
+runs = []
+cur = None
+for line in text.splitlines():
+    if line.startswith("run "):
+        _, r, m = line.split()
+        cur = {"mode": m, "lines": []}
+    elif line == "endrun" and cur:
+        runs.append(cur)
+        cur = None
+    elif cur is not None:
+        cur["lines"].append(line)
+
+per = {m: {"iops": [], "cpu_ns_per_req": [], "rss_kb": []} for m in modes}
+for r in runs:
+    body = "\n".join(r["lines"])
+    w = vm.parse_workload(body)
+    ios = w["ios"]
+    span = max(i["end"] for i in ios) - min(i["start"] for i in ios)
+    per[r["mode"]]["iops"].append(len(ios) / (span / 1e9))
+    st = at.agent_stats(body.replace("agent-log ", ""))
+    if st:
+        cpu = st["cpu_user_us"] + st["cpu_sys_us"]
+        per[r["mode"]]["cpu_ns_per_req"].append(cpu * 1000 / max(1, st["records"]))
+        per[r["mode"]]["rss_kb"].append(st["maxrss_kb"])
+
+bound = int(subprocess.run([at.agent_binary(), "--memory-bound"], capture_output=True,
+                           text=True, check=True).stdout)
+base = statistics.median(per["none"]["iops"])
+print(f"Agent benchmark: {reps} repetitions x {2 * count} O_DIRECT requests "
+      f"(blkin-workload {wl}, 2 disks), accel={g.accel}, {cpus} vCPU\n")
+print("| mode | median IOPS | IOPS ratio | agent CPU / request | agent peak RSS |")
+print("|---|---|---|---|---|")
+for m in modes:
+    d = per[m]
+    med = statistics.median(d["iops"])
+    cpu = f"{statistics.median(d['cpu_ns_per_req']) / 1000:.1f} us" if d["cpu_ns_per_req"] else "-"
+    rss = f"{max(d['rss_kb'])} KiB" if d["rss_kb"] else "-"
+    print(f"| {m} | {med:.0f} | {med / base:.3f} | {cpu} | {rss} |")
+print()
+for m in modes:
+    print(f"- {m}: IOPS per repetition " + ", ".join(f"{x:.0f}" for x in per[m]["iops"]))
+ncpu = os.cpu_count()
+print(f"- agent memory bound with default options: {bound >> 10} KiB for {ncpu} CPUs "
+      "(`blkin-guest-agent --memory-bound`; the perf rings scale with the CPU count)")
+PY
