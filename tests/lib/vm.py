@@ -503,7 +503,7 @@ _live = set()
 def _kill_live():
     for vm in list(_live):
         vm.kill()
-        shutil.rmtree(vm._sockdir, ignore_errors=True)
+        vm._remove_sockdir()
 
 
 atexit.register(_kill_live)
@@ -564,9 +564,10 @@ class GuestVM:
         self.initramfs_path = os.path.join(self.workdir, "initramfs.cpio")
         self.qemu_log_path = os.path.join(self.workdir, "qemu.log")
         # UNIX socket paths must fit sun_path (108 bytes): keep them short.
-        self._sockdir = tempfile.mkdtemp(prefix="blkin-vm-")
-        self.agent_socket = os.path.join(self._sockdir, "agent.sock") if agent_port else None
-        self.qmp_socket = os.path.join(self._sockdir, "qmp.sock")
+        # Made by start(), removed when QEMU is gone.
+        self._sockdir = None
+        self.agent_socket = None
+        self.qmp_socket = None
 
         self.proc = None
         self.argv = None
@@ -642,6 +643,7 @@ class GuestVM:
         if self.proc:
             raise VMError("already started")
         self.prepare()
+        self._make_sockdir()
         env = self._qemu_env()
         self.argv = self.build_argv()
         for p in (self.console_path, self.results_path):
@@ -741,6 +743,7 @@ class GuestVM:
 
     def _finish(self, timed_out):
         _live.discard(self)
+        self._remove_sockdir()
         if self._stop_watch:
             self._stop_watch.set()
         self._close_qmp()
@@ -780,7 +783,18 @@ class GuestVM:
         if self.proc and not self.result:
             self._finish(timed_out=self._deadline_hit)
         self._close_qmp()
-        shutil.rmtree(self._sockdir, ignore_errors=True)
+        self._remove_sockdir()
+
+    def _make_sockdir(self):
+        if not self._sockdir or not os.path.isdir(self._sockdir):
+            self._sockdir = tempfile.mkdtemp(prefix="blkin-vm-")
+        self.agent_socket = (os.path.join(self._sockdir, "agent.sock")
+                             if self.agent_port else None)
+        self.qmp_socket = os.path.join(self._sockdir, "qmp.sock")
+
+    def _remove_sockdir(self):
+        if self._sockdir:
+            shutil.rmtree(self._sockdir, ignore_errors=True)
 
     def __enter__(self):
         return self
@@ -1046,6 +1060,7 @@ def main(argv=None):
                  memory=a.memory, cpus=a.cpus)
     if a.print_argv:
         vm.prepare()
+        vm._make_sockdir()
         print(" ".join(_sh_quote(x) for x in vm.build_argv()))
         vm.close()
         return 0

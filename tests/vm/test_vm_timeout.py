@@ -3,6 +3,7 @@
 timeout, a QEMU that ignores SIGTERM (stopped) is SIGKILLed, an exception in
 the with-block tears it down, and so does the death of the harness itself."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,7 +99,7 @@ sys.path.insert(0, sys.argv[1])
 import vm
 g = vm.GuestVM(sys.argv[2], [], "sleep 600", timeout=300)
 g.start()
-print(g.qemu_pid, flush=True)
+print(g.qemu_pid, g._sockdir, flush=True)
 time.sleep(600)
 """
 
@@ -109,7 +110,8 @@ def test_harness_death_kills_qemu(t):
     p = subprocess.Popen([sys.executable, "-c", CHILD, lib, work], stdout=subprocess.PIPE,
                          text=True)
     try:
-        pid = int(p.stdout.readline())
+        pid_s, sockdir = p.stdout.readline().split()
+        pid = int(pid_s)
         t.ok(vmtestlib.alive(pid), "QEMU runs under a harness process")
         p.kill()  # SIGKILL: no Python clean-up runs
         p.wait()
@@ -117,6 +119,7 @@ def test_harness_death_kills_qemu(t):
         while vmtestlib.alive(pid) and time.monotonic() < end:
             time.sleep(0.1)
         t.ok(not vmtestlib.alive(pid), "QEMU dies with its harness (PR_SET_PDEATHSIG)")
+        shutil.rmtree(sockdir, ignore_errors=True)  # the killed harness could not
     finally:
         if p.poll() is None:
             p.kill()
