@@ -71,6 +71,7 @@ struct opts {
     bool plan_only;
     bool quiet; /* no per-request lines: for benchmarks */
     const char *out;
+    int out_fd; /* -1: use out */
 };
 
 struct ctx {
@@ -418,6 +419,7 @@ static void usage(FILE *f)
         "  -f, --flush-pct P   share of flushes (fdatasync), percent (0)\n"
         "  -d, --discard-pct P share of discards (BLKDISCARD), percent (0)\n"
         "  -o, --out PATH      where records go (default stdout)\n"
+        "  -F, --out-fd N      write records to inherited file descriptor N\n"
         "  -p, --plan          print the plan only; opens no device\n"
         "  -Q, --quiet         no per-request lines (phase and summary only)\n",
         f);
@@ -434,6 +436,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"flush-pct", required_argument, NULL, 'f'},
         {"discard-pct", required_argument, NULL, 'd'},
         {"out", required_argument, NULL, 'o'},
+        {"out-fd", required_argument, NULL, 'F'},
         {"plan", no_argument, NULL, 'p'},
         {"quiet", no_argument, NULL, 'Q'},
         {"help", no_argument, NULL, 'h'},
@@ -448,8 +451,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         .nphases = 2,
         .span = 8ull << 20,
         .write_pct = 50,
+        .out_fd = -1,
     };
-    while ((ch = getopt_long(argc, argv, "s:n:q:S:w:f:d:o:pQh", lo, NULL)) !=
+    while ((ch = getopt_long(argc, argv, "s:n:q:S:w:f:d:o:F:pQh", lo, NULL)) !=
            -1) {
         switch (ch) {
         case 's':
@@ -477,6 +481,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'o':
             o->out = optarg;
+            break;
+        case 'F':
+            o->out_fd = (int)strtol(optarg, NULL, 10);
+            if (o->out_fd < 0)
+                return -EINVAL;
             break;
         case 'p':
             o->plan_only = true;
@@ -586,7 +595,14 @@ int main(int argc, char **argv)
         return 2;
     }
     c.out = stdout;
-    if (c.o.out && strcmp(c.o.out, "-") != 0) {
+    if (c.o.out_fd >= 0) {
+        c.out = fdopen(c.o.out_fd, "w");
+        if (!c.out) {
+            fprintf(stderr, "blkin-workload: fd %d: %s\n", c.o.out_fd,
+                    strerror(errno));
+            return 1;
+        }
+    } else if (c.o.out && strcmp(c.o.out, "-") != 0) {
         c.out = fopen(c.o.out, "we");
         if (!c.out) {
             fprintf(stderr, "blkin-workload: %s: %s\n", c.o.out,
