@@ -102,6 +102,7 @@ struct agent {
     uint64_t last_conn_check_ns;
     uint64_t disconnect_drops; /* records lost in a half-sent frame */
     uint64_t sent_records, connects, probes;
+    uint64_t drain_ns; /* when the current drain started */
     bool quit;
 };
 
@@ -137,7 +138,8 @@ static void on_request(void *user, const struct blkin_request *r)
 {
     struct agent *a = user;
 
-    recq_push(&a->q, r, mono_now());
+    /* One clock read per drain is precise enough for the flush timer. */
+    recq_push(&a->q, r, a->drain_ns);
 }
 
 static int cmp_time(const void *x, const void *y)
@@ -167,6 +169,7 @@ static void collect(struct agent *a)
         unsigned got;
 
         a->nbatch = 0;
+        a->drain_ns = mono_now();
         got = perf_rings_drain(&a->rings, per_ring, on_sample, a);
         /* One CPU's ring is already in time order: sort only a mix. */
         if (!sorted(a->batch, a->nbatch))

@@ -99,7 +99,7 @@ bool blk_decode(const struct blk_decoder *d, uint64_t time, const uint8_t *raw,
         return false;
     memcpy(&type, raw, 2);
     for (k = 0; k < BLK_EV__N; k++)
-        if (d->have[k] && d->fmt[k].id == type) {
+        if (d->fmt[k].id == type && d->have[k]) {
             f = &d->fmt[k];
             break;
         }

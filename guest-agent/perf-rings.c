@@ -151,21 +151,28 @@ unsigned perf_rings_drain(struct perf_rings *r, unsigned max, perf_sample_fn fn,
             if (h.size < sizeof(h))
                 break; /* corrupt ring: stop rather than spin */
             if (h.size <= sizeof(rec)) {
-                ring_copy(ring, tail, rec, h.size);
+                size_t off = (size_t)(tail & (ring->size - 1));
+                const uint8_t *p = ring->data + off;
+
+                /* Copy only a record that wraps around the ring's end. */
+                if (off + h.size > ring->size) {
+                    ring_copy(ring, tail, rec, h.size);
+                    p = rec;
+                }
                 if (h.type == PERF_RECORD_SAMPLE && h.size >= 20) {
                     uint64_t time;
                     uint32_t raw_len;
 
-                    memcpy(&time, rec + 8, 8);
-                    memcpy(&raw_len, rec + 16, 4);
+                    memcpy(&time, p + 8, 8);
+                    memcpy(&raw_len, p + 16, 4);
                     if (20 + (size_t)raw_len <= h.size) {
-                        fn(user, time, rec + 20, raw_len);
+                        fn(user, time, p + 20, raw_len);
                         n++;
                     }
                 } else if (h.type == PERF_RECORD_LOST && h.size >= 24) {
                     uint64_t lost;
 
-                    memcpy(&lost, rec + 16, 8);
+                    memcpy(&lost, p + 16, 8);
                     r->lost += lost;
                 }
             }

@@ -17,13 +17,13 @@ import vm
 from tap import Tap
 
 GUEST = r"""
-start_agent --buffer-records 64 || exit 1
+start_agent --buffer-records 64 --flush-ms 20 || exit 1
 # A: nobody is listening on the host.
 blkin-workload --seed 1 --count 200 --qd 4 -o "$BLKIN_RESULTS" "$(blkin_disk rc-disk-a)" || exit 2
 mark A
 wait_log "host connected" 1 400 || exit 3
 # B: connected; the host goes away part-way through.
-blkin-workload --seed 2 --count 1500 --qd 1,16 -o "$BLKIN_RESULTS" "$(blkin_disk rc-disk-a)" "$(blkin_disk rc-disk-b)" || exit 4
+blkin-workload --seed 2 --count 4000 --qd 1,16 -o "$BLKIN_RESULTS" "$(blkin_disk rc-disk-a)" "$(blkin_disk rc-disk-b)" || exit 4
 mark B
 wait_log "host disconnected" 1 400 || exit 5
 # C: the host is gone.
@@ -49,7 +49,7 @@ def test_reconnect(t):
         d1 = at.Dump(g.agent_socket, os.path.join(work, "dump1.jsonl"), probe_ms=50)
         # Disconnect once B is well under way (some of its records arrived).
         got_b = at.wait_for(
-            lambda: len(at.of_type(d1.events(), "request")) >= 64 + 300 or "B" in marks(g), 60)
+            lambda: len(at.of_type(d1.events(), "request")) >= 64 + 100 or "B" in marks(g), 60)
         b_running = "B" not in marks(g)
         ev1 = d1.stop()
         t.ok(got_b, "records flow while the host is connected")
