@@ -1,0 +1,296 @@
+/*
+ * join.c: the per-disk join of guest requests and filter spans (join.h).
+ *
+ * Pending spans are kept sorted by start time. They arrive in completion
+ * order, so inserting from the tail moves a new span back only past the
+ * spans that started after it and ended before it: a handful, bounded by
+ * the queue depth. Guest requests are matched in batches once the
+ * watermark has passed their completion.
+ */
+#include "join.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * How long after its end a span that no guest request has claimed is kept:
+ * the guest may take this long to see the completion (interrupt delivery,
+ * a busy vCPU, TCG) and still be matched to it.
+ */
+#define HOSTD_SPAN_KEEP_NS (2LL * 1000000000LL)
+
+const char *const hostd_phase_names[HOSTD_PHASE__N] = {
+    [HOSTD_PHASE_GUEST_QUEUE] = "guest-queue",
+    [HOSTD_PHASE_TO_QEMU] = "guest-to-qemu",
+    [HOSTD_PHASE_QEMU] = "qemu",
+    [HOSTD_PHASE_BACKEND] = "backend",
+    [HOSTD_PHASE_TO_GUEST] = "qemu-to-guest",
+    [HOSTD_PHASE_TOTAL] = "total",
+};
+
+typedef struct PendingSpan {
+    HostdSpan s;
+    uint64_t backend_ns;
+    uint64_t served_bytes; /* bytes of guest requests matched to it */
+    uint32_t served;       /* guest requests matched to it */
+    bool expired;
+} PendingSpan;
+
+struct HostdJoin {
+    HostdJoinEmit emit;
+    void *opaque;
+    GArray *spans;  /* PendingSpan, sorted by (start_ns, span_id) */
+    GArray *guests; /* HostdGuestReq, in arrival order */
+    HostdJoinCounters c;
+};
+
+HostdJoin *hostd_join_new(HostdJoinEmit emit, void *opaque)
+{
+    HostdJoin *j = g_new0(HostdJoin, 1);
+
+    j->emit = emit;
+    j->opaque = opaque;
+    j->spans = g_array_new(FALSE, FALSE, sizeof(PendingSpan));
+    j->guests = g_array_new(FALSE, FALSE, sizeof(HostdGuestReq));
+    return j;
+}
+
+void hostd_join_free(HostdJoin *j)
+{
+    if (!j)
+        return;
+    g_array_unref(j->spans);
+    g_array_unref(j->guests);
+    g_free(j);
+}
+
+const HostdJoinCounters *hostd_join_counters(const HostdJoin *j)
+{
+    return &j->c;
+}
+
+size_t hostd_join_pending(const HostdJoin *j)
+{
+    return j->spans->len + j->guests->len;
+}
+
+static void emit_guest_only(HostdJoin *j, const HostdGuestReq *g)
+{
+    HostdJoined r = {
+        .op = g->op,
+        .has_guest = true,
+        .merged = 1,
+        .ret = g->error,
+        .offset = g->offset,
+        .bytes = g->bytes,
+        .guest = *g,
+    };
+    int64_t first = g->queue_ns ? g->queue_ns : g->issue_ns;
+
+    for (int i = 0; i < HOSTD_PHASE__N; i++)
+        r.phase_ns[i] = -1;
+    if (g->queue_ns)
+        r.phase_ns[HOSTD_PHASE_GUEST_QUEUE] = g->issue_ns - g->queue_ns;
+    r.phase_ns[HOSTD_PHASE_TOTAL] = g->complete_ns - first;
+    j->c.unmatched_guest++;
+    j->emit(j->opaque, &r);
+}
+
+static void emit_span_only(HostdJoin *j, const PendingSpan *p)
+{
+    HostdJoined r = {
+        .op = p->s.op,
+        .has_span = true,
+        .merged = 1,
+        .ret = p->s.ret,
+        .offset = p->s.offset,
+        .bytes = p->s.bytes,
+        .span = p->s,
+        .backend_ns = p->backend_ns,
+    };
+    int64_t dur = (int64_t)(p->s.end_ns - p->s.start_ns);
+
+    for (int i = 0; i < HOSTD_PHASE__N; i++)
+        r.phase_ns[i] = -1;
+    r.phase_ns[HOSTD_PHASE_BACKEND] = p->backend_ns;
+    r.phase_ns[HOSTD_PHASE_QEMU] = dur - (int64_t)p->backend_ns;
+    r.phase_ns[HOSTD_PHASE_TOTAL] = dur;
+    j->c.unmatched_span++;
+    j->emit(j->opaque, &r);
+}
+
+static void emit_joined(HostdJoin *j, const HostdGuestReq *g,
+                        const PendingSpan *p)
+{
+    HostdJoined r = {
+        .op = g->op,
+        .has_guest = true,
+        .has_span = true,
+        .merged = p->s.bytes > g->bytes ? 2 : 1,
+        .ret = p->s.ret ? p->s.ret : g->error,
+        .offset = g->offset,
+        .bytes = g->bytes,
+        .guest = *g,
+        .span = p->s,
+        .backend_ns = p->backend_ns,
+    };
+    int64_t start = (int64_t)p->s.start_ns, end = (int64_t)p->s.end_ns;
+
+    /* Each phase is a difference of consecutive timestamps: they add up. */
+    r.phase_ns[HOSTD_PHASE_GUEST_QUEUE] =
+        g->queue_ns ? g->issue_ns - g->queue_ns : -1;
+    r.phase_ns[HOSTD_PHASE_TO_QEMU] = start - g->issue_ns;
+    r.phase_ns[HOSTD_PHASE_BACKEND] = p->backend_ns;
+    r.phase_ns[HOSTD_PHASE_QEMU] = end - start - (int64_t)p->backend_ns;
+    r.phase_ns[HOSTD_PHASE_TO_GUEST] = g->complete_ns - end;
+    r.phase_ns[HOSTD_PHASE_TOTAL] =
+        g->complete_ns - (g->queue_ns ? g->queue_ns : g->issue_ns);
+    j->c.matched++;
+    if (r.merged > 1)
+        j->c.merged++;
+    j->emit(j->opaque, &r);
+}
+
+static int span_cmp(const PendingSpan *a, const PendingSpan *b)
+{
+    if (a->s.start_ns != b->s.start_ns)
+        return a->s.start_ns < b->s.start_ns ? -1 : 1;
+    return a->s.span_id < b->s.span_id ? -1 : a->s.span_id > b->s.span_id;
+}
+
+void hostd_join_add_span(HostdJoin *j, const HostdSpan *s, uint64_t backend_ns)
+{
+    PendingSpan p = {.s = *s, .backend_ns = backend_ns};
+    PendingSpan *a;
+    guint i;
+
+    if (p.s.end_ns < p.s.start_ns)
+        p.s.end_ns = p.s.start_ns;
+    if (p.backend_ns > p.s.end_ns - p.s.start_ns)
+        p.backend_ns = p.s.end_ns - p.s.start_ns;
+
+    if (j->spans->len >= HOSTD_JOIN_MAX_PENDING) {
+        a = &g_array_index(j->spans, PendingSpan, 0);
+        if (!a->served)
+            emit_span_only(j, a);
+        j->c.overflow++;
+        g_array_remove_index(j->spans, 0);
+    }
+    g_array_append_val(j->spans, p);
+    a = (PendingSpan *)j->spans->data;
+    for (i = j->spans->len - 1; i > 0 && span_cmp(&a[i - 1], &p) > 0; i--)
+        a[i] = a[i - 1];
+    a[i] = p;
+}
+
+void hostd_join_add_guest(HostdJoin *j, const HostdGuestReq *g)
+{
+    if (j->guests->len >= HOSTD_JOIN_MAX_PENDING) {
+        emit_guest_only(j, &g_array_index(j->guests, HostdGuestReq, 0));
+        j->c.overflow++;
+        g_array_remove_index(j->guests, 0);
+    }
+    g_array_append_val(j->guests, *g);
+}
+
+static int guest_cmp(const void *a, const void *b)
+{
+    const HostdGuestReq *x = a, *y = b;
+
+    if (x->issue_ns != y->issue_ns)
+        return x->issue_ns < y->issue_ns ? -1 : 1;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    return (int)x->op - (int)y->op;
+}
+
+/* First pending span starting at or after @t. */
+static guint spans_lower_bound(HostdJoin *j, int64_t t)
+{
+    const PendingSpan *a = (const PendingSpan *)j->spans->data;
+    guint lo = 0, hi = j->spans->len;
+
+    while (lo < hi) {
+        guint mid = lo + (hi - lo) / 2;
+
+        if ((int64_t)a[mid].s.start_ns < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static PendingSpan *find_span(HostdJoin *j, const HostdGuestReq *g,
+                              int64_t tol_ns)
+{
+    PendingSpan *a = (PendingSpan *)j->spans->data;
+    PendingSpan *containing = NULL;
+
+    for (guint i = spans_lower_bound(j, g->issue_ns - tol_ns);
+         i < j->spans->len &&
+         (int64_t)a[i].s.start_ns <= g->complete_ns + tol_ns;
+         i++) {
+        PendingSpan *p = &a[i];
+
+        if (p->expired || p->s.op != g->op ||
+            (int64_t)p->s.end_ns > g->complete_ns + tol_ns)
+            continue;
+        if (p->s.offset == g->offset && p->s.bytes == g->bytes) {
+            if (!p->served)
+                return p;
+            continue;
+        }
+        if (!containing && p->s.offset <= g->offset &&
+            g->offset + g->bytes <= p->s.offset + p->s.bytes &&
+            p->served_bytes + g->bytes <= p->s.bytes)
+            containing = p;
+    }
+    return containing;
+}
+
+void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns)
+{
+    g_autoptr(GArray) batch = g_array_new(FALSE, FALSE, sizeof(HostdGuestReq));
+    guint kept = 0;
+
+    /* Guest requests complete by the watermark form this batch. */
+    for (guint i = 0; i < j->guests->len; i++) {
+        HostdGuestReq *g = &g_array_index(j->guests, HostdGuestReq, i);
+
+        if (g->complete_ns <= watermark_ns)
+            g_array_append_val(batch, *g);
+        else
+            g_array_index(j->guests, HostdGuestReq, kept++) = *g;
+    }
+    g_array_set_size(j->guests, kept);
+    qsort(batch->data, batch->len, sizeof(HostdGuestReq), guest_cmp);
+
+    for (guint i = 0; i < batch->len; i++) {
+        const HostdGuestReq *g = &g_array_index(batch, HostdGuestReq, i);
+        PendingSpan *p = find_span(j, g, tol_ns);
+
+        if (!p) {
+            emit_guest_only(j, g);
+            continue;
+        }
+        p->served++;
+        p->served_bytes += g->bytes;
+        emit_joined(j, g, p);
+    }
+
+    /* Spans no guest request can claim any more leave. */
+    kept = 0;
+    for (guint i = 0; i < j->spans->len; i++) {
+        PendingSpan *p = &g_array_index(j->spans, PendingSpan, i);
+        bool done = p->served && p->served_bytes >= p->s.bytes;
+
+        if (!done && (int64_t)p->s.end_ns + HOSTD_SPAN_KEEP_NS > watermark_ns) {
+            g_array_index(j->spans, PendingSpan, kept++) = *p;
+            continue;
+        }
+        if (!p->served)
+            emit_span_only(j, p);
+    }
+    g_array_set_size(j->spans, kept);
+}

@@ -1,0 +1,103 @@
+/*
+ * join.h: joins one VM disk's guest requests (from the guest agent) with its
+ * QEMU filter spans, and splits each request's time into phases.
+ *
+ * Both inputs are in host CLOCK_MONOTONIC nanoseconds (the caller converts
+ * guest times with the channel's clock estimate). Matching happens only for
+ * data older than a watermark that the caller advances (hostd: now minus the
+ * longest delivery delay of either source; offline: +infinity at the end),
+ * and over sorted batches, so the result does not depend on the order in
+ * which the two streams happened to arrive: live and offline agree.
+ *
+ * A guest request matches a span of the same op whose byte range contains
+ * its own and whose [start, end] lies within [issue - tol, complete + tol].
+ * Exact ranges are preferred; a span larger than the request serves several
+ * guest requests that virtio-blk merged, up to its size. Among candidates
+ * the earliest-starting span wins, which pairs identical requests in flight
+ * first-in first-out.
+ *
+ * Ownership: the join owns copies of everything added; emitted records are
+ * borrowed for the duration of the callback. Memory is bounded by
+ * HOSTD_JOIN_MAX_PENDING per side; beyond it the oldest is expired early
+ * and counted.
+ */
+#ifndef HOSTD_JOIN_H
+#define HOSTD_JOIN_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hostd-span.h"
+
+#define HOSTD_JOIN_MAX_PENDING 262144
+
+/* Phases of one request, in the order a request passes them. */
+typedef enum HostdPhase {
+    HOSTD_PHASE_GUEST_QUEUE, /* guest block layer: insert -> issue */
+    HOSTD_PHASE_TO_QEMU,     /* guest issue -> filter entry (virtio) */
+    HOSTD_PHASE_QEMU,        /* in QEMU's block layer, below the filter,
+                                minus the time of lower spans */
+    HOSTD_PHASE_BACKEND,     /* lower spans (stacked filter, backend) */
+    HOSTD_PHASE_TO_GUEST,    /* filter exit -> guest completion */
+    HOSTD_PHASE_TOTAL,       /* guest's own total (or the span's) */
+    HOSTD_PHASE__N,
+} HostdPhase;
+
+extern const char *const hostd_phase_names[HOSTD_PHASE__N];
+
+/* A guest request, times already on the host clock. */
+typedef struct HostdGuestReq {
+    uint64_t offset;
+    uint64_t bytes;
+    int64_t queue_ns; /* 0 when the guest saw no queue event */
+    int64_t issue_ns;
+    int64_t complete_ns;
+    int32_t error;
+    uint8_t op; /* schema op, as HostdSpan.op */
+} HostdGuestReq;
+
+typedef struct HostdJoined {
+    uint8_t op;
+    bool has_guest;
+    bool has_span;
+    uint16_t merged; /* guest requests served by the same span (>= 1) */
+    int32_t ret;     /* span's ret, else guest error */
+    uint64_t offset;
+    uint64_t bytes;
+    HostdGuestReq guest; /* valid when has_guest */
+    HostdSpan span;      /* valid when has_span */
+    uint64_t backend_ns; /* union of lower spans' time */
+    /* Nanoseconds per phase; -1 where a phase does not apply. */
+    int64_t phase_ns[HOSTD_PHASE__N];
+} HostdJoined;
+
+typedef void (*HostdJoinEmit)(void *opaque, const HostdJoined *j);
+
+typedef struct HostdJoinCounters {
+    uint64_t matched;         /* guest requests joined to a span */
+    uint64_t merged;          /* of which shared a span with others */
+    uint64_t unmatched_guest; /* guest requests no span was found for */
+    uint64_t unmatched_span;  /* spans no guest request was found for */
+    uint64_t overflow;        /* expired early: pending limit reached */
+} HostdJoinCounters;
+
+typedef struct HostdJoin HostdJoin;
+
+HostdJoin *hostd_join_new(HostdJoinEmit emit, void *opaque);
+void hostd_join_free(HostdJoin *j);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdJoin, hostd_join_free)
+
+void hostd_join_add_guest(HostdJoin *j, const HostdGuestReq *g);
+/* A top span of this disk, with the time its lower spans took. */
+void hostd_join_add_span(HostdJoin *j, const HostdSpan *s, uint64_t backend_ns);
+/*
+ * Matches everything that completed at or before @watermark_ns, allowing
+ * @tol_ns of clock error and scheduling slack; what stays unmatched and is
+ * older than the watermark is emitted alone and counted.
+ */
+void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns);
+const HostdJoinCounters *hostd_join_counters(const HostdJoin *j);
+size_t hostd_join_pending(const HostdJoin *j);
+
+#endif

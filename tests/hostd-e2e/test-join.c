@@ -1,0 +1,230 @@
+/*
+ * test-join.c: unit tests of hostd's per-disk join (hostd/join.c).
+ */
+#include <glib.h>
+#include <string.h>
+
+#include "join.h"
+
+#define US 1000LL
+#define MS 1000000LL
+
+typedef struct Collected {
+    GArray *out; /* HostdJoined */
+} Collected;
+
+static void collect(void *opaque, const HostdJoined *j)
+{
+    Collected *c = opaque;
+
+    g_array_append_val(c->out, *j);
+}
+
+static HostdSpan span(uint64_t id, uint8_t op, uint64_t off, uint64_t bytes,
+                      int64_t start, int64_t end)
+{
+    HostdSpan s = {.trace_id = id,
+                   .span_id = id,
+                   .op = op,
+                   .offset = off,
+                   .bytes = bytes,
+                   .start_ns = start,
+                   .end_ns = end};
+    return s;
+}
+
+static HostdGuestReq guest(uint8_t op, uint64_t off, uint64_t bytes,
+                           int64_t queue, int64_t issue, int64_t complete)
+{
+    HostdGuestReq g = {.op = op,
+                       .offset = off,
+                       .bytes = bytes,
+                       .queue_ns = queue,
+                       .issue_ns = issue,
+                       .complete_ns = complete};
+    return g;
+}
+
+static void check_sums(const HostdJoined *j)
+{
+    int64_t sum = 0;
+
+    for (int p = 0; p < HOSTD_PHASE_TOTAL; p++)
+        if (j->phase_ns[p] >= 0)
+            sum += j->phase_ns[p];
+    g_assert_cmpint(sum, ==, j->phase_ns[HOSTD_PHASE_TOTAL]);
+}
+
+static void test_exact(void)
+{
+    Collected c = {g_array_new(FALSE, FALSE, sizeof(HostdJoined))};
+    g_autoptr(HostdJoin) j = hostd_join_new(collect, &c);
+
+    for (int i = 0; i < 100; i++) {
+        int64_t t = 1000 * MS + i * MS;
+        HostdGuestReq g = guest(1, i * 4096, 4096, t - 5 * US, t, t + 300 * US);
+        HostdSpan s = span(i + 1, 1, i * 4096, 4096, t + 40 * US, t + 250 * US);
+
+        hostd_join_add_guest(j, &g);
+        hostd_join_add_span(j, &s, 100 * US);
+    }
+    hostd_join_flush(j, 2000 * MS, 2 * MS);
+    hostd_join_flush(j, 10000 * MS, 2 * MS);
+    g_assert_cmpuint(c.out->len, ==, 100);
+    g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 100);
+    for (guint i = 0; i < c.out->len; i++) {
+        HostdJoined *r = &g_array_index(c.out, HostdJoined, i);
+
+        g_assert_true(r->has_guest && r->has_span);
+        g_assert_cmpuint(r->span.offset, ==, r->offset);
+        g_assert_cmpint(r->phase_ns[HOSTD_PHASE_GUEST_QUEUE], ==, 5 * US);
+        g_assert_cmpint(r->phase_ns[HOSTD_PHASE_TO_QEMU], ==, 40 * US);
+        g_assert_cmpint(r->phase_ns[HOSTD_PHASE_QEMU], ==, 110 * US);
+        g_assert_cmpint(r->phase_ns[HOSTD_PHASE_BACKEND], ==, 100 * US);
+        g_assert_cmpint(r->phase_ns[HOSTD_PHASE_TO_GUEST], ==, 50 * US);
+        check_sums(r);
+    }
+    g_array_unref(c.out);
+}
+
+/* 32 identical requests in flight: each guest request gets its own span. */
+static void test_identical_inflight(void)
+{
+    Collected c = {g_array_new(FALSE, FALSE, sizeof(HostdJoined))};
+    g_autoptr(HostdJoin) j = hostd_join_new(collect, &c);
+    g_autoptr(GHashTable) used = g_hash_table_new(g_int64_hash, g_int64_equal);
+
+    for (int i = 0; i < 32; i++) {
+        int64_t t = 1000 * MS + i * 10 * US;
+        HostdGuestReq g = guest(2, 0, 65536, 0, t, t + 2 * MS + i * 10 * US);
+        HostdSpan s = span(i + 1, 2, 0, 65536, t + 30 * US,
+                           t + 2 * MS + i * 10 * US - 20 * US);
+
+        hostd_join_add_span(j, &s, 0);
+        hostd_join_add_guest(j, &g);
+    }
+    hostd_join_flush(j, 9000 * MS, 1 * MS);
+    g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 32);
+    g_assert_cmpuint(hostd_join_counters(j)->unmatched_guest, ==, 0);
+    g_assert_cmpuint(hostd_join_counters(j)->unmatched_span, ==, 0);
+    for (guint i = 0; i < c.out->len; i++) {
+        HostdJoined *r = &g_array_index(c.out, HostdJoined, i);
+
+        g_assert_false(g_hash_table_contains(used, &r->span.span_id));
+        g_hash_table_add(used, &r->span.span_id);
+        g_assert_cmpint(r->phase_ns[HOSTD_PHASE_TO_QEMU], >=, 0);
+        g_assert_cmpint(r->phase_ns[HOSTD_PHASE_TO_GUEST], >=, 0);
+        check_sums(r);
+    }
+    g_array_unref(c.out);
+}
+
+/* virtio-blk merged four 4 KiB guest writes into one 16 KiB request. */
+static void test_merged(void)
+{
+    Collected c = {g_array_new(FALSE, FALSE, sizeof(HostdJoined))};
+    g_autoptr(HostdJoin) j = hostd_join_new(collect, &c);
+    int64_t t = 5000 * MS;
+    HostdSpan s = span(7, 2, 8192, 16384, t + 50 * US, t + 400 * US);
+
+    hostd_join_add_span(j, &s, 0);
+    for (int i = 0; i < 4; i++) {
+        HostdGuestReq g = guest(2, 8192 + i * 4096, 4096, 0, t + i * US,
+                                t + 500 * US + i * US);
+        hostd_join_add_guest(j, &g);
+    }
+    hostd_join_flush(j, 9000 * MS, 1 * MS);
+    g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 4);
+    g_assert_cmpuint(hostd_join_counters(j)->merged, ==, 4);
+    g_assert_cmpuint(hostd_join_counters(j)->unmatched_span, ==, 0);
+    for (guint i = 0; i < c.out->len; i++) {
+        HostdJoined *r = &g_array_index(c.out, HostdJoined, i);
+
+        g_assert_cmpuint(r->span.span_id, ==, 7);
+        g_assert_cmpuint(r->merged, >, 1);
+        check_sums(r);
+    }
+    g_array_unref(c.out);
+}
+
+/* The same inputs, in any arrival order, give the same joined records. */
+static void run_order(GArray *out, gboolean spans_first)
+{
+    Collected c = {out};
+    g_autoptr(HostdJoin) j = hostd_join_new(collect, &c);
+    HostdSpan spans[64];
+    HostdGuestReq guests[64];
+
+    for (int i = 0; i < 64; i++) {
+        int64_t t = 100 * MS + (i / 8) * 50 * US;
+        uint64_t off = (i % 3) * 4096; /* many identical requests */
+        guests[i] = guest(1, off, 4096, 0, t, t + 300 * US + (i % 5) * US);
+        spans[i] = span(1000 + i, 1, off, 4096, t + 20 * US,
+                        t + 280 * US + (i % 5) * US);
+    }
+    for (int i = 0; i < 64; i++) {
+        if (spans_first)
+            hostd_join_add_span(j, &spans[63 - i], 0);
+        else
+            hostd_join_add_guest(j, &guests[63 - i]);
+    }
+    for (int i = 0; i < 64; i++) {
+        if (spans_first)
+            hostd_join_add_guest(j, &guests[i]);
+        else
+            hostd_join_add_span(j, &spans[i], 0);
+    }
+    hostd_join_flush(j, G_MAXINT64, 1 * MS);
+    g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 64);
+}
+
+static void test_order_independent(void)
+{
+    g_autoptr(GArray) a = g_array_new(FALSE, TRUE, sizeof(HostdJoined));
+    g_autoptr(GArray) b = g_array_new(FALSE, TRUE, sizeof(HostdJoined));
+
+    run_order(a, TRUE);
+    run_order(b, FALSE);
+    g_assert_cmpuint(a->len, ==, b->len);
+    for (guint i = 0; i < a->len; i++) {
+        HostdJoined *x = &g_array_index(a, HostdJoined, i);
+        HostdJoined *y = &g_array_index(b, HostdJoined, i);
+
+        g_assert_cmpuint(x->span.span_id, ==, y->span.span_id);
+        g_assert_cmpint(x->guest.issue_ns, ==, y->guest.issue_ns);
+    }
+}
+
+static void test_unmatched(void)
+{
+    Collected c = {g_array_new(FALSE, FALSE, sizeof(HostdJoined))};
+    g_autoptr(HostdJoin) j = hostd_join_new(collect, &c);
+    HostdGuestReq g = guest(1, 0, 4096, 0, 100 * MS, 101 * MS);
+    /* Same range, but a write: no match. */
+    HostdSpan s = span(1, 2, 0, 4096, 100 * MS + 10 * US, 100 * MS + 900 * US);
+
+    hostd_join_add_guest(j, &g);
+    hostd_join_add_span(j, &s, 0);
+    hostd_join_flush(j, 200 * MS, 1 * MS);
+    g_assert_cmpuint(hostd_join_counters(j)->unmatched_guest, ==, 1);
+    /* The span waits for a guest request that might still come... */
+    g_assert_cmpuint(hostd_join_counters(j)->unmatched_span, ==, 0);
+    hostd_join_flush(j, 5000 * MS, 1 * MS);
+    /* ...and is counted once it cannot. */
+    g_assert_cmpuint(hostd_join_counters(j)->unmatched_span, ==, 1);
+    g_assert_cmpuint(c.out->len, ==, 2);
+    g_assert_cmpuint(hostd_join_pending(j), ==, 0);
+    check_sums(&g_array_index(c.out, HostdJoined, 1));
+    g_array_unref(c.out);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/join/exact", test_exact);
+    g_test_add_func("/join/identical-inflight", test_identical_inflight);
+    g_test_add_func("/join/merged", test_merged);
+    g_test_add_func("/join/order-independent", test_order_independent);
+    g_test_add_func("/join/unmatched", test_unmatched);
+    return g_test_run();
+}
