@@ -438,20 +438,32 @@ sink_consume(bt_message_iterator *it, void *data)
     return BT_GRAPH_SIMPLE_SINK_COMPONENT_CONSUME_FUNC_STATUS_OK;
 }
 
-/* Takes the thread's libbabeltrace2 error, if any, as one line. */
+/*
+ * Takes the thread's libbabeltrace2 error, if any, as one line. The
+ * plugins' causes say what is wrong with the trace; the library's own
+ * (actor unknown) mostly repeat that a component failed, with addresses:
+ * they are kept only when nothing else was said.
+ */
 static char *take_bt_error(const char *what)
 {
     const bt_error *e = bt_current_thread_take_error();
     g_autoptr(GString) s = g_string_new(what);
     uint64_t n = e ? bt_error_get_cause_count(e) : 0;
+    bool have_actor = false;
 
-    /* Causes are most recent first: the outermost context leads. */
+    for (uint64_t i = 0; i < n; i++)
+        if (bt_error_cause_get_actor_type(bt_error_borrow_cause_by_index(
+                e, i)) != BT_ERROR_CAUSE_ACTOR_TYPE_UNKNOWN)
+            have_actor = true;
     for (uint64_t i = 0; i < n; i++) {
         const bt_error_cause *cause = bt_error_borrow_cause_by_index(e, i);
         const char *m = bt_error_cause_get_message(cause);
 
+        if (have_actor && bt_error_cause_get_actor_type(cause) ==
+                              BT_ERROR_CAUSE_ACTOR_TYPE_UNKNOWN)
+            continue;
         if (m && *m)
-            g_string_append_printf(s, "%s%s", i ? "; " : ": ", m);
+            g_string_append_printf(s, "%s%s", s->len ? ": " : "", m);
     }
     if (e)
         bt_error_release(e);

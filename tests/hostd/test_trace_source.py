@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 
+import ctfgen
 import lttng
 from lttng import Session
 from qemutools import blkin_json, create, file_node, qemu_io, run
@@ -318,6 +319,24 @@ def test_live_errors(t):
          detail=p.stdout + p.stderr)
 
 
+def test_schema(t):
+    # Events named blkin_qemu:* that do not fit the schema are counted and
+    # skipped; other providers' events are ignored; the rest is decoded.
+    with tempfile.TemporaryDirectory() as d:
+        good_spans, good_disks, rejected, ignored = ctfgen.write_trace(d)
+        rc, objs, err = dump(d)
+    t.eq(rc, 0, "a trace mixing good and off-schema events reads to its end")
+    t.eq([as_tuple(o) for o in of(objs, "span")], [as_tuple(e) for e in good_spans],
+         "only schema-conforming requests are delivered, fields exact (negative ret, vpid from _vpid)")
+    t.eq([(o["vpid"], o["disk"], o["state"], o["id"], o["node"], o["child"], o["sample"]) for o in of(objs, "disk")],
+         [(e["vpid"], e["disk"], e["state"], e["id"], e["node"], e["child"], e["sample"]) for e in good_disks],
+         "only the complete disk map event is delivered")
+    end = of(objs, "end")[-1] if of(objs, "end") else {}
+    t.eq((end.get("rejected"), end.get("ignored")), (rejected, ignored),
+         "wrong types, a too-wide disk, a missing field, no vpid context, an unknown blkin_qemu event: "
+         "rejected and counted; another provider's events: ignored")
+
+
 def test_broken_dirs(t):
     with tempfile.TemporaryDirectory() as d:
         rc, objs, err = dump(os.path.join(d, "missing"))
@@ -332,8 +351,10 @@ def test_broken_dirs(t):
         with open(os.path.join(garbage, "chan_0"), "wb") as f:
             f.write(os.urandom(65536))
         rc, objs, err = dump(garbage)
-        t.ok(rc == 1 and "garbage" in err, "garbage metadata: an error naming the trace, not a crash",
-             detail=f"rc {rc}: {err[-1500:]}")
+        msg = objs[-1].get("message", "") if objs else ""
+        t.ok(rc == 1 and "garbage" in msg and "not a readable CTF trace" in msg,
+             "garbage metadata: an error naming the trace, not a crash", detail=f"rc {rc}: {err[-1500:]}")
+        t.diag(f"garbage metadata: {msg[:300]}")
 
         # A real trace whose stream data was overwritten: decoding fails
         # with an error (or stops), never a crash.
@@ -365,7 +386,7 @@ def test_broken_dirs(t):
 def main():
     t = Tap()
     for fn in (test_offline_exact, test_stacked_and_hung, test_discarded, test_live, test_live_errors,
-               test_broken_dirs):
+               test_schema, test_broken_dirs):
         t.run(fn)
     t.done()
 
