@@ -6,6 +6,8 @@
 #   none       no agent
 #   agent      blkin-guest-agent with default options (queue events on)
 #   agent-noq  blkin-guest-agent --no-queue-events
+#   events-only  the agent's perf events recording while the agent itself is
+#              stopped: the kernel-side share of the cost
 # while blkin-agent-dump is connected on the host, so records really flow.
 # Reports per mode the median IOPS, the IOPS ratio to "none", the agent's CPU
 # time per request (getrusage of the agent over the run / requests it saw),
@@ -44,7 +46,7 @@ import agenttest as at
 import vm
 
 reps, count, cpus = (int(x) for x in sys.argv[1:4])
-modes = ["none", "agent", "agent-noq"]
+modes = ["none", "agent", "agent-noq", "events-only"]
 wl = f"--seed 11 --count {count} --qd 1,16 --span 32M"
 
 # A first, unmeasured pass allocates the sparse images' blocks on the host
@@ -52,13 +54,22 @@ wl = f"--seed 11 --count {count} --qd 1,16 --span 32M"
 script = ['blkin-workload ' + wl + ' -o /dev/null "$(blkin_disk bench-a)" "$(blkin_disk bench-b)"']
 for r in range(reps):
     # Rotate the order each repetition so drift in the guest does not favour one.
-    for m in modes[r % 3:] + modes[:r % 3]:
+    k = r % len(modes)
+    for m in modes[k:] + modes[:k]:
         script.append(f'echo "run {r} {m}" >"$BLKIN_RESULTS"')
-        if m != "none":
-            flags = "--no-queue-events" if m == "agent-noq" else ""
-            script.append(f"start_agent {flags} || exit 1")
+        if m == "agent":
+            script.append("start_agent || exit 1")
+        elif m == "agent-noq":
+            script.append("start_agent --no-queue-events || exit 1")
+        elif m == "events-only":
+            # The kernel side alone: events recorded into rings big enough
+            # for the whole run while the agent is stopped.
+            script.append("start_agent --ring-pages 4096 || exit 1")
+            script.append("kill -STOP $AGENT")
         script.append(f'blkin-workload {wl} -o "$BLKIN_RESULTS" '
                       '"$(blkin_disk bench-a)" "$(blkin_disk bench-b)" || exit 2')
+        if m == "events-only":
+            script.append("kill -CONT $AGENT")
         if m != "none":
             script.append("sleep 0.2; stop_agent")
         script.append('echo "endrun" >"$BLKIN_RESULTS"')
@@ -83,42 +94,58 @@ cur = None
 for line in text.splitlines():
     if line.startswith("run "):
         _, r, m = line.split()
-        cur = {"mode": m, "lines": []}
+        cur = {"mode": m, "rep": int(r), "lines": []}
     elif line == "endrun" and cur:
         runs.append(cur)
         cur = None
     elif cur is not None:
         cur["lines"].append(line)
 
-per = {m: {"iops": [], "cpu_ns_per_req": [], "rss_kb": []} for m in modes}
+per = {m: {"iops": [], "cpu_ns_per_req": [], "rss_kb": [], "paired": []} for m in modes}
+rep_iops = {}
 for r in runs:
     body = "\n".join(r["lines"])
     w = vm.parse_workload(body)
     ios = w["ios"]
     span = max(i["end"] for i in ios) - min(i["start"] for i in ios)
     per[r["mode"]]["iops"].append(len(ios) / (span / 1e9))
+    rep_iops.setdefault(r["rep"], {})[r["mode"]] = len(ios) / (span / 1e9)
     st = at.agent_stats(body.replace("agent-log ", ""))
-    if st:
+    if st and r["mode"] == "events-only":
+        per[r["mode"]].setdefault("lost", []).append(st["lost"])
+    elif st:
         cpu = st["cpu_user_us"] + st["cpu_sys_us"]
         per[r["mode"]]["cpu_ns_per_req"].append(cpu * 1000 / max(1, st["records"]))
         per[r["mode"]]["rss_kb"].append(st["maxrss_kb"])
+
+# Runs next to each other share the host's state (TCG speed drifts with it):
+# the ratio within each repetition is the steadier figure.
+for rep, d in rep_iops.items():
+    for m in modes:
+        if m in d and "none" in d:
+            per[m]["paired"].append(d[m] / d["none"])
 
 bound = int(subprocess.run([at.agent_binary(), "--memory-bound"], capture_output=True,
                            text=True, check=True).stdout)
 base = statistics.median(per["none"]["iops"])
 print(f"Agent benchmark: {reps} repetitions x {2 * count} O_DIRECT requests "
       f"(blkin-workload {wl}, 2 disks), accel={g.accel}, {cpus} vCPU\n")
-print("| mode | median IOPS | IOPS ratio | agent CPU / request | agent peak RSS |")
-print("|---|---|---|---|---|")
+print("| mode | median IOPS | ratio of medians | median paired ratio | agent CPU / request | agent peak RSS |")
+print("|---|---|---|---|---|---|")
 for m in modes:
     d = per[m]
     med = statistics.median(d["iops"])
     cpu = f"{statistics.median(d['cpu_ns_per_req']) / 1000:.1f} us" if d["cpu_ns_per_req"] else "-"
     rss = f"{max(d['rss_kb'])} KiB" if d["rss_kb"] else "-"
-    print(f"| {m} | {med:.0f} | {med / base:.3f} | {cpu} | {rss} |")
+    paired = statistics.median(d["paired"])
+    print(f"| {m} | {med:.0f} | {med / base:.3f} | {paired:.3f} | {cpu} | {rss} |")
 print()
+lost = per["events-only"].get("lost", [])
+print(f"- events-only: the agent was stopped (SIGSTOP) during the run, so only the "
+      f"kernel's tracepoint sampling cost remains (samples lost: {sum(lost)})")
 for m in modes:
-    print(f"- {m}: IOPS per repetition " + ", ".join(f"{x:.0f}" for x in per[m]["iops"]))
+    print(f"- {m}: IOPS per repetition " + ", ".join(f"{x:.0f}" for x in per[m]["iops"])
+          + "; paired ratios " + ", ".join(f"{x:.3f}" for x in per[m]["paired"]))
 ncpu = os.cpu_count()
 print(f"- agent memory bound with default options: {bound >> 10} KiB for {ncpu} CPUs "
       "(`blkin-guest-agent --memory-bound`; the perf rings scale with the CPU count)")
