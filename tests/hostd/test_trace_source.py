@@ -254,6 +254,11 @@ def test_live(t):
                        check=True, capture_output=True, timeout=60)
         subprocess.run(["lttng", "start", name], check=True, capture_output=True, timeout=60)
         url = f"net://127.0.0.1:{relayd.live}/host/{socket.gethostname()}/{name}"
+        p = subprocess.run([DUMP, "--timeout", "30", "--live", url + "-nosuch"], capture_output=True,
+                           text=True, timeout=60)
+        t.ok(p.returncode == 0 and '"ev":"end"' in p.stdout,
+             "live: a session the relay daemon does not have ends the source at once (not-found action end)",
+             detail=p.stdout + p.stderr)
         reader = Reader(url)
         time.sleep(0.5)
         t.ok(reader.proc.poll() is None, "the live reader attaches to the running session",
@@ -303,6 +308,40 @@ def test_live(t):
             reader.stop()
         if created:
             subprocess.run(["lttng", "destroy", name], capture_output=True, timeout=60)
+        relayd.stop()
+        shutil.rmtree(relayd.out, ignore_errors=True)
+
+
+def test_live_relayd_lost(t):
+    # The relay daemon goes away under an attached reader: an error the
+    # daemon can act on (reconnect), promptly, not a hang.
+    lttng.ensure_sessiond()
+    relayd = Relayd()
+    name = "hd-lost-" + uuid.uuid4().hex[:8]
+    reader = None
+    try:
+        subprocess.run(["lttng", "create", name, "--live=200000",
+                        f"--set-url=net://127.0.0.1:{relayd.ctrl}:{relayd.data}"],
+                       check=True, capture_output=True, timeout=60)
+        subprocess.run([os.path.join(SRC, "scripts", "blkin-lttng-channel"), name], check=True,
+                       capture_output=True, timeout=60)
+        subprocess.run(["lttng", "enable-event", "-s", name, "-u", "-c", "blkin", "blkin_qemu:*"],
+                       check=True, capture_output=True, timeout=60)
+        subprocess.run(["lttng", "start", name], check=True, capture_output=True, timeout=60)
+        reader = Reader(f"net://127.0.0.1:{relayd.live}/host/{socket.gethostname()}/{name}")
+        time.sleep(1)
+        relayd.stop()
+        try:
+            rc = reader.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            rc = None
+        err = reader.proc.stderr.read() if rc is not None else ""
+        t.ok(rc == 1 and "reading the trace failed" in err, "live: losing the relay daemon is an error, not a hang",
+             detail=f"rc {rc}: {err[-1000:]}")
+    finally:
+        if reader:
+            reader.stop()
+        subprocess.run(["lttng", "destroy", name], capture_output=True, timeout=60)
         relayd.stop()
         shutil.rmtree(relayd.out, ignore_errors=True)
 
@@ -385,7 +424,7 @@ def test_broken_dirs(t):
 
 def main():
     t = Tap()
-    for fn in (test_offline_exact, test_stacked_and_hung, test_discarded, test_live, test_live_errors,
+    for fn in (test_offline_exact, test_stacked_and_hung, test_discarded, test_live, test_live_relayd_lost, test_live_errors,
                test_schema, test_broken_dirs):
         t.run(fn)
     t.done()
