@@ -585,6 +585,7 @@ HostdTraceSource *hostd_trace_source_new_live(const char *url,
     HostdTraceSource *ret = NULL;
 
     g_return_val_if_fail(url, NULL);
+    bt_current_thread_clear_error();
     src = source_alloc(sink, opaque);
     if (!src->graph) {
         g_set_error_literal(err, HOSTD_TRACE_ERROR, ENOMEM,
@@ -672,6 +673,7 @@ HostdTraceSource *hostd_trace_source_new_offline(const char *trace_dir,
     HostdTraceSource *ret = NULL;
 
     g_return_val_if_fail(trace_dir, NULL);
+    bt_current_thread_clear_error();
     if (!g_file_test(trace_dir, G_FILE_TEST_IS_DIR)) {
         g_set_error(err, HOSTD_TRACE_ERROR, ENOENT,
                     "trace directory %s does not exist", trace_dir);

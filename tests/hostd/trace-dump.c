@@ -174,6 +174,13 @@ int main(int argc, char **argv)
         if (r == HOSTD_TRACE_IDLE)
             g_usleep(HOSTD_TRACE_IDLE_MS * 1000);
     }
+    /* The API's promises, checked on every run the tests make. */
+    hostd_trace_source_free(NULL);
+    if (hostd_trace_source_poll(src) != r) {
+        fprintf(stderr, "trace-dump: poll after %s did not return %d again\n",
+                r < 0 ? "an error" : "the end", r);
+        return 4;
+    }
     if (r < 0) {
         const char *m = hostd_trace_source_error(src);
 
