@@ -29,6 +29,7 @@ void blkin_channel_init(struct blkin_channel *ch,
 void blkin_channel_reconnected(struct blkin_channel *ch)
 {
     blkin_decoder_init(&ch->dec);
+    ch->conn_hello = false;
     /* Replies to probes sent on the old connection can no longer come. */
     memset(ch->probes, 0, sizeof(ch->probes));
 }
@@ -78,6 +79,7 @@ static void on_hello(struct blkin_channel *ch, const struct blkin_frame *f)
     }
     ch->hello = h;
     ch->have_hello = true;
+    ch->conn_hello = true;
     ev.hello = &ch->hello;
     emit(ch, &ev);
 }

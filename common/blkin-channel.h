@@ -78,6 +78,7 @@ struct blkin_channel {
     void *user;
     struct blkin_decoder dec;
     bool have_hello;
+    bool conn_hello; /* a HELLO arrived on the current connection */
     struct blkin_hello hello;
     bool have_devmap;
     struct blkin_devmap devmap;

@@ -15,18 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "blkin-channel.h"
+#include "blkin-host-link.h"
 
 static volatile sig_atomic_t quit;
 static FILE *out;
-/* Probes wait for the agent's hello on each connection: until the agent has
- * the port open they would only pile up in the guest and time out. */
-static bool agent_ready;
 
 static uint64_t now_ns(void)
 {
@@ -75,7 +71,6 @@ static void on_event(void *user, const struct blkin_event *ev)
 
     switch (ev->type) {
     case BLKIN_EV_HELLO:
-        agent_ready = true;
         fprintf(out,
                 "{\"type\":\"hello\",\"t\":%" PRIu64
                 ",\"session\":\"%016" PRIx64 "\",\"software\":",
@@ -193,31 +188,26 @@ static void print_stats(const struct blkin_channel *ch)
             ch->dec.stats.bad_headers, ch->dec.stats.skipped_bytes);
 }
 
-static int connect_unix(const char *path)
+struct dump {
+    bool once;
+    bool ended;
+};
+
+static void on_state(void *user, bool connected, uint64_t now, size_t partial)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd;
+    struct dump *d = user;
 
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int e = errno;
-
-        close(fd);
-        return -e;
+    if (connected) {
+        fprintf(out, "{\"type\":\"connected\",\"t\":%" PRIu64 "}\n", now);
+    } else {
+        fprintf(out,
+                "{\"type\":\"disconnected\",\"t\":%" PRIu64
+                ",\"partial_bytes\":%zu}\n",
+                now, partial);
+        if (d->once)
+            d->ended = true;
     }
-    return fd;
-}
-
-/* Small control frames; a full socket buffer just skips this probe. */
-static void send_frame(int fd, const uint8_t *buf, ssize_t n)
-{
-    if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL) < 0 && errno != EAGAIN)
-        return;
+    fflush(out);
 }
 
 static void usage(FILE *f)
@@ -253,11 +243,10 @@ int main(int argc, char **argv)
         {0},
     };
     struct blkin_channel *ch;
-    uint64_t probe_ns = 200000000ull, end_ns = 0, next_probe = 0, tnow = 0;
-    uint64_t next_connect = 0;
-    bool once = false, connected = false;
-    int c, fd = -1;
-    const char *path;
+    struct blkin_host_link link;
+    struct dump d = {0};
+    uint64_t probe_ns = 200000000ull, end_ns = 0, tnow = 0;
+    int c;
     struct sigaction sa = {.sa_handler = on_signal};
 
     out = stdout;
@@ -277,7 +266,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'O':
-            once = true;
+            d.once = true;
             break;
         case 'h':
             usage(stdout);
@@ -291,7 +280,6 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    path = argv[optind];
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -300,69 +288,26 @@ int main(int argc, char **argv)
     if (!ch)
         return 1;
     blkin_channel_init(ch, NULL, on_event, &tnow);
-
-    while (!quit && (!end_ns || now_ns() < end_ns)) {
+    if (blkin_host_link_init(&link, argv[optind], ch, probe_ns, on_state, &d) <
+        0) {
+        fprintf(stderr, "blkin-agent-dump: socket path too long\n");
+        return 2;
+    }
+    while (!quit && !d.ended && (!end_ns || now_ns() < end_ns)) {
         struct pollfd p;
-        uint8_t buf[65536];
-        int timeout = 100;
+        int timeout;
 
         tnow = now_ns();
-        if (fd < 0) {
-            if (tnow < next_connect) {
-                poll(NULL, 0, 20);
-                continue;
-            }
-            fd = connect_unix(path);
-            if (fd < 0) {
-                next_connect = tnow + 100000000ull;
-                continue;
-            }
-            connected = true;
-            agent_ready = false;
-            blkin_channel_reconnected(ch);
-            fprintf(out, "{\"type\":\"connected\",\"t\":%" PRIu64 "}\n", tnow);
-            fflush(out);
-            send_frame(fd, buf, blkin_channel_make_hello(ch, buf, 64, tnow));
-            next_probe = tnow + probe_ns / 4;
-        }
-        if (!agent_ready)
-            next_probe = tnow;
-        else if (probe_ns && tnow >= next_probe) {
-            send_frame(fd, buf,
-                       blkin_channel_make_probe(ch, buf, 64, now_ns()));
-            next_probe = tnow + probe_ns;
-        }
-        if (probe_ns && next_probe > tnow &&
-            (next_probe - tnow) / 1000000 < (uint64_t)timeout)
-            timeout = (int)((next_probe - tnow) / 1000000) + 1;
-        p = (struct pollfd){.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, timeout) < 0 && errno != EINTR)
+        blkin_host_link_prepare(&link, tnow, &p, &timeout);
+        if (timeout > 100)
+            timeout = 100; /* notice signals and the duration promptly */
+        if (poll(&p, p.fd >= 0 ? 1 : 0, timeout) < 0 && errno != EINTR)
             break;
-        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = read(fd, buf, sizeof(buf));
-
-            tnow = now_ns();
-            if (n > 0) {
-                blkin_channel_feed(ch, buf, (size_t)n, tnow);
-                fflush(out);
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                close(fd);
-                fd = -1;
-                connected = false;
-                fprintf(out,
-                        "{\"type\":\"disconnected\",\"t\":%" PRIu64
-                        ",\"partial_bytes\":%zu}\n",
-                        tnow, blkin_decoder_pending(&ch->dec));
-                fflush(out);
-                if (once)
-                    break;
-                next_connect = tnow + 100000000ull;
-            }
-        }
+        tnow = now_ns();
+        blkin_host_link_dispatch(&link, &p, tnow);
+        fflush(out);
     }
-    if (fd >= 0)
-        close(fd);
-    (void)connected;
+    blkin_host_link_close(&link);
     print_stats(ch);
     fflush(out);
     free(ch);
