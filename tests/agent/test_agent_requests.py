@@ -25,6 +25,15 @@ mark workload-done
 # Let the last batch (flushed within --flush-ms) and a few probes go out.
 sleep 1
 stop_agent
+# Daemon mode: detaches, writes its pid, exits on SIGTERM.
+blkin-guest-agent -d --pidfile /tmp/agent.pid
+sleep 0.5
+pid=$(cat /tmp/agent.pid 2>/dev/null)
+[ -n "$pid" ] && kill -0 "$pid" && echo "daemon-running" >"$BLKIN_RESULTS"
+kill -TERM "$pid"
+i=0
+while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+kill -0 "$pid" 2>/dev/null || echo "daemon-stopped" >"$BLKIN_RESULTS"
 exit $rc
 """
 
@@ -131,6 +140,8 @@ def test_requests(t):
         hello = at.of_type(ev, "hello")[-1]
         t.ok(hello["guest_mono_ns"] - off - bound <= hello["t"],
              "hello arrives after it was sent (in host time)")
+    t.ok("daemon-running" in text and "daemon-stopped" in text,
+         "daemon mode: detaches with a pid file and stops on SIGTERM")
     stats = at.agent_stats(text)
     t.ok(stats and stats["dropped"] == 0 and stats["lost"] == 0,
          "agent dropped and lost nothing", detail=stats)
