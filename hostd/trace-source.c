@@ -124,7 +124,8 @@ struct HostdTraceSource {
     HostdTraceStats stats;
     int status; /* 0 running, 1 ended, < 0 failed */
     char *error;
-    uint64_t budget; /* messages left in this poll */
+    uint64_t budget;  /* messages left in this poll */
+    uint64_t time_ns; /* newest event/inactivity time delivered */
 };
 
 static void ev_class_free(gpointer p)
@@ -399,12 +400,45 @@ static void handle_discarded(HostdTraceSource *src, const bt_message *msg)
         src->sink.discarded(src->opaque, count);
 }
 
+static uint64_t snapshot_ns(const bt_clock_snapshot *snap)
+{
+    uint64_t cycles = bt_clock_snapshot_get_value(snap);
+    uint64_t freq = bt_clock_class_get_frequency(
+        bt_clock_snapshot_borrow_clock_class_const(snap));
+
+    if (freq == UINT64_C(1000000000) || freq == 0)
+        return cycles;
+    return (uint64_t)((unsigned __int128)cycles * 1000000000u / freq);
+}
+
+/* Advances the source's time to an event's or an inactivity beacon's. */
+static void note_time(HostdTraceSource *src, const bt_message *msg)
+{
+    const bt_clock_snapshot *snap;
+    uint64_t ns;
+
+    if (bt_message_get_type(msg) == BT_MESSAGE_TYPE_EVENT) {
+        if (!bt_message_event_borrow_stream_class_default_clock_class_const(
+                msg))
+            return;
+        snap = bt_message_event_borrow_default_clock_snapshot_const(msg);
+    } else {
+        snap =
+            bt_message_message_iterator_inactivity_borrow_clock_snapshot_const(
+                msg);
+    }
+    ns = snapshot_ns(snap);
+    if (ns > src->time_ns)
+        src->time_ns = ns;
+}
+
 static bt_graph_simple_sink_component_consume_func_status
 sink_consume(bt_message_iterator *it, void *data)
 {
     HostdTraceSource *src = data;
     bt_message_array_const msgs;
     uint64_t n;
+    int64_t timed = -1;
 
     switch (bt_message_iterator_next(it, &msgs, &n)) {
     case BT_MESSAGE_ITERATOR_NEXT_STATUS_OK:
@@ -425,15 +459,23 @@ sink_consume(bt_message_iterator *it, void *data)
         switch (bt_message_get_type(msg)) {
         case BT_MESSAGE_TYPE_EVENT:
             handle_event(src, msg);
+            timed = (int64_t)i;
             break;
         case BT_MESSAGE_TYPE_DISCARDED_EVENTS:
             handle_discarded(src, msg);
             break;
+        case BT_MESSAGE_TYPE_MESSAGE_ITERATOR_INACTIVITY:
+            timed = (int64_t)i;
+            break;
         default:
             break;
         }
-        bt_message_put_ref(msg);
     }
+    /* Messages come in time order: the batch's newest timed one is enough. */
+    if (timed >= 0)
+        note_time(src, msgs[timed]);
+    for (uint64_t i = 0; i < n; i++)
+        bt_message_put_ref(msgs[i]);
     src->budget = src->budget > n ? src->budget - n : 0;
     return BT_GRAPH_SIMPLE_SINK_COMPONENT_CONSUME_FUNC_STATUS_OK;
 }
@@ -766,6 +808,11 @@ int hostd_trace_source_poll(HostdTraceSource *src)
 const char *hostd_trace_source_error(const HostdTraceSource *src)
 {
     return src->error;
+}
+
+uint64_t hostd_trace_source_time_ns(const HostdTraceSource *src)
+{
+    return src->time_ns;
 }
 
 void hostd_trace_source_get_stats(const HostdTraceSource *src,

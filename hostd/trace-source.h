@@ -83,6 +83,17 @@ int hostd_trace_source_poll(HostdTraceSource *src);
 /* Why the source failed (after a negative poll), or NULL. */
 const char *hostd_trace_source_error(const HostdTraceSource *src);
 
+/*
+ * How far the trace has been delivered, in the tracer's clock
+ * (CLOCK_MONOTONIC ns for LTTng-UST): the time of the newest event, or of
+ * the newest inactivity beacon from lttng-live, so it advances on an idle
+ * live session too (every live-timer period). Events come in time order,
+ * so a joiner may treat what it has not seen by then as absent, up to the
+ * filter's own delay (an event is stamped at request completion). 0 before
+ * anything timed arrived.
+ */
+uint64_t hostd_trace_source_time_ns(const HostdTraceSource *src);
+
 void hostd_trace_source_get_stats(const HostdTraceSource *src,
                                   HostdTraceStats *stats);
 

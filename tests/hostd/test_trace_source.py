@@ -282,6 +282,14 @@ def test_live(t):
         got2 = reader.wait_for(lambda objs: len(spans_for(objs, "hd-live-2")) >= 50, timeout=10)
         t.ok(b2.returncode == 0 and got2, "a later QEMU process's requests arrive too")
 
+        # Idle session: the source's time keeps advancing past the last
+        # event (lttng-live inactivity beacons), so a joiner can decide.
+        last_end = max(o["end_ns"] for o in of(reader.objs, "span"))
+        advanced = reader.wait_for(
+            lambda objs: any(o["ns"] > last_end + 500e6 for o in of(objs, "time")), timeout=10)
+        t.ok(advanced, "idle live session: the source's time advances past the last event",
+             detail=f"last end {last_end}, times {[o['ns'] for o in of(reader.objs, 'time')][-5:]}")
+
         subprocess.run(["lttng", "destroy", name], capture_output=True, timeout=60)
         created = False
         t1 = time.monotonic()

@@ -114,9 +114,10 @@ static void print_stats(const char *ev, HostdTraceSource *src, double secs)
     printf("{\"ev\":\"%s\",\"events\":%" PRIu64 ",\"spans\":%" PRIu64
            ",\"hung\":%" PRIu64 ",\"disks\":%" PRIu64 ",\"rejected\":%" PRIu64
            ",\"ignored\":%" PRIu64 ",\"discarded\":%" PRIu64
-           ",\"seconds\":%.6f,\"events_per_s\":%.0f}\n",
+           ",\"time_ns\":%" PRIu64 ",\"seconds\":%.6f,\"events_per_s\":%.0f}\n",
            ev, st.events, st.spans, st.hung, st.disks, st.rejected, st.ignored,
-           st.discarded, secs, secs > 0 ? st.events / secs : 0.0);
+           st.discarded, hostd_trace_source_time_ns(src), secs,
+           secs > 0 ? st.events / secs : 0.0);
 }
 
 int main(int argc, char **argv)
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
                               count_discarded};
     Counts counts = {0};
     gint64 t0, deadline;
+    uint64_t last_ns = 0;
     int r;
 
     g_option_context_add_main_entries(ctx, entries, NULL);
@@ -171,8 +173,15 @@ int main(int argc, char **argv)
             print_stats("timeout", src, (g_get_monotonic_time() - t0) / 1e6);
             return 3;
         }
-        if (r == HOSTD_TRACE_IDLE)
+        if (r == HOSTD_TRACE_IDLE) {
+            uint64_t ns = hostd_trace_source_time_ns(src);
+
+            /* Idle live: show the source's time still advancing. */
+            if (!count && ns != last_ns)
+                printf("{\"ev\":\"time\",\"ns\":%" PRIu64 "}\n", ns);
+            last_ns = ns;
             g_usleep(HOSTD_TRACE_IDLE_MS * 1000);
+        }
     }
     /* The API's promises, checked on every run the tests make. */
     hostd_trace_source_free(NULL);
