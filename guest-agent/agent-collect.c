@@ -52,7 +52,7 @@ void agent_collect(struct agent *a)
     /* Each ring may fill its share of the batch; loop while they do. */
     unsigned per_ring = EVENT_BATCH / (unsigned)a->rings.nr;
 
-    for (int round = 0; round < 8; round++) {
+    for (int round = 0; round < 64; round++) {
         unsigned got;
 
         a->nbatch = 0;

@@ -104,8 +104,10 @@ static void evict_oldest(struct matcher *m)
             (oldest == NIL || m->e[i].age < m->e[oldest].age))
             oldest = i;
     if (oldest != NIL) {
+        /* A queued request that never issued was merged into another. */
+        if (m->e[oldest].state == ST_ISSUED)
+            m->evicted++;
         unlink_entry(m, oldest);
-        m->evicted++;
     }
 }
 
@@ -269,8 +271,9 @@ void matcher_sweep(struct matcher *m, uint64_t now_ns, uint64_t max_age_ns)
         uint64_t t = e->issue_ns ? e->issue_ns : e->queue_ns;
 
         if (e->state != ST_FREE && t + max_age_ns < now_ns) {
+            if (e->state == ST_ISSUED)
+                m->evicted++;
             unlink_entry(m, i);
-            m->evicted++;
         }
     }
 }
