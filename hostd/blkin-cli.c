@@ -1,0 +1,370 @@
+/*
+ * blkin-cli.c: `blkin`, the operator's command line for blkin-hostd.
+ *
+ *   blkin [--socket PATH] report [VM [DISK]] [--window 1s|1m|1h] [--json]
+ *   blkin top [VM [DISK]] [--interval SECONDS] [--count N]
+ *   blkin tail [VM [DISK]] [--window ...] [--json]
+ *   blkin trace TRACE-ID [--json]
+ *   blkin status
+ *   blkin register VM [--agent-socket PATH] --disk TARGET=SERIAL=FILTER-ID...
+ *   blkin unregister VM
+ *
+ * Talks the control protocol (docs/hostd.md) over hostd's UNIX socket.
+ */
+#include <errno.h>
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+#include <json-glib/json-glib.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *opt_socket = NULL;
+static char *opt_window = NULL;
+static gboolean opt_json = FALSE;
+static double opt_interval = 1.0;
+static int opt_count = 0;
+static char *opt_agent_socket = NULL;
+static char **opt_disks = NULL;
+
+static JsonNode *request(JsonNode *req, GError **err)
+{
+    g_autoptr(GSocketClient) client = g_socket_client_new();
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(
+        opt_socket ? opt_socket : "/run/blkin/hostd.sock");
+    g_autoptr(GSocketConnection) conn = NULL;
+    g_autoptr(GDataInputStream) in = NULL;
+    g_autofree char *text = json_to_string(req, FALSE);
+    g_autofree char *line = NULL;
+    g_autoptr(JsonParser) p = json_parser_new();
+    GOutputStream *out;
+
+    conn =
+        g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL, err);
+    if (!conn) {
+        g_prefix_error(err, "cannot reach blkin-hostd (is it running?): ");
+        return NULL;
+    }
+    out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
+    if (!g_output_stream_write_all(out, text, strlen(text), NULL, NULL, err) ||
+        !g_output_stream_write_all(out, "\n", 1, NULL, NULL, err))
+        return NULL;
+    in = g_data_input_stream_new(
+        g_io_stream_get_input_stream(G_IO_STREAM(conn)));
+    line = g_data_input_stream_read_line(in, NULL, NULL, err);
+    if (!line) {
+        if (err && !*err)
+            g_set_error(err, G_IO_ERROR, G_IO_ERROR_CLOSED,
+                        "blkin-hostd closed the connection");
+        return NULL;
+    }
+    if (!json_parser_load_from_data(p, line, -1, err))
+        return NULL;
+    return json_node_copy(json_parser_get_root(p));
+}
+
+static JsonNode *build(const char *cmd, const char *vm, const char *disk)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "cmd");
+    json_builder_add_string_value(b, cmd);
+    if (vm) {
+        json_builder_set_member_name(b, "vm");
+        json_builder_add_string_value(b, vm);
+    }
+    if (disk) {
+        json_builder_set_member_name(b, "disk");
+        json_builder_add_string_value(b, disk);
+    }
+    if (opt_window) {
+        json_builder_set_member_name(b, "window");
+        json_builder_add_string_value(b, opt_window);
+    }
+    json_builder_end_object(b);
+    return json_builder_get_root(b);
+}
+
+static gint64 get_int(JsonObject *o, const char *key)
+{
+    JsonNode *n = o ? json_object_get_member(o, key) : NULL;
+
+    return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_int(n) : -1;
+}
+
+static const char *get_str(JsonObject *o, const char *key)
+{
+    JsonNode *n = o ? json_object_get_member(o, key) : NULL;
+
+    return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_string(n) : NULL;
+}
+
+/* A duration for people: ns, us, ms or s with three significant digits. */
+static const char *dur(gint64 ns, char *buf, size_t len)
+{
+    double v = (double)ns;
+
+    if (ns < 0)
+        snprintf(buf, len, "-");
+    else if (v < 1e3)
+        snprintf(buf, len, "%.0fns", v);
+    else if (v < 1e6)
+        snprintf(buf, len, "%.3gus", v / 1e3);
+    else if (v < 1e9)
+        snprintf(buf, len, "%.3gms", v / 1e6);
+    else
+        snprintf(buf, len, "%.3gs", v / 1e9);
+    return buf;
+}
+
+static void print_disk(JsonObject *d)
+{
+    JsonObject *c = json_object_get_object_member(d, "counters");
+    JsonObject *clk = json_object_has_member(d, "clock")
+                          ? json_object_get_object_member(d, "clock")
+                          : NULL;
+    JsonArray *ops = json_object_get_array_member(d, "ops");
+    char a[32], b[32], e[32], f[32], g[32], h[32];
+
+    printf("VM %s  disk %s  (serial %s, filter %s)\n", get_str(d, "vm"),
+           get_str(d, "disk"), get_str(d, "serial"), get_str(d, "filter_id"));
+    if (clk && get_int(clk, "bound_ns") >= 0)
+        printf("  guest clock: offset %s, error bound +-%s\n",
+               dur(llabs(get_int(clk, "offset_ns")), a, sizeof(a)),
+               dur(get_int(clk, "bound_ns"), b, sizeof(b)));
+    else
+        printf("  guest clock: not synchronised (no agent data yet)\n");
+    printf("  joined %" G_GINT64_FORMAT " (merged %" G_GINT64_FORMAT
+           "), unmatched guest %" G_GINT64_FORMAT
+           ", unmatched spans %" G_GINT64_FORMAT
+           ", agent drops %" G_GINT64_FORMAT
+           ", lttng discarded %" G_GINT64_FORMAT
+           ", hung reports %" G_GINT64_FORMAT "\n",
+           get_int(c, "matched"), get_int(c, "merged"),
+           get_int(c, "unmatched_guest"), get_int(c, "unmatched_span"),
+           get_int(c, "agent_drops"), get_int(c, "lttng_discarded"),
+           get_int(c, "hung_reports"));
+    printf("  %-13s %8s %9s %9s  %-14s %8s %8s %8s %8s %8s\n", "op", "count",
+           "IOPS", "MB/s", "phase", "p50", "p90", "p99", "p99.9", "max");
+    for (guint i = 0; ops && i < json_array_get_length(ops); i++) {
+        JsonObject *op = json_array_get_object_element(ops, i);
+        JsonArray *ph = json_object_get_array_member(op, "phases");
+
+        for (guint k = 0; k < json_array_get_length(ph); k++) {
+            JsonObject *p = json_array_get_object_element(ph, k);
+
+            if (k == 0)
+                printf("  %-13s %8" G_GINT64_FORMAT " %9.1f %9.2f  ",
+                       get_str(op, "op"), get_int(op, "count"),
+                       json_object_get_double_member(op, "iops"),
+                       json_object_get_double_member(op, "mbps"));
+            else
+                printf("  %-13s %8s %9s %9s  ", "", "", "", "");
+            printf("%-14s %8s %8s %8s %8s %8s\n", get_str(p, "phase"),
+                   dur(get_int(p, "p50_ns"), a, sizeof(a)),
+                   dur(get_int(p, "p90_ns"), b, sizeof(b)),
+                   dur(get_int(p, "p99_ns"), e, sizeof(e)),
+                   dur(get_int(p, "p999_ns"), f, sizeof(f)),
+                   dur(get_int(p, "max_ns"), g, sizeof(g)));
+        }
+    }
+    (void)h;
+    printf("\n");
+}
+
+static int print_report(JsonNode *resp)
+{
+    JsonObject *o = json_node_get_object(resp);
+    JsonArray *disks = json_object_get_array_member(o, "disks");
+
+    printf("window %s\n\n", get_str(o, "window"));
+    if (!json_array_get_length(disks))
+        printf("no disks registered\n");
+    for (guint i = 0; i < json_array_get_length(disks); i++)
+        print_disk(json_array_get_object_element(disks, i));
+    return 0;
+}
+
+static int print_timeline(JsonObject *r)
+{
+    char a[32], b[32];
+    JsonArray *phases = json_object_get_array_member(r, "phases");
+
+    printf("trace %s  span %s  %s %s offset %" G_GINT64_FORMAT
+           " bytes %" G_GINT64_FORMAT "  VM %s disk %s\n",
+           get_str(r, "trace_id"), get_str(r, "span_id"), get_str(r, "op"),
+           get_int(r, "ret") ? "FAILED" : "ok", get_int(r, "offset"),
+           get_int(r, "bytes"), get_str(r, "vm"), get_str(r, "disk"));
+    for (guint i = 0; phases && i < json_array_get_length(phases); i++) {
+        JsonObject *p = json_array_get_object_element(phases, i);
+
+        printf("  +%-10s %-14s %s\n", dur(get_int(p, "at_ns"), a, sizeof(a)),
+               get_str(p, "phase"), dur(get_int(p, "ns"), b, sizeof(b)));
+    }
+    return 0;
+}
+
+static int print_tail(JsonNode *resp)
+{
+    JsonArray *reqs =
+        json_object_get_array_member(json_node_get_object(resp), "requests");
+
+    for (guint i = 0; i < json_array_get_length(reqs); i++) {
+        print_timeline(json_array_get_object_element(reqs, i));
+        printf("\n");
+    }
+    if (!json_array_get_length(reqs))
+        printf("no requests in this window\n");
+    return 0;
+}
+
+static int run(JsonNode *req, int (*print)(JsonNode *))
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonNode) resp = request(req, &err);
+    JsonObject *o;
+
+    if (!resp) {
+        g_printerr("blkin: %s\n", err->message);
+        return 1;
+    }
+    o = JSON_NODE_HOLDS_OBJECT(resp) ? json_node_get_object(resp) : NULL;
+    if (!o || !json_object_get_boolean_member_with_default(o, "ok", FALSE)) {
+        g_printerr("blkin: %s\n",
+                   o ? json_object_get_string_member_with_default(
+                           o, "error", "bad response")
+                     : "bad response");
+        return 1;
+    }
+    if (opt_json || !print) {
+        g_autofree char *text = json_to_string(resp, TRUE);
+        printf("%s\n", text);
+        return 0;
+    }
+    return print(resp);
+}
+
+static int print_trace(JsonNode *resp)
+{
+    return print_timeline(
+        json_object_get_object_member(json_node_get_object(resp), "request"));
+}
+
+int main(int argc, char **argv)
+{
+    GOptionEntry entries[] = {
+        {"socket", 's', 0, G_OPTION_ARG_FILENAME, &opt_socket,
+         "hostd's control socket (default /run/blkin/hostd.sock)", "PATH"},
+        {"window", 'w', 0, G_OPTION_ARG_STRING, &opt_window,
+         "1s, 1m (default) or 1h", "W"},
+        {"json", 'j', 0, G_OPTION_ARG_NONE, &opt_json, "JSON output", NULL},
+        {"interval", 'i', 0, G_OPTION_ARG_DOUBLE, &opt_interval,
+         "top: seconds between refreshes", "S"},
+        {"count", 'n', 0, G_OPTION_ARG_INT, &opt_count,
+         "top: stop after N refreshes", "N"},
+        {"agent-socket", 0, 0, G_OPTION_ARG_FILENAME, &opt_agent_socket,
+         "register: the VM's agent channel socket", "PATH"},
+        {"disk", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &opt_disks,
+         "register: TARGET=SERIAL=FILTER-ID (repeat)", "SPEC"},
+        {NULL}};
+    g_autoptr(GOptionContext) ctx =
+        g_option_context_new("report|top|tail|trace|status|register|unregister "
+                             "[ARGS]");
+    g_autoptr(GError) err = NULL;
+    const char *cmd, *a1, *a2;
+
+    setlocale(LC_ALL, "");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+        g_printerr("blkin: %s\n", err->message);
+        return 2;
+    }
+    if (argc < 2) {
+        g_autofree char *help = g_option_context_get_help(ctx, TRUE, NULL);
+        g_printerr("%s", help);
+        return 2;
+    }
+    cmd = argv[1];
+    a1 = argc > 2 ? argv[2] : NULL;
+    a2 = argc > 3 ? argv[3] : NULL;
+
+    if (g_str_equal(cmd, "report")) {
+        g_autoptr(JsonNode) r = build("report", a1, a2);
+        return run(r, print_report);
+    }
+    if (g_str_equal(cmd, "tail")) {
+        g_autoptr(JsonNode) r = build("tail", a1, a2);
+        return run(r, print_tail);
+    }
+    if (g_str_equal(cmd, "status")) {
+        g_autoptr(JsonNode) r = build("status", NULL, NULL);
+        return run(r, NULL);
+    }
+    if (g_str_equal(cmd, "top")) {
+        if (!opt_window)
+            opt_window = g_strdup("1s");
+        for (int n = 0; !opt_count || n < opt_count; n++) {
+            g_autoptr(JsonNode) r = build("report", a1, a2);
+            int ret;
+
+            if (!opt_json)
+                printf("\033[H\033[2J");
+            ret = run(r, print_report);
+            fflush(stdout);
+            if (ret)
+                return ret;
+            if (opt_count && n + 1 == opt_count)
+                break;
+            g_usleep((gulong)(opt_interval * G_USEC_PER_SEC));
+        }
+        return 0;
+    }
+    if (g_str_equal(cmd, "trace")) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_autoptr(JsonNode) r = NULL;
+
+        if (!a1) {
+            g_printerr("blkin: trace needs a trace id\n");
+            return 2;
+        }
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "cmd");
+        json_builder_add_string_value(b, "trace");
+        json_builder_set_member_name(b, "id");
+        json_builder_add_string_value(b, a1);
+        json_builder_end_object(b);
+        r = json_builder_get_root(b);
+        return run(r, print_trace);
+    }
+    if (g_str_equal(cmd, "register") || g_str_equal(cmd, "unregister")) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_autoptr(JsonNode) r = NULL;
+
+        if (!a1) {
+            g_printerr("blkin: %s needs a VM name\n", cmd);
+            return 2;
+        }
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "cmd");
+        json_builder_add_string_value(b, cmd);
+        json_builder_set_member_name(b, "vm");
+        json_builder_add_string_value(b, a1);
+        if (opt_agent_socket) {
+            json_builder_set_member_name(b, "agent_socket");
+            json_builder_add_string_value(b, opt_agent_socket);
+        }
+        json_builder_set_member_name(b, "disks");
+        json_builder_begin_array(b);
+        for (char **d = opt_disks; d && *d; d++)
+            json_builder_add_string_value(b, *d);
+        json_builder_end_array(b);
+        json_builder_end_object(b);
+        r = json_builder_get_root(b);
+        return run(r, NULL);
+    }
+    g_printerr("blkin: unknown command '%s'\n", cmd);
+    return 2;
+}

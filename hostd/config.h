@@ -1,0 +1,31 @@
+/*
+ * config.h: /etc/blkin/hostd.conf, a GKeyFile (docs/hostd.md):
+ *
+ *   [hostd]
+ *   socket = /run/blkin/hostd.sock
+ *   state-dir = /var/lib/blkin
+ *   live = net://localhost/host/HOSTNAME/blkin
+ *   hold-ms = 1500
+ *   retention-days = 30
+ *
+ *   [vm web1]
+ *   agent-socket = /run/blkin/agents/web1.sock
+ *   disks = vda=SERIAL=FILTER-ID;vdb=...
+ *
+ * Command-line flags win over the file.
+ */
+#ifndef HOSTD_CONFIG_H
+#define HOSTD_CONFIG_H
+
+#include <glib.h>
+
+/*
+ * Fills each out-parameter that is still unset (NULL, or the default for
+ * the integers when @explicit_* say so) from @path; with @path NULL reads
+ * /etc/blkin/hostd.conf if it exists. VM sections are appended to *vms.
+ */
+gboolean hostd_config_load(const char *path, char **socket_path,
+                           char **state_dir, char **live_url, int *hold_ms,
+                           int *retention_days, char ***vms, GError **err);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * disk-record.c: joined request -> statistics and tail capture.
+ */
+#include "disk-record.h"
+
+#include "agent-conn.h"
+
+#include <string.h>
+
+uint64_t hostd_joined_end_ns(const HostdJoined *j)
+{
+    return j->has_guest ? (uint64_t)j->guest.complete_ns : j->span.end_ns;
+}
+
+bool hostd_joined_to_request(const HostdDisk *d, const HostdJoined *j,
+                             HostdJoinedRequest *r)
+{
+    int op = hostd_stats_op_from_schema(j->op);
+    struct blkin_clock_estimate est;
+
+    G_STATIC_ASSERT((int)HOSTD_PHASE__N == (int)HOSTD_STATS_PHASE__N);
+    if (op < 0)
+        return false;
+    memset(r, 0, sizeof(*r));
+    r->disk.vpid = j->span.vpid;
+    r->disk.disk = j->span.disk;
+    r->op = op;
+    r->merged = j->merged;
+    r->ret = j->ret;
+    r->offset = j->offset;
+    r->bytes = j->bytes;
+    r->flags = (j->has_guest ? HOSTD_JR_HAS_GUEST : 0) |
+               (j->has_span ? HOSTD_JR_HAS_SPAN : 0) |
+               (j->merged > 1 ? HOSTD_JR_MERGED : 0) |
+               (j->has_guest && !j->has_span ? HOSTD_JR_UNMATCHED_GUEST : 0) |
+               (j->has_span && !j->has_guest ? HOSTD_JR_UNMATCHED_SPAN : 0) |
+               (j->ret ? HOSTD_JR_ERROR : 0);
+    if (j->has_guest) {
+        r->guest_queue_ns = j->guest.queue_ns;
+        r->guest_issue_ns = j->guest.issue_ns;
+        r->guest_complete_ns = j->guest.complete_ns;
+        if (hostd_agent_conn_clock(d->vm->agent, &est))
+            r->clock_error_ns = est.bound_ns;
+    }
+    if (j->has_span) {
+        r->span_start_ns = j->span.start_ns;
+        r->span_end_ns = j->span.end_ns;
+        r->trace_id = j->span.trace_id;
+        r->span_id = j->span.span_id;
+        r->lower_total_ns = j->backend_ns;
+    }
+    for (int p = 0; p < HOSTD_PHASE__N; p++) {
+        if (j->phase_ns[p] < 0 && !(j->has_guest && j->has_span))
+            continue;
+        /* Guest-side phases can come out slightly negative within the
+         * clock error bound; histograms count them as 0, the timestamps
+         * kept in the record stay exact. */
+        r->phase_valid |= 1u << p;
+        r->phase_ns[p] = j->phase_ns[p] > 0 ? (uint64_t)j->phase_ns[p] : 0;
+    }
+    if (!j->guest.queue_ns)
+        r->phase_valid &= ~(1u << HOSTD_STATS_PHASE_GUEST_QUEUE);
+    return true;
+}
+
+void hostd_disk_record(HostdDisk *d, const HostdJoined *j)
+{
+    HostdJoinedRequest r;
+    uint64_t end = hostd_joined_end_ns(j);
+
+    if (!hostd_joined_to_request(d, j, &r))
+        return;
+    hostd_disk_stats_add(d->stats, end, &r);
+    hostd_tail_capture_add(d->tail, end, &r);
+}

@@ -1,0 +1,47 @@
+/*
+ * hostd.h: the daemon's top-level state, shared by main.c, the control
+ * command handlers (commands.c) and the report builders (report.c).
+ *
+ * Everything runs on the main thread's GLib main loop: trace polling, agent
+ * channels, the join tick, the control socket. No locks.
+ */
+#ifndef HOSTD_HOSTD_H
+#define HOSTD_HOSTD_H
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "control.h"
+#include "model.h"
+#include "stats/history-store.h"
+#include "trace-source.h"
+
+typedef struct Hostd {
+    HostdModel *model;
+    HostdTraceSource *trace;
+    HostdControl *control;
+    HostdHistoryStore *history;
+    GMainLoop *loop;
+    char *live_url;          /* LTTng live session to read, or NULL */
+    char *offline_dir;       /* recorded trace to read, or NULL */
+    int64_t hold_ns;         /* how long to wait for both sources to deliver */
+    int64_t last_checkpoint; /* when the history was last checkpointed */
+    FILE *capture;           /* guest requests, for offline replay (or NULL) */
+    gboolean trace_ended;
+    int exit_code;
+} Hostd;
+
+/* report.c */
+JsonNode *hostd_report(Hostd *h, const char *vm, const char *disk,
+                       const char *window, GError **err);
+JsonNode *hostd_report_tail(Hostd *h, const char *vm, const char *disk,
+                            const char *window, GError **err);
+JsonNode *hostd_report_trace(Hostd *h, uint64_t trace_id, GError **err);
+JsonNode *hostd_report_status(Hostd *h);
+
+/* commands.c */
+JsonNode *hostd_handle_request(void *opaque, JsonObject *req);
+
+#endif

@@ -1,0 +1,341 @@
+/*
+ * main.c: blkin-hostd, the BlkKin host daemon.
+ *
+ * Reads the QEMU filter's spans (LTTng live, or a recorded trace), the guest
+ * agents' channels, joins them per request and serves per-disk reports on a
+ * control socket (docs/hostd.md).
+ */
+#include "hostd.h"
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <locale.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FLUSH_MS      250
+#define LIVE_RETRY_MS 1000
+#define CHECKPOINT_S  10
+
+static int64_t now_ns(void)
+{
+    return g_get_monotonic_time() * 1000;
+}
+
+/* ---- trace input ------------------------------------------------------ */
+
+static void sink_span(void *opaque, const HostdSpan *s)
+{
+    Hostd *h = opaque;
+
+    hostd_model_span(h->model, s, now_ns());
+}
+
+static void sink_hung(void *opaque, const HostdSpan *s, uint64_t age_ns)
+{
+    Hostd *h = opaque;
+
+    hostd_model_hung(h->model, s, age_ns);
+}
+
+static void sink_disk(void *opaque, const HostdDiskMap *m)
+{
+    Hostd *h = opaque;
+
+    hostd_model_disk_map(h->model, m);
+}
+
+static void sink_discarded(void *opaque, uint64_t count)
+{
+    Hostd *h = opaque;
+
+    h->model->lttng_discarded += count;
+}
+
+static const HostdTraceSink hostd_sink = {
+    .span = sink_span,
+    .hung = sink_hung,
+    .disk = sink_disk,
+    .discarded = sink_discarded,
+};
+
+static gboolean open_live(gpointer user);
+
+static gboolean poll_trace(gpointer user)
+{
+    Hostd *h = user;
+    int ret;
+
+    if (!h->trace)
+        return G_SOURCE_REMOVE;
+    /* A bounded number of rounds, so agents and clients are served too. */
+    for (int i = 0; i < 64; i++) {
+        ret = hostd_trace_source_poll(h->trace);
+        if (ret != HOSTD_TRACE_MORE)
+            break;
+    }
+    if (ret > 0) {
+        g_timeout_add(ret == HOSTD_TRACE_MORE ? 0 : HOSTD_TRACE_IDLE_MS,
+                      poll_trace, h);
+        return G_SOURCE_REMOVE;
+    }
+    if (ret < 0)
+        g_warning("trace input failed: %s", g_strerror(-ret));
+    g_clear_pointer(&h->trace, hostd_trace_source_free);
+    if (h->offline_dir) {
+        h->trace_ended = TRUE;
+        g_main_loop_quit(h->loop);
+    } else {
+        /* The session was destroyed or is not there yet: wait for it. */
+        g_timeout_add(LIVE_RETRY_MS, open_live, h);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean open_live(gpointer user)
+{
+    Hostd *h = user;
+    g_autoptr(GError) err = NULL;
+
+    h->trace = hostd_trace_source_new_live(h->live_url, &hostd_sink, h, &err);
+    if (!h->trace) {
+        g_warning("cannot read %s: %s", h->live_url, err->message);
+        g_timeout_add(LIVE_RETRY_MS, open_live, h);
+        return G_SOURCE_REMOVE;
+    }
+    g_idle_add(poll_trace, h);
+    return G_SOURCE_REMOVE;
+}
+
+/* ---- the join tick and history ---------------------------------------- */
+
+/*
+ * Hands every disk's minute in progress to the history store, so that a
+ * crash loses at most a checkpoint interval; the complete minute replaces
+ * the checkpoint when it closes.
+ */
+static void checkpoint(Hostd *h, uint64_t now)
+{
+    GHashTableIter it;
+    gpointer v;
+
+    if (!h->history)
+        return;
+    g_hash_table_iter_init(&it, h->model->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        HostdVm *vm = v;
+
+        for (guint i = 0; i < vm->disks->len; i++)
+            hostd_disk_stats_flush(
+                ((HostdDisk *)g_ptr_array_index(vm->disks, i))->stats, now);
+    }
+}
+
+static gboolean flush_tick(gpointer user)
+{
+    Hostd *h = user;
+    int64_t now = now_ns();
+    int64_t tick = now / (CHECKPOINT_S * 1000000000LL);
+
+    int64_t watermark = now - h->hold_ns;
+
+    /* Spans up to the trace's own time have arrived; if the relay lags more
+     * than the hold time, wait for it rather than call guests unmatched. */
+    if (h->trace) {
+        int64_t tt = (int64_t)hostd_trace_source_time_ns(h->trace);
+
+        if (tt > 0 && tt < watermark)
+            watermark = tt;
+    }
+    hostd_model_flush(h->model, watermark, now);
+    if (tick != h->last_checkpoint) {
+        checkpoint(h, now - h->hold_ns);
+        h->last_checkpoint = tick;
+    }
+    if (h->capture)
+        fflush(h->capture);
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_quit_signal(gpointer user)
+{
+    Hostd *h = user;
+
+    g_message("stopping");
+    g_main_loop_quit(h->loop);
+    return G_SOURCE_REMOVE;
+}
+
+/* ---- start-up --------------------------------------------------------- */
+
+/* "NAME:SOCKET:vda=serial=id,vdb=serial=id" (SOCKET may be empty). */
+static gboolean add_vm_spec(Hostd *h, const char *spec, GError **err)
+{
+    g_auto(GStrv) f = g_strsplit(spec, ":", 3);
+    g_auto(GStrv) disks = NULL;
+
+    if (g_strv_length(f) != 3) {
+        g_set_error(err, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                    "--vm %s: expected NAME:SOCKET:TARGET=SERIAL=ID,...", spec);
+        return FALSE;
+    }
+    disks = g_strsplit(f[2], ",", -1);
+    return hostd_model_add_vm(h->model, f[0], *f[1] ? f[1] : NULL, disks,
+                              err) != NULL;
+}
+
+static gboolean replay(Hostd *h, const char *path, GError **err)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    unsigned bad = 0;
+
+    if (!g_file_get_contents(path, &text, NULL, err))
+        return FALSE;
+    lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l; l++)
+        if (**l && !hostd_model_replay_line(h->model, *l))
+            bad++;
+    if (bad)
+        g_warning("replay: %u malformed lines in %s skipped", bad, path);
+    return TRUE;
+}
+
+int main(int argc, char **argv)
+{
+    g_autofree char *socket_path = NULL, *state_dir = NULL, *config = NULL;
+    g_autofree char *capture = NULL, *replay_path = NULL;
+    g_auto(GStrv) vms = NULL;
+    gboolean print_report = FALSE, no_history = FALSE;
+    gint hold_ms = 1500, retention_days = 30;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GOptionContext) ctx = NULL;
+    Hostd h = {0};
+    GOptionEntry entries[] = {
+        {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config,
+         "Config file (default /etc/blkin/hostd.conf if it exists)", "FILE"},
+        {"socket", 's', 0, G_OPTION_ARG_FILENAME, &socket_path,
+         "Control socket (default /run/blkin/hostd.sock)", "PATH"},
+        {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
+         "History database directory (default /var/lib/blkin)", "DIR"},
+        {"live", 'l', 0, G_OPTION_ARG_STRING, &h.live_url,
+         "LTTng live session: net://HOST/host/HOSTNAME/SESSION", "URL"},
+        {"offline", 0, 0, G_OPTION_ARG_FILENAME, &h.offline_dir,
+         "Read a recorded trace instead, then exit", "DIR"},
+        {"vm", 0, 0, G_OPTION_ARG_STRING_ARRAY, &vms,
+         "A VM: NAME:AGENT-SOCKET:TARGET=SERIAL=FILTER-ID,... (repeatable)",
+         "SPEC"},
+        {"hold-ms", 0, 0, G_OPTION_ARG_INT, &hold_ms,
+         "How long to wait for late data before joining (default 1500)", "MS"},
+        {"capture", 0, 0, G_OPTION_ARG_FILENAME, &capture,
+         "Log guest requests here, for --offline --replay", "FILE"},
+        {"replay", 0, 0, G_OPTION_ARG_FILENAME, &replay_path,
+         "With --offline: guest requests captured by --capture", "FILE"},
+        {"report", 0, 0, G_OPTION_ARG_NONE, &print_report,
+         "With --offline: print the 1 h report as JSON at the end", NULL},
+        {"retention-days", 0, 0, G_OPTION_ARG_INT, &retention_days,
+         "Keep per-minute history this long (default 30)", "DAYS"},
+        {"no-history", 0, 0, G_OPTION_ARG_NONE, &no_history,
+         "Keep no SQLite history", NULL},
+        {NULL}};
+
+    setlocale(LC_ALL, "");
+    ctx = g_option_context_new("- BlkKin host daemon");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &err) ||
+        !hostd_config_load(config, &socket_path, &state_dir, &h.live_url,
+                           &hold_ms, &retention_days, &vms, &err)) {
+        g_printerr("blkin-hostd: %s\n", err->message);
+        return 2;
+    }
+    if (!!h.live_url == !!h.offline_dir) {
+        g_printerr("blkin-hostd: give exactly one of --live and --offline\n");
+        return 2;
+    }
+    if (hold_ms < 0 || retention_days < 1) {
+        g_printerr("blkin-hostd: --hold-ms and --retention-days must be "
+                   "positive\n");
+        return 2;
+    }
+
+    h.hold_ns = (int64_t)hold_ms * 1000000;
+    h.model = hostd_model_new();
+    h.loop = g_main_loop_new(NULL, FALSE);
+    for (char **v = vms; v && *v; v++)
+        if (!add_vm_spec(&h, *v, &err)) {
+            g_printerr("blkin-hostd: %s\n", err->message);
+            return 2;
+        }
+    if (capture) {
+        h.capture = fopen(capture, "a");
+        if (!h.capture) {
+            g_printerr("blkin-hostd: %s: %s\n", capture, g_strerror(errno));
+            return 1;
+        }
+        h.model->capture = h.capture;
+    }
+    if (!no_history) {
+        g_autofree char *db = g_build_filename(
+            state_dir ? state_dir : "/var/lib/blkin", "history.sqlite", NULL);
+
+        h.history = hostd_history_store_open(db, retention_days, &err);
+        h.model->history = h.history;
+        if (!h.history) {
+            g_printerr("blkin-hostd: %s\n", err->message);
+            return 1;
+        }
+    }
+    if (!h.offline_dir) {
+        h.control = hostd_control_new(socket_path ? socket_path
+                                                  : "/run/blkin/hostd.sock",
+                                      hostd_handle_request, &h, &err);
+        if (!h.control) {
+            g_printerr("blkin-hostd: control socket: %s\n", err->message);
+            return 1;
+        }
+        open_live(&h);
+        g_timeout_add(FLUSH_MS, flush_tick, &h);
+    } else {
+        if (replay_path && !replay(&h, replay_path, &err)) {
+            g_printerr("blkin-hostd: %s\n", err->message);
+            return 1;
+        }
+        h.trace = hostd_trace_source_new_offline(h.offline_dir, &hostd_sink, &h,
+                                                 &err);
+        if (!h.trace) {
+            g_printerr("blkin-hostd: %s\n", err->message);
+            return 1;
+        }
+        g_idle_add(poll_trace, &h);
+    }
+    g_unix_signal_add(SIGTERM, on_quit_signal, &h);
+    g_unix_signal_add(SIGINT, on_quit_signal, &h);
+    g_main_loop_run(h.loop);
+
+    if (h.offline_dir) {
+        /* Everything has arrived: join it all. */
+        hostd_model_flush(h.model, INT64_MAX, now_ns());
+        if (print_report) {
+            g_autoptr(JsonNode) r = hostd_report(&h, NULL, NULL, "all", &err);
+            g_autofree char *text = r ? json_to_string(r, TRUE) : NULL;
+
+            if (!r) {
+                g_printerr("blkin-hostd: %s\n", err->message);
+                return 1;
+            }
+            printf("%s\n", text);
+        }
+    } else {
+        /* Join what can still be joined before the last history write. */
+        hostd_model_flush(h.model, now_ns() - h.hold_ns, now_ns());
+        checkpoint(&h, now_ns() - h.hold_ns);
+    }
+    hostd_trace_source_free(h.trace);
+    hostd_control_free(h.control);
+    hostd_model_free(h.model);
+    hostd_history_store_free(h.history);
+    if (h.capture)
+        fclose(h.capture);
+    g_main_loop_unref(h.loop);
+    return h.exit_code;
+}

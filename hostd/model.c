@@ -1,0 +1,310 @@
+/*
+ * model.c: VMs, disks and the routing of trace input to them (model.h).
+ */
+#include "model.h"
+
+#include "agent-conn.h"
+#include "disk-record.h"
+
+#include <string.h>
+
+/* Lower spans whose parent did not come within this long are dropped. */
+#define HOSTD_CHILD_KEEP_NS (10LL * 1000000000LL)
+
+static uint64_t qemu_disk_key(uint32_t vpid, uint32_t disk)
+{
+    return (uint64_t)vpid << 32 | disk;
+}
+
+static void disk_emit(void *opaque, const HostdJoined *j)
+{
+    HostdDisk *d = opaque;
+
+    d->vm->model->latest_ns =
+        MAX(d->vm->model->latest_ns, hostd_joined_end_ns(j));
+    hostd_disk_record(d, j);
+}
+
+/* Minutes end on wall-clock minutes, the history store's keys. */
+static uint64_t minute_align_ns(void)
+{
+    int64_t delta = g_get_real_time() * 1000 - g_get_monotonic_time() * 1000;
+    int64_t m = 60 * (int64_t)HOSTD_NS_PER_SEC;
+
+    return ((delta % m) + m) % m;
+}
+
+static void disk_minute_closed(void *opaque, const HostdStatsRollup *minute)
+{
+    HostdDisk *d = opaque;
+    g_autoptr(GError) err = NULL;
+
+    if (!d->vm || !d->vm->model->history)
+        return;
+    if (!hostd_history_store_put(d->vm->model->history, d->vm->name, d->target,
+                                 minute, &err))
+        g_warning("history: %s/%s: %s", d->vm->name, d->target, err->message);
+}
+
+static void disk_free(gpointer p)
+{
+    HostdDisk *d = p;
+
+    hostd_join_free(d->join);
+    hostd_disk_stats_free(d->stats);
+    hostd_tail_capture_free(d->tail);
+    g_free(d->target);
+    g_free(d->serial);
+    g_free(d->filter_id);
+    g_free(d);
+}
+
+static void vm_free(gpointer p)
+{
+    HostdVm *vm = p;
+
+    hostd_agent_conn_free(vm->agent);
+    g_ptr_array_unref(vm->disks);
+    g_free(vm->name);
+    g_free(vm->agent_socket);
+    g_free(vm);
+}
+
+HostdModel *hostd_model_new(void)
+{
+    HostdModel *m = g_new0(HostdModel, 1);
+
+    m->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_free);
+    m->by_filter = g_hash_table_new(g_str_hash, g_str_equal);
+    m->qemu_disks =
+        g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+    m->children = hostd_span_tree_new();
+    m->started_ns = g_get_monotonic_time() * 1000;
+    return m;
+}
+
+void hostd_model_free(HostdModel *m)
+{
+    if (!m)
+        return;
+    g_hash_table_unref(m->by_filter);
+    g_hash_table_unref(m->vms);
+    g_hash_table_unref(m->qemu_disks);
+    hostd_span_tree_free(m->children);
+    g_free(m);
+}
+
+HostdVm *hostd_model_vm(HostdModel *m, const char *name)
+{
+    return g_hash_table_lookup(m->vms, name);
+}
+
+HostdDisk *hostd_vm_disk(HostdVm *vm, const char *target)
+{
+    for (guint i = 0; i < vm->disks->len; i++) {
+        HostdDisk *d = g_ptr_array_index(vm->disks, i);
+
+        if (g_str_equal(d->target, target))
+            return d;
+    }
+    return NULL;
+}
+
+HostdDisk *hostd_vm_disk_by_serial(HostdVm *vm, const char *serial)
+{
+    for (guint i = 0; i < vm->disks->len; i++) {
+        HostdDisk *d = g_ptr_array_index(vm->disks, i);
+
+        if (d->serial && g_str_equal(d->serial, serial))
+            return d;
+    }
+    return NULL;
+}
+
+static gboolean valid_name(const char *s)
+{
+    if (!s || !*s || strlen(s) > 255)
+        return FALSE;
+    for (; *s; s++)
+        if (!g_ascii_isgraph(*s))
+            return FALSE;
+    return TRUE;
+}
+
+HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
+                            const char *agent_socket, char **disk_specs,
+                            GError **err)
+{
+    g_autoptr(GPtrArray) disks = g_ptr_array_new_with_free_func(disk_free);
+    HostdVm *vm;
+
+    if (!valid_name(name)) {
+        g_set_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "invalid VM name");
+        return NULL;
+    }
+    for (char **s = disk_specs; s && *s; s++) {
+        g_auto(GStrv) f = g_strsplit(*s, "=", 3);
+        HostdDisk *d, *other;
+
+        if (g_strv_length(f) != 3 || !valid_name(f[0]) || !valid_name(f[1]) ||
+            !valid_name(f[2])) {
+            g_set_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "disk '%s': expected TARGET=SERIAL=FILTER-ID", *s);
+            return NULL;
+        }
+        other = g_hash_table_lookup(m->by_filter, f[2]);
+        if (other && !g_str_equal(other->vm->name, name)) {
+            g_set_error(err, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                        "filter id '%s' already belongs to VM '%s'", f[2],
+                        other->vm->name);
+            return NULL;
+        }
+        d = g_new0(HostdDisk, 1);
+        d->target = g_strdup(f[0]);
+        d->serial = g_strdup(f[1]);
+        d->filter_id = g_strdup(f[2]);
+        d->join = hostd_join_new(disk_emit, d);
+        d->stats =
+            hostd_disk_stats_new(g_get_monotonic_time() * 1000,
+                                 minute_align_ns(), disk_minute_closed, d);
+        d->tail = hostd_tail_capture_new(HOSTD_TAIL_K);
+        g_ptr_array_add(disks, d);
+    }
+
+    hostd_model_remove_vm(m, name);
+    vm = g_new0(HostdVm, 1);
+    vm->model = m;
+    vm->name = g_strdup(name);
+    vm->agent_socket = g_strdup(agent_socket);
+    vm->disks = g_steal_pointer(&disks);
+    for (guint i = 0; i < vm->disks->len; i++) {
+        HostdDisk *d = g_ptr_array_index(vm->disks, i);
+
+        d->vm = vm;
+        g_hash_table_insert(m->by_filter, d->filter_id, d);
+    }
+    g_hash_table_insert(m->vms, vm->name, vm);
+    if (agent_socket && *agent_socket)
+        vm->agent = hostd_agent_conn_new(vm);
+    return vm;
+}
+
+gboolean hostd_model_remove_vm(HostdModel *m, const char *name)
+{
+    HostdVm *vm = g_hash_table_lookup(m->vms, name);
+
+    if (!vm)
+        return FALSE;
+    for (guint i = 0; i < vm->disks->len; i++) {
+        HostdDisk *d = g_ptr_array_index(vm->disks, i);
+
+        if (g_hash_table_lookup(m->by_filter, d->filter_id) == d)
+            g_hash_table_remove(m->by_filter, d->filter_id);
+    }
+    return g_hash_table_remove(m->vms, name);
+}
+
+void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map)
+{
+    uint64_t key = qemu_disk_key(map->vpid, map->disk);
+
+    if (map->state == 2) {
+        g_hash_table_remove(m->qemu_disks, &key);
+        return;
+    }
+    g_hash_table_insert(m->qemu_disks, g_memdup2(&key, sizeof(key)),
+                        g_strdup(map->id));
+}
+
+static HostdDisk *span_disk(HostdModel *m, const HostdSpan *s)
+{
+    uint64_t key = qemu_disk_key(s->vpid, s->disk);
+    const char *id = g_hash_table_lookup(m->qemu_disks, &key);
+
+    return id ? g_hash_table_lookup(m->by_filter, id) : NULL;
+}
+
+void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns)
+{
+    HostdDisk *d = span_disk(m, s);
+    uint64_t backend;
+
+    if (!d) {
+        /* A lower node's span (or an unregistered disk's): keep it for
+         * its parent, if it has one. */
+        if (s->parent_span_id)
+            hostd_span_tree_add(m->children, s);
+        else
+            m->spans_unknown_disk++;
+        return;
+    }
+    d->spans++;
+    backend = hostd_span_tree_take(m->children, s, NULL);
+    hostd_join_add_span(d->join, s, backend);
+}
+
+void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns)
+{
+    HostdDisk *d = span_disk(m, s);
+
+    if (d)
+        d->hung_reports++;
+}
+
+void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
+{
+    GHashTableIter it;
+    gpointer v;
+
+    g_hash_table_iter_init(&it, m->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        HostdVm *vm = v;
+        int64_t tol = hostd_agent_conn_tolerance_ns(vm->agent);
+
+        for (guint i = 0; i < vm->disks->len; i++) {
+            HostdDisk *d = g_ptr_array_index(vm->disks, i);
+
+            hostd_join_flush(d->join, watermark_ns, tol);
+        }
+    }
+    if (watermark_ns > HOSTD_CHILD_KEEP_NS)
+        hostd_span_tree_expire(m->children, watermark_ns - HOSTD_CHILD_KEEP_NS);
+}
+
+void hostd_model_guest(HostdModel *m, HostdDisk *d, const HostdGuestReq *g)
+{
+    d->guest_records++;
+    if (m->capture)
+        fprintf(m->capture,
+                "G %s %s %u %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+                " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT
+                " %d\n",
+                d->vm->name, d->target, g->op, g->offset, g->bytes, g->queue_ns,
+                g->issue_ns, g->complete_ns, g->error);
+    hostd_join_add_guest(d->join, g);
+}
+
+gboolean hostd_model_replay_line(HostdModel *m, const char *line)
+{
+    char vm_name[256], target[256];
+    unsigned op;
+    HostdGuestReq g = {0};
+    HostdVm *vm;
+    HostdDisk *d;
+
+    if (sscanf(line,
+               "G %255s %255s %u %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+               " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT
+               " %d",
+               vm_name, target, &op, &g.offset, &g.bytes, &g.queue_ns,
+               &g.issue_ns, &g.complete_ns, &g.error) != 9 ||
+        op < 1 || op > 5)
+        return FALSE;
+    g.op = op;
+    vm = hostd_model_vm(m, vm_name);
+    d = vm ? hostd_vm_disk(vm, target) : NULL;
+    if (d)
+        hostd_model_guest(m, d, &g);
+    return TRUE;
+}

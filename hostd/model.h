@@ -1,0 +1,106 @@
+/*
+ * model.h: what hostd knows about the node: VMs, their disks, and how the
+ * identities of each source lead to a disk.
+ *
+ * Identity rules (the guest is untrusted):
+ * - A guest request belongs to the VM whose agent channel it came on; its
+ *   device is looked up only among that VM's registered disks, by the serial
+ *   the agent's device map gave for it. A serial another VM registered, or
+ *   none, leads nowhere (counted), whatever the guest claims.
+ * - A filter span belongs to the disk whose registered filter id the span's
+ *   (vpid, disk index) was mapped to by a blkin_qemu:disk event.
+ *
+ * Ownership: HostdModel owns its VMs, a VM owns its disks; lookups return
+ * borrowed pointers valid until the VM is removed.
+ */
+#ifndef HOSTD_MODEL_H
+#define HOSTD_MODEL_H
+
+#include <glib.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "blkin-channel.h"
+#include "join.h"
+#include "span-tree.h"
+#include "stats/disk-stats.h"
+#include "stats/history-store.h"
+#include "stats/tail-capture.h"
+
+typedef struct HostdVm HostdVm;
+typedef struct HostdModel HostdModel;
+
+typedef struct HostdDisk {
+    HostdVm *vm;
+    char *target;    /* the guest-visible name operators use: vda */
+    char *serial;    /* what the agent's device map reports */
+    char *filter_id; /* the blkin filter's id option */
+    HostdJoin *join;
+    HostdDiskStats *stats;
+    HostdTailCapture *tail;
+    /* The guest device (major:minor) the agent mapped to this disk. */
+    gboolean have_dev;
+    uint32_t major, minor;
+    uint64_t guest_records;
+    uint64_t spans;
+    uint64_t hung_reports;
+} HostdDisk;
+
+typedef struct HostdAgentConn HostdAgentConn;
+
+struct HostdVm {
+    HostdModel *model;
+    char *name;
+    char *agent_socket; /* NULL: no agent for this VM */
+    GPtrArray *disks;   /* HostdDisk *, owned */
+    HostdAgentConn *agent;
+    /* Counters about this VM's channel (cumulative). */
+    uint64_t foreign_records; /* devices not among its registered disks */
+    uint64_t agent_drops;     /* records the agent reported dropped */
+    uint64_t agent_gap;       /* records missing in the stream */
+    uint64_t invalid;         /* frames or records refused */
+};
+
+struct HostdModel {
+    GHashTable *vms;         /* name -> HostdVm *, owned */
+    GHashTable *by_filter;   /* filter id -> HostdDisk * */
+    GHashTable *qemu_disks;  /* (vpid << 32 | index) -> char *filter id */
+    HostdSpanTree *children; /* lower spans waiting for their parent */
+    uint64_t lttng_discarded;
+    uint64_t spans_unknown_disk; /* top spans of no registered disk */
+    FILE *capture; /* borrowed: guest requests are logged here for replay */
+    HostdHistoryStore *history; /* borrowed: closed minutes go here */
+    uint64_t latest_ns;         /* newest request completion accounted */
+    int64_t started_ns;
+};
+
+HostdModel *hostd_model_new(void);
+void hostd_model_free(HostdModel *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdModel, hostd_model_free)
+
+/* Disk specs: "target=serial=filter-id". Replaces a VM of the same name. */
+HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
+                            const char *agent_socket, char **disk_specs,
+                            GError **err);
+gboolean hostd_model_remove_vm(HostdModel *m, const char *name);
+HostdVm *hostd_model_vm(HostdModel *m, const char *name);
+HostdDisk *hostd_vm_disk(HostdVm *vm, const char *target);
+HostdDisk *hostd_vm_disk_by_serial(HostdVm *vm, const char *serial);
+
+/* Trace input. */
+void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map);
+void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns);
+void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns);
+
+/*
+ * A guest request (host clock) for a disk; logged to the capture file when
+ * there is one, so `--offline --replay` can redo the same join.
+ */
+void hostd_model_guest(HostdModel *m, HostdDisk *d, const HostdGuestReq *g);
+/* Replays one capture line; returns FALSE for a malformed line. */
+gboolean hostd_model_replay_line(HostdModel *m, const char *line);
+
+/* Matches what is older than @watermark_ns; ages out stale children. */
+void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns);
+
+#endif

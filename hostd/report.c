@@ -1,0 +1,429 @@
+/*
+ * report.c: the reports hostd serves (docs/hostd.md, "Reports"), as JSON.
+ *
+ * Windows are read at "now minus the hold time": what is younger than that
+ * has not been joined yet, so reading at now would show a dip that is not
+ * there.
+ */
+#include "hostd.h"
+
+#include "agent-conn.h"
+#include "disk-record.h"
+
+#include <errno.h>
+#include <inttypes.h>
+
+static int64_t mono_ns(void)
+{
+    return g_get_monotonic_time() * 1000;
+}
+
+/* The time reports are read at. Offline: the latest request seen. */
+static uint64_t report_now(Hostd *h)
+{
+    if (h->offline_dir)
+        return h->model->latest_ns + 2 * HOSTD_NS_PER_SEC;
+    return mono_ns() - h->hold_ns;
+}
+
+static gboolean parse_window(const char *name, HostdStatsWindow *w,
+                             GError **err)
+{
+    if (g_str_equal(name, "1s"))
+        *w = HOSTD_STATS_WINDOW_1S;
+    else if (g_str_equal(name, "1m"))
+        *w = HOSTD_STATS_WINDOW_1M;
+    else if (g_str_equal(name, "1h") || g_str_equal(name, "all"))
+        *w = HOSTD_STATS_WINDOW_1H;
+    else {
+        g_set_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "unknown window '%s' (1s, 1m or 1h)", name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static void add_int(JsonBuilder *b, const char *k, int64_t v)
+{
+    json_builder_set_member_name(b, k);
+    json_builder_add_int_value(b, v);
+}
+
+static void add_str(JsonBuilder *b, const char *k, const char *v)
+{
+    json_builder_set_member_name(b, k);
+    if (v)
+        json_builder_add_string_value(b, v);
+    else
+        json_builder_add_null_value(b);
+}
+
+static void add_phase(JsonBuilder *b, HostdStatsPhase p,
+                      const HostdLatencyHist *hist)
+{
+    json_builder_begin_object(b);
+    add_str(b, "phase", hostd_stats_phase_names[p]);
+    add_int(b, "count", hostd_latency_hist_count(hist));
+    add_int(b, "p50_ns", hostd_latency_hist_quantile(hist, 0.50));
+    add_int(b, "p90_ns", hostd_latency_hist_quantile(hist, 0.90));
+    add_int(b, "p99_ns", hostd_latency_hist_quantile(hist, 0.99));
+    add_int(b, "p999_ns", hostd_latency_hist_quantile(hist, 0.999));
+    add_int(b, "max_ns", hostd_latency_hist_max(hist));
+    add_int(b, "mean_ns",
+            hostd_latency_hist_count(hist)
+                ? hostd_latency_hist_sum(hist) / hostd_latency_hist_count(hist)
+                : 0);
+    json_builder_end_object(b);
+}
+
+static void add_clock(JsonBuilder *b, HostdVm *vm)
+{
+    struct blkin_clock_estimate est;
+
+    json_builder_set_member_name(b, "clock");
+    if (!hostd_agent_conn_clock(vm->agent, &est)) {
+        json_builder_add_null_value(b);
+        return;
+    }
+    json_builder_begin_object(b);
+    add_int(b, "offset_ns", est.offset_ns);
+    add_int(b, "bound_ns", est.bound_ns);
+    add_int(b, "best_rtt_ns", est.best_rtt_ns);
+    add_int(b, "samples", est.samples);
+    if (est.drift_valid) {
+        json_builder_set_member_name(b, "drift_ppb");
+        json_builder_add_double_value(b, est.drift_ppb);
+    }
+    json_builder_end_object(b);
+}
+
+static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
+                     uint64_t now)
+{
+    HostdStatsRollup r = {0};
+    const HostdJoinCounters *jc = hostd_join_counters(d->join);
+
+    hostd_disk_stats_window(d->stats, now, w, &r);
+    json_builder_begin_object(b);
+    add_str(b, "vm", d->vm->name);
+    add_str(b, "disk", d->target);
+    add_str(b, "serial", d->serial);
+    add_str(b, "filter_id", d->filter_id);
+    add_int(b, "window_start_ns", r.start_ns);
+    add_int(b, "window_end_ns", r.end_ns);
+
+    json_builder_set_member_name(b, "agent");
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "connected");
+    json_builder_add_boolean_value(b, hostd_agent_conn_connected(d->vm->agent));
+    add_int(b, "reconnects", hostd_agent_conn_reconnects(d->vm->agent));
+    json_builder_end_object(b);
+    add_clock(b, d->vm);
+
+    /* Since hostd started, so nothing lost hides behind a window edge. */
+    json_builder_set_member_name(b, "counters");
+    json_builder_begin_object(b);
+    add_int(b, "guest_records", d->guest_records);
+    add_int(b, "spans", d->spans);
+    add_int(b, "matched", jc->matched);
+    add_int(b, "merged", jc->merged);
+    add_int(b, "unmatched_guest", jc->unmatched_guest);
+    add_int(b, "unmatched_span", jc->unmatched_span);
+    add_int(b, "pending", hostd_join_pending(d->join));
+    add_int(b, "overflow", jc->overflow);
+    add_int(b, "agent_drops", d->vm->agent_drops);
+    add_int(b, "agent_gap", d->vm->agent_gap);
+    add_int(b, "agent_invalid", d->vm->invalid);
+    add_int(b, "foreign_records", d->vm->foreign_records);
+    add_int(b, "lttng_discarded", h->model->lttng_discarded);
+    add_int(b, "hung_reports", d->hung_reports);
+    json_builder_end_object(b);
+
+    json_builder_set_member_name(b, "window_counters");
+    json_builder_begin_object(b);
+    for (int c = 0; c < HOSTD_STATS_COUNTER__N; c++)
+        add_int(b, hostd_stats_counter_names[c], r.counters[c]);
+    json_builder_end_object(b);
+
+    json_builder_set_member_name(b, "ops");
+    json_builder_begin_array(b);
+    for (int op = 0; op < HOSTD_STATS_OP__N; op++) {
+        if (!r.requests[op])
+            continue;
+        json_builder_begin_object(b);
+        add_str(b, "op", hostd_stats_op_names[op]);
+        add_int(b, "count", r.requests[op]);
+        add_int(b, "bytes", r.bytes[op]);
+        json_builder_set_member_name(b, "iops");
+        json_builder_add_double_value(b, hostd_stats_rollup_iops(&r, op));
+        json_builder_set_member_name(b, "mbps");
+        json_builder_add_double_value(
+            b, hostd_stats_rollup_bytes_per_sec(&r, op) / 1e6);
+        json_builder_set_member_name(b, "phases");
+        json_builder_begin_array(b);
+        /* Total first: it is what an operator reads first. */
+        if (r.hist[op][HOSTD_STATS_PHASE_TOTAL])
+            add_phase(b, HOSTD_STATS_PHASE_TOTAL,
+                      r.hist[op][HOSTD_STATS_PHASE_TOTAL]);
+        for (int p = 0; p < HOSTD_STATS_PHASE_TOTAL; p++)
+            if (r.hist[op][p])
+                add_phase(b, p, r.hist[op][p]);
+        json_builder_end_array(b);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    hostd_stats_rollup_clear(&r);
+}
+
+/* Calls @fn for each selected disk; FALSE (with @err) if none matches. */
+static gboolean for_disks(Hostd *h, const char *vm_name, const char *target,
+                          void (*fn)(Hostd *, HostdDisk *, void *),
+                          void *opaque, GError **err)
+{
+    g_autoptr(GList) names = g_hash_table_get_keys(h->model->vms);
+
+    if (vm_name && !hostd_model_vm(h->model, vm_name)) {
+        g_set_error(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "no VM '%s'",
+                    vm_name);
+        return FALSE;
+    }
+    if (vm_name && target &&
+        !hostd_vm_disk(hostd_model_vm(h->model, vm_name), target)) {
+        g_set_error(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "VM '%s' has no disk '%s'", vm_name, target);
+        return FALSE;
+    }
+    names = g_list_sort(names, (GCompareFunc)g_strcmp0);
+    for (GList *l = names; l; l = l->next) {
+        HostdVm *vm = hostd_model_vm(h->model, l->data);
+
+        if (vm_name && !g_str_equal(vm_name, vm->name))
+            continue;
+        for (guint i = 0; i < vm->disks->len; i++) {
+            HostdDisk *d = g_ptr_array_index(vm->disks, i);
+
+            if (!target || g_str_equal(target, d->target))
+                fn(h, d, opaque);
+        }
+    }
+    return TRUE;
+}
+
+typedef struct ReportCtx {
+    JsonBuilder *b;
+    HostdStatsWindow w;
+    uint64_t now;
+} ReportCtx;
+
+static void report_one(Hostd *h, HostdDisk *d, void *opaque)
+{
+    ReportCtx *c = opaque;
+
+    add_disk(h, c->b, d, c->w, c->now);
+}
+
+JsonNode *hostd_report(Hostd *h, const char *vm, const char *disk,
+                       const char *window, GError **err)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    ReportCtx c = {.b = b, .now = report_now(h)};
+
+    if (!parse_window(window, &c.w, err))
+        return NULL;
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "ok");
+    json_builder_add_boolean_value(b, TRUE);
+    add_str(b, "window", window);
+    json_builder_set_member_name(b, "disks");
+    json_builder_begin_array(b);
+    if (!for_disks(h, vm, disk, report_one, &c, err))
+        return NULL;
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    return json_builder_get_root(b);
+}
+
+/* One request as a timeline: each phase with its start relative to the
+ * first timestamp, from the exact (signed) timestamps. */
+static void add_request(JsonBuilder *b, const HostdDisk *d,
+                        const HostdJoinedRequest *r)
+{
+    bool guest = r->flags & HOSTD_JR_HAS_GUEST;
+    bool span = r->flags & HOSTD_JR_HAS_SPAN;
+    int64_t t0 = guest ? (int64_t)(r->guest_queue_ns ? r->guest_queue_ns
+                                                     : r->guest_issue_ns)
+                       : (int64_t)r->span_start_ns;
+    struct {
+        const char *name;
+        int64_t from, to;
+    } ph[6];
+    int n = 0;
+    char id[32];
+
+    if (guest && r->guest_queue_ns)
+        ph[n++] = (typeof(ph[0])){"guest-queue", r->guest_queue_ns,
+                                  r->guest_issue_ns};
+    if (guest && span)
+        ph[n++] = (typeof(ph[0])){"guest-to-qemu", r->guest_issue_ns,
+                                  r->span_start_ns};
+    if (span) {
+        ph[n++] = (typeof(ph[0])){"qemu", r->span_start_ns,
+                                  r->span_end_ns - r->lower_total_ns};
+        ph[n++] = (typeof(ph[0])){"backend", r->span_end_ns - r->lower_total_ns,
+                                  r->span_end_ns};
+    }
+    if (guest && span)
+        ph[n++] = (typeof(ph[0])){"qemu-to-guest", r->span_end_ns,
+                                  r->guest_complete_ns};
+
+    json_builder_begin_object(b);
+    add_str(b, "vm", d->vm->name);
+    add_str(b, "disk", d->target);
+    add_str(b, "op", hostd_stats_op_names[r->op]);
+    add_int(b, "offset", r->offset);
+    add_int(b, "bytes", r->bytes);
+    add_int(b, "ret", r->ret);
+    add_int(b, "merged", r->merged);
+    g_snprintf(id, sizeof(id), "%016" PRIx64, r->trace_id);
+    add_str(b, "trace_id", span ? id : NULL);
+    g_snprintf(id, sizeof(id), "%016" PRIx64, r->span_id);
+    add_str(b, "span_id", span ? id : NULL);
+    json_builder_set_member_name(b, "has_guest");
+    json_builder_add_boolean_value(b, guest);
+    json_builder_set_member_name(b, "has_span");
+    json_builder_add_boolean_value(b, span);
+    add_int(b, "clock_error_ns", r->clock_error_ns);
+    add_int(b, "guest_issue_ns", r->guest_issue_ns);
+    add_int(b, "guest_complete_ns", r->guest_complete_ns);
+    add_int(b, "span_start_ns", r->span_start_ns);
+    add_int(b, "span_end_ns", r->span_end_ns);
+    add_int(b, "total_ns", hostd_joined_request_latency(r));
+    json_builder_set_member_name(b, "phases");
+    json_builder_begin_array(b);
+    for (int i = 0; i < n; i++) {
+        json_builder_begin_object(b);
+        add_str(b, "phase", ph[i].name);
+        add_int(b, "at_ns", ph[i].from - t0);
+        add_int(b, "ns", ph[i].to - ph[i].from);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+}
+
+typedef struct TailCtx {
+    JsonBuilder *b;
+    HostdStatsWindow w;
+    uint64_t now;
+} TailCtx;
+
+static void tail_one(Hostd *h, HostdDisk *d, void *opaque)
+{
+    TailCtx *c = opaque;
+    g_autoptr(GArray) reqs = hostd_tail_capture_get(d->tail, c->now, c->w);
+
+    for (guint i = 0; i < reqs->len; i++)
+        add_request(c->b, d, &g_array_index(reqs, HostdJoinedRequest, i));
+}
+
+JsonNode *hostd_report_tail(Hostd *h, const char *vm, const char *disk,
+                            const char *window, GError **err)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    TailCtx c = {.b = b, .now = report_now(h)};
+
+    if (!parse_window(window, &c.w, err))
+        return NULL;
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "ok");
+    json_builder_add_boolean_value(b, TRUE);
+    add_str(b, "window", window);
+    json_builder_set_member_name(b, "requests");
+    json_builder_begin_array(b);
+    if (!for_disks(h, vm, disk, tail_one, &c, err))
+        return NULL;
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    return json_builder_get_root(b);
+}
+
+typedef struct TraceCtx {
+    uint64_t id;
+    uint64_t now;
+    HostdDisk *disk;
+    HostdJoinedRequest found;
+} TraceCtx;
+
+static void trace_one(Hostd *h, HostdDisk *d, void *opaque)
+{
+    TraceCtx *c = opaque;
+    g_autoptr(GArray) reqs = NULL;
+
+    if (c->disk)
+        return;
+    reqs = hostd_tail_capture_get(d->tail, c->now, HOSTD_STATS_WINDOW_1H);
+    for (guint i = 0; i < reqs->len; i++) {
+        HostdJoinedRequest *r = &g_array_index(reqs, HostdJoinedRequest, i);
+
+        if (r->trace_id == c->id) {
+            c->disk = d;
+            c->found = *r;
+            return;
+        }
+    }
+}
+
+JsonNode *hostd_report_trace(Hostd *h, uint64_t trace_id, GError **err)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    TraceCtx c = {.id = trace_id, .now = report_now(h)};
+
+    for_disks(h, NULL, NULL, trace_one, &c, NULL);
+    if (!c.disk) {
+        g_set_error(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "trace %016" PRIx64 " is not among the requests kept "
+                    "(the slowest of each disk over the last hour)",
+                    trace_id);
+        return NULL;
+    }
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "ok");
+    json_builder_add_boolean_value(b, TRUE);
+    json_builder_set_member_name(b, "request");
+    add_request(b, c.disk, &c.found);
+    json_builder_end_object(b);
+    return json_builder_get_root(b);
+}
+
+JsonNode *hostd_report_status(Hostd *h)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    GHashTableIter it;
+    gpointer v;
+    int64_t disks = 0, connected = 0;
+
+    g_hash_table_iter_init(&it, h->model->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        HostdVm *vm = v;
+
+        disks += vm->disks->len;
+        connected += hostd_agent_conn_connected(vm->agent);
+    }
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "ok");
+    json_builder_add_boolean_value(b, TRUE);
+    add_int(b, "vms", g_hash_table_size(h->model->vms));
+    add_int(b, "disks", disks);
+    add_int(b, "agents_connected", connected);
+    add_str(b, "live", h->live_url);
+    json_builder_set_member_name(b, "trace_connected");
+    json_builder_add_boolean_value(b, h->trace != NULL);
+    add_int(b, "lttng_discarded", h->model->lttng_discarded);
+    add_int(b, "spans_unknown_disk", h->model->spans_unknown_disk);
+    add_int(b, "children_pending", hostd_span_tree_size(h->model->children));
+    add_int(b, "uptime_s",
+            (mono_ns() - h->model->started_ns) / (int64_t)HOSTD_NS_PER_SEC);
+    json_builder_end_object(b);
+    return json_builder_get_root(b);
+}

@@ -1,0 +1,184 @@
+"""The host side of BlkKin, started for real: lttng-sessiond, an
+lttng-relayd on loopback ports, a live session with the shipped channel, and
+blkin-hostd reading it. Used by hostd's end-to-end tests and by the demo.
+
+    with HostStack(workdir) as st:
+        st.register("vm1", g.agent_socket, ["vda=disk-a=vm1/vda"])
+        ...
+        report = st.report("vm1")          # `blkin report --json`
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import vm
+from lttng import ensure_sessiond
+
+SRC = os.environ.get("BLKIN_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("BLKIN_BUILD_ROOT", os.path.join(SRC, "build"))
+HOSTD = os.path.join(BUILD, "hostd", "blkin-hostd")
+CLI = os.path.join(BUILD, "hostd", "blkin")
+
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _lttng(*args, check=True):
+    return subprocess.run(["lttng", *args], capture_output=True, text=True, timeout=60, check=check)
+
+
+class HostStack:
+    def __init__(self, workdir, hold_ms=2000, live_timer_us=100000, session=None, hostd_args=()):
+        self.workdir = workdir
+        self.hold_ms = hold_ms
+        self.live_timer_us = live_timer_us
+        self.session = session or "blkin-%d-%d" % (os.getpid(), int(time.time() * 1000) % 100000)
+        self.hostd_args = list(hostd_args)
+        self.socket = os.path.join(workdir, "hostd.sock")
+        self.relayd = None
+        self.hostd = None
+        self.session_created = False
+
+    # -- LTTng ---------------------------------------------------------
+    def start_lttng(self):
+        ensure_sessiond()
+        ctrl, data, live = free_ports(3)
+        self.live_port = live
+        self.relayd = subprocess.Popen(
+            ["lttng-relayd", "-C", f"tcp://127.0.0.1:{ctrl}", "-D", f"tcp://127.0.0.1:{data}",
+             "-L", f"tcp://127.0.0.1:{live}", "-o", os.path.join(self.workdir, "relayd")],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.workdir, "relayd.log"), "w"),
+            start_new_session=True)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", live), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        _lttng("create", self.session, f"--live={self.live_timer_us}",
+               f"--set-url=net://127.0.0.1:{ctrl}:{data}")
+        self.session_created = True
+        subprocess.run([os.path.join(SRC, "scripts", "blkin-lttng-channel"), self.session],
+                       check=True, capture_output=True, timeout=60)
+        _lttng("enable-event", "--session=" + self.session, "-u", "-c", "blkin", "blkin_qemu:*")
+        _lttng("start", self.session)
+
+    @property
+    def live_url(self):
+        return f"net://127.0.0.1:{self.live_port}/host/{socket.gethostname()}/{self.session}"
+
+    # -- hostd ---------------------------------------------------------
+    def start_hostd(self):
+        self.hostd_log = os.path.join(self.workdir, "hostd.log")
+        self.hostd = subprocess.Popen(
+            [HOSTD, "--live", self.live_url, "--socket", self.socket, "--state-dir", self.workdir,
+             "--hold-ms", str(self.hold_ms), *self.hostd_args],
+            stdout=subprocess.DEVNULL, stderr=open(self.hostd_log, "a"),
+            env=dict(os.environ, G_MESSAGES_DEBUG=os.environ.get("G_MESSAGES_DEBUG", "")))
+        for _ in range(100):
+            if os.path.exists(self.socket):
+                return
+            if self.hostd.poll() is not None:
+                raise RuntimeError("blkin-hostd exited: " + open(self.hostd_log).read()[-2000:])
+            time.sleep(0.05)
+        raise RuntimeError("blkin-hostd did not create its socket")
+
+    def stop_hostd(self, sig=signal.SIGTERM):
+        if self.hostd and self.hostd.poll() is None:
+            self.hostd.send_signal(sig)
+            try:
+                self.hostd.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.hostd.kill()
+                self.hostd.wait()
+        rc = self.hostd.returncode if self.hostd else None
+        self.hostd = None
+        return rc
+
+    def cli(self, *args, check=True):
+        r = subprocess.run([CLI, "--socket", self.socket, *args], capture_output=True, text=True,
+                           timeout=60)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"blkin {' '.join(args)}: {r.stderr}")
+        return r
+
+    def register(self, vm_name, agent_socket, disks):
+        args = ["register", vm_name]
+        if agent_socket:
+            args += ["--agent-socket", agent_socket]
+        for d in disks:
+            args += ["--disk", d]
+        return self.cli(*args)
+
+    def report(self, vm_name=None, disk=None, window="1m"):
+        args = ["report"] + [a for a in (vm_name, disk) if a] + ["--window", window, "--json"]
+        return json.loads(self.cli(*args).stdout)
+
+    def wait_until(self, pred, timeout=30, interval=0.5):
+        end = time.time() + timeout
+        while time.time() < end:
+            v = pred()
+            if v:
+                return v
+            time.sleep(interval)
+        return pred()
+
+    # -- lifecycle -----------------------------------------------------
+    def __enter__(self):
+        try:
+            self.start_lttng()
+            self.start_hostd()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self):
+        self.stop_hostd()
+        if self.session_created:
+            _lttng("destroy", self.session, check=False)
+            self.session_created = False
+        if self.relayd and self.relayd.poll() is None:
+            self.relayd.terminate()
+            try:
+                self.relayd.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.relayd.kill()
+                self.relayd.wait()
+        self.relayd = None
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class StackedDisk(vm.Disk):
+    """A disk whose format layer sits between two blkin nodes: the top one
+    (options `blkin`, seen by the guest's device) and one over the image
+    file (id: the top id + "/file"), so the report can tell QEMU's format
+    layer ("qemu") from the storage below it ("backend"). The whole chain is
+    one -drive: -blockdev cannot name the out-of-tree driver."""
+
+    def qemu_args(self):
+        low = {"driver": "blkin", "id": self.blkin["id"] + "/file",
+               "file": dict({"driver": "file", "filename": self.path}, **self.proto_opts)}
+        top = dict({"driver": "blkin"}, **self.blkin)
+        top["file"] = dict({"driver": self.fmt, "file": low}, **self.fmt_opts)
+        js = json.dumps(top, separators=(",", ":"))
+        args = ["-drive", f"if=none,id={self.drive_id},node-name={self.filter_node},"
+                          f"file=json:{js.replace(',', ',,')}"]
+        dev = {"id": self.device_id, "serial": self.serial, "drive": self.drive_id}
+        dev.update(self.device_opts)
+        return args + ["-device", "virtio-blk-pci," + ",".join(
+            f"{k}={str(v).replace(',', ',,')}" for k, v in dev.items())]
