@@ -23,6 +23,7 @@
 
 static volatile sig_atomic_t quit;
 static FILE *out;
+static bool no_requests; /* validate and count, but print no request lines */
 
 static uint64_t now_ns(void)
 {
@@ -103,6 +104,8 @@ static void on_event(void *user, const struct blkin_event *ev)
     case BLKIN_EV_REQUEST: {
         const struct blkin_request *r = ev->request.req;
 
+        if (no_requests)
+            break;
         fprintf(out,
                 "{\"type\":\"request\",\"t\":%" PRIu64 ",\"seq\":%" PRIu64
                 ",\"dev\":",
@@ -228,6 +231,8 @@ static void usage(FILE *f)
           "stdout)\n"
           "      --once                 exit when the connection ends "
           "instead of reconnecting\n"
+          "      --no-requests          validate and count requests but do "
+          "not print them\n"
           "  -h, --help                 show this help\n",
           f);
 }
@@ -239,6 +244,7 @@ int main(int argc, char **argv)
         {"duration", required_argument, NULL, 't'},
         {"output", required_argument, NULL, 'o'},
         {"once", no_argument, NULL, 'O'},
+        {"no-requests", no_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -267,6 +273,9 @@ int main(int argc, char **argv)
             break;
         case 'O':
             d.once = true;
+            break;
+        case 'N':
+            no_requests = true;
             break;
         case 'h':
             usage(stdout);

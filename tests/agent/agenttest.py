@@ -70,11 +70,13 @@ def guest_vm(work, disks, script, timeout):
 class Dump:
     """One blkin-agent-dump process writing JSON lines to a file."""
 
-    def __init__(self, sock, path, probe_ms=100, once=False):
+    def __init__(self, sock, path, probe_ms=100, once=False, requests=True):
         self.path = path
         args = [dump_binary(), "-i", str(probe_ms), "-o", path]
         if once:
             args.append("--once")
+        if not requests:
+            args.append("--no-requests")
         self.proc = subprocess.Popen(args + [sock], stdin=subprocess.DEVNULL)
 
     def events(self):
