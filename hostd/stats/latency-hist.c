@@ -411,9 +411,13 @@ void hostd_latency_hist_serialize(const HostdLatencyHist *h, GByteArray *out)
     for (uint32_t i = 0; i < h->n; i++) {
         unsigned idx = IDX(h->b[i]);
         /* Deltas keep neighbouring buckets at one byte; the first is
-         * absolute (prev 0), later ones are at least 1. */
-        varint_put(out, idx - prev);
-        varint_put(out, CNT(h->b[i]));
+         * absolute (prev 0), later ones are at least 1. The low bit says
+         * whether a count follows: in a second's worth of samples most
+         * buckets hold exactly one, which then costs one byte in all. */
+        uint64_t c = CNT(h->b[i]);
+        varint_put(out, (uint64_t)(idx - prev) << 1 | (c > 1));
+        if (c > 1)
+            varint_put(out, c - 2);
         prev = idx;
     }
 }
@@ -464,9 +468,9 @@ int hostd_latency_hist_deserialize(const void *data, size_t len,
 
     if (ret < 0)
         return ret;
-    /* Each bucket takes at least two bytes: a bound on n before allocating
+    /* Each bucket takes at least a byte: a bound on n before allocating
      * anything sized by it. */
-    if (hd.n > (size_t)(r.end - r.p) / 2)
+    if (hd.n > (size_t)(r.end - r.p))
         return -EBADMSG;
 
     g_autoptr(HostdLatencyHist) h = hostd_latency_hist_new();
@@ -477,10 +481,15 @@ int hostd_latency_hist_deserialize(const void *data, size_t len,
     uint64_t idx = 0, total = 0;
     bool saturated = false;
     for (uint64_t i = 0; i < hd.n; i++) {
-        uint64_t delta = varint_get(&r);
-        uint64_t c = varint_get(&r);
-        if (r.bad || (i > 0 && delta == 0) || delta >= NBUCKETS || c == 0 ||
-            c > COUNT_MASK)
+        uint64_t v = varint_get(&r);
+        uint64_t delta = v >> 1, c = 1;
+        if (v & 1) {
+            c = varint_get(&r);
+            if (c > COUNT_MASK - 2)
+                return -EBADMSG;
+            c += 2;
+        }
+        if (r.bad || (i > 0 && delta == 0) || delta >= NBUCKETS)
             return -EBADMSG;
         idx += delta;
         if (idx >= NBUCKETS)

@@ -426,28 +426,31 @@ static void test_corrupt(void)
         {"sub-bits", {1, 7, 0, 0, 0, 0, 0}, 7},
         {"empty with min", {1, 6, 0, 0, 0, 5, 5}, 7},
         {"count without buckets", {1, 6, 0, 1, 5, 5, 5}, 7},
-        {"count mismatch", {1, 6, 1, 2, 10, 5, 5, 5, 1}, 9},
-        {"min above max", {1, 6, 1, 1, 5, 6, 5, 5, 1}, 9},
-        {"min not in first bucket", {1, 6, 1, 1, 5, 4, 5, 5, 1}, 9},
-        {"zero count bucket", {1, 6, 2, 1, 5, 5, 6, 5, 0, 1, 1}, 11},
-        {"zero delta", {1, 6, 2, 2, 10, 5, 5, 5, 1, 0, 1}, 11},
-        {"index out of range", {1, 6, 1, 1, 5, 5, 5, 0xc0, 0x1d, 1}, 10},
-        {"sum below min*count", {1, 6, 1, 2, 9, 5, 5, 5, 2}, 9},
-        {"sum above max*count", {1, 6, 1, 2, 11, 5, 5, 5, 2}, 9},
+        {"count mismatch", {1, 6, 1, 2, 10, 5, 5, 10}, 8},
+        {"min above max", {1, 6, 1, 1, 5, 6, 5, 10}, 8},
+        {"min not in first bucket", {1, 6, 1, 1, 5, 4, 5, 10}, 8},
+        {"zero delta", {1, 6, 2, 2, 10, 5, 5, 10, 0}, 9},
+        {"index out of range", {1, 6, 1, 1, 5, 5, 5, 0x80, 0x3b}, 9},
+        {"sum below min*count", {1, 6, 1, 2, 9, 5, 5, 11, 0}, 9},
+        {"sum above max*count", {1, 6, 1, 2, 11, 5, 5, 11, 0}, 9},
         {"bucket count too big",
          {1, 6, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 1, 1, 1},
          11},
+        {"bucket count beyond 2^52",
+         {1, 6, 1, 1, 5, 5, 5, 11, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+          0x0f},
+         16},
         {"overlong varint",
-         {1, 6, 1, 1, 5, 5, 5, 5, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
-          0x80, 0x80, 0x80, 0x01},
-         19},
+         {1, 6, 1, 1, 5, 5, 5, 0x8a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+          0x80, 0x02},
+         17},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         g_test_message("crafted: %s", bad[i].what);
         g_assert_cmpint(try_parse(bad[i].bytes, bad[i].len), ==, -EBADMSG);
     }
     /* ... and the well-formed neighbour of those is accepted. */
-    static const uint8_t good[] = {1, 6, 1, 2, 10, 5, 5, 5, 2};
+    static const uint8_t good[] = {1, 6, 1, 2, 10, 5, 5, 11, 0};
     g_assert_cmpint(try_parse(good, sizeof(good)), ==, 0);
 }
 
