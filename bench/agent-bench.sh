@@ -17,6 +17,7 @@
 #
 #   bench/agent-bench.sh [--reps R] [--count N] [--cpus C] [--build DIR]
 #                        [--print-requests]
+#   bench/agent-bench.sh --micro    # native ns/request of decode+match+encode
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +33,10 @@ while [ $# -gt 0 ]; do
     --cpus) cpus=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --print-requests) print_requests=1; shift ;;
+    --micro)
+        # The agent's user-space pipeline alone, natively on this host.
+        for qd in 1 16; do "$build/tests/agent/agent-pipeline-bench" 2000000 $qd; done
+        exit 0 ;;
     -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
