@@ -19,7 +19,9 @@
  *
  * Serialized form (SQLite blobs, frozen window slots): a version byte, the
  * sub-bucket bits, then LEB128 varints: bucket count, total count, sum, min,
- * max, and per bucket the index delta and count. Deserialization treats the
+ * max, and per bucket the index delta (shifted left, low bit set when a
+ * count follows) and, unless it is 1, the count minus 2: a sparse bucket
+ * costs one byte, a dense one two or three. Deserialization treats the
  * bytes as hostile: every field is range- and consistency-checked and the
  * whole input must be consumed.
  *
