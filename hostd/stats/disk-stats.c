@@ -624,7 +624,8 @@ void hostd_disk_stats_flush(HostdDiskStats *ds, uint64_t now_ns)
         if (ds->sec_ring[s % RING])
             thaw_merge(ds->sec_ring[s % RING], &part);
     hostd_stats_rollup_merge(&part, &ds->cur);
-    emit(ds, &part, first * HOSTD_NS_PER_SEC, MAX(now_ns, to_mono(ds, 0)));
+    /* Half-open like every interval: what was accounted at now_ns is in. */
+    emit(ds, &part, first * HOSTD_NS_PER_SEC, MAX(now_ns, to_mono(ds, 0)) + 1);
     hostd_stats_rollup_clear(&part);
 }
 

@@ -176,10 +176,10 @@ int hostd_disk_stats_window(HostdDiskStats *ds, uint64_t now_ns,
 /*
  * Checkpoint: hands the minute in progress, as seen so far (complete
  * seconds of the minute plus the second in progress), to the minute
- * callback, with end_ns = @now_ns. Nothing changes inside: the minute is
+ * callback, with end_ns = @now_ns + 1. Nothing changes inside: the minute is
  * handed over again, complete, when it closes, and the history store
- * replaces the checkpoint then (its rule: a write whose interval starts no
- * later than the stored row's replaces it). Call periodically and at
+ * replaces the checkpoint then (a writer's later write of a minute replaces
+ * its earlier one: history-store.h). Call periodically and at
  * shutdown to bound what a crash loses.
  */
 void hostd_disk_stats_flush(HostdDiskStats *ds, uint64_t now_ns);

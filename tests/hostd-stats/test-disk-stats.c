@@ -152,7 +152,7 @@ static void on_minute(void *opaque, const HostdStatsRollup *m)
         reference(mm->log, m->start_ns, m->end_ns, &ref);
     } else {
         mm->checkpoints++;
-        reference(mm->log, m->start_ns, m->end_ns + 1, &ref);
+        reference(mm->log, m->start_ns, m->end_ns, &ref);
     }
     g_assert_cmpuint((m->start_ns + mm->align) / MINUTE, ==,
                      (m->end_ns - 1 + mm->align) / MINUTE);
