@@ -8,6 +8,8 @@
 #define NS_PER_MIN ((int64_t)60 * 1000000000)
 /* Minutes whose nanoseconds still fit in an int64 (until 2262). */
 #define MINUTE_MAX (INT64_MAX / NS_PER_MIN - 1)
+/* How far an interval may stick out of its minute (clock conversion). */
+#define INTERVAL_SLACK_NS ((int64_t)1000000000)
 
 /* Schema v1 spells out one column per op and counter; growing the enums
  * takes a migration that adds columns (and these asserts moved along). */
@@ -322,24 +324,47 @@ static gboolean disk_id(HostdHistory *h, const char *name, int64_t *id,
     return TRUE;
 }
 
+/*
+ * The row's key and interval: with an interval, the minute holding its
+ * middle, and the interval clipped to that minute (see the header: clock
+ * conversion jitter must not move a minute to its neighbour); without one,
+ * the caller's minute, whole.
+ */
+static const char *row_key(const HostdHistoryRow *r, int64_t *minute,
+                           int64_t *start, int64_t *end)
+{
+    if (!r->disk || !*r->disk)
+        return "no disk name";
+    if (!r->rollup)
+        return "no rollup";
+    uint64_t s = r->rollup->start_ns, e = r->rollup->end_ns;
+    if (!s && !e) {
+        if (r->minute < 0 || r->minute > MINUTE_MAX)
+            return "minute out of range";
+        *minute = r->minute;
+        *start = r->minute * NS_PER_MIN;
+        *end = *start + NS_PER_MIN;
+        return NULL;
+    }
+    if (e <= s)
+        return "empty interval";
+    if (e - s > (uint64_t)NS_PER_MIN + INTERVAL_SLACK_NS)
+        return "interval longer than a minute";
+    uint64_t mid = s + (e - s) / 2;
+    if (mid / NS_PER_MIN > MINUTE_MAX)
+        return "minute out of range";
+    *minute = (int64_t)(mid / NS_PER_MIN);
+    *start = MAX((int64_t)s, *minute * NS_PER_MIN);
+    *end = MIN((int64_t)e, (*minute + 1) * NS_PER_MIN);
+    return NULL;
+}
+
 static gboolean check_row(HostdHistory *h, const HostdHistoryRow *r,
                           GError **error)
 {
-    const char *why = NULL;
+    int64_t minute, start, end;
+    const char *why = row_key(r, &minute, &start, &end);
 
-    if (!r->disk || !*r->disk)
-        why = "no disk name";
-    else if (!r->rollup)
-        why = "no rollup";
-    else if (r->minute < 0 || r->minute > MINUTE_MAX)
-        why = "minute out of range";
-    else if (r->rollup->start_ns || r->rollup->end_ns) {
-        uint64_t lo = (uint64_t)(r->minute * NS_PER_MIN);
-        if (r->rollup->start_ns < lo ||
-            r->rollup->end_ns <= r->rollup->start_ns ||
-            r->rollup->end_ns > lo + NS_PER_MIN)
-            why = "interval not inside its minute";
-    }
     if (!why)
         return TRUE;
     g_set_error(error, HOSTD_HISTORY_ERROR, HOSTD_HISTORY_ERROR_INVALID,
@@ -352,18 +377,16 @@ static gboolean write_row(HostdHistory *h, const HostdHistoryRow *r,
                           GByteArray *blob, GError **error)
 {
     const HostdStatsRollup *ru = r->rollup;
-    int64_t id = 0, start = (int64_t)ru->start_ns, end = (int64_t)ru->end_ns;
+    int64_t id = 0, minute = 0, start = 0, end = 0;
 
-    if (!start && !end) {
-        start = r->minute * NS_PER_MIN;
-        end = start + NS_PER_MIN;
-    }
+    /* Checked by check_row() before the transaction began. */
+    (void)row_key(r, &minute, &start, &end);
     if (!disk_id(h, r->disk, &id, error))
         return FALSE;
 
     sqlite3_stmt *del = h->st[ST_DELETE_OVERLAP];
     sqlite3_bind_int64(del, 1, id);
-    sqlite3_bind_int64(del, 2, r->minute);
+    sqlite3_bind_int64(del, 2, minute);
     sqlite3_bind_int64(del, 3, h->writer);
     sqlite3_bind_int64(del, 4, start);
     sqlite3_bind_int64(del, 5, end);
@@ -376,7 +399,7 @@ static gboolean write_row(HostdHistory *h, const HostdHistoryRow *r,
     sqlite3_stmt *ins = h->st[ST_INSERT];
     int col = 1;
     sqlite3_bind_int64(ins, col++, id);
-    sqlite3_bind_int64(ins, col++, r->minute);
+    sqlite3_bind_int64(ins, col++, minute);
     sqlite3_bind_int64(ins, col++, h->writer);
     sqlite3_bind_int64(ins, col++, start);
     sqlite3_bind_int64(ins, col++, end);

@@ -11,10 +11,11 @@
  * "<vm>/<disk id>"), never by pid.
  *
  * Minutes are wall-clock: minute = CLOCK_REALTIME seconds / 60, and a
- * row's interval [start_ns, end_ns) is CLOCK_REALTIME nanoseconds within
- * that minute. disk-stats works in CLOCK_MONOTONIC; the daemon adds
- * (realtime - monotonic) before writing, and creates its disk stats with
- * the matching alignment so that its minutes are wall-clock minutes.
+ * row's interval [start_ns, end_ns) is the part of that minute, in
+ * CLOCK_REALTIME nanoseconds, that the writer observed. disk-stats works in
+ * CLOCK_MONOTONIC; the daemon adds (realtime - monotonic) before writing, and
+ * creates its disk stats with the matching alignment so that its minutes are
+ * wall-clock minutes.
  *
  * Idempotence, so that a restarted daemon never counts anything twice:
  *  - every open of the store is a new writer (a number kept in the
@@ -85,9 +86,16 @@ int64_t hostd_history_writer(const HostdHistory *h);
 
 typedef struct HostdHistoryRow {
     const char *disk; /* borrowed */
-    int64_t minute;   /* CLOCK_REALTIME seconds / 60 */
-    /* Borrowed. Its interval is CLOCK_REALTIME ns within the minute;
-     * start_ns == end_ns == 0 means the whole minute. */
+    /* CLOCK_REALTIME seconds / 60; used only when the rollup has no
+     * interval. */
+    int64_t minute;
+    /*
+     * Borrowed. Its interval [start_ns, end_ns) is CLOCK_REALTIME ns; the
+     * row goes to the minute holding the interval's middle, clipped to that
+     * minute, so that the few microseconds a monotonic -> realtime
+     * conversion can be off never move a minute to its neighbour. At most
+     * a minute (+1 s) long. start_ns == end_ns == 0: the whole @minute.
+     */
     const HostdStatsRollup *rollup;
 } HostdHistoryRow;
 

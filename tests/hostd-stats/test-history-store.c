@@ -267,6 +267,12 @@ static void test_idempotent(Fixture *f, gconstpointer data)
     write1(c, m, 0, 0, 60);
     g_assert_cmpuint(reads_in(c, m, m + 1, &rows), ==, 60);
     g_assert_cmpuint(rows, ==, 1);
+    /* Its minute again, converted to the wall clock 5 us early (and keyed
+     * on the start by the caller): still that minute, still replaced. */
+    write1(c, m - 1, t - 5000, t + MINUTE - 5000, 61);
+    g_assert_cmpuint(reads_in(c, m, m + 1, &rows), ==, 61);
+    g_assert_cmpuint(rows, ==, 1);
+    g_assert_cmpuint(reads_in(c, 0, m, &rows), ==, 0);
     hostd_history_close(c);
 }
 
@@ -417,10 +423,11 @@ static void test_errors(Fixture *f, gconstpointer data)
     g_autoptr(HostdHistory) h = open_ok(f, 0);
     HostdStatsRollup r = {.start_ns = (uint64_t)M0 * MINUTE,
                           .end_ns = (uint64_t)(M0 + 2) * MINUTE};
+    HostdStatsRollup r0 = {0}; /* no interval: the row's minute counts */
     HostdHistoryRow bad[] = {
-        {.disk = "d", .minute = M0, .rollup = &r}, /* spills over */
+        {.disk = "d", .minute = M0, .rollup = &r}, /* two minutes */
         {.disk = "", .minute = M0, .rollup = &r},
-        {.disk = "d", .minute = -1, .rollup = &r},
+        {.disk = "d", .minute = -1, .rollup = &r0},
         {.disk = "d", .minute = M0, .rollup = NULL},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
