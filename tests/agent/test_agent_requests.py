@@ -5,8 +5,9 @@ queue depth 1 then 16, two disks) under blkin-guest-agent while the host end
 per disk and op with the same sectors and sizes, with positive latencies that
 lie inside what the workload measured around each request; the device map
 carries the serials; clock sync gives an offset whose bound is at most half
-the best round trip and which is consistent with when records arrived; the
-agent exits 0 on SIGTERM."""
+the best round trip and which is consistent with when records arrived; a
+disk that grows makes the agent re-send the device map; the agent exits 0 on
+SIGTERM and runs as a daemon."""
 import os
 import subprocess
 import time
@@ -22,11 +23,16 @@ start_agent || exit 1
 blkin-workload @WL@ -o "$BLKIN_RESULTS" "$(blkin_disk agent-disk-a)" "$(blkin_disk agent-disk-b)"
 rc=$?
 mark workload-done
-# Let the last batch (flushed within --flush-ms) and a few probes go out.
-sleep 1
+# The host grows disk b (QMP block_resize): the agent's rescan must notice.
+i=0
+while [ "$(cat /sys/block/vdb/size)" != 262144 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+echo "resized-size $(cat /sys/block/vdb/size)" >"$BLKIN_RESULTS"
+# Let a rescan (every 2 s), the last batch and a few probes go out.
+sleep 2.5
 stop_agent
-# Daemon mode: detaches, writes its pid, exits on SIGTERM.
-blkin-guest-agent -d --pidfile /tmp/agent.pid
+# Daemon mode: detaches, writes its pid, exits on SIGTERM (on a dummy port,
+# so that the host end only ever sees the first agent).
+blkin-guest-agent -d --pidfile /tmp/agent.pid --port-path /dev/null
 sleep 0.5
 pid=$(cat /tmp/agent.pid 2>/dev/null)
 [ -n "$pid" ] && kill -0 "$pid" && echo "daemon-running" >"$BLKIN_RESULTS"
@@ -56,6 +62,8 @@ def test_requests(t):
     with at.guest_vm(work, disks, GUEST.replace("@WL@", WL), timeout=100) as g:
         g.start()
         dump = at.Dump(g.agent_socket, os.path.join(work, "dump.jsonl"), probe_ms=50)
+        if at.wait_for(lambda: "mark workload-done" in g.results(), 80):
+            g.qmp("block_resize", **{"node-name": disks[1].fmt_node, "size": 128 << 20})
         res = g.wait()
         time.sleep(0.2)
         ev = dump.stop()
@@ -70,10 +78,19 @@ def test_requests(t):
     maps = at.of_type(ev, "devmap")
     t.ok(maps, "host received a device map")
     if maps:
-        devs = {d["name"]: d for d in maps[-1]["devices"]}
+        devs = {d["name"]: d for d in maps[0]["devices"]}
         t.eq({n: (d["serial"], d["size_bytes"]) for n, d in devs.items()},
              {"vda": ("agent-disk-a", 64 << 20), "vdb": ("agent-disk-b", 64 << 20)},
              "device map: names, serials, sizes")
+    if len(maps) >= 2:
+        t.ok(maps[-1]["generation"] > maps[0]["generation"] and
+             {d["name"]: d["size_bytes"] for d in maps[-1]["devices"]}
+             == {"vda": 64 << 20, "vdb": 128 << 20},
+             "device map re-sent with a new generation after a disk grew",
+             detail=maps[-1])
+    else:
+        t.ok(False, "device map re-sent after a disk grew",
+             detail=[l for l in text.splitlines() if "resized" in l])
     t.ok(at.of_type(ev, "hello"), "host received the agent's hello")
     t.eq(at.of_type(ev, "invalid"), [], "nothing the agent sent was refused")
     t.eq(at.of_type(ev, "gap"), [], "no sequence gaps")
