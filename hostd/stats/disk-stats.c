@@ -341,9 +341,12 @@ struct HostdDiskStats {
     uint64_t sec;     /* index of the second in progress */
     HostdMinuteClosedFn minute_closed;
     void *opaque;
-    HostdStatsRollup cur;         /* the second in progress */
-    HostdStatsRollup minute;      /* sum of sec_ring: [sec - 60, sec) */
-    HostdStatsRollup hour;        /* sum of blk_ring: blocks [b - 12, b) */
+    HostdStatsRollup cur; /* the second in progress */
+    /* Running sums, frozen like the slots: they change once a second and
+     * once in 5 minutes, so thawing them then costs little, while keeping
+     * them mutable would cost 8 bytes a bucket instead of 2-3. */
+    uint8_t *minute_sum;          /* sum of sec_ring: [sec - 60, sec) */
+    uint8_t *hour_sum;            /* sum of blk_ring: blocks [b - 12, b) */
     uint8_t *sec_ring[RING];      /* second s at s % 60; NULL when empty */
     uint8_t *min_ring[BLOCK_MIN]; /* minutes of the current block, m % 5 */
     uint8_t *blk_ring[BLOCKS];    /* 5-minute block b at b % 12 */
@@ -369,8 +372,8 @@ void hostd_disk_stats_free(HostdDiskStats *ds)
     if (!ds)
         return;
     hostd_stats_rollup_clear(&ds->cur);
-    hostd_stats_rollup_clear(&ds->minute);
-    hostd_stats_rollup_clear(&ds->hour);
+    g_free(ds->minute_sum);
+    g_free(ds->hour_sum);
     for (int i = 0; i < RING; i++)
         g_free(ds->sec_ring[i]);
     for (int i = 0; i < BLOCK_MIN; i++)
@@ -476,29 +479,38 @@ static uint8_t *collapse(uint8_t **ring, unsigned n, unsigned *live)
 static void close_block(HostdDiskStats *ds, uint64_t b)
 {
     unsigned pos = b % BLOCKS;
-
-    expire(ds->blk_ring, BLOCKS, &ds->blk_live, pos, &ds->hour);
     uint8_t *blob = collapse(ds->min_ring, BLOCK_MIN, &ds->min_live);
-    if (!blob)
-        return;
-    thaw_merge(blob, &ds->hour);
-    ds->blk_ring[pos] = blob;
-    ds->blk_live++;
+
+    if (!blob && !ds->blk_ring[pos])
+        return; /* the hour sum does not change */
+    HostdStatsRollup sum = {0};
+    if (ds->hour_sum)
+        thaw_merge(ds->hour_sum, &sum);
+    expire(ds->blk_ring, BLOCKS, &ds->blk_live, pos, &sum);
+    if (blob) {
+        thaw_merge(blob, &sum);
+        ds->blk_ring[pos] = blob;
+        ds->blk_live++;
+    }
+    g_free(ds->hour_sum);
+    ds->hour_sum = freeze(&sum);
+    hostd_stats_rollup_clear(&sum);
 }
 
-static void close_minute(HostdDiskStats *ds)
+/* @minute: the thawed 1-minute sum, which is this minute now that the
+ * second ring holds exactly its 60 seconds. */
+static void close_minute(HostdDiskStats *ds, const HostdStatsRollup *minute)
 {
     uint64_t m = ds->sec / 60;
 
-    /* The second ring now holds exactly this minute's 60 seconds, so the
-     * 1-minute sum is this minute. */
-    uint8_t *blob = freeze(&ds->minute);
-    if (blob) {
+    if (ds->minute_sum) {
+        size_t len;
+        slot_data(ds->minute_sum, &len);
         g_free(ds->min_ring[m % BLOCK_MIN]); /* NULL: blocks collapse */
-        ds->min_ring[m % BLOCK_MIN] = blob;
+        ds->min_ring[m % BLOCK_MIN] =
+            g_memdup2(ds->minute_sum, sizeof(uint32_t) + len);
         ds->min_live++;
-        emit(ds, &ds->minute, m * NS_PER_MIN,
-             to_mono(ds, (m + 1) * NS_PER_MIN));
+        emit(ds, minute, m * NS_PER_MIN, to_mono(ds, (m + 1) * NS_PER_MIN));
     }
     if (m % BLOCK_MIN == BLOCK_MIN - 1)
         close_block(ds, m / BLOCK_MIN);
@@ -507,17 +519,26 @@ static void close_minute(HostdDiskStats *ds)
 static void close_second(HostdDiskStats *ds)
 {
     unsigned pos = ds->sec % RING;
-
-    expire(ds->sec_ring, RING, &ds->sec_live, pos, &ds->minute);
+    bool minute_end = ds->sec % 60 == 59;
     uint8_t *blob = freeze(&ds->cur);
-    if (blob) {
-        hostd_stats_rollup_merge(&ds->minute, &ds->cur);
-        ds->sec_ring[pos] = blob;
-        ds->sec_live++;
-        hostd_stats_rollup_clear(&ds->cur);
+
+    if (blob || ds->sec_ring[pos] || minute_end) {
+        HostdStatsRollup sum = {0};
+        if (ds->minute_sum)
+            thaw_merge(ds->minute_sum, &sum);
+        expire(ds->sec_ring, RING, &ds->sec_live, pos, &sum);
+        if (blob) {
+            hostd_stats_rollup_merge(&sum, &ds->cur);
+            ds->sec_ring[pos] = blob;
+            ds->sec_live++;
+            hostd_stats_rollup_clear(&ds->cur);
+        }
+        g_free(ds->minute_sum);
+        ds->minute_sum = freeze(&sum);
+        if (minute_end)
+            close_minute(ds, &sum);
+        hostd_stats_rollup_clear(&sum);
     }
-    if (ds->sec % 60 == 59)
-        close_minute(ds);
     ds->sec++;
 }
 
@@ -591,7 +612,8 @@ int hostd_disk_stats_window(HostdDiskStats *ds, uint64_t now_ns,
         break;
     case HOSTD_STATS_WINDOW_1M:
         start = sat_sub(end, NS_PER_MIN);
-        hostd_stats_rollup_merge(out, &ds->minute);
+        if (ds->minute_sum)
+            thaw_merge(ds->minute_sum, out);
         break;
     default: {
         /* Complete blocks, complete minutes of the current block, complete
@@ -599,7 +621,8 @@ int hostd_disk_stats_window(HostdDiskStats *ds, uint64_t now_ns,
         uint64_t m = ds->sec / 60, block = m / BLOCK_MIN;
         start = sat_sub(block * BLOCK_MIN * NS_PER_MIN,
                         (uint64_t)BLOCKS * BLOCK_MIN * NS_PER_MIN);
-        hostd_stats_rollup_merge(out, &ds->hour);
+        if (ds->hour_sum)
+            thaw_merge(ds->hour_sum, out);
         for (uint64_t i = block * BLOCK_MIN; i < m; i++)
             if (ds->min_ring[i % BLOCK_MIN])
                 thaw_merge(ds->min_ring[i % BLOCK_MIN], out);
@@ -644,8 +667,9 @@ static size_t ring_memory(uint8_t *const *ring, unsigned n)
 
 size_t hostd_disk_stats_memory(const HostdDiskStats *ds)
 {
-    return sizeof(*ds) + rollup_memory(&ds->cur) + rollup_memory(&ds->minute) +
-           rollup_memory(&ds->hour) + ring_memory(ds->sec_ring, RING) +
+    return sizeof(*ds) + rollup_memory(&ds->cur) +
+           ring_memory(&ds->minute_sum, 1) + ring_memory(&ds->hour_sum, 1) +
+           ring_memory(ds->sec_ring, RING) +
            ring_memory(ds->min_ring, BLOCK_MIN) +
            ring_memory(ds->blk_ring, BLOCKS);
 }
