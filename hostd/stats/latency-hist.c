@@ -374,19 +374,23 @@ uint64_t hostd_latency_hist_quantile(const HostdLatencyHist *h, double q)
     return h->max;
 }
 
-bool hostd_latency_hist_next_bucket(const HostdLatencyHist *h, size_t *cursor,
-                                    HostdLatencyBucket *out)
+void hostd_latency_hist_iter_init(HostdLatencyHistIter *it,
+                                  const HostdLatencyHist *h)
 {
-    size_t i = *cursor;
+    *it = (HostdLatencyHistIter){.h = h};
+}
 
-    if (i >= h->n)
+bool hostd_latency_hist_iter_next(HostdLatencyHistIter *it,
+                                  HostdLatencyBucket *out)
+{
+    if (it->i >= it->h->n)
         return false;
-    unsigned idx = IDX(h->b[i]);
-    out->lower = bucket_lower(idx);
-    out->upper = bucket_upper(idx);
-    out->count = CNT(h->b[i]);
-    out->cumulative = (i ? out->cumulative : 0) + out->count;
-    *cursor = i + 1;
+    uint64_t w = it->h->b[it->i++];
+    out->lower = bucket_lower(IDX(w));
+    out->upper = bucket_upper(IDX(w));
+    out->count = CNT(w);
+    it->cumulative = sat_add(it->cumulative, out->count);
+    out->cumulative = it->cumulative;
     return true;
 }
 

@@ -108,11 +108,23 @@ uint64_t hostd_latency_hist_quantile(const HostdLatencyHist *h, double q);
 uint64_t hostd_latency_hist_rank(double q, uint64_t count);
 
 /*
- * Iterates occupied buckets in increasing order: set *@cursor to 0, then
- * call until it returns false. @h must not change in between.
+ * Iteration over occupied buckets in increasing order (Prometheus export:
+ * "le" = upper, value = cumulative):
+ *     HostdLatencyHistIter it;
+ *     hostd_latency_hist_iter_init(&it, h);
+ *     while (hostd_latency_hist_iter_next(&it, &bucket)) ...
+ * @h must not change meanwhile. The iterator borrows @h.
  */
-bool hostd_latency_hist_next_bucket(const HostdLatencyHist *h, size_t *cursor,
-                                    HostdLatencyBucket *out);
+typedef struct HostdLatencyHistIter {
+    const HostdLatencyHist *h;
+    size_t i;
+    uint64_t cumulative;
+} HostdLatencyHistIter;
+
+void hostd_latency_hist_iter_init(HostdLatencyHistIter *it,
+                                  const HostdLatencyHist *h);
+bool hostd_latency_hist_iter_next(HostdLatencyHistIter *it,
+                                  HostdLatencyBucket *out);
 /* Bounds of the bucket @ns falls in (for exporters with fixed layouts). */
 void hostd_latency_hist_bucket_bounds(uint64_t ns, uint64_t *lower,
                                       uint64_t *upper);

@@ -283,10 +283,12 @@ static void test_iterate(void)
     for (int i = 0; i < 10000; i++)
         hostd_latency_hist_add(h, gen_lognormal(r));
 
-    size_t cursor = 0, n = 0;
+    HostdLatencyHistIter it;
+    size_t n = 0;
     HostdLatencyBucket b, prev = {0};
     uint64_t total = 0;
-    while (hostd_latency_hist_next_bucket(h, &cursor, &b)) {
+    hostd_latency_hist_iter_init(&it, h);
+    while (hostd_latency_hist_iter_next(&it, &b)) {
         g_assert_cmpuint(b.lower, <=, b.upper);
         g_assert_cmpuint(b.count, >, 0);
         if (n)
@@ -351,10 +353,11 @@ static int try_parse(const uint8_t *p, size_t len)
     if (ret == 0) {
         /* Whatever is accepted must be self-consistent. */
         g_assert_nonnull(h);
-        size_t cursor = 0;
-        HostdLatencyBucket b;
+        HostdLatencyHistIter it;
+        HostdLatencyBucket b = {0};
         uint64_t total = 0;
-        while (hostd_latency_hist_next_bucket(h, &cursor, &b))
+        hostd_latency_hist_iter_init(&it, h);
+        while (hostd_latency_hist_iter_next(&it, &b))
             total = b.cumulative;
         /* Less only when a bucket saturated. */
         g_assert_cmpuint(total, <=, hostd_latency_hist_count(h));
