@@ -73,6 +73,21 @@ static const char *const statements[ST__N] = {
                  " ORDER BY name",
 };
 
+/* A row ready for SQL: keyed, counted, serialized. */
+typedef struct Pending {
+    char *disk;
+    int64_t minute, start, end;
+    uint64_t counts[2 * HOSTD_STATS_OP__N + HOSTD_STATS_COUNTER__N];
+    GBytes *blob;
+} Pending;
+
+static void pending_clear(gpointer p)
+{
+    Pending *r = p;
+    g_free(r->disk);
+    g_bytes_unref(r->blob);
+}
+
 struct HostdHistory {
     sqlite3 *db;
     char *path;
@@ -80,6 +95,7 @@ struct HostdHistory {
     int64_t writer;
     sqlite3_stmt *st[ST__N];
     GHashTable *disk_ids; /* name -> id, of rows already committed */
+    GArray *pending;      /* of Pending: queued, not yet committed */
 };
 
 GQuark hostd_history_error_quark(void)
@@ -221,6 +237,8 @@ HostdHistory *hostd_history_open(const char *path,
 
     h->path = g_strdup(path);
     h->disk_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    h->pending = g_array_new(FALSE, TRUE, sizeof(Pending));
+    g_array_set_clear_func(h->pending, pending_clear);
     if (opts)
         h->opts = *opts;
     if (!h->opts.busy_timeout_ms)
@@ -279,6 +297,7 @@ void hostd_history_close(HostdHistory *h)
     /* Finalized everything first, so close does not fail as busy. */
     sqlite3_close(h->db);
     g_clear_pointer(&h->disk_ids, g_hash_table_destroy);
+    g_clear_pointer(&h->pending, g_array_unref);
     g_free(h->path);
     g_free(h);
 }
@@ -373,66 +392,76 @@ static gboolean check_row(HostdHistory *h, const HostdHistoryRow *r,
     return FALSE;
 }
 
-static gboolean write_row(HostdHistory *h, const HostdHistoryRow *r,
-                          GByteArray *blob, GError **error)
+static gboolean prepare_row(HostdHistory *h, const HostdHistoryRow *r,
+                            Pending *out, GError **error)
 {
     const HostdStatsRollup *ru = r->rollup;
-    int64_t id = 0, minute = 0, start = 0, end = 0;
 
-    /* Checked by check_row() before the transaction began. */
-    (void)row_key(r, &minute, &start, &end);
+    if (!check_row(h, r, error))
+        return FALSE;
+    (void)row_key(r, &out->minute, &out->start, &out->end);
+    out->disk = g_strdup(r->disk);
+    int c = 0;
+    for (int o = 0; o < HOSTD_STATS_OP__N; o++) {
+        out->counts[c++] = ru->requests[o];
+        out->counts[c++] = ru->bytes[o];
+    }
+    for (int k = 0; k < HOSTD_STATS_COUNTER__N; k++)
+        out->counts[c++] = ru->counters[k];
+    GByteArray *blob = g_byte_array_new();
+    hostd_stats_rollup_serialize(ru, blob);
+    out->blob = g_byte_array_free_to_bytes(blob);
+    return TRUE;
+}
+
+static gboolean write_row(HostdHistory *h, const Pending *r, GError **error)
+{
+    int64_t id = 0;
+
     if (!disk_id(h, r->disk, &id, error))
         return FALSE;
 
     sqlite3_stmt *del = h->st[ST_DELETE_OVERLAP];
     sqlite3_bind_int64(del, 1, id);
-    sqlite3_bind_int64(del, 2, minute);
+    sqlite3_bind_int64(del, 2, r->minute);
     sqlite3_bind_int64(del, 3, h->writer);
-    sqlite3_bind_int64(del, 4, start);
-    sqlite3_bind_int64(del, 5, end);
+    sqlite3_bind_int64(del, 4, r->start);
+    sqlite3_bind_int64(del, 5, r->end);
     int rc = run(del);
     if (rc != SQLITE_OK)
         return fail(h, error, rc, "replacing overlapping rows");
 
-    g_byte_array_set_size(blob, 0);
-    hostd_stats_rollup_serialize(ru, blob);
     sqlite3_stmt *ins = h->st[ST_INSERT];
     int col = 1;
     sqlite3_bind_int64(ins, col++, id);
-    sqlite3_bind_int64(ins, col++, minute);
+    sqlite3_bind_int64(ins, col++, r->minute);
     sqlite3_bind_int64(ins, col++, h->writer);
-    sqlite3_bind_int64(ins, col++, start);
-    sqlite3_bind_int64(ins, col++, end);
+    sqlite3_bind_int64(ins, col++, r->start);
+    sqlite3_bind_int64(ins, col++, r->end);
     /* SQLite integers are signed: counts beyond 2^63 (never) wrap. */
-    for (int o = 0; o < HOSTD_STATS_OP__N; o++) {
-        sqlite3_bind_int64(ins, col++, (int64_t)ru->requests[o]);
-        sqlite3_bind_int64(ins, col++, (int64_t)ru->bytes[o]);
-    }
-    for (int c = 0; c < HOSTD_STATS_COUNTER__N; c++)
-        sqlite3_bind_int64(ins, col++, (int64_t)ru->counters[c]);
-    sqlite3_bind_blob(ins, col++, blob->data, (int)blob->len, SQLITE_STATIC);
+    for (size_t c = 0; c < G_N_ELEMENTS(r->counts); c++)
+        sqlite3_bind_int64(ins, col++, (int64_t)r->counts[c]);
+    gsize len;
+    const void *data = g_bytes_get_data(r->blob, &len);
+    sqlite3_bind_blob(ins, col++, data, (int)len, SQLITE_STATIC);
     rc = run(ins);
     if (rc != SQLITE_OK)
         return fail(h, error, rc, "writing a row");
     return TRUE;
 }
 
-gboolean hostd_history_write(HostdHistory *h, const HostdHistoryRow *rows,
-                             size_t n, GError **error)
+/* Writes @rows in one transaction: all or none. */
+static gboolean commit_rows(HostdHistory *h, const Pending *rows, size_t n,
+                            GError **error)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!check_row(h, &rows[i], error))
-            return FALSE;
     if (n == 0)
         return TRUE;
-
     /* IMMEDIATE: take the write lock up front, so a busy database fails
      * here (after the busy timeout) rather than halfway through. */
     if (!exec(h, "BEGIN IMMEDIATE", "starting a write", error))
         return FALSE;
-    g_autoptr(GByteArray) blob = g_byte_array_new();
     for (size_t i = 0; i < n; i++) {
-        if (!write_row(h, &rows[i], blob, error)) {
+        if (!write_row(h, &rows[i], error)) {
             rollback(h);
             return FALSE;
         }
@@ -442,6 +471,53 @@ gboolean hostd_history_write(HostdHistory *h, const HostdHistoryRow *rows,
         return FALSE;
     }
     return TRUE;
+}
+
+gboolean hostd_history_write(HostdHistory *h, const HostdHistoryRow *rows,
+                             size_t n, GError **error)
+{
+    g_autoptr(GArray) p = g_array_sized_new(FALSE, TRUE, sizeof(Pending), n);
+    g_array_set_clear_func(p, pending_clear);
+
+    for (size_t i = 0; i < n; i++) {
+        Pending r = {0};
+        if (!prepare_row(h, &rows[i], &r, error))
+            return FALSE;
+        g_array_append_val(p, r);
+    }
+    return commit_rows(h, (const Pending *)(void *)p->data, p->len, error);
+}
+
+gboolean hostd_history_queue(HostdHistory *h, const HostdHistoryRow *row,
+                             GError **error)
+{
+    Pending r = {0};
+
+    if (h->pending->len >= HOSTD_HISTORY_MAX_QUEUED) {
+        g_set_error(error, HOSTD_HISTORY_ERROR, HOSTD_HISTORY_ERROR_IO,
+                    "history %s: %u rows queued and not committed, row for "
+                    "\"%s\" dropped",
+                    h->path, h->pending->len, row->disk ? row->disk : "");
+        return FALSE;
+    }
+    if (!prepare_row(h, row, &r, error))
+        return FALSE;
+    g_array_append_val(h->pending, r);
+    return TRUE;
+}
+
+gboolean hostd_history_commit(HostdHistory *h, GError **error)
+{
+    if (!commit_rows(h, (const Pending *)(void *)h->pending->data,
+                     h->pending->len, error))
+        return FALSE;
+    g_array_set_size(h->pending, 0);
+    return TRUE;
+}
+
+size_t hostd_history_queued(const HostdHistory *h)
+{
+    return h->pending->len;
 }
 
 gboolean hostd_history_foreach(HostdHistory *h, const char *disk,

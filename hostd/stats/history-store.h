@@ -103,6 +103,20 @@ typedef struct HostdHistoryRow {
 gboolean hostd_history_write(HostdHistory *h, const HostdHistoryRow *rows,
                              size_t n, GError **error);
 
+/*
+ * Batching for callers that get rows one at a time (the minute callback of
+ * each disk): hostd_history_queue() checks and copies (serializes) a row,
+ * hostd_history_commit() writes everything queued in one transaction, once
+ * per tick. A failed commit (e.g. locked) keeps the rows queued for the
+ * next one; at most HOSTD_HISTORY_MAX_QUEUED rows wait, further ones are
+ * refused with HOSTD_HISTORY_ERROR_IO. Rows still queued at close are lost.
+ */
+#define HOSTD_HISTORY_MAX_QUEUED 65536
+gboolean hostd_history_queue(HostdHistory *h, const HostdHistoryRow *row,
+                             GError **error);
+gboolean hostd_history_commit(HostdHistory *h, GError **error);
+size_t hostd_history_queued(const HostdHistory *h);
+
 /* Called per stored row, by minute then disk name; the rollup is borrowed
  * for the call. Return FALSE to stop early. */
 typedef gboolean (*HostdHistoryRowFn)(void *opaque, const char *disk,
