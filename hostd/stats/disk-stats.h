@@ -145,7 +145,8 @@ typedef struct HostdDiskStats HostdDiskStats;
  * that minute's rollup (only for minutes that saw anything), and from
  * hostd_disk_stats_flush(). The rollup's interval is the part of the minute
  * actually observed: it starts no earlier than the disk stats were created
- * and, for a checkpoint, ends at its time.
+ * and, for a checkpoint, ends at its time. The callback must not call into
+ * the same HostdDiskStats (it runs in the middle of closing a second).
  */
 typedef void (*HostdMinuteClosedFn)(void *opaque,
                                     const HostdStatsRollup *minute);
