@@ -95,11 +95,14 @@ static gint64 get_int(JsonObject *o, const char *key)
     return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_int(n) : -1;
 }
 
+/* A string member, or "-" when absent or null (safe to print). */
 static const char *get_str(JsonObject *o, const char *key)
 {
     JsonNode *n = o ? json_object_get_member(o, key) : NULL;
+    const char *s =
+        n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_string(n) : NULL;
 
-    return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_string(n) : NULL;
+    return s ? s : "-";
 }
 
 /* A duration for people: ns, us, ms or s with three significant digits. */
@@ -127,7 +130,7 @@ static void print_disk(JsonObject *d)
                           ? json_object_get_object_member(d, "clock")
                           : NULL;
     JsonArray *ops = json_object_get_array_member(d, "ops");
-    char a[32], b[32], e[32], f[32], g[32], h[32];
+    char a[32], b[32], e[32], f[32], g[32];
 
     printf("VM %s  disk %s  (serial %s, filter %s)\n", get_str(d, "vm"),
            get_str(d, "disk"), get_str(d, "serial"), get_str(d, "filter_id"));
@@ -171,7 +174,6 @@ static void print_disk(JsonObject *d)
                    dur(get_int(p, "max_ns"), g, sizeof(g)));
         }
     }
-    (void)h;
     printf("\n");
 }
 

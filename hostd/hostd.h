@@ -22,7 +22,7 @@ typedef struct Hostd {
     HostdModel *model;
     HostdTraceSource *trace;
     HostdControl *control;
-    HostdHistoryStore *history;
+    HostdHistory *history;
     GMainLoop *loop;
     char *live_url;          /* LTTng live session to read, or NULL */
     char *offline_dir;       /* recorded trace to read, or NULL */

@@ -20,11 +20,11 @@
 #define HOSTD_SPAN_KEEP_NS (2LL * 1000000000LL)
 
 const char *const hostd_phase_names[HOSTD_PHASE__N] = {
-    [HOSTD_PHASE_GUEST_QUEUE] = "guest-queue",
-    [HOSTD_PHASE_TO_QEMU] = "guest-to-qemu",
+    [HOSTD_PHASE_GUEST_QUEUE] = "guest_queue",
+    [HOSTD_PHASE_TO_QEMU] = "guest_to_qemu",
     [HOSTD_PHASE_QEMU] = "qemu",
     [HOSTD_PHASE_BACKEND] = "backend",
-    [HOSTD_PHASE_TO_GUEST] = "qemu-to-guest",
+    [HOSTD_PHASE_TO_GUEST] = "qemu_to_guest",
     [HOSTD_PHASE_TOTAL] = "total",
 };
 

@@ -116,11 +116,17 @@ static gboolean open_live(gpointer user)
  */
 static void checkpoint(Hostd *h, uint64_t now)
 {
+    GError *err = NULL;
     GHashTableIter it;
     gpointer v;
 
     if (!h->history)
         return;
+    if (!hostd_history_prune(h->history, g_get_real_time() / 60000000, NULL,
+                             &err)) {
+        g_warning("history: %s", err->message);
+        g_clear_error(&err);
+    }
     g_hash_table_iter_init(&it, h->model->vms);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         HostdVm *vm = v;
@@ -260,6 +266,7 @@ int main(int argc, char **argv)
 
     h.hold_ns = (int64_t)hold_ms * 1000000;
     h.model = hostd_model_new();
+    h.model->offline = h.offline_dir != NULL;
     h.loop = g_main_loop_new(NULL, FALSE);
     for (char **v = vms; v && *v; v++)
         if (!add_vm_spec(&h, *v, &err)) {
@@ -278,7 +285,10 @@ int main(int argc, char **argv)
         g_autofree char *db = g_build_filename(
             state_dir ? state_dir : "/var/lib/blkin", "history.sqlite", NULL);
 
-        h.history = hostd_history_store_open(db, retention_days, &err);
+        HostdHistoryOptions hopts = {.retention_minutes =
+                                         (uint32_t)retention_days * 24 * 60};
+
+        h.history = hostd_history_open(db, &hopts, &err);
         h.model->history = h.history;
         if (!h.history) {
             g_printerr("blkin-hostd: %s\n", err->message);
@@ -333,7 +343,7 @@ int main(int argc, char **argv)
     hostd_trace_source_free(h.trace);
     hostd_control_free(h.control);
     hostd_model_free(h.model);
-    hostd_history_store_free(h.history);
+    hostd_history_close(h.history);
     if (h.capture)
         fclose(h.capture);
     g_main_loop_unref(h.loop);

@@ -6,6 +6,7 @@
 #include "agent-conn.h"
 #include "disk-record.h"
 
+#include <gio/gio.h>
 #include <string.h>
 
 /* Lower spans whose parent did not come within this long are dropped. */
@@ -41,9 +42,17 @@ static void disk_minute_closed(void *opaque, const HostdStatsRollup *minute)
 
     if (!d->vm || !d->vm->model->history)
         return;
-    if (!hostd_history_store_put(d->vm->model->history, d->vm->name, d->target,
-                                 minute, &err))
-        g_warning("history: %s/%s: %s", d->vm->name, d->target, err->message);
+    HostdStatsRollup wall = *minute; /* shallow: histograms stay borrowed */
+    int64_t delta = g_get_real_time() * 1000 - g_get_monotonic_time() * 1000;
+    g_autofree char *name = g_strdup_printf("%s/%s", d->vm->name, d->target);
+    HostdHistoryRow row = {.disk = name, .rollup = &wall};
+
+    /* The store keys minutes on the wall clock. */
+    wall.start_ns = minute->start_ns + delta;
+    wall.end_ns = minute->end_ns + delta;
+    row.minute = wall.start_ns / (60 * HOSTD_NS_PER_SEC);
+    if (!hostd_history_write(d->vm->model->history, &row, 1, &err))
+        g_warning("history: %s: %s", name, err->message);
 }
 
 static void disk_free(gpointer p)
@@ -136,6 +145,7 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
                             GError **err)
 {
     g_autoptr(GPtrArray) disks = g_ptr_array_new_with_free_func(disk_free);
+    uint64_t t0 = m->offline ? 0 : g_get_monotonic_time() * 1000;
     HostdVm *vm;
 
     if (!valid_name(name)) {
@@ -166,9 +176,8 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
         d->filter_id = g_strdup(f[2]);
         d->join = hostd_join_new(disk_emit, d);
         d->stats =
-            hostd_disk_stats_new(g_get_monotonic_time() * 1000,
-                                 minute_align_ns(), disk_minute_closed, d);
-        d->tail = hostd_tail_capture_new(HOSTD_TAIL_K);
+            hostd_disk_stats_new(t0, minute_align_ns(), disk_minute_closed, d);
+        d->tail = hostd_tail_capture_new(HOSTD_TAIL_K, t0, minute_align_ns());
         g_ptr_array_add(disks, d);
     }
 

@@ -69,8 +69,11 @@ struct HostdModel {
     uint64_t lttng_discarded;
     uint64_t spans_unknown_disk; /* top spans of no registered disk */
     FILE *capture; /* borrowed: guest requests are logged here for replay */
-    HostdHistoryStore *history; /* borrowed: closed minutes go here */
-    uint64_t latest_ns;         /* newest request completion accounted */
+    HostdHistory *history; /* borrowed: closed minutes go here */
+    uint64_t latest_ns;    /* newest request completion accounted */
+    /* Reading a recorded trace: statistics start at time 0 instead of
+     * now, since the requests to come are from the past. */
+    gboolean offline;
     int64_t started_ns;
 };
 

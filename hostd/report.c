@@ -262,20 +262,25 @@ static void add_request(JsonBuilder *b, const HostdDisk *d,
     char id[32];
 
     if (guest && r->guest_queue_ns)
-        ph[n++] = (typeof(ph[0])){"guest-queue", r->guest_queue_ns,
-                                  r->guest_issue_ns};
+        ph[n++] = (typeof(ph[0])){
+            hostd_stats_phase_names[HOSTD_STATS_PHASE_GUEST_QUEUE],
+            r->guest_queue_ns, r->guest_issue_ns};
     if (guest && span)
-        ph[n++] = (typeof(ph[0])){"guest-to-qemu", r->guest_issue_ns,
-                                  r->span_start_ns};
+        ph[n++] = (typeof(ph[0])){
+            hostd_stats_phase_names[HOSTD_STATS_PHASE_GUEST_TO_QEMU],
+            r->guest_issue_ns, r->span_start_ns};
     if (span) {
-        ph[n++] = (typeof(ph[0])){"qemu", r->span_start_ns,
-                                  r->span_end_ns - r->lower_total_ns};
-        ph[n++] = (typeof(ph[0])){"backend", r->span_end_ns - r->lower_total_ns,
-                                  r->span_end_ns};
+        ph[n++] = (typeof(ph[0])){
+            hostd_stats_phase_names[HOSTD_STATS_PHASE_QEMU], r->span_start_ns,
+            r->span_end_ns - r->lower_total_ns};
+        ph[n++] =
+            (typeof(ph[0])){hostd_stats_phase_names[HOSTD_STATS_PHASE_BACKEND],
+                            r->span_end_ns - r->lower_total_ns, r->span_end_ns};
     }
     if (guest && span)
-        ph[n++] = (typeof(ph[0])){"qemu-to-guest", r->span_end_ns,
-                                  r->guest_complete_ns};
+        ph[n++] = (typeof(ph[0])){
+            hostd_stats_phase_names[HOSTD_STATS_PHASE_QEMU_TO_GUEST],
+            r->span_end_ns, r->guest_complete_ns};
 
     json_builder_begin_object(b);
     add_str(b, "vm", d->vm->name);
@@ -321,10 +326,12 @@ typedef struct TailCtx {
 static void tail_one(Hostd *h, HostdDisk *d, void *opaque)
 {
     TailCtx *c = opaque;
-    g_autoptr(GArray) reqs = hostd_tail_capture_get(d->tail, c->now, c->w);
+    HostdJoinedRequest reqs[HOSTD_TAIL_K];
+    size_t n = hostd_tail_capture_get(d->tail, c->now, c->w, reqs,
+                                      G_N_ELEMENTS(reqs), NULL, NULL);
 
-    for (guint i = 0; i < reqs->len; i++)
-        add_request(c->b, d, &g_array_index(reqs, HostdJoinedRequest, i));
+    for (size_t i = 0; i < n; i++)
+        add_request(c->b, d, &reqs[i]);
 }
 
 JsonNode *hostd_report_tail(Hostd *h, const char *vm, const char *disk,
@@ -358,13 +365,15 @@ typedef struct TraceCtx {
 static void trace_one(Hostd *h, HostdDisk *d, void *opaque)
 {
     TraceCtx *c = opaque;
-    g_autoptr(GArray) reqs = NULL;
+    HostdJoinedRequest reqs[HOSTD_TAIL_K];
+    size_t n;
 
     if (c->disk)
         return;
-    reqs = hostd_tail_capture_get(d->tail, c->now, HOSTD_STATS_WINDOW_1H);
-    for (guint i = 0; i < reqs->len; i++) {
-        HostdJoinedRequest *r = &g_array_index(reqs, HostdJoinedRequest, i);
+    n = hostd_tail_capture_get(d->tail, c->now, HOSTD_STATS_WINDOW_1H, reqs,
+                               G_N_ELEMENTS(reqs), NULL, NULL);
+    for (size_t i = 0; i < n; i++) {
+        HostdJoinedRequest *r = &reqs[i];
 
         if (r->trace_id == c->id) {
             c->disk = d;

@@ -24,7 +24,7 @@ import vm  # noqa: E402
 from stack import CLI, HostStack, StackedDisk  # noqa: E402
 
 GUEST = """
-blkin-guest-agent --port "$BLKIN_AGENT_PORT" 2>/tmp/agent.log &
+blkin-guest-agent 2>/tmp/agent.log &
 AGENT=$!
 sleep 1
 blkin-workload --seed {seed} -n {count} -q 1,16 -w 40 -f 2 -d 2 -Q -o "$BLKIN_RESULTS" \\
@@ -59,8 +59,9 @@ def main():
     with HostStack(wd, hold_ms=1500) as st, \
             vm.GuestVM(wd, disks, GUEST.format(seed=a.seed, count=a.count), timeout=300, cpus=2,
                        extra_files={"/bin/blkin-guest-agent": vm.agent_binary()}) as g:
+        g.start()  # the agent socket's path is known from here on
         st.register(name, g.agent_socket, specs)
-        res = g.run()
+        res = g.wait()
         if not res.ok:
             print(res.console[-3000:], file=sys.stderr)
             print("demo: the guest's workload failed", file=sys.stderr)
