@@ -266,6 +266,13 @@ int64_t hostd_agent_conn_tolerance_ns(const HostdAgentConn *c)
     return 2 * c->est.bound_ns + SLACK_NS;
 }
 
+int64_t hostd_agent_conn_bound_ns(const HostdAgentConn *c)
+{
+    if (!c || !c->est.valid)
+        return INT64_MAX / 4;
+    return c->est.bound_ns;
+}
+
 uint64_t hostd_agent_conn_reconnects(const HostdAgentConn *c)
 {
     return c ? c->reconnects : 0;

@@ -30,6 +30,8 @@ bool hostd_agent_conn_clock(const HostdAgentConn *c,
                             struct blkin_clock_estimate *out);
 /* How far apart guest and span times may be and still match (NULL: 2 ms). */
 int64_t hostd_agent_conn_tolerance_ns(const HostdAgentConn *c);
+/* The probe estimate's error bound; a large value before the first. */
+int64_t hostd_agent_conn_bound_ns(const HostdAgentConn *c);
 uint64_t hostd_agent_conn_reconnects(const HostdAgentConn *c);
 uint64_t hostd_agent_conn_pre_sync_dropped(const HostdAgentConn *c);
 

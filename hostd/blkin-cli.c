@@ -134,11 +134,23 @@ static void print_disk(JsonObject *d)
 
     printf("VM %s  disk %s  (serial %s, filter %s)\n", get_str(d, "vm"),
            get_str(d, "disk"), get_str(d, "serial"), get_str(d, "filter_id"));
-    if (clk && get_int(clk, "bound_ns") >= 0)
-        printf("  guest clock: offset %s, error bound +-%s\n",
-               dur(llabs(get_int(clk, "offset_ns")), a, sizeof(a)),
+    if (clk && get_int(clk, "bound_ns") >= 0) {
+        JsonObject *causal = json_object_has_member(clk, "causal") &&
+                                     JSON_NODE_HOLDS_OBJECT(
+                                         json_object_get_member(clk, "causal"))
+                                 ? json_object_get_object_member(clk, "causal")
+                                 : NULL;
+
+        printf("  guest clock: probe error bound +-%s",
                dur(get_int(clk, "bound_ns"), b, sizeof(b)));
-    else
+        if (causal)
+            printf("; corrected by %s%s from causality, error bound +-%s\n",
+                   get_int(causal, "correction_ns") < 0 ? "-" : "+",
+                   dur(llabs(get_int(causal, "correction_ns")), a, sizeof(a)),
+                   dur(get_int(causal, "bound_ns"), e, sizeof(e)));
+        else
+            printf(" (no causal correction)\n");
+    } else
         printf("  guest clock: not synchronised (no agent data yet)\n");
     printf("  joined %" G_GINT64_FORMAT " (merged %" G_GINT64_FORMAT
            "), unmatched guest %" G_GINT64_FORMAT

@@ -36,9 +36,21 @@ typedef struct PendingSpan {
     bool expired;
 } PendingSpan;
 
+typedef struct CausalSlot {
+    int64_t sec; /* host second of the constraints; 0 = empty */
+    int64_t lo, hi;
+} CausalSlot;
+
+typedef struct Pair {
+    HostdGuestReq g;
+    PendingSpan *p;
+} Pair;
+
 struct HostdJoin {
     HostdJoinEmit emit;
     void *opaque;
+    CausalSlot causal[HOSTD_CAUSAL_WINDOW_S];
+    HostdClockCorrection corr;
     GArray *spans;  /* PendingSpan, sorted by (start_ns, span_id) */
     GArray *guests; /* HostdGuestReq, in arrival order */
     HostdJoinCounters c;
@@ -62,6 +74,11 @@ void hostd_join_free(HostdJoin *j)
     g_array_unref(j->spans);
     g_array_unref(j->guests);
     g_free(j);
+}
+
+const HostdClockCorrection *hostd_join_correction(const HostdJoin *j)
+{
+    return &j->corr;
 }
 
 const HostdJoinCounters *hostd_join_counters(const HostdJoin *j)
@@ -119,9 +136,17 @@ static void emit_span_only(HostdJoin *j, const PendingSpan *p)
     j->emit(j->opaque, &r);
 }
 
-static void emit_joined(HostdJoin *j, const HostdGuestReq *g,
-                        const PendingSpan *p)
+static void emit_joined(HostdJoin *j, const HostdGuestReq *guest,
+                        const PendingSpan *p, int64_t c)
 {
+    HostdGuestReq shifted = *guest;
+    const HostdGuestReq *g = &shifted;
+
+    if (shifted.queue_ns)
+        shifted.queue_ns += c;
+    shifted.issue_ns += c;
+    shifted.complete_ns += c;
+
     HostdJoined r = {
         .op = g->op,
         .has_guest = true,
@@ -249,9 +274,61 @@ static PendingSpan *find_span(HostdJoin *j, const HostdGuestReq *g,
     return containing;
 }
 
-void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns)
+/* Adds a joined pair's constraints to the slot of its second. */
+static void causal_add(HostdJoin *j, const HostdGuestReq *g,
+                       const PendingSpan *p)
+{
+    int64_t sec = g->complete_ns / 1000000000LL;
+    CausalSlot *s = &j->causal[sec % HOSTD_CAUSAL_WINDOW_S];
+    int64_t lo = (int64_t)p->s.end_ns - g->complete_ns;
+    int64_t hi = (int64_t)p->s.start_ns - g->issue_ns;
+
+    if (s->sec != sec) {
+        s->sec = sec;
+        s->lo = lo;
+        s->hi = hi;
+        return;
+    }
+    s->lo = MAX(s->lo, lo);
+    s->hi = MIN(s->hi, hi);
+}
+
+/* The correction from the last window's constraints and the probe bound. */
+static int64_t causal_offset(HostdJoin *j, int64_t now_sec,
+                             int64_t probe_bound_ns)
+{
+    int64_t lo = -probe_bound_ns, hi = probe_bound_ns;
+    bool any = false;
+
+    for (int i = 0; i < HOSTD_CAUSAL_WINDOW_S; i++) {
+        const CausalSlot *s = &j->causal[i];
+
+        if (!s->sec || s->sec <= now_sec - HOSTD_CAUSAL_WINDOW_S)
+            continue;
+        lo = MAX(lo, s->lo);
+        hi = MIN(hi, s->hi);
+        any = true;
+    }
+    if (!any)
+        return j->corr.valid ? j->corr.offset_ns : 0;
+    if (lo > hi) {
+        j->corr.inconsistent++;
+        j->corr.valid = false;
+        return 0;
+    }
+    j->corr.valid = true;
+    j->corr.lo_ns = lo;
+    j->corr.hi_ns = hi;
+    j->corr.offset_ns = lo + (hi - lo) / 2;
+    return j->corr.offset_ns;
+}
+
+void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
+                      int64_t probe_bound_ns)
 {
     g_autoptr(GArray) batch = g_array_new(FALSE, FALSE, sizeof(HostdGuestReq));
+    g_autoptr(GArray) pairs = g_array_new(FALSE, FALSE, sizeof(Pair));
+    int64_t newest_sec = 0, c;
     guint kept = 0;
 
     /* Guest requests complete by the watermark form this batch. */
@@ -276,7 +353,19 @@ void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns)
         }
         p->served++;
         p->served_bytes += g->bytes;
-        emit_joined(j, g, p);
+        causal_add(j, g, p);
+        newest_sec = MAX(newest_sec, g->complete_ns / 1000000000LL);
+        g_array_append_val(pairs, ((Pair){*g, p}));
+    }
+
+    /* Pairs go out once the batch's own constraints are known too. */
+    if (pairs->len) {
+        c = causal_offset(j, newest_sec, probe_bound_ns);
+        for (guint i = 0; i < pairs->len; i++) {
+            Pair *pr = &g_array_index(pairs, Pair, i);
+
+            emit_joined(j, &pr->g, pr->p, c);
+        }
     }
 
     /* Spans no guest request can claim any more leave. */

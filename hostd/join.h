@@ -74,6 +74,29 @@ typedef struct HostdJoined {
 
 typedef void (*HostdJoinEmit)(void *opaque, const HostdJoined *j);
 
+/*
+ * The clock correction causality gives. The probe estimate (agent channel)
+ * is exact only if both directions of the probe take equally long; under a
+ * busy or emulated vCPU they do not. Joined requests bound the error
+ * independently: the filter cannot see a request before the guest issued
+ * it, nor the guest see its completion before the filter did. So the
+ * correction c to add to guest times satisfies, for every joined request,
+ *     span.end - guest.complete <= c <= span.start - guest.issue,
+ * and over the last HOSTD_CAUSAL_WINDOW_S seconds (intersected with the
+ * probe's own bound) the interval [lo, hi] is tight. c is its middle, and
+ * (hi - lo) / 2 the error bound that reports show. When the constraints
+ * contradict each other (a mismatch, a clock step), no correction is made
+ * and the probe estimate stands.
+ */
+#define HOSTD_CAUSAL_WINDOW_S 30
+
+typedef struct HostdClockCorrection {
+    bool valid;
+    int64_t offset_ns; /* added to guest times (already on the host clock) */
+    int64_t lo_ns, hi_ns;
+    uint64_t inconsistent; /* batches whose constraints contradicted */
+} HostdClockCorrection;
+
 typedef struct HostdJoinCounters {
     uint64_t matched;         /* guest requests joined to a span */
     uint64_t merged;          /* of which shared a span with others */
@@ -94,9 +117,13 @@ void hostd_join_add_span(HostdJoin *j, const HostdSpan *s, uint64_t backend_ns);
 /*
  * Matches everything that completed at or before @watermark_ns, allowing
  * @tol_ns of clock error and scheduling slack; what stays unmatched and is
- * older than the watermark is emitted alone and counted.
+ * older than the watermark is emitted alone and counted. Joined requests
+ * are emitted with the causal clock correction applied (guest times
+ * shifted), which never moves them by more than @probe_bound_ns.
  */
-void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns);
+void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
+                      int64_t probe_bound_ns);
+const HostdClockCorrection *hostd_join_correction(const HostdJoin *j);
 const HostdJoinCounters *hostd_join_counters(const HostdJoin *j);
 size_t hostd_join_pending(const HostdJoin *j);
 

@@ -274,7 +274,8 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
         for (guint i = 0; i < vm->disks->len; i++) {
             HostdDisk *d = g_ptr_array_index(vm->disks, i);
 
-            hostd_join_flush(d->join, watermark_ns, tol);
+            hostd_join_flush(d->join, watermark_ns, tol,
+                             hostd_agent_conn_bound_ns(vm->agent));
         }
     }
     if (watermark_ns > HOSTD_CHILD_KEEP_NS)

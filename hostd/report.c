@@ -76,8 +76,9 @@ static void add_phase(JsonBuilder *b, HostdStatsPhase p,
     json_builder_end_object(b);
 }
 
-static void add_clock(JsonBuilder *b, HostdVm *vm)
+static void add_clock(JsonBuilder *b, HostdVm *vm, const HostdJoin *join)
 {
+    const HostdClockCorrection *corr = hostd_join_correction(join);
     struct blkin_clock_estimate est;
 
     json_builder_set_member_name(b, "clock");
@@ -94,6 +95,17 @@ static void add_clock(JsonBuilder *b, HostdVm *vm)
         json_builder_set_member_name(b, "drift_ppb");
         json_builder_add_double_value(b, est.drift_ppb);
     }
+    /* What causality narrowed it to (join.h); null when it could not. */
+    json_builder_set_member_name(b, "causal");
+    if (corr->valid) {
+        json_builder_begin_object(b);
+        add_int(b, "correction_ns", corr->offset_ns);
+        add_int(b, "bound_ns", (corr->hi_ns - corr->lo_ns) / 2);
+        json_builder_end_object(b);
+    } else {
+        json_builder_add_null_value(b);
+    }
+    add_int(b, "causal_inconsistent", corr->inconsistent);
     json_builder_end_object(b);
 }
 
@@ -118,7 +130,7 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
     json_builder_add_boolean_value(b, hostd_agent_conn_connected(d->vm->agent));
     add_int(b, "reconnects", hostd_agent_conn_reconnects(d->vm->agent));
     json_builder_end_object(b);
-    add_clock(b, d->vm);
+    add_clock(b, d->vm, d->join);
 
     /* Since hostd started, so nothing lost hides behind a window edge. */
     json_builder_set_member_name(b, "counters");

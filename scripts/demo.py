@@ -37,6 +37,11 @@ exit $rc
 """
 
 
+# Pass the guest's discards down (QEMU's default, discard=ignore, completes
+# them before they reach the filter; hostd then counts them unmatched).
+UNMAP = {"discard": "unmap"}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=400, help="requests per disk and queue depth")
@@ -50,9 +55,9 @@ def main():
     name = "demo"
     # vdb: blkin -> qcow2 -> blkin -> file, so "backend" is the file's time.
     disks = [vm.Disk(os.path.join(wd, "data.raw"), "demo-data", size="128M",
-                     blkin={"id": "demo/vda"}),
+                     blkin={"id": "demo/vda"}, filter_json=UNMAP),
              StackedDisk(os.path.join(wd, "root.qcow2"), "demo-root", fmt="qcow2", size="128M",
-                         blkin={"id": "demo/vdb"})]
+                         blkin={"id": "demo/vdb", **UNMAP})]
     specs = ["vda=demo-data=demo/vda", "vdb=demo-root=demo/vdb"]
 
     print(f"demo: booting a guest with two traced disks (work dir {wd}) ...", file=sys.stderr)

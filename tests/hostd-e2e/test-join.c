@@ -6,8 +6,9 @@
 
 #include "join.h"
 
-#define US 1000LL
-#define MS 1000000LL
+#define US      1000LL
+#define MS      1000000LL
+#define NOBOUND (G_MAXINT64 / 4)
 
 typedef struct Collected {
     GArray *out; /* HostdJoined */
@@ -68,8 +69,9 @@ static void test_exact(void)
         hostd_join_add_guest(j, &g);
         hostd_join_add_span(j, &s, 100 * US);
     }
-    hostd_join_flush(j, 2000 * MS, 2 * MS);
-    hostd_join_flush(j, 10000 * MS, 2 * MS);
+    /* A probe bound of 0: the clock is known exactly, nothing to correct. */
+    hostd_join_flush(j, 2000 * MS, 2 * MS, 0);
+    hostd_join_flush(j, 10000 * MS, 2 * MS, 0);
     g_assert_cmpuint(c.out->len, ==, 100);
     g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 100);
     for (guint i = 0; i < c.out->len; i++) {
@@ -103,7 +105,7 @@ static void test_identical_inflight(void)
         hostd_join_add_span(j, &s, 0);
         hostd_join_add_guest(j, &g);
     }
-    hostd_join_flush(j, 9000 * MS, 1 * MS);
+    hostd_join_flush(j, 9000 * MS, 1 * MS, NOBOUND);
     g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 32);
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_guest, ==, 0);
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_span, ==, 0);
@@ -133,7 +135,7 @@ static void test_merged(void)
                                 t + 500 * US + i * US);
         hostd_join_add_guest(j, &g);
     }
-    hostd_join_flush(j, 9000 * MS, 1 * MS);
+    hostd_join_flush(j, 9000 * MS, 1 * MS, NOBOUND);
     g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 4);
     g_assert_cmpuint(hostd_join_counters(j)->merged, ==, 4);
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_span, ==, 0);
@@ -174,7 +176,7 @@ static void run_order(GArray *out, gboolean spans_first)
         else
             hostd_join_add_span(j, &spans[i], 0);
     }
-    hostd_join_flush(j, G_MAXINT64, 1 * MS);
+    hostd_join_flush(j, G_MAXINT64, 1 * MS, NOBOUND);
     g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 64);
 }
 
@@ -205,16 +207,58 @@ static void test_unmatched(void)
 
     hostd_join_add_guest(j, &g);
     hostd_join_add_span(j, &s, 0);
-    hostd_join_flush(j, 200 * MS, 1 * MS);
+    hostd_join_flush(j, 200 * MS, 1 * MS, NOBOUND);
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_guest, ==, 1);
     /* The span waits for a guest request that might still come... */
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_span, ==, 0);
-    hostd_join_flush(j, 5000 * MS, 1 * MS);
+    hostd_join_flush(j, 5000 * MS, 1 * MS, NOBOUND);
     /* ...and is counted once it cannot. */
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_span, ==, 1);
     g_assert_cmpuint(c.out->len, ==, 2);
     g_assert_cmpuint(hostd_join_pending(j), ==, 0);
     check_sums(&g_array_index(c.out, HostdJoined, 1));
+    g_array_unref(c.out);
+}
+
+/*
+ * The guest clock estimate is 300 us off (asymmetric probe delays): the raw
+ * phases come out negative on one side. Causality corrects the guest times
+ * so both virtio legs are non-negative for every request, within the
+ * probe's bound, and says how sure it is.
+ */
+static void test_causal_correction(void)
+{
+    Collected c = {g_array_new(FALSE, FALSE, sizeof(HostdJoined))};
+    g_autoptr(HostdJoin) j = hostd_join_new(collect, &c);
+    const HostdClockCorrection *corr;
+
+    for (int i = 0; i < 200; i++) {
+        int64_t t = 1000 * MS + i * MS;
+        int64_t to_qemu = 20 * US + (i % 7) * US,
+                to_guest = 15 * US + (i % 5) * US;
+        int64_t start = t + to_qemu, end = start + 100 * US + (i % 13) * US;
+        /* True guest issue t, completion end + to_guest; seen 300 us late. */
+        HostdGuestReq g = guest(1, i * 4096, 4096, 0, t + 300 * US,
+                                end + to_guest + 300 * US);
+        HostdSpan s = span(i + 1, 1, i * 4096, 4096, start, end);
+
+        hostd_join_add_guest(j, &g);
+        hostd_join_add_span(j, &s, 0);
+    }
+    hostd_join_flush(j, G_MAXINT64, 2 * MS, 400 * US);
+    corr = hostd_join_correction(j);
+    g_assert_true(corr->valid);
+    g_assert_cmpint(corr->offset_ns, <=, -300 * US + 15 * US);
+    g_assert_cmpint(corr->offset_ns, >=, -300 * US - 20 * US);
+    g_assert_cmpint(corr->hi_ns - corr->lo_ns, <=, 35 * US);
+    for (guint i = 0; i < c.out->len; i++) {
+        HostdJoined *r = &g_array_index(c.out, HostdJoined, i);
+
+        g_assert_true(r->has_guest && r->has_span);
+        g_assert_cmpint(r->phase_ns[HOSTD_PHASE_TO_QEMU], >=, 0);
+        g_assert_cmpint(r->phase_ns[HOSTD_PHASE_TO_GUEST], >=, 0);
+        check_sums(r);
+    }
     g_array_unref(c.out);
 }
 
@@ -226,5 +270,6 @@ int main(int argc, char **argv)
     g_test_add_func("/join/merged", test_merged);
     g_test_add_func("/join/order-independent", test_order_independent);
     g_test_add_func("/join/unmatched", test_unmatched);
+    g_test_add_func("/join/causal-correction", test_causal_correction);
     return g_test_run();
 }
