@@ -5,6 +5,7 @@
  *   blkin top [VM [DISK]] [--interval SECONDS] [--count N]
  *   blkin tail [VM [DISK]] [--window ...] [--json]
  *   blkin trace TRACE-ID [--json]
+ *   blkin history VM [DISK] [--minutes N] [--json]
  *   blkin status
  *   blkin register VM [--agent-socket PATH] --disk TARGET=SERIAL=FILTER-ID...
  *   blkin unregister VM
@@ -26,6 +27,7 @@ static char *opt_window = NULL;
 static gboolean opt_json = FALSE;
 static double opt_interval = 1.0;
 static int opt_count = 0;
+static int opt_minutes = 60;
 static char *opt_agent_socket = NULL;
 static char **opt_disks = NULL;
 
@@ -261,6 +263,25 @@ static int run(JsonNode *req, int (*print)(JsonNode *))
     return print(resp);
 }
 
+static int print_history(JsonNode *resp)
+{
+    JsonObject *o = json_node_get_object(resp);
+    JsonArray *disks = json_object_get_array_member(o, "disks");
+
+    printf("history, last %" G_GINT64_FORMAT " minutes\n\n",
+           get_int(o, "minutes"));
+    for (guint i = 0; i < json_array_get_length(disks); i++) {
+        JsonObject *d = json_array_get_object_element(disks, i);
+
+        /* Same table as a live report, without the live-only parts. */
+        json_object_set_object_member(d, "counters", json_object_new());
+        print_disk(d);
+    }
+    if (!json_array_get_length(disks))
+        printf("no history for this VM\n");
+    return 0;
+}
+
 static int print_trace(JsonNode *resp)
 {
     return print_timeline(
@@ -279,6 +300,8 @@ int main(int argc, char **argv)
          "top: seconds between refreshes", "S"},
         {"count", 'n', 0, G_OPTION_ARG_INT, &opt_count,
          "top: stop after N refreshes", "N"},
+        {"minutes", 'm', 0, G_OPTION_ARG_INT, &opt_minutes,
+         "history: how many minutes back (default 60)", "N"},
         {"agent-socket", 0, 0, G_OPTION_ARG_FILENAME, &opt_agent_socket,
          "register: the VM's agent channel socket", "PATH"},
         {"disk", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &opt_disks,
@@ -312,6 +335,29 @@ int main(int argc, char **argv)
     if (g_str_equal(cmd, "tail")) {
         g_autoptr(JsonNode) r = build("tail", a1, a2);
         return run(r, print_tail);
+    }
+    if (g_str_equal(cmd, "history")) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_autoptr(JsonNode) r = NULL;
+
+        if (!a1) {
+            g_printerr("blkin: history needs a VM name\n");
+            return 2;
+        }
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "cmd");
+        json_builder_add_string_value(b, "history");
+        json_builder_set_member_name(b, "vm");
+        json_builder_add_string_value(b, a1);
+        if (a2) {
+            json_builder_set_member_name(b, "disk");
+            json_builder_add_string_value(b, a2);
+        }
+        json_builder_set_member_name(b, "minutes");
+        json_builder_add_int_value(b, opt_minutes);
+        json_builder_end_object(b);
+        r = json_builder_get_root(b);
+        return run(r, print_history);
     }
     if (g_str_equal(cmd, "status")) {
         g_autoptr(JsonNode) r = build("status", NULL, NULL);

@@ -98,6 +98,20 @@ JsonNode *hostd_handle_request(void *opaque, JsonObject *req)
             hostd_report_tail(h, vm, disk, window ? window : "1m", &err);
         return or_error(n, err);
     }
+    if (g_str_equal(cmd, "history")) {
+        JsonNode *m = json_object_get_member(req, "minutes");
+        int64_t minutes = m && JSON_NODE_HOLDS_VALUE(m) &&
+                                  json_node_get_value_type(m) == G_TYPE_INT64
+                              ? json_node_get_int(m)
+                              : 60;
+        JsonNode *n;
+
+        if (!vm || minutes < 1 || minutes > 366 * 24 * 60)
+            return hostd_control_error(
+                "history needs \"vm\" and 1 <= \"minutes\" <= a year");
+        n = hostd_report_history(h, vm, disk, minutes, &err);
+        return or_error(n, err);
+    }
     if (g_str_equal(cmd, "trace")) {
         const char *id = opt_string(req, "id");
         char *end = NULL;

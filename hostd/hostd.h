@@ -40,6 +40,8 @@ JsonNode *hostd_report_tail(Hostd *h, const char *vm, const char *disk,
                             const char *window, GError **err);
 JsonNode *hostd_report_trace(Hostd *h, uint64_t trace_id, GError **err);
 JsonNode *hostd_report_status(Hostd *h);
+JsonNode *hostd_report_history(Hostd *h, const char *vm, const char *disk,
+                               int64_t minutes, GError **err);
 
 /* commands.c */
 JsonNode *hostd_handle_request(void *opaque, JsonObject *req);

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <string.h>
 
 static int64_t mono_ns(void)
 {
@@ -109,6 +110,38 @@ static void add_clock(JsonBuilder *b, HostdVm *vm, const HostdJoin *join)
     json_builder_end_object(b);
 }
 
+/* Per op: counts, rates and per-phase percentiles of a rollup. */
+static void add_ops(JsonBuilder *b, const HostdStatsRollup *r)
+{
+    json_builder_set_member_name(b, "ops");
+    json_builder_begin_array(b);
+    for (int op = 0; op < HOSTD_STATS_OP__N; op++) {
+        if (!r->requests[op])
+            continue;
+        json_builder_begin_object(b);
+        add_str(b, "op", hostd_stats_op_names[op]);
+        add_int(b, "count", r->requests[op]);
+        add_int(b, "bytes", r->bytes[op]);
+        json_builder_set_member_name(b, "iops");
+        json_builder_add_double_value(b, hostd_stats_rollup_iops(r, op));
+        json_builder_set_member_name(b, "mbps");
+        json_builder_add_double_value(
+            b, hostd_stats_rollup_bytes_per_sec(r, op) / 1e6);
+        json_builder_set_member_name(b, "phases");
+        json_builder_begin_array(b);
+        /* Total first: it is what an operator reads first. */
+        if (r->hist[op][HOSTD_STATS_PHASE_TOTAL])
+            add_phase(b, HOSTD_STATS_PHASE_TOTAL,
+                      r->hist[op][HOSTD_STATS_PHASE_TOTAL]);
+        for (int p = 0; p < HOSTD_STATS_PHASE_TOTAL; p++)
+            if (r->hist[op][p])
+                add_phase(b, p, r->hist[op][p]);
+        json_builder_end_array(b);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+}
+
 static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
                      uint64_t now)
 {
@@ -157,33 +190,7 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
         add_int(b, hostd_stats_counter_names[c], r.counters[c]);
     json_builder_end_object(b);
 
-    json_builder_set_member_name(b, "ops");
-    json_builder_begin_array(b);
-    for (int op = 0; op < HOSTD_STATS_OP__N; op++) {
-        if (!r.requests[op])
-            continue;
-        json_builder_begin_object(b);
-        add_str(b, "op", hostd_stats_op_names[op]);
-        add_int(b, "count", r.requests[op]);
-        add_int(b, "bytes", r.bytes[op]);
-        json_builder_set_member_name(b, "iops");
-        json_builder_add_double_value(b, hostd_stats_rollup_iops(&r, op));
-        json_builder_set_member_name(b, "mbps");
-        json_builder_add_double_value(
-            b, hostd_stats_rollup_bytes_per_sec(&r, op) / 1e6);
-        json_builder_set_member_name(b, "phases");
-        json_builder_begin_array(b);
-        /* Total first: it is what an operator reads first. */
-        if (r.hist[op][HOSTD_STATS_PHASE_TOTAL])
-            add_phase(b, HOSTD_STATS_PHASE_TOTAL,
-                      r.hist[op][HOSTD_STATS_PHASE_TOTAL]);
-        for (int p = 0; p < HOSTD_STATS_PHASE_TOTAL; p++)
-            if (r.hist[op][p])
-                add_phase(b, p, r.hist[op][p]);
-        json_builder_end_array(b);
-        json_builder_end_object(b);
-    }
-    json_builder_end_array(b);
+    add_ops(b, &r);
     json_builder_end_object(b);
     hostd_stats_rollup_clear(&r);
 }
@@ -445,6 +452,62 @@ JsonNode *hostd_report_status(Hostd *h)
     add_int(b, "children_pending", hostd_span_tree_size(h->model->children));
     add_int(b, "uptime_s",
             (mono_ns() - h->model->started_ns) / (int64_t)HOSTD_NS_PER_SEC);
+    json_builder_end_object(b);
+    return json_builder_get_root(b);
+}
+
+/*
+ * The per-minute history of a VM's disks (or one disk) over the last
+ * @minutes, merged: survives hostd restarts, counts nothing twice
+ * (history-store.h). Disks are named by VM and target in the store, so the
+ * VM need not be registered any more.
+ */
+JsonNode *hostd_report_history(Hostd *h, const char *vm, const char *disk,
+                               int64_t minutes, GError **err)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_auto(GStrv) names = NULL;
+    g_autofree char *prefix = g_strdup_printf("%s/", vm);
+    int64_t now_minute = g_get_real_time() / G_USEC_PER_SEC / 60;
+
+    if (!h->history) {
+        g_set_error(err, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "hostd keeps no history (--no-history)");
+        return NULL;
+    }
+    names = hostd_history_disks(h->history, err);
+    if (!names)
+        return NULL;
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "ok");
+    json_builder_add_boolean_value(b, TRUE);
+    add_int(b, "minutes", minutes);
+    json_builder_set_member_name(b, "disks");
+    json_builder_begin_array(b);
+    for (char **n = names; *n; n++) {
+        HostdStatsRollup r = {0};
+        uint64_t rows = 0;
+
+        if (!g_str_has_prefix(*n, prefix) ||
+            (disk && !g_str_equal(*n + strlen(prefix), disk)))
+            continue;
+        if (!hostd_history_query(h->history, *n, now_minute - minutes + 1,
+                                 now_minute + 1, &r, &rows, err))
+            return NULL;
+        json_builder_begin_object(b);
+        add_str(b, "vm", vm);
+        add_str(b, "disk", *n + strlen(prefix));
+        add_int(b, "rows", rows);
+        json_builder_set_member_name(b, "counters");
+        json_builder_begin_object(b);
+        for (int c = 0; c < HOSTD_STATS_COUNTER__N; c++)
+            add_int(b, hostd_stats_counter_names[c], r.counters[c]);
+        json_builder_end_object(b);
+        add_ops(b, &r);
+        json_builder_end_object(b);
+        hostd_stats_rollup_clear(&r);
+    }
+    json_builder_end_array(b);
     json_builder_end_object(b);
     return json_builder_get_root(b);
 }

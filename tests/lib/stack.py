@@ -82,6 +82,9 @@ class HostStack:
     # -- hostd ---------------------------------------------------------
     def start_hostd(self):
         self.hostd_log = os.path.join(self.workdir, "hostd.log")
+        # A killed hostd leaves its socket file behind: wait for the new one.
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
         self.hostd = subprocess.Popen(
             [HOSTD, "--live", self.live_url, "--socket", self.socket, "--state-dir", self.workdir,
              "--hold-ms", str(self.hold_ms), *self.hostd_args],
