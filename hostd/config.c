@@ -53,7 +53,7 @@ gboolean hostd_config_load(const char *path, char **socket_path,
     take_string(kf, "state-dir", state_dir);
     take_string(kf, "live", live_url);
     /* Integers: the file's value only where the flag kept its default. */
-    if ((*hold_ms == 1500 && !take_int(kf, "hold-ms", hold_ms, err)) ||
+    if ((*hold_ms == 800 && !take_int(kf, "hold-ms", hold_ms, err)) ||
         (*retention_days == 30 &&
          !take_int(kf, "retention-days", retention_days, err)))
         return FALSE;

@@ -5,7 +5,7 @@
  *   socket = /run/blkin/hostd.sock
  *   state-dir = /var/lib/blkin
  *   live = net://localhost/host/HOSTNAME/blkin
- *   hold-ms = 1500
+ *   hold-ms = 800
  *   retention-days = 30
  *
  *   [vm web1]

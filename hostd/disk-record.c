@@ -63,13 +63,12 @@ bool hostd_joined_to_request(const HostdDisk *d, const HostdJoined *j,
     return true;
 }
 
-void hostd_disk_record(HostdDisk *d, const HostdJoined *j)
+void hostd_disk_record(HostdDisk *d, const HostdJoined *j, uint64_t now_ns)
 {
     HostdJoinedRequest r;
-    uint64_t end = hostd_joined_end_ns(j);
 
     if (!hostd_joined_to_request(d, j, &r))
         return;
-    hostd_disk_stats_add(d->stats, end, &r);
-    hostd_tail_capture_add(d->tail, end, &r);
+    hostd_disk_stats_add(d->stats, now_ns, &r);
+    hostd_tail_capture_add(d->tail, now_ns, &r);
 }

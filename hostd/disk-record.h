@@ -12,7 +12,11 @@
 /* Slowest requests kept per disk and window. */
 #define HOSTD_TAIL_K 16
 
-void hostd_disk_record(HostdDisk *d, const HostdJoined *j);
+/*
+ * @now_ns is when it is accounted: live, the time the join emits it (the
+ * windows then end now); offline, its completion time.
+ */
+void hostd_disk_record(HostdDisk *d, const HostdJoined *j, uint64_t now_ns);
 /* The request's completion on the host clock: guest's, else the span's. */
 uint64_t hostd_joined_end_ns(const HostdJoined *j);
 /* Converts for the statistics modules; false for an op they do not know. */

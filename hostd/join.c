@@ -324,8 +324,10 @@ static int64_t causal_offset(HostdJoin *j, int64_t now_sec,
 }
 
 void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
-                      int64_t probe_bound_ns)
+                      int64_t probe_bound_ns, bool expect_guest)
 {
+    /* Without an agent no guest request will come: spans go out at once. */
+    int64_t keep_ns = expect_guest ? HOSTD_SPAN_KEEP_NS : 0;
     g_autoptr(GArray) batch = g_array_new(FALSE, FALSE, sizeof(HostdGuestReq));
     g_autoptr(GArray) pairs = g_array_new(FALSE, FALSE, sizeof(Pair));
     int64_t newest_sec = 0, c;
@@ -374,7 +376,7 @@ void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
         PendingSpan *p = &g_array_index(j->spans, PendingSpan, i);
         bool done = p->served && p->served_bytes >= p->s.bytes;
 
-        if (!done && (int64_t)p->s.end_ns + HOSTD_SPAN_KEEP_NS > watermark_ns) {
+        if (!done && (int64_t)p->s.end_ns + keep_ns > watermark_ns) {
             g_array_index(j->spans, PendingSpan, kept++) = *p;
             continue;
         }

@@ -119,10 +119,12 @@ void hostd_join_add_span(HostdJoin *j, const HostdSpan *s, uint64_t backend_ns);
  * @tol_ns of clock error and scheduling slack; what stays unmatched and is
  * older than the watermark is emitted alone and counted. Joined requests
  * are emitted with the causal clock correction applied (guest times
- * shifted), which never moves them by more than @probe_bound_ns.
+ * shifted), which never moves them by more than @probe_bound_ns. Without
+ * @expect_guest (the VM has no agent), spans are emitted alone at once
+ * instead of waiting for guest requests that cannot come.
  */
 void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
-                      int64_t probe_bound_ns);
+                      int64_t probe_bound_ns, bool expect_guest);
 const HostdClockCorrection *hostd_join_correction(const HostdJoin *j);
 const HostdJoinCounters *hostd_join_counters(const HostdJoin *j);
 size_t hostd_join_pending(const HostdJoin *j);

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FLUSH_MS      250
+#define FLUSH_MS      100
 #define LIVE_RETRY_MS 1000
 #define CHECKPOINT_S  10
 
@@ -155,7 +155,7 @@ static gboolean flush_tick(gpointer user)
     }
     hostd_model_flush(h->model, watermark, now);
     if (tick != h->last_checkpoint) {
-        checkpoint(h, now - h->hold_ns);
+        checkpoint(h, now);
         h->last_checkpoint = tick;
     }
     if (h->capture)
@@ -213,7 +213,7 @@ int main(int argc, char **argv)
     g_autofree char *capture = NULL, *replay_path = NULL;
     g_auto(GStrv) vms = NULL;
     gboolean print_report = FALSE, no_history = FALSE;
-    gint hold_ms = 1500, retention_days = 30;
+    gint hold_ms = 800, retention_days = 30;
     g_autoptr(GError) err = NULL;
     g_autoptr(GOptionContext) ctx = NULL;
     Hostd h = {0};
@@ -232,7 +232,7 @@ int main(int argc, char **argv)
          "A VM: NAME:AGENT-SOCKET:TARGET=SERIAL=FILTER-ID,... (repeatable)",
          "SPEC"},
         {"hold-ms", 0, 0, G_OPTION_ARG_INT, &hold_ms,
-         "How long to wait for late data before joining (default 1500)", "MS"},
+         "How long to wait for late data before joining (default 800)", "MS"},
         {"capture", 0, 0, G_OPTION_ARG_FILENAME, &capture,
          "Log guest requests here, for --offline --replay", "FILE"},
         {"replay", 0, 0, G_OPTION_ARG_FILENAME, &replay_path,
@@ -338,7 +338,7 @@ int main(int argc, char **argv)
     } else {
         /* Join what can still be joined before the last history write. */
         hostd_model_flush(h.model, now_ns() - h.hold_ns, now_ns());
-        checkpoint(&h, now_ns() - h.hold_ns);
+        checkpoint(&h, now_ns());
     }
     hostd_trace_source_free(h.trace);
     hostd_control_free(h.control);

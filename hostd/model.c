@@ -21,9 +21,13 @@ static void disk_emit(void *opaque, const HostdJoined *j)
 {
     HostdDisk *d = opaque;
 
-    d->vm->model->latest_ns =
-        MAX(d->vm->model->latest_ns, hostd_joined_end_ns(j));
-    hostd_disk_record(d, j);
+    uint64_t end = hostd_joined_end_ns(j);
+
+    d->vm->model->latest_ns = MAX(d->vm->model->latest_ns, end);
+    d->latest_ns = MAX(d->latest_ns, end);
+    hostd_disk_record(
+        d, j,
+        d->vm->model->offline ? end : (uint64_t)g_get_monotonic_time() * 1000);
 }
 
 /* Minutes end on wall-clock minutes, the history store's keys. */
@@ -275,7 +279,8 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
             HostdDisk *d = g_ptr_array_index(vm->disks, i);
 
             hostd_join_flush(d->join, watermark_ns, tol,
-                             hostd_agent_conn_bound_ns(vm->agent));
+                             hostd_agent_conn_bound_ns(vm->agent),
+                             vm->agent != NULL);
         }
     }
     if (watermark_ns > HOSTD_CHILD_KEEP_NS)

@@ -44,6 +44,7 @@ typedef struct HostdDisk {
     uint64_t guest_records;
     uint64_t spans;
     uint64_t hung_reports;
+    uint64_t latest_ns; /* newest completion accounted: "current as of" */
 } HostdDisk;
 
 typedef struct HostdAgentConn HostdAgentConn;

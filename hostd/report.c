@@ -1,9 +1,9 @@
 /*
  * report.c: the reports hostd serves (docs/hostd.md, "Reports"), as JSON.
  *
- * Windows are read at "now minus the hold time": what is younger than that
- * has not been joined yet, so reading at now would show a dip that is not
- * there.
+ * Live, requests are accounted when the join emits them (a hold time after
+ * they complete), so windows are read at now; each disk says how current
+ * it is (latest_ns: the newest completion accounted).
  */
 #include "hostd.h"
 
@@ -24,7 +24,7 @@ static uint64_t report_now(Hostd *h)
 {
     if (h->offline_dir)
         return h->model->latest_ns + 2 * HOSTD_NS_PER_SEC;
-    return mono_ns() - h->hold_ns;
+    return mono_ns();
 }
 
 static gboolean parse_window(const char *name, HostdStatsWindow *w,
@@ -154,6 +154,7 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
     add_str(b, "disk", d->target);
     add_str(b, "serial", d->serial);
     add_str(b, "filter_id", d->filter_id);
+    add_int(b, "latest_ns", d->latest_ns);
     add_int(b, "window_start_ns", r.start_ns);
     add_int(b, "window_end_ns", r.end_ns);
 

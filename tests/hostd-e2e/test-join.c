@@ -70,8 +70,8 @@ static void test_exact(void)
         hostd_join_add_span(j, &s, 100 * US);
     }
     /* A probe bound of 0: the clock is known exactly, nothing to correct. */
-    hostd_join_flush(j, 2000 * MS, 2 * MS, 0);
-    hostd_join_flush(j, 10000 * MS, 2 * MS, 0);
+    hostd_join_flush(j, 2000 * MS, 2 * MS, 0, true);
+    hostd_join_flush(j, 10000 * MS, 2 * MS, 0, true);
     g_assert_cmpuint(c.out->len, ==, 100);
     g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 100);
     for (guint i = 0; i < c.out->len; i++) {
@@ -105,7 +105,7 @@ static void test_identical_inflight(void)
         hostd_join_add_span(j, &s, 0);
         hostd_join_add_guest(j, &g);
     }
-    hostd_join_flush(j, 9000 * MS, 1 * MS, NOBOUND);
+    hostd_join_flush(j, 9000 * MS, 1 * MS, NOBOUND, true);
     g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 32);
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_guest, ==, 0);
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_span, ==, 0);
@@ -135,7 +135,7 @@ static void test_merged(void)
                                 t + 500 * US + i * US);
         hostd_join_add_guest(j, &g);
     }
-    hostd_join_flush(j, 9000 * MS, 1 * MS, NOBOUND);
+    hostd_join_flush(j, 9000 * MS, 1 * MS, NOBOUND, true);
     g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 4);
     g_assert_cmpuint(hostd_join_counters(j)->merged, ==, 4);
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_span, ==, 0);
@@ -176,7 +176,7 @@ static void run_order(GArray *out, gboolean spans_first)
         else
             hostd_join_add_span(j, &spans[i], 0);
     }
-    hostd_join_flush(j, G_MAXINT64, 1 * MS, NOBOUND);
+    hostd_join_flush(j, G_MAXINT64, 1 * MS, NOBOUND, true);
     g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 64);
 }
 
@@ -207,11 +207,11 @@ static void test_unmatched(void)
 
     hostd_join_add_guest(j, &g);
     hostd_join_add_span(j, &s, 0);
-    hostd_join_flush(j, 200 * MS, 1 * MS, NOBOUND);
+    hostd_join_flush(j, 200 * MS, 1 * MS, NOBOUND, true);
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_guest, ==, 1);
     /* The span waits for a guest request that might still come... */
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_span, ==, 0);
-    hostd_join_flush(j, 5000 * MS, 1 * MS, NOBOUND);
+    hostd_join_flush(j, 5000 * MS, 1 * MS, NOBOUND, true);
     /* ...and is counted once it cannot. */
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_span, ==, 1);
     g_assert_cmpuint(c.out->len, ==, 2);
@@ -245,7 +245,7 @@ static void test_causal_correction(void)
         hostd_join_add_guest(j, &g);
         hostd_join_add_span(j, &s, 0);
     }
-    hostd_join_flush(j, G_MAXINT64, 2 * MS, 400 * US);
+    hostd_join_flush(j, G_MAXINT64, 2 * MS, 400 * US, true);
     corr = hostd_join_correction(j);
     g_assert_true(corr->valid);
     g_assert_cmpint(corr->offset_ns, <=, -300 * US + 15 * US);
