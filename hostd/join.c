@@ -195,11 +195,17 @@ void hostd_join_add_span(HostdJoin *j, const HostdSpan *s, uint64_t backend_ns)
         p.backend_ns = p.s.end_ns - p.s.start_ns;
 
     if (j->spans->len >= HOSTD_JOIN_MAX_PENDING) {
-        a = &g_array_index(j->spans, PendingSpan, 0);
-        if (!a->served)
-            emit_span_only(j, a);
-        j->c.overflow++;
-        g_array_remove_index(j->spans, 0);
+        /* Expire the oldest in bulk: one move of the array, not one per
+         * span, so an overloaded join stays linear. */
+        guint n = HOSTD_JOIN_MAX_PENDING / 16;
+
+        for (guint i = 0; i < n; i++) {
+            a = &g_array_index(j->spans, PendingSpan, i);
+            if (!a->served)
+                emit_span_only(j, a);
+        }
+        j->c.overflow += n;
+        g_array_remove_range(j->spans, 0, n);
     }
     g_array_append_val(j->spans, p);
     a = (PendingSpan *)j->spans->data;
@@ -208,12 +214,27 @@ void hostd_join_add_span(HostdJoin *j, const HostdSpan *s, uint64_t backend_ns)
     a[i] = p;
 }
 
+void hostd_join_span_alone(HostdJoin *j, const HostdSpan *s,
+                           uint64_t backend_ns)
+{
+    PendingSpan p = {.s = *s, .backend_ns = backend_ns};
+
+    if (p.s.end_ns < p.s.start_ns)
+        p.s.end_ns = p.s.start_ns;
+    if (p.backend_ns > p.s.end_ns - p.s.start_ns)
+        p.backend_ns = p.s.end_ns - p.s.start_ns;
+    emit_span_only(j, &p);
+}
+
 void hostd_join_add_guest(HostdJoin *j, const HostdGuestReq *g)
 {
     if (j->guests->len >= HOSTD_JOIN_MAX_PENDING) {
-        emit_guest_only(j, &g_array_index(j->guests, HostdGuestReq, 0));
-        j->c.overflow++;
-        g_array_remove_index(j->guests, 0);
+        guint n = HOSTD_JOIN_MAX_PENDING / 16;
+
+        for (guint i = 0; i < n; i++)
+            emit_guest_only(j, &g_array_index(j->guests, HostdGuestReq, i));
+        j->c.overflow += n;
+        g_array_remove_range(j->guests, 0, n);
     }
     g_array_append_val(j->guests, *g);
 }

@@ -112,6 +112,9 @@ void hostd_join_free(HostdJoin *j);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdJoin, hostd_join_free)
 
 void hostd_join_add_guest(HostdJoin *j, const HostdGuestReq *g);
+/* A span of a disk no guest agent reports for: emitted alone at once. */
+void hostd_join_span_alone(HostdJoin *j, const HostdSpan *s,
+                           uint64_t backend_ns);
 /* A top span of this disk, with the time its lower spans took. */
 void hostd_join_add_span(HostdJoin *j, const HostdSpan *s, uint64_t backend_ns);
 /*

@@ -254,7 +254,10 @@ void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns)
     }
     d->spans++;
     backend = hostd_span_tree_take(m->children, s, NULL);
-    hostd_join_add_span(d->join, s, backend);
+    if (d->vm->agent)
+        hostd_join_add_span(d->join, s, backend);
+    else
+        hostd_join_span_alone(d->join, s, backend);
 }
 
 void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns)
