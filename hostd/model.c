@@ -12,6 +12,12 @@
 /* Lower spans whose parent did not come within this long are dropped. */
 #define HOSTD_CHILD_KEEP_NS (10LL * 1000000000LL)
 
+/* Guest requests can come: from an agent channel, or from a replay. */
+static bool hostd_vm_expects_guest(const HostdVm *vm)
+{
+    return vm->agent || vm->model->offline;
+}
+
 static uint64_t qemu_disk_key(uint32_t vpid, uint32_t disk)
 {
     return (uint64_t)vpid << 32 | disk;
@@ -254,7 +260,7 @@ void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns)
     }
     d->spans++;
     backend = hostd_span_tree_take(m->children, s, NULL);
-    if (d->vm->agent)
+    if (hostd_vm_expects_guest(d->vm))
         hostd_join_add_span(d->join, s, backend);
     else
         hostd_join_span_alone(d->join, s, backend);
@@ -283,7 +289,7 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
 
             hostd_join_flush(d->join, watermark_ns, tol,
                              hostd_agent_conn_bound_ns(vm->agent),
-                             vm->agent != NULL);
+                             hostd_vm_expects_guest(vm));
         }
     }
     if (watermark_ns > HOSTD_CHILD_KEEP_NS)

@@ -230,24 +230,22 @@ static gboolean for_disks(Hostd *h, const char *vm_name, const char *target,
     return TRUE;
 }
 
-typedef struct ReportCtx {
+/* What a per-disk builder needs: where to write, which window, when. */
+typedef struct WindowCtx {
     JsonBuilder *b;
     HostdStatsWindow w;
     uint64_t now;
-} ReportCtx;
+} WindowCtx;
 
-static void report_one(Hostd *h, HostdDisk *d, void *opaque)
-{
-    ReportCtx *c = opaque;
+typedef void (*PerDiskFn)(Hostd *h, HostdDisk *d, void *opaque);
 
-    add_disk(h, c->b, d, c->w, c->now);
-}
-
-JsonNode *hostd_report(Hostd *h, const char *vm, const char *disk,
-                       const char *window, GError **err)
+/* {"ok": true, "window": W, @member: [@fn's output for each disk]} */
+static JsonNode *windowed_response(Hostd *h, const char *vm, const char *disk,
+                                   const char *window, const char *member,
+                                   PerDiskFn fn, GError **err)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
-    ReportCtx c = {.b = b, .now = report_now(h)};
+    WindowCtx c = {.b = b, .now = report_now(h)};
 
     if (!parse_window(window, &c.w, err))
         return NULL;
@@ -255,13 +253,26 @@ JsonNode *hostd_report(Hostd *h, const char *vm, const char *disk,
     json_builder_set_member_name(b, "ok");
     json_builder_add_boolean_value(b, TRUE);
     add_str(b, "window", window);
-    json_builder_set_member_name(b, "disks");
+    json_builder_set_member_name(b, member);
     json_builder_begin_array(b);
-    if (!for_disks(h, vm, disk, report_one, &c, err))
+    if (!for_disks(h, vm, disk, fn, &c, err))
         return NULL;
     json_builder_end_array(b);
     json_builder_end_object(b);
     return json_builder_get_root(b);
+}
+
+static void report_one(Hostd *h, HostdDisk *d, void *opaque)
+{
+    WindowCtx *c = opaque;
+
+    add_disk(h, c->b, d, c->w, c->now);
+}
+
+JsonNode *hostd_report(Hostd *h, const char *vm, const char *disk,
+                       const char *window, GError **err)
+{
+    return windowed_response(h, vm, disk, window, "disks", report_one, err);
 }
 
 /* One request as a timeline: each phase with its start relative to the
@@ -337,15 +348,9 @@ static void add_request(JsonBuilder *b, const HostdDisk *d,
     json_builder_end_object(b);
 }
 
-typedef struct TailCtx {
-    JsonBuilder *b;
-    HostdStatsWindow w;
-    uint64_t now;
-} TailCtx;
-
 static void tail_one(Hostd *h, HostdDisk *d, void *opaque)
 {
-    TailCtx *c = opaque;
+    WindowCtx *c = opaque;
     HostdJoinedRequest reqs[HOSTD_TAIL_K];
     size_t n = hostd_tail_capture_get(d->tail, c->now, c->w, reqs,
                                       G_N_ELEMENTS(reqs), NULL, NULL);
@@ -357,22 +362,7 @@ static void tail_one(Hostd *h, HostdDisk *d, void *opaque)
 JsonNode *hostd_report_tail(Hostd *h, const char *vm, const char *disk,
                             const char *window, GError **err)
 {
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    TailCtx c = {.b = b, .now = report_now(h)};
-
-    if (!parse_window(window, &c.w, err))
-        return NULL;
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "ok");
-    json_builder_add_boolean_value(b, TRUE);
-    add_str(b, "window", window);
-    json_builder_set_member_name(b, "requests");
-    json_builder_begin_array(b);
-    if (!for_disks(h, vm, disk, tail_one, &c, err))
-        return NULL;
-    json_builder_end_array(b);
-    json_builder_end_object(b);
-    return json_builder_get_root(b);
+    return windowed_response(h, vm, disk, window, "requests", tail_one, err);
 }
 
 typedef struct TraceCtx {
