@@ -71,4 +71,13 @@ void hostd_disk_record(HostdDisk *d, const HostdJoined *j, uint64_t now_ns)
         return;
     hostd_disk_stats_add(d->stats, now_ns, &r);
     hostd_tail_capture_add(d->tail, now_ns, &r);
+    d->cum_requests[r.op]++;
+    d->cum_bytes[r.op] += r.bytes;
+    for (int p = 0; p < HOSTD_STATS_PHASE__N; p++) {
+        if (!(r.phase_valid & (1u << p)))
+            continue;
+        if (!d->cum[r.op][p])
+            d->cum[r.op][p] = hostd_latency_hist_new();
+        hostd_latency_hist_add(d->cum[r.op][p], r.phase_ns[p]);
+    }
 }

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "metrics.h"
 #include "model.h"
 #include "stats/history-store.h"
 #include "trace-source.h"
@@ -22,6 +23,7 @@ typedef struct Hostd {
     HostdModel *model;
     HostdTraceSource *trace;
     HostdControl *control;
+    HostdMetrics *metrics;
     HostdHistory *history;
     GMainLoop *loop;
     char *live_url;          /* LTTng live session to read, or NULL */

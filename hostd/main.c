@@ -210,7 +210,7 @@ static gboolean replay(Hostd *h, const char *path, GError **err)
 int main(int argc, char **argv)
 {
     g_autofree char *socket_path = NULL, *state_dir = NULL, *config = NULL;
-    g_autofree char *capture = NULL, *replay_path = NULL;
+    g_autofree char *capture = NULL, *replay_path = NULL, *metrics = NULL;
     g_auto(GStrv) vms = NULL;
     gboolean print_report = FALSE, no_history = FALSE;
     gint hold_ms = 800, retention_days = 30;
@@ -233,6 +233,8 @@ int main(int argc, char **argv)
          "SPEC"},
         {"hold-ms", 0, 0, G_OPTION_ARG_INT, &hold_ms,
          "How long to wait for late data before joining (default 800)", "MS"},
+        {"metrics", 0, 0, G_OPTION_ARG_STRING, &metrics,
+         "Serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9477)", "ADDR"},
         {"capture", 0, 0, G_OPTION_ARG_FILENAME, &capture,
          "Log guest requests here, for --offline --replay", "FILE"},
         {"replay", 0, 0, G_OPTION_ARG_FILENAME, &replay_path,
@@ -303,6 +305,14 @@ int main(int argc, char **argv)
             g_printerr("blkin-hostd: control socket: %s\n", err->message);
             return 1;
         }
+        if (metrics) {
+            h.metrics = hostd_metrics_new(h.model, metrics, &err);
+            if (!h.metrics) {
+                g_printerr("blkin-hostd: metrics on %s: %s\n", metrics,
+                           err->message);
+                return 1;
+            }
+        }
         open_live(&h);
         g_timeout_add(FLUSH_MS, flush_tick, &h);
     } else {
@@ -342,6 +352,7 @@ int main(int argc, char **argv)
     }
     hostd_trace_source_free(h.trace);
     hostd_control_free(h.control);
+    hostd_metrics_free(h.metrics);
     hostd_model_free(h.model);
     hostd_history_close(h.history);
     if (h.capture)

@@ -72,6 +72,9 @@ static void disk_free(gpointer p)
     hostd_join_free(d->join);
     hostd_disk_stats_free(d->stats);
     hostd_tail_capture_free(d->tail);
+    for (int op = 0; op < HOSTD_STATS_OP__N; op++)
+        for (int p = 0; p < HOSTD_STATS_PHASE__N; p++)
+            hostd_latency_hist_free(d->cum[op][p]);
     g_free(d->target);
     g_free(d->serial);
     g_free(d->filter_id);

@@ -45,6 +45,10 @@ typedef struct HostdDisk {
     uint64_t spans;
     uint64_t hung_reports;
     uint64_t latest_ns; /* newest completion accounted: "current as of" */
+    /* Since hostd started (Prometheus counters and histograms). */
+    HostdLatencyHist *cum[HOSTD_STATS_OP__N][HOSTD_STATS_PHASE__N];
+    uint64_t cum_requests[HOSTD_STATS_OP__N];
+    uint64_t cum_bytes[HOSTD_STATS_OP__N];
 } HostdDisk;
 
 typedef struct HostdAgentConn HostdAgentConn;
