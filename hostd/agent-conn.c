@@ -7,6 +7,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,10 +17,51 @@
 
 #define RECONNECT_MS 1000
 #define PROBE_MS     200
-/* Requests that arrive before the first clock estimate wait, up to this. */
-#define PRE_SYNC_MAX 65536
 /* Scheduling slack on top of the clock bound (vCPU and TCG delays). */
 #define SLACK_NS (2LL * 1000000)
+
+/*
+ * Limits on what one guest may make hostd do (docs/security.md). The guest
+ * is untrusted and hostd serves every VM of the node from one thread, so a
+ * channel that goes beyond any of them is closed and retried later with a
+ * growing delay; the other VMs never notice. Each is several times what a
+ * real agent sends: it batches up to 1,024 records a frame every 100 ms,
+ * answers 5 probes a second and re-sends its map only when disks change.
+ */
+/* Sustained rate and burst of each token bucket, per second. */
+#define LIMIT_BYTES_RATE    (16u << 20) /* 16 MiB/s: ~280k records/s */
+#define LIMIT_BYTES_BURST   (32u << 20)
+#define LIMIT_FRAMES_RATE   1000
+#define LIMIT_FRAMES_BURST  4000
+#define LIMIT_RECORDS_RATE  100000
+#define LIMIT_RECORDS_BURST 65536 /* the agent's whole backlog, 4 times */
+/* Refused frames, records and headers: a real agent sends none. */
+#define LIMIT_INVALID_RATE  100
+#define LIMIT_INVALID_BURST 1000
+/* Bytes skipped while hunting for a frame header, a bad header counting
+ * 1 KiB. A new connection may start inside a frame (up to 64 KiB). */
+#define LIMIT_JUNK_RATE  (64u << 10)
+#define LIMIT_JUNK_BURST (1u << 20)
+/* Devices in the guest's map (the protocol allows 256). */
+#define LIMIT_DEVICES 64
+/* Requests that arrive before the first clock estimate wait, up to this. */
+#define PRE_SYNC_MAX 32768
+/* Guest requests (and their spans) waiting in this VM's joins. */
+#define LIMIT_PENDING 196608
+/* A record completing further than this in the host's future is refused:
+ * it would sit in the join until then. */
+#define FUTURE_NS (60LL * 1000000000)
+/* Reconnect delay after a breach: doubles per breach up to the maximum,
+ * and starts over once a connection stayed within limits this long. */
+#define BACKOFF_MIN_MS   2000
+#define BACKOFF_MAX_MS   120000
+#define BACKOFF_RESET_NS (60LL * 1000000000)
+
+/* Token bucket: @rate per second, at most @burst saved up. */
+typedef struct Bucket {
+    double tokens;
+    int64_t at_ns;
+} Bucket;
 
 typedef struct PendingReq {
     HostdDisk *disk;
@@ -35,6 +77,12 @@ struct HostdAgentConn {
     uint64_t reconnects;
     uint64_t pre_sync_dropped;
     GArray *pre_sync; /* PendingReq */
+    /* Limits of the current connection (reset on connect). */
+    Bucket bytes, frames, records, invalid, junk;
+    int64_t connected_ns;
+    const char *breach; /* set while a feed runs into a limit */
+    uint64_t breaches;
+    unsigned backoff_ms; /* next delay after a breach */
     struct blkin_clock_estimate est;
     struct blkin_channel ch; /* large: keep last */
 };
@@ -42,6 +90,30 @@ struct HostdAgentConn {
 static int64_t now_ns(void)
 {
     return g_get_monotonic_time() * 1000;
+}
+
+static void bucket_fill(Bucket *b, double burst, int64_t now)
+{
+    b->tokens = burst;
+    b->at_ns = now;
+}
+
+/* Takes @n tokens; false when the bucket cannot give them. */
+static bool bucket_take(Bucket *b, double rate, double burst, uint64_t n,
+                        int64_t now)
+{
+    if (now > b->at_ns) {
+        b->tokens = MIN(burst, b->tokens + rate * (now - b->at_ns) / 1e9);
+        b->at_ns = now;
+    }
+    b->tokens -= n;
+    return b->tokens >= 0;
+}
+
+static void breach(HostdAgentConn *c, const char *why)
+{
+    if (!c->breach)
+        c->breach = why;
 }
 
 static uint8_t schema_op(uint8_t proto_op)
@@ -77,6 +149,10 @@ static void add_guest(HostdAgentConn *c, HostdDisk *d,
     g.issue_ns = blkin_clock_to_host(&c->est, r->issue_ns);
     g.complete_ns = blkin_clock_to_host(&c->est, r->complete_ns);
     g.queue_ns = r->queue_ns ? blkin_clock_to_host(&c->est, r->queue_ns) : 0;
+    if (g.complete_ns > now_ns() + FUTURE_NS) {
+        c->vm->invalid++;
+        return;
+    }
     hostd_model_guest(c->vm->model, d, &g);
 }
 
@@ -95,7 +171,10 @@ static void on_request(HostdAgentConn *c, const struct blkin_event *ev)
         return;
     }
     if (c->pre_sync->len >= PRE_SYNC_MAX) {
+        /* An agent answers probes within a round trip; one that floods
+         * records instead would make hostd hold them all. */
         c->pre_sync_dropped++;
+        breach(c, "records without answering clock probes");
         return;
     }
     PendingReq p = {.disk = d, .r = *ev->request.req};
@@ -106,7 +185,14 @@ static void on_event(void *user, const struct blkin_event *ev)
 {
     HostdAgentConn *c = user;
 
+    /* The rest of a read that ran into a limit is not looked at. */
+    if (c->breach)
+        return;
     switch (ev->type) {
+    case BLKIN_EV_DEVMAP:
+        if (ev->devmap->count > LIMIT_DEVICES)
+            breach(c, "too many devices");
+        break;
     case BLKIN_EV_REQUEST:
         on_request(c, ev);
         break;
@@ -129,6 +215,9 @@ static void on_event(void *user, const struct blkin_event *ev)
         break;
     case BLKIN_EV_INVALID:
         c->vm->invalid++;
+        if (!bucket_take(&c->invalid, LIMIT_INVALID_RATE, LIMIT_INVALID_BURST,
+                         1, now_ns()))
+            breach(c, "too many invalid frames or records");
         break;
     default:
         break;
@@ -156,7 +245,7 @@ static gboolean probe_cb(gpointer user)
 
 static gboolean try_connect(gpointer user);
 
-static void disconnect(HostdAgentConn *c)
+static void disconnect(HostdAgentConn *c, unsigned delay_ms)
 {
     g_clear_handle_id(&c->io_watch, g_source_remove);
     g_clear_handle_id(&c->probe_timer, g_source_remove);
@@ -164,7 +253,69 @@ static void disconnect(HostdAgentConn *c)
         close(c->fd);
     c->fd = -1;
     if (!c->reconnect_timer)
-        c->reconnect_timer = g_timeout_add(RECONNECT_MS, try_connect, c);
+        c->reconnect_timer = g_timeout_add(delay_ms, try_connect, c);
+}
+
+static size_t vm_pending(HostdAgentConn *c)
+{
+    size_t n = c->pre_sync->len;
+
+    for (guint i = 0; i < c->vm->disks->len; i++) {
+        HostdDisk *d = g_ptr_array_index(c->vm->disks, i);
+
+        n += hostd_join_pending(d->join);
+    }
+    return n;
+}
+
+/* Feeds one read and checks the connection's limits; false on breach. */
+static bool feed(HostdAgentConn *c, const uint8_t *buf, size_t n)
+{
+    int64_t now = now_ns();
+    uint64_t frames = c->ch.stats.frames;
+    uint64_t records = c->ch.stats.records + c->ch.stats.invalid_records;
+    uint64_t junk =
+        c->ch.dec.stats.bad_headers * 1024 + c->ch.dec.stats.skipped_bytes;
+
+    /* Bytes are charged before decoding: garbage costs the decoder too. */
+    if (!bucket_take(&c->bytes, LIMIT_BYTES_RATE, LIMIT_BYTES_BURST, n, now))
+        breach(c, "bytes per second over the limit");
+    else
+        blkin_channel_feed(&c->ch, buf, n, now);
+    if (!c->breach &&
+        !bucket_take(&c->frames, LIMIT_FRAMES_RATE, LIMIT_FRAMES_BURST,
+                     c->ch.stats.frames - frames, now))
+        breach(c, "frames per second over the limit");
+    if (!c->breach &&
+        !bucket_take(
+            &c->records, LIMIT_RECORDS_RATE, LIMIT_RECORDS_BURST,
+            c->ch.stats.records + c->ch.stats.invalid_records - records, now))
+        breach(c, "records per second over the limit");
+    if (!c->breach && !bucket_take(&c->junk, LIMIT_JUNK_RATE, LIMIT_JUNK_BURST,
+                                   c->ch.dec.stats.bad_headers * 1024 +
+                                       c->ch.dec.stats.skipped_bytes - junk,
+                                   now))
+        breach(c, "too many bytes that are not frames");
+    if (!c->breach && vm_pending(c) > LIMIT_PENDING)
+        breach(c, "too many requests pending");
+    if (!c->breach)
+        return true;
+
+    c->breaches++;
+    if (now - c->connected_ns > BACKOFF_RESET_NS)
+        c->backoff_ms = BACKOFF_MIN_MS;
+    /* The one line a breach logs; the counter says how often. */
+    g_warning("agent %s: %s: channel closed (breach %" PRIu64
+              "), retrying in %u s",
+              c->vm->name, c->breach, c->breaches, c->backoff_ms / 1000);
+    disconnect(c, c->backoff_ms);
+    /* What waited for a clock is given up, and its memory returned. */
+    c->pre_sync_dropped += c->pre_sync->len;
+    g_array_unref(c->pre_sync);
+    c->pre_sync = g_array_new(FALSE, FALSE, sizeof(PendingReq));
+    c->backoff_ms = MIN(c->backoff_ms * 2, BACKOFF_MAX_MS);
+    c->breach = NULL;
+    return false;
 }
 
 static gboolean readable_cb(gint fd, GIOCondition cond, gpointer user)
@@ -174,14 +325,16 @@ static gboolean readable_cb(gint fd, GIOCondition cond, gpointer user)
     ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 
     if (n > 0) {
-        blkin_channel_feed(&c->ch, buf, n, now_ns());
-        return G_SOURCE_CONTINUE;
+        if (feed(c, buf, n))
+            return G_SOURCE_CONTINUE;
+        /* disconnect() removed this source already. */
+        return G_SOURCE_REMOVE;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return G_SOURCE_CONTINUE;
     g_info("agent %s: channel closed", c->vm->name);
     c->io_watch = 0;
-    disconnect(c);
+    disconnect(c, RECONNECT_MS);
     return G_SOURCE_REMOVE;
 }
 
@@ -207,6 +360,12 @@ static gboolean try_connect(gpointer user)
     }
     c->fd = fd;
     c->reconnects++;
+    c->connected_ns = now_ns();
+    bucket_fill(&c->bytes, LIMIT_BYTES_BURST, c->connected_ns);
+    bucket_fill(&c->frames, LIMIT_FRAMES_BURST, c->connected_ns);
+    bucket_fill(&c->records, LIMIT_RECORDS_BURST, c->connected_ns);
+    bucket_fill(&c->invalid, LIMIT_INVALID_BURST, c->connected_ns);
+    bucket_fill(&c->junk, LIMIT_JUNK_BURST, c->connected_ns);
     g_info("agent %s: connected to %s", c->vm->name, c->vm->agent_socket);
     blkin_channel_reconnected(&c->ch);
     c->io_watch =
@@ -226,6 +385,7 @@ HostdAgentConn *hostd_agent_conn_new(HostdVm *vm)
     c->vm = vm;
     c->fd = -1;
     c->pre_sync = g_array_new(FALSE, FALSE, sizeof(PendingReq));
+    c->backoff_ms = BACKOFF_MIN_MS;
     blkin_channel_default_limits(&lim);
     blkin_channel_init(&c->ch, &lim, on_event, c);
     try_connect(c);
@@ -281,4 +441,9 @@ uint64_t hostd_agent_conn_reconnects(const HostdAgentConn *c)
 uint64_t hostd_agent_conn_pre_sync_dropped(const HostdAgentConn *c)
 {
     return c ? c->pre_sync_dropped : 0;
+}
+
+uint64_t hostd_agent_conn_limit_breaches(const HostdAgentConn *c)
+{
+    return c ? c->breaches : 0;
 }

@@ -6,6 +6,8 @@
  * QEMU restarts or the socket is not there yet. Everything received goes
  * through common/blkin-channel (validation, device map, clock estimate); the
  * channel is the only identity: records land only on this VM's disks.
+ * A channel that goes beyond its limits is closed with one log line and
+ * retried later with a growing delay (docs/security.md).
  *
  * Runs in the GLib main context of the thread that created it. Owned by its
  * HostdVm.
@@ -34,5 +36,10 @@ int64_t hostd_agent_conn_tolerance_ns(const HostdAgentConn *c);
 int64_t hostd_agent_conn_bound_ns(const HostdAgentConn *c);
 uint64_t hostd_agent_conn_reconnects(const HostdAgentConn *c);
 uint64_t hostd_agent_conn_pre_sync_dropped(const HostdAgentConn *c);
+/*
+ * Times the channel was closed for going beyond a limit (frame, record or
+ * byte rates, refused input, devices, pending requests; docs/security.md).
+ */
+uint64_t hostd_agent_conn_limit_breaches(const HostdAgentConn *c);
 
 #endif
