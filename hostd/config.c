@@ -31,8 +31,9 @@ static gboolean take_int(GKeyFile *kf, const char *key, int *out, GError **err)
 }
 
 gboolean hostd_config_load(const char *path, char **socket_path,
-                           char **state_dir, char **live_url, int *hold_ms,
-                           int *retention_days, char ***vms, GError **err)
+                           char **state_dir, char **live_url, char **metrics,
+                           int *hold_ms, int *retention_days, char ***vms,
+                           GError **err)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GPtrArray) specs = g_ptr_array_new();
@@ -52,6 +53,7 @@ gboolean hostd_config_load(const char *path, char **socket_path,
     take_string(kf, "socket", socket_path);
     take_string(kf, "state-dir", state_dir);
     take_string(kf, "live", live_url);
+    take_string(kf, "metrics", metrics);
     /* Integers: the file's value only where the flag kept its default. */
     if ((*hold_ms == 800 && !take_int(kf, "hold-ms", hold_ms, err)) ||
         (*retention_days == 30 &&

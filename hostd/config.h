@@ -7,6 +7,7 @@
  *   live = net://localhost/host/HOSTNAME/blkin
  *   hold-ms = 800
  *   retention-days = 30
+ *   metrics = 127.0.0.1:9477
  *
  *   [vm web1]
  *   agent-socket = /run/blkin/agents/web1.sock
@@ -25,7 +26,8 @@
  * /etc/blkin/hostd.conf if it exists. VM sections are appended to *vms.
  */
 gboolean hostd_config_load(const char *path, char **socket_path,
-                           char **state_dir, char **live_url, int *hold_ms,
-                           int *retention_days, char ***vms, GError **err);
+                           char **state_dir, char **live_url, char **metrics,
+                           int *hold_ms, int *retention_days, char ***vms,
+                           GError **err);
 
 #endif

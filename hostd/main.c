@@ -252,7 +252,7 @@ int main(int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err) ||
         !hostd_config_load(config, &socket_path, &state_dir, &h.live_url,
-                           &hold_ms, &retention_days, &vms, &err)) {
+                           &metrics, &hold_ms, &retention_days, &vms, &err)) {
         g_printerr("blkin-hostd: %s\n", err->message);
         return 2;
     }
