@@ -4,6 +4,7 @@
 #include "disk-record.h"
 
 #include "agent-conn.h"
+#include "span-export.h"
 
 #include <string.h>
 
@@ -71,6 +72,10 @@ void hostd_disk_record(HostdDisk *d, const HostdJoined *j, uint64_t now_ns)
         return;
     hostd_disk_stats_add(d->stats, now_ns, &r);
     hostd_tail_capture_add(d->tail, now_ns, &r);
+    for (guint i = 0;
+         d->vm->model->exporters && i < d->vm->model->exporters->len; i++)
+        hostd_span_export_offer(g_ptr_array_index(d->vm->model->exporters, i),
+                                d->vm->name, d->target, &r);
     d->cum_requests[r.op]++;
     d->cum_bytes[r.op] += r.bytes;
     for (int p = 0; p < HOSTD_STATS_PHASE__N; p++) {

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "control.h"
 #include "metrics.h"
+#include "span-export.h"
 #include "model.h"
 #include "stats/history-store.h"
 #include "trace-source.h"
@@ -24,6 +25,7 @@ typedef struct Hostd {
     HostdTraceSource *trace;
     HostdControl *control;
     HostdMetrics *metrics;
+    GPtrArray *exporters; /* HostdSpanExport *, owned */
     HostdHistory *history;
     GMainLoop *loop;
     char *live_url;          /* LTTng live session to read, or NULL */

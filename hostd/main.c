@@ -211,6 +211,8 @@ int main(int argc, char **argv)
 {
     g_autofree char *socket_path = NULL, *state_dir = NULL, *config = NULL;
     g_autofree char *capture = NULL, *replay_path = NULL, *metrics = NULL;
+    g_autofree char *zipkin = NULL, *otlp = NULL;
+    gint export_sample = 100, export_slow_ms = 100, export_queue = 0;
     g_auto(GStrv) vms = NULL;
     gboolean print_report = FALSE, no_history = FALSE;
     gint hold_ms = 800, retention_days = 30;
@@ -235,6 +237,19 @@ int main(int argc, char **argv)
          "How long to wait for late data before joining (default 800)", "MS"},
         {"metrics", 0, 0, G_OPTION_ARG_STRING, &metrics,
          "Serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9477)", "ADDR"},
+        {"export-zipkin", 0, 0, G_OPTION_ARG_STRING, &zipkin,
+         "Send spans as Zipkin v2 JSON to URL (http://HOST:PORT/api/v2/spans)",
+         "URL"},
+        {"export-otlp", 0, 0, G_OPTION_ARG_STRING, &otlp,
+         "Send spans as OTLP/HTTP JSON to URL (http://HOST:PORT/v1/traces)",
+         "URL"},
+        {"export-sample", 0, 0, G_OPTION_ARG_INT, &export_sample,
+         "Export one joined request in N (default 100; 0: only slow ones)",
+         "N"},
+        {"export-slow-ms", 0, 0, G_OPTION_ARG_INT, &export_slow_ms,
+         "Always export requests slower than this (default 100; 0: off)", "MS"},
+        {"export-queue", 0, 0, G_OPTION_ARG_INT, &export_queue,
+         "Requests waiting for export at most (default 20000)", "N"},
         {"capture", 0, 0, G_OPTION_ARG_FILENAME, &capture,
          "Log guest requests here, for --offline --replay", "FILE"},
         {"replay", 0, 0, G_OPTION_ARG_FILENAME, &replay_path,
@@ -313,6 +328,30 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
+        h.exporters = g_ptr_array_new_with_free_func(
+            (GDestroyNotify)hostd_span_export_free);
+        h.model->exporters = h.exporters;
+        for (int f = 0; f < 2; f++) {
+            const char *url = f ? otlp : zipkin;
+            HostdSpanExport *e;
+
+            if (!url)
+                continue;
+            if (export_sample < 0 || export_slow_ms < 0 || export_queue < 0) {
+                g_printerr("blkin-hostd: export options must be >= 0\n");
+                return 2;
+            }
+            e = hostd_span_export_new(
+                f ? HOSTD_EXPORT_OTLP : HOSTD_EXPORT_ZIPKIN, url, export_sample,
+                (uint64_t)export_slow_ms * 1000000, &err);
+            if (!e) {
+                g_printerr("blkin-hostd: %s\n", err->message);
+                return 2;
+            }
+            if (export_queue)
+                hostd_span_export_set_queue_max(e, export_queue);
+            g_ptr_array_add(h.exporters, e);
+        }
         open_live(&h);
         g_timeout_add(FLUSH_MS, flush_tick, &h);
     } else {
@@ -353,6 +392,8 @@ int main(int argc, char **argv)
     hostd_trace_source_free(h.trace);
     hostd_control_free(h.control);
     hostd_metrics_free(h.metrics);
+    if (h.exporters)
+        g_ptr_array_unref(h.exporters);
     hostd_model_free(h.model);
     hostd_history_close(h.history);
     if (h.capture)

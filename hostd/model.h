@@ -75,6 +75,7 @@ struct HostdModel {
     uint64_t spans_unknown_disk; /* top spans of no registered disk */
     FILE *capture; /* borrowed: guest requests are logged here for replay */
     HostdHistory *history; /* borrowed: closed minutes go here */
+    GPtrArray *exporters;  /* borrowed HostdSpanExport *: joined requests */
     uint64_t latest_ns;    /* newest request completion accounted */
     /* Reading a recorded trace: statistics start at time 0 instead of
      * now, since the requests to come are from the past. */

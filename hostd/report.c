@@ -9,6 +9,7 @@
 
 #include "agent-conn.h"
 #include "disk-record.h"
+#include "span-export.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -441,6 +442,21 @@ JsonNode *hostd_report_status(Hostd *h)
     add_int(b, "lttng_discarded", h->model->lttng_discarded);
     add_int(b, "spans_unknown_disk", h->model->spans_unknown_disk);
     add_int(b, "children_pending", hostd_span_tree_size(h->model->children));
+    json_builder_set_member_name(b, "export");
+    json_builder_begin_array(b);
+    for (guint i = 0; h->exporters && i < h->exporters->len; i++) {
+        HostdExportStats es;
+
+        hostd_span_export_stats(g_ptr_array_index(h->exporters, i), &es);
+        json_builder_begin_object(b);
+        add_int(b, "queued", es.queued);
+        add_int(b, "sent", es.sent);
+        add_int(b, "dropped", es.dropped);
+        add_int(b, "failures", es.failures);
+        add_int(b, "pending", es.pending);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
     add_int(b, "uptime_s",
             (mono_ns() - h->model->started_ns) / (int64_t)HOSTD_NS_PER_SEC);
     json_builder_end_object(b);

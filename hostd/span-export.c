@@ -1,0 +1,407 @@
+/*
+ * span-export.c: Zipkin v2 / OTLP JSON span export (span-export.h).
+ */
+#include "span-export.h"
+
+#include <gio/gio.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "stats/disk-stats.h"
+
+#define BACKOFF_MIN_S 1
+#define BACKOFF_MAX_S 30
+
+typedef struct ExportItem {
+    char *domain;
+    char *disk;
+    int64_t wall_delta_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC when offered */
+    HostdJoinedRequest r;
+} ExportItem;
+
+struct HostdSpanExport {
+    HostdExportFormat fmt;
+    char *host;
+    int port;
+    char *path;
+    char *hostname;
+    unsigned sample;
+    uint64_t slow_ns;
+    uint64_t offered; /* main thread only: the sampling counter */
+    unsigned queue_max;
+
+    GMutex lock; /* protects queue and stop */
+    GCond cond;
+    GQueue queue; /* ExportItem * */
+    gboolean stop;
+    GThread *worker;
+
+    /* Read by any thread, written with atomics. */
+    uint64_t queued, sent, dropped, failures;
+};
+
+static void item_free(gpointer p)
+{
+    ExportItem *it = p;
+
+    g_free(it->domain);
+    g_free(it->disk);
+    g_free(it);
+}
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void json_escaped(GString *s, const char *v)
+{
+    g_string_append_c(s, '"');
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\')
+            g_string_append_c(s, '\\');
+        if ((unsigned char)*v < 0x20) {
+            g_string_append_printf(s, "\\u%04x", *v);
+            continue;
+        }
+        g_string_append_c(s, *v);
+    }
+    g_string_append_c(s, '"');
+}
+
+/* The ids and times one exported request is made of. */
+typedef struct SpanIds {
+    uint64_t trace, guest, qemu;
+    int64_t g_start, g_end, q_start, q_end; /* realtime ns; 0 = absent */
+} SpanIds;
+
+static SpanIds span_ids(const ExportItem *it)
+{
+    const HostdJoinedRequest *r = &it->r;
+    SpanIds ids = {0};
+    bool span = r->flags & HOSTD_JR_HAS_SPAN;
+    bool guest = r->flags & HOSTD_JR_HAS_GUEST;
+
+    /* The filter's trace id is the trace; a guest-only request gets one
+     * derived from its own times. The guest span's id is derived from the
+     * trace id, so the same request always exports the same ids. */
+    ids.trace = span ? r->trace_id
+                     : mix64(r->guest_issue_ns ^ (r->offset << 1) ^ r->op);
+    ids.trace = ids.trace ? ids.trace : 1;
+    if (guest) {
+        ids.guest = mix64(ids.trace ^ 0x6775657374ULL) | 1;
+        ids.g_start =
+            (r->guest_queue_ns ? r->guest_queue_ns : r->guest_issue_ns) +
+            it->wall_delta_ns;
+        ids.g_end = r->guest_complete_ns + it->wall_delta_ns;
+    }
+    if (span) {
+        ids.qemu = r->span_id;
+        ids.q_start = r->span_start_ns + it->wall_delta_ns;
+        ids.q_end = r->span_end_ns + it->wall_delta_ns;
+    }
+    return ids;
+}
+
+static void zipkin_span(GString *s, const ExportItem *it, const char *host,
+                        uint64_t id, uint64_t parent, const char *service,
+                        const char *kind, int64_t start, int64_t end,
+                        uint64_t trace)
+{
+    const HostdJoinedRequest *r = &it->r;
+    int64_t dur_us = (end - start) / 1000;
+
+    if (s->len > 1)
+        g_string_append_c(s, ',');
+    g_string_append_printf(
+        s, "{\"traceId\":\"%016" PRIx64 "\",\"id\":\"%016" PRIx64 "\",", trace,
+        id);
+    if (parent)
+        g_string_append_printf(s, "\"parentId\":\"%016" PRIx64 "\",", parent);
+    g_string_append_printf(
+        s, "\"name\":\"%s\",\"kind\":\"%s\",\"timestamp\":%" PRId64,
+        hostd_stats_op_names[r->op], kind, start / 1000);
+    if (dur_us > 0)
+        g_string_append_printf(s, ",\"duration\":%" PRId64, dur_us);
+    g_string_append(s, ",\"localEndpoint\":{\"serviceName\":");
+    json_escaped(s, service);
+    g_string_append(s, "},\"tags\":{\"blkin.host\":");
+    json_escaped(s, host);
+    g_string_append(s, ",\"blkin.domain\":");
+    json_escaped(s, it->domain);
+    g_string_append(s, ",\"blkin.disk\":");
+    json_escaped(s, it->disk);
+    g_string_append_printf(s,
+                           ",\"blkin.offset\":\"%" PRIu64
+                           "\",\"blkin.bytes\":\"%" PRIu64
+                           "\",\"blkin.ret\":\"%d\"",
+                           r->offset, r->bytes, r->ret);
+    for (int p = 0; p < HOSTD_STATS_PHASE__N; p++)
+        if (r->phase_valid & (1u << p))
+            g_string_append_printf(s, ",\"blkin.%s_ns\":\"%" PRIu64 "\"",
+                                   hostd_stats_phase_names[p], r->phase_ns[p]);
+    if (r->flags & HOSTD_JR_HAS_SPAN)
+        g_string_append_printf(s, ",\"blkin.backend_ns\":\"%" PRIu64 "\"",
+                               r->lower_total_ns);
+    if (r->ret)
+        g_string_append(s, ",\"error\":\"true\"");
+    g_string_append(s, "}}");
+}
+
+static void otlp_attr(GString *s, bool first, const char *k, const char *v)
+{
+    g_string_append_printf(s, "%s{\"key\":\"%s\",\"value\":{\"stringValue\":",
+                           first ? "" : ",", k);
+    json_escaped(s, v);
+    g_string_append(s, "}}");
+}
+
+static void otlp_span(GString *s, bool first, const ExportItem *it, uint64_t id,
+                      uint64_t parent, const char *layer, int kind,
+                      int64_t start, int64_t end, uint64_t trace)
+{
+    const HostdJoinedRequest *r = &it->r;
+
+    /* OTLP trace ids are 16 bytes: BlkKin's 64-bit id in the low half. */
+    g_string_append_printf(s,
+                           "%s{\"traceId\":\"0000000000000000%016" PRIx64
+                           "\",\"spanId\":\"%016" PRIx64 "\",",
+                           first ? "" : ",", trace, id);
+    if (parent)
+        g_string_append_printf(s, "\"parentSpanId\":\"%016" PRIx64 "\",",
+                               parent);
+    g_string_append_printf(
+        s,
+        "\"name\":\"%s %s\",\"kind\":%d,\"startTimeUnixNano\":\"%" PRId64
+        "\",\"endTimeUnixNano\":\"%" PRId64 "\",\"attributes\":[",
+        layer, hostd_stats_op_names[r->op], kind, start, end);
+    otlp_attr(s, true, "blkin.layer", layer);
+    g_string_append_printf(
+        s,
+        ",{\"key\":\"blkin.offset\",\"value\":{\"intValue\":\"%" PRIu64
+        "\"}},{\"key\":\"blkin.bytes\",\"value\":{\"intValue\":\"%" PRIu64
+        "\"}}",
+        r->offset, r->bytes);
+    for (int p = 0; p < HOSTD_STATS_PHASE__N; p++)
+        if (r->phase_valid & (1u << p))
+            g_string_append_printf(
+                s,
+                ",{\"key\":\"blkin.%s_ns\",\"value\":{\"intValue\":\"%" PRIu64
+                "\"}}",
+                hostd_stats_phase_names[p], r->phase_ns[p]);
+    g_string_append_printf(s, "],\"status\":{\"code\":%d}}", r->ret ? 2 : 0);
+}
+
+static char *render(HostdSpanExport *e, GPtrArray *batch)
+{
+    GString *s = g_string_new(
+        e->fmt == HOSTD_EXPORT_ZIPKIN ? "[" : "{\"resourceSpans\":[");
+
+    for (guint i = 0; i < batch->len; i++) {
+        const ExportItem *it = g_ptr_array_index(batch, i);
+        SpanIds ids = span_ids(it);
+
+        if (e->fmt == HOSTD_EXPORT_ZIPKIN) {
+            if (ids.guest)
+                zipkin_span(s, it, e->hostname, ids.guest, 0, "guest", "CLIENT",
+                            ids.g_start, ids.g_end, ids.trace);
+            if (ids.qemu)
+                zipkin_span(s, it, e->hostname, ids.qemu, ids.guest, "qemu",
+                            "SERVER", ids.q_start, ids.q_end, ids.trace);
+            continue;
+        }
+        /* One resource per request: it names the host, domain and disk. */
+        g_string_append_printf(s, "%s{\"resource\":{\"attributes\":[",
+                               i ? "," : "");
+        otlp_attr(s, true, "service.name", "blkin");
+        otlp_attr(s, false, "host.name", e->hostname);
+        otlp_attr(s, false, "blkin.domain", it->domain);
+        otlp_attr(s, false, "blkin.disk", it->disk);
+        g_string_append(s, "]},\"scopeSpans\":[{\"scope\":{\"name\":"
+                           "\"blkin-hostd\"},\"spans\":[");
+        if (ids.guest)
+            otlp_span(s, true, it, ids.guest, 0, "guest", 3, ids.g_start,
+                      ids.g_end, ids.trace);
+        if (ids.qemu)
+            otlp_span(s, !ids.guest, it, ids.qemu, ids.guest, "qemu", 2,
+                      ids.q_start, ids.q_end, ids.trace);
+        g_string_append(s, "]}]}");
+    }
+    g_string_append(s, e->fmt == HOSTD_EXPORT_ZIPKIN ? "]" : "]}");
+    return g_string_free(s, FALSE);
+}
+
+/* One blocking POST with timeouts; TRUE on a 2xx answer. */
+static gboolean post(HostdSpanExport *e, const char *body, GError **err)
+{
+    g_autoptr(GSocketClient) client = g_socket_client_new();
+    g_autoptr(GSocketConnection) conn = NULL;
+    g_autofree char *head = NULL;
+    char status[64] = "";
+    GOutputStream *out;
+    GInputStream *in;
+    gssize n;
+
+    g_socket_client_set_timeout(client, 5);
+    conn = g_socket_client_connect_to_host(client, e->host, e->port, NULL, err);
+    if (!conn)
+        return FALSE;
+    head = g_strdup_printf("POST %s HTTP/1.1\r\nHost: %s:%d\r\n"
+                           "Content-Type: application/json\r\n"
+                           "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                           e->path, e->host, e->port, strlen(body));
+    out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
+    in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
+    if (!g_output_stream_write_all(out, head, strlen(head), NULL, NULL, err) ||
+        !g_output_stream_write_all(out, body, strlen(body), NULL, NULL, err))
+        return FALSE;
+    n = g_input_stream_read(in, status, sizeof(status) - 1, NULL, err);
+    if (n <= 0)
+        return FALSE;
+    status[n] = '\0';
+    /* "HTTP/1.x 2xx ..." */
+    if (strlen(status) < 12 || status[9] != '2') {
+        g_set_error(err, G_IO_ERROR, G_IO_ERROR_FAILED, "%.12s", status);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gpointer worker(gpointer user)
+{
+    HostdSpanExport *e = user;
+    g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func(item_free);
+    unsigned backoff = 0;
+
+    for (;;) {
+        gint64 deadline =
+            g_get_monotonic_time() + (backoff ? backoff : 1) * G_USEC_PER_SEC;
+
+        g_mutex_lock(&e->lock);
+        /* Wait for a full batch, the next second, or stop. */
+        while (!e->stop && e->queue.length < HOSTD_EXPORT_BATCH &&
+               g_cond_wait_until(&e->cond, &e->lock, deadline))
+            ;
+        if (e->stop) {
+            g_mutex_unlock(&e->lock);
+            break;
+        }
+        while (batch->len < HOSTD_EXPORT_BATCH && e->queue.length)
+            g_ptr_array_add(batch, g_queue_pop_head(&e->queue));
+        g_mutex_unlock(&e->lock);
+        if (!batch->len)
+            continue;
+
+        g_autofree char *body = render(e, batch);
+        g_autoptr(GError) err = NULL;
+
+        if (post(e, body, &err)) {
+            __atomic_fetch_add(&e->sent, batch->len, __ATOMIC_RELAXED);
+            g_ptr_array_set_size(batch, 0);
+            backoff = 0;
+        } else {
+            /* Keep the batch and retry it later; the queue keeps filling
+             * (and dropping) meanwhile. */
+            __atomic_fetch_add(&e->failures, 1, __ATOMIC_RELAXED);
+            g_debug("export: %s", err ? err->message : "failed");
+            backoff = backoff ? MIN(backoff * 2, BACKOFF_MAX_S) : BACKOFF_MIN_S;
+        }
+    }
+    return NULL;
+}
+
+HostdSpanExport *hostd_span_export_new(HostdExportFormat fmt, const char *url,
+                                       unsigned sample, uint64_t slow_ns,
+                                       GError **err)
+{
+    g_autoptr(GUri) uri = g_uri_parse(url, G_URI_FLAGS_NONE, err);
+    HostdSpanExport *e;
+
+    if (!uri)
+        return NULL;
+    if (g_strcmp0(g_uri_get_scheme(uri), "http") || !g_uri_get_host(uri)) {
+        g_set_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "%s: only http://HOST[:PORT]/PATH is supported", url);
+        return NULL;
+    }
+    e = g_new0(HostdSpanExport, 1);
+    e->fmt = fmt;
+    e->host = g_strdup(g_uri_get_host(uri));
+    e->port = g_uri_get_port(uri) > 0 ? g_uri_get_port(uri) : 80;
+    e->path = g_strdup(*g_uri_get_path(uri) ? g_uri_get_path(uri) : "/");
+    e->hostname = g_strdup(g_get_host_name());
+    e->sample = sample;
+    e->slow_ns = slow_ns;
+    e->queue_max = HOSTD_EXPORT_QUEUE_MAX;
+    g_mutex_init(&e->lock);
+    g_cond_init(&e->cond);
+    g_queue_init(&e->queue);
+    e->worker = g_thread_new("blkin-export", worker, e);
+    return e;
+}
+
+void hostd_span_export_free(HostdSpanExport *e)
+{
+    if (!e)
+        return;
+    g_mutex_lock(&e->lock);
+    e->stop = TRUE;
+    g_cond_signal(&e->cond);
+    g_mutex_unlock(&e->lock);
+    g_thread_join(e->worker);
+    g_queue_clear_full(&e->queue, item_free);
+    g_mutex_clear(&e->lock);
+    g_cond_clear(&e->cond);
+    g_free(e->host);
+    g_free(e->path);
+    g_free(e->hostname);
+    g_free(e);
+}
+
+void hostd_span_export_offer(HostdSpanExport *e, const char *domain,
+                             const char *disk, const HostdJoinedRequest *r)
+{
+    bool sampled = e->sample && e->offered++ % e->sample == 0;
+    bool slow = e->slow_ns && hostd_joined_request_latency(r) >= e->slow_ns;
+    ExportItem *it;
+
+    if (!sampled && !slow)
+        return;
+    g_mutex_lock(&e->lock);
+    if (e->queue.length >= e->queue_max) {
+        g_mutex_unlock(&e->lock);
+        __atomic_fetch_add(&e->dropped, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    it = g_new(ExportItem, 1);
+    it->domain = g_strdup(domain);
+    it->disk = g_strdup(disk);
+    it->wall_delta_ns =
+        g_get_real_time() * 1000 - g_get_monotonic_time() * 1000;
+    it->r = *r;
+    g_queue_push_tail(&e->queue, it);
+    if (e->queue.length >= HOSTD_EXPORT_BATCH)
+        g_cond_signal(&e->cond);
+    g_mutex_unlock(&e->lock);
+    __atomic_fetch_add(&e->queued, 1, __ATOMIC_RELAXED);
+}
+
+void hostd_span_export_set_queue_max(HostdSpanExport *e, unsigned n)
+{
+    g_mutex_lock(&e->lock);
+    e->queue_max = n ? n : 1;
+    g_mutex_unlock(&e->lock);
+}
+
+void hostd_span_export_stats(HostdSpanExport *e, HostdExportStats *out)
+{
+    out->queued = __atomic_load_n(&e->queued, __ATOMIC_RELAXED);
+    out->sent = __atomic_load_n(&e->sent, __ATOMIC_RELAXED);
+    out->dropped = __atomic_load_n(&e->dropped, __ATOMIC_RELAXED);
+    out->failures = __atomic_load_n(&e->failures, __ATOMIC_RELAXED);
+    g_mutex_lock(&e->lock);
+    out->pending = e->queue.length;
+    g_mutex_unlock(&e->lock);
+}
