@@ -172,6 +172,65 @@ static gboolean on_quit_signal(gpointer user)
     return G_SOURCE_REMOVE;
 }
 
+/* ---- Ganeti discovery (--ganeti-runtime) ------------------------------- */
+
+/*
+ * Compiled in here rather than linked: the module lives in ganeti/ (its
+ * owner's part) and hostd's build lists its own sources only.
+ */
+#include "../ganeti/ganeti-discovery.c"
+
+#define GANETI_SCAN_MS 2000
+
+typedef struct GanetiScan {
+    Hostd *h;
+    char *root;
+    GHashTable *known; /* instance -> what it was registered with */
+} GanetiScan;
+
+/* Registers instances that appeared or changed, unregisters those gone. */
+static gboolean ganeti_scan(gpointer user)
+{
+    GanetiScan *g = user;
+    g_autoptr(GPtrArray) insts = NULL;
+    g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+    GHashTableIter it;
+    gpointer name;
+
+    if (blkin_ganeti_discover(g->root, &insts) < 0)
+        insts = g_ptr_array_new();
+    for (guint i = 0; i < insts->len; i++) {
+        BlkinGanetiInstance *inst = g_ptr_array_index(insts, i);
+        g_auto(GStrv) specs = blkin_ganeti_disk_specs(inst);
+        g_autofree char *joined = g_strjoinv(",", specs);
+        g_autofree char *sig = g_strdup_printf(
+            "%s|%s", inst->agent_socket ? inst->agent_socket : "", joined);
+        g_autoptr(GError) err = NULL;
+
+        g_hash_table_add(seen, inst->name);
+        /* Re-adding resets the VM's statistics: only on a change. */
+        if (g_strcmp0(g_hash_table_lookup(g->known, inst->name), sig) == 0)
+            continue;
+        if (!hostd_model_add_vm(g->h->model, inst->name, inst->agent_socket,
+                                specs, &err)) {
+            g_warning("ganeti: %s: %s", inst->name, err->message);
+            continue;
+        }
+        g_message("ganeti: registered %s (%s)", inst->name, joined);
+        g_hash_table_replace(g->known, g_strdup(inst->name),
+                             g_steal_pointer(&sig));
+    }
+    g_hash_table_iter_init(&it, g->known);
+    while (g_hash_table_iter_next(&it, &name, NULL)) {
+        if (g_hash_table_contains(seen, name))
+            continue;
+        g_message("ganeti: %s stopped, unregistered", (char *)name);
+        hostd_model_remove_vm(g->h->model, name);
+        g_hash_table_iter_remove(&it);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
 /* ---- start-up --------------------------------------------------------- */
 
 /* "NAME:SOCKET:vda=serial=id,vdb=serial=id" (SOCKET may be empty). */
@@ -214,6 +273,9 @@ int main(int argc, char **argv)
     g_autofree char *zipkin = NULL, *otlp = NULL;
     gint export_sample = 100, export_slow_ms = 100, export_queue = 0;
     g_auto(GStrv) vms = NULL;
+    g_autofree char *ganeti_root = NULL;
+    g_autoptr(GHashTable) ganeti_known = NULL;
+    GanetiScan ganeti = {0};
     gboolean print_report = FALSE, no_history = FALSE;
     gint hold_ms = 800, retention_days = 30;
     g_autoptr(GError) err = NULL;
@@ -260,6 +322,10 @@ int main(int argc, char **argv)
          "Keep per-minute history this long (default 30)", "DAYS"},
         {"no-history", 0, 0, G_OPTION_ARG_NONE, &no_history,
          "Keep no SQLite history", NULL},
+        {"ganeti-runtime", 0, 0, G_OPTION_ARG_FILENAME, &ganeti_root,
+         "Register Ganeti's running KVM instances from this directory "
+         "(/var/run/ganeti/kvm-hypervisor)",
+         "DIR"},
         {NULL}};
 
     setlocale(LC_ALL, "");
@@ -354,6 +420,13 @@ int main(int argc, char **argv)
         }
         open_live(&h);
         g_timeout_add(FLUSH_MS, flush_tick, &h);
+        if (ganeti_root) {
+            ganeti_known =
+                g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+            ganeti = (GanetiScan){&h, ganeti_root, ganeti_known};
+            ganeti_scan(&ganeti);
+            g_timeout_add(GANETI_SCAN_MS, ganeti_scan, &ganeti);
+        }
     } else {
         if (replay_path && !replay(&h, replay_path, &err)) {
             g_printerr("blkin-hostd: %s\n", err->message);

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""A KVM instance started by the Debian ganeti package's own KVM hypervisor
+code (ganeti_start.py: Ganeti's command line, -drive/-device ids, QMP
+sockets, pid and runtime files), with kvm_path = blkin's wrapper. Then:
+blkin-ganeti discovers it (disk name, drive id, serial, agent channel);
+blkin-hostd --ganeti-runtime registers it by itself; the instance-start
+hook enables the filter through QMP while the guest's workload runs; the
+report names the instance and Ganeti's disk, with every phase; the data the
+workload verified is intact."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+import vm
+from stack import HostStack
+from tap import Tap
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "live"))
+import livelib  # noqa: E402
+
+BUILD = vm.build_root()
+WRAPPER = os.path.join(BUILD, "ganeti", "blkin-kvm")
+HOOK = os.path.join(BUILD, "ganeti", "blkin-ganeti-hook")
+TOOL = os.path.join(BUILD, "ganeti", "blkin-ganeti")
+START = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ganeti_start.py")
+GANETI_PY = "/usr/bin/python3"  # the interpreter Debian's ganeti is installed for
+INSTANCE = "inst1.example.org"
+
+GUEST = r"""
+blkin-guest-agent 2>/tmp/agent.log &
+while true; do
+    blkin-workload -Q --seed 11 --count 150 "$(blkin_disk $GNT_SERIAL)" >/tmp/wl.out 2>&1 || echo WLFAILED
+    grep '^summary' /tmp/wl.out
+done
+"""
+
+
+class Console(threading.Thread):
+    """Reads the instance's serial console (Ganeti's ctrl/<name>.serial)."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path = path
+        self.text = ""
+        self.stop = False
+
+    def run(self):
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not self.stop:
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(self.path)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            return
+        s.settimeout(0.5)
+        while not self.stop:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not b:
+                break
+            self.text += b.decode("utf-8", "replace")
+        s.close()
+
+
+def ganeti_available():
+    return subprocess.run([GANETI_PY, "-c", "import sys; sys.path.insert(0, '/usr/share/ganeti/3.0');"
+                           "from ganeti.hypervisor import hv_kvm"],
+                          capture_output=True, timeout=60).returncode == 0
+
+
+def summaries_ok(text):
+    sums = [line for line in text.splitlines() if line.startswith("summary ")]
+    bad = [line for line in sums if " errors=0 " not in line or not line.rstrip().endswith(" mismatches=0")]
+    return sums, bad
+
+
+def test_ganeti(t):
+    work = livelib.workdir("ganeti", "instance")
+    root = tempfile.mkdtemp(prefix="gnt-", dir="/tmp")  # sockets: short paths
+    disk_uuid = str(uuid.uuid4())
+    serial = disk_uuid.rsplit("-", 2)[0]
+    image = os.path.join(work, "disk0.img")
+    subprocess.run(["qemu-img", "create", "-f", "raw", image, "64M"], check=True,
+                   capture_output=True, timeout=60)
+    initrd = os.path.join(work, "initramfs.cpio")
+    vm.build_initramfs(initrd, GUEST, extra_files={"/bin/blkin-guest-agent": vm.agent_binary()},
+                       env={"GNT_SERIAL": serial, "BLKIN_DISK_SERIALS": serial,
+                            "BLKIN_PORT_NAMES": vm.AGENT_PORT})
+    conf = os.path.join(work, "ganeti.conf")
+    with open(conf, "w") as f:
+        f.write(f"BLKIN_PRELOAD={vm.preload_library()}\n"
+                f"BLKIN_AGENT_DIR={root}/agents\n"
+                f"BLKIN_INSTANCES=\"{INSTANCE}\"\n"
+                f"BLKIN_GANETI_ROOT={root}\n"
+                f"BLKIN_LIVE={livelib.LIVE}\n"
+                f"BLKIN_GANETI_TOOL={TOOL}\n")
+    env = dict(os.environ, BLKIN_GANETI_CONF=conf)
+    env.pop("LD_PRELOAD", None)
+    pid = None
+    console = None
+    try:
+        with HostStack(work, hold_ms=2000, hostd_args=["--ganeti-runtime", root]) as st:
+            r = subprocess.run(["timeout", "120", GANETI_PY, START, root, INSTANCE, WRAPPER, image,
+                                disk_uuid, vm.kernel_image(vm.kernel_dir()), initrd,
+                                "console=ttyS0 panic=-1 rdinit=/init loglevel=4"],
+                               env=env, capture_output=True, text=True, timeout=180)
+            t.ok(r.returncode == 0, "Ganeti's KVMHypervisor.StartInstance starts the instance "
+                 "through the blkin-kvm wrapper", detail=r.stdout + r.stderr)
+            if r.returncode != 0:
+                return
+            with open(os.path.join(root, "pid", INSTANCE)) as f:
+                pid = int(f.read().strip())
+            console = Console(os.path.join(root, "ctrl", INSTANCE + ".serial"))
+            console.start()
+            with open(os.path.join(root, "conf", INSTANCE + ".runtime")) as f:
+                runtime = json.load(f)
+            t.ok(runtime[0][0] == WRAPPER and "-daemonize" in runtime[0],
+                 "runtime file: Ganeti's kvm_cmd, with kvm_path and -daemonize")
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            t.diag(b" ".join(argv).decode()[:1500])
+
+            lst = subprocess.run([TOOL, "list", "--root", root], capture_output=True, text=True,
+                                 timeout=30)
+            rows = [line.split("\t") for line in lst.stdout.splitlines()]
+            want = [INSTANCE, "disk/0", "disk-" + serial, serial, f"{INSTANCE}/disk/0",
+                    os.path.join(root, "ctrl", INSTANCE + ".qmp"),
+                    os.path.join(root, "agents", INSTANCE + ".agent")]
+            t.eq(rows, [want], "discovery: instance, Ganeti disk name, drive id, serial, filter id, "
+                 "QMP and agent sockets")
+
+            def registered():
+                s = json.loads(st.cli("status", "--json", check=False).stdout or "{}")
+                r = st.cli("report", INSTANCE, "--json", check=False)
+                return r.returncode == 0 and s
+            t.ok(st.wait_until(registered, timeout=20), "hostd registered the instance by itself",
+                 detail=open(st.hostd_log).read()[-2000:])
+
+            # The guest boots and its workload runs before tracing starts.
+            t.ok(st.wait_until(lambda: console.text.count("summary ") >= 1, timeout=120),
+                 "workload running in the instance", detail=console.text[-2000:])
+            before = livelib.block_state(os.path.join(root, "ctrl", INSTANCE + ".qmp"))
+            hook = subprocess.run([HOOK], env=dict(env, GANETI_HOOKS_PHASE="post",
+                                                   GANETI_INSTANCE_NAME=INSTANCE,
+                                                   GANETI_OP_CODE="OP_INSTANCE_STARTUP"),
+                                  capture_output=True, text=True, timeout=120)
+            t.ok(hook.returncode == 0 and "enabled" in hook.stdout,
+                 "the instance-start post hook enables blkin on disk/0",
+                 detail=hook.stdout + hook.stderr)
+            dev, _ = livelib.block_state(os.path.join(root, "ctrl", INSTANCE + ".qmp"))
+            t.ok([v for v in dev.values() if v[2] == "blkin"],
+                 "the disk's device is on a blkin node", detail=f"before {before}\nafter {dev}")
+
+            def traced():
+                rep = json.loads(st.cli("report", INSTANCE, "--window", "1h", "--json",
+                                        check=False).stdout or "{}")
+                for d in rep.get("disks", []):
+                    if d.get("counters", {}).get("matched", 0) > 100:
+                        return rep
+                return None
+            rep = st.wait_until(traced, timeout=90, interval=1)
+            t.ok(rep, "hostd joins the instance's guest requests with the filter's spans",
+                 detail=json.dumps(st.report(INSTANCE, window="1h"))[:3000])
+            if rep:
+                text = st.cli("report", INSTANCE, "--window", "1h").stdout
+                t.diag(text[:3000])
+                d = rep["disks"][0]
+                t.ok(INSTANCE in text and "disk/0" in text,
+                     "the report names the instance and Ganeti's disk (disk/0)")
+                phases = {p["phase"] for o in d["ops"] for p in o["phases"]}
+                t.ok({"guest_queue", "guest_to_qemu", "qemu", "qemu_to_guest", "total"} <= phases,
+                     "the report shows every phase", detail=sorted(phases))
+            time.sleep(2)
+            console.stop = True
+            sums, bad = summaries_ok(console.text)
+            t.ok(len(sums) >= 2 and not bad and "WLFAILED" not in console.text,
+                 f"{len(sums)} workload rounds before and after enabling: no errors, data verified",
+                 detail=console.text[-2000:])
+    finally:
+        if console:
+            console.stop = True
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_wrapper_passthrough(t):
+    """Ganeti's probes (kvm --help, -M ?) go through the wrapper untouched."""
+    r = subprocess.run([WRAPPER, "--version"], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, BLKIN_GANETI_CONF="/nonexistent"))
+    t.ok(r.returncode == 0 and "QEMU emulator version" in r.stdout,
+         "wrapper passes probe runs through", detail=r.stdout + r.stderr)
+
+
+def main():
+    t = Tap()
+    if not vm.preload_library() or not os.path.exists(livelib.LIVE) or not os.path.exists(TOOL):
+        t.skip("Ganeti", "preload object, blkin-live or blkin-ganeti not built")
+    elif not ganeti_available():
+        t.skip("Ganeti", "Debian's ganeti package is not installed (deps/80-live.list)")
+    else:
+        t.run(test_wrapper_passthrough)
+        t.run(test_ganeti)
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
