@@ -2,6 +2,7 @@
  * blkin-cli.c: `blkin`, the operator's command line for blkin-hostd.
  *
  *   blkin [--socket PATH] report [VM [DISK]] [--window 1s|1m|1h] [--json]
+ *   blkin report --store URL [VM [DISK]] [--window 1s|1m|1h|1d|all]
  *   blkin top [VM [DISK]] [--interval SECONDS] [--count N]
  *   blkin tail [VM [DISK]] [--window ...] [--json]
  *   blkin trace TRACE-ID [--json]
@@ -16,6 +17,8 @@
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
 #include <json-glib/json-glib.h>
+
+#include "report-store.h"
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +32,7 @@ static double opt_interval = 1.0;
 static int opt_count = 0;
 static int opt_minutes = 60;
 static char *opt_agent_socket = NULL;
+static char *opt_store = NULL;
 static char **opt_disks = NULL;
 
 static JsonNode *request(JsonNode *req, GError **err)
@@ -154,16 +158,29 @@ static void print_disk(JsonObject *d)
             printf(" (no causal correction)\n");
     } else
         printf("  guest clock: not synchronised (no agent data yet)\n");
-    printf("  joined %" G_GINT64_FORMAT " (merged %" G_GINT64_FORMAT
-           "), unmatched guest %" G_GINT64_FORMAT
-           ", unmatched spans %" G_GINT64_FORMAT
-           ", agent drops %" G_GINT64_FORMAT
-           ", lttng discarded %" G_GINT64_FORMAT
-           ", hung reports %" G_GINT64_FORMAT "\n",
-           get_int(c, "matched"), get_int(c, "merged"),
-           get_int(c, "unmatched_guest"), get_int(c, "unmatched_span"),
-           get_int(c, "agent_drops"), get_int(c, "lttng_discarded"),
-           get_int(c, "hung_reports"));
+    /* Whatever counters the source has (hostd's, or a store's). */
+    {
+        static const char *const shown[][2] = {
+            {"matched", "joined"},
+            {"merged", "merged"},
+            {"unmatched_guest", "unmatched guest"},
+            {"unmatched_span", "unmatched spans"},
+            {"agent_drops", "agent drops"},
+            {"agent_gap", "agent gaps"},
+            {"lttng_discarded", "lttng discarded"},
+            {"hung_reports", "hung reports"},
+        };
+        const char *sep = "  ";
+
+        for (size_t k = 0; c && k < G_N_ELEMENTS(shown); k++) {
+            if (!json_object_has_member(c, shown[k][0]))
+                continue;
+            printf("%s%s %" G_GINT64_FORMAT, sep, shown[k][1],
+                   get_int(c, shown[k][0]));
+            sep = ", ";
+        }
+        printf("\n");
+    }
     printf("  %-13s %8s %9s %9s  %-14s %8s %8s %8s %8s %8s\n", "op", "count",
            "IOPS", "MB/s", "phase", "p50", "p90", "p99", "p99.9", "max");
     for (guint i = 0; ops && i < json_array_get_length(ops); i++) {
@@ -302,6 +319,8 @@ int main(int argc, char **argv)
          "top: stop after N refreshes", "N"},
         {"minutes", 'm', 0, G_OPTION_ARG_INT, &opt_minutes,
          "history: how many minutes back (default 60)", "N"},
+        {"store", 0, 0, G_OPTION_ARG_STRING, &opt_store,
+         "report: compute it from ClickHouse at URL, across nodes", "URL"},
         {"agent-socket", 0, 0, G_OPTION_ARG_FILENAME, &opt_agent_socket,
          "register: the VM's agent channel socket", "PATH"},
         {"disk", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &opt_disks,
@@ -328,6 +347,21 @@ int main(int argc, char **argv)
     a1 = argc > 2 ? argv[2] : NULL;
     a2 = argc > 3 ? argv[3] : NULL;
 
+    if (g_str_equal(cmd, "report") && opt_store) {
+        g_autoptr(JsonNode) r = blkin_store_report(
+            opt_store, a1, a2, opt_window ? opt_window : "1m", &err);
+
+        if (!r) {
+            g_printerr("blkin: %s\n", err->message);
+            return 1;
+        }
+        if (opt_json) {
+            g_autofree char *text = json_to_string(r, TRUE);
+            printf("%s\n", text);
+            return 0;
+        }
+        return print_report(r);
+    }
     if (g_str_equal(cmd, "report")) {
         g_autoptr(JsonNode) r = build("report", a1, a2);
         return run(r, print_report);

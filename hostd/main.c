@@ -6,6 +6,7 @@
  * control socket (docs/hostd.md).
  */
 #include "hostd.h"
+#include "store-clickhouse.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -270,7 +271,7 @@ int main(int argc, char **argv)
 {
     g_autofree char *socket_path = NULL, *state_dir = NULL, *config = NULL;
     g_autofree char *capture = NULL, *replay_path = NULL, *metrics = NULL;
-    g_autofree char *zipkin = NULL, *otlp = NULL;
+    g_autofree char *zipkin = NULL, *otlp = NULL, *store = NULL;
     gint export_sample = 100, export_slow_ms = 100, export_queue = 0;
     g_auto(GStrv) vms = NULL;
     g_autofree char *ganeti_root = NULL;
@@ -304,6 +305,9 @@ int main(int argc, char **argv)
          "URL"},
         {"export-otlp", 0, 0, G_OPTION_ARG_STRING, &otlp,
          "Send spans as OTLP/HTTP JSON to URL (http://HOST:PORT/v1/traces)",
+         "URL"},
+        {"store", 0, 0, G_OPTION_ARG_STRING, &store,
+         "Write every joined request to ClickHouse at URL (http://HOST:8123/)",
          "URL"},
         {"export-sample", 0, 0, G_OPTION_ARG_INT, &export_sample,
          "Export one joined request in N (default 100; 0: only slow ones)",
@@ -410,6 +414,17 @@ int main(int argc, char **argv)
             e = hostd_span_export_new(
                 f ? HOSTD_EXPORT_OTLP : HOSTD_EXPORT_ZIPKIN, url, export_sample,
                 (uint64_t)export_slow_ms * 1000000, &err);
+            if (!e) {
+                g_printerr("blkin-hostd: %s\n", err->message);
+                return 2;
+            }
+            if (export_queue)
+                hostd_span_export_set_queue_max(e, export_queue);
+            g_ptr_array_add(h.exporters, e);
+        }
+        if (store) {
+            HostdSpanExport *e = hostd_store_clickhouse_new(store, &err);
+
             if (!e) {
                 g_printerr("blkin-hostd: %s\n", err->message);
                 return 2;

@@ -35,6 +35,7 @@ struct HostdSpanExport {
     GQueue queue; /* ExportItem * */
     gboolean stop;
     GThread *worker;
+    gboolean need_schema; /* ClickHouse: create tables before inserting */
 
     /* Read by any thread, written with atomics. */
     uint64_t queued, sent, dropped, failures;
@@ -234,7 +235,8 @@ static char *render(HostdSpanExport *e, GPtrArray *batch)
 }
 
 /* One blocking POST with timeouts; TRUE on a 2xx answer. */
-static gboolean post(HostdSpanExport *e, const char *body, GError **err)
+static gboolean post(HostdSpanExport *e, const char *path, const char *body,
+                     GError **err)
 {
     g_autoptr(GSocketClient) client = g_socket_client_new();
     g_autoptr(GSocketConnection) conn = NULL;
@@ -251,7 +253,7 @@ static gboolean post(HostdSpanExport *e, const char *body, GError **err)
     head = g_strdup_printf("POST %s HTTP/1.1\r\nHost: %s:%d\r\n"
                            "Content-Type: application/json\r\n"
                            "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                           e->path, e->host, e->port, strlen(body));
+                           path, e->host, e->port, strlen(body));
     out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
     in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
     if (!g_output_stream_write_all(out, head, strlen(head), NULL, NULL, err) ||
@@ -267,6 +269,109 @@ static gboolean post(HostdSpanExport *e, const char *body, GError **err)
         return FALSE;
     }
     return TRUE;
+}
+
+/*
+ * ClickHouse: rows as JSONEachRow, one INSERT per table. Phases are Int64
+ * nanoseconds, -1 where they do not apply; times are Unix nanoseconds.
+ */
+static void clickhouse_rows(HostdSpanExport *e, GPtrArray *batch, GString *req,
+                            GString *spans)
+{
+    for (guint i = 0; i < batch->len; i++) {
+        const ExportItem *it = g_ptr_array_index(batch, i);
+        const HostdJoinedRequest *r = &it->r;
+        SpanIds ids = span_ids(it);
+        int64_t end = ids.g_end ? ids.g_end : ids.q_end;
+
+        g_string_append(req, "{\"host\":");
+        json_escaped(req, e->hostname);
+        g_string_append(req, ",\"domain\":");
+        json_escaped(req, it->domain);
+        g_string_append(req, ",\"disk\":");
+        json_escaped(req, it->disk);
+        g_string_append_printf(
+            req,
+            ",\"op\":\"%s\",\"time\":%" PRId64 ",\"end_unix_ns\":%" PRId64
+            ",\"offset\":%" PRIu64 ",\"bytes\":%" PRIu64
+            ",\"ret\":%d,\"flags\":%u,\"merged\":%u,\"trace_id\":%" PRIu64
+            ",\"span_id\":%" PRIu64,
+            hostd_stats_op_names[r->op], end / 1000000000, end, r->offset,
+            r->bytes, r->ret, r->flags, r->merged, ids.trace,
+            (r->flags & HOSTD_JR_HAS_SPAN) ? r->span_id : 0);
+        for (int p = 0; p < HOSTD_STATS_PHASE__N; p++)
+            g_string_append_printf(
+                req, ",\"%s_ns\":%" PRId64, hostd_stats_phase_names[p],
+                (r->phase_valid & (1u << p)) ? (int64_t)r->phase_ns[p] : -1);
+        g_string_append(req, "}\n");
+
+        for (int l = 0; l < 2; l++) {
+            uint64_t id = l ? ids.qemu : ids.guest;
+
+            if (!id)
+                continue;
+            g_string_append_printf(
+                spans,
+                "{\"trace_id\":%" PRIu64 ",\"span_id\":%" PRIu64
+                ",\"parent_id\":%" PRIu64 ",\"layer\":\"%s\",\"host\":",
+                ids.trace, id, l ? ids.guest : 0, l ? "qemu" : "guest");
+            json_escaped(spans, e->hostname);
+            g_string_append(spans, ",\"domain\":");
+            json_escaped(spans, it->domain);
+            g_string_append(spans, ",\"disk\":");
+            json_escaped(spans, it->disk);
+            g_string_append_printf(spans,
+                                   ",\"op\":\"%s\",\"start_unix_ns\":%" PRId64
+                                   ",\"end_unix_ns\":%" PRId64 "}\n",
+                                   hostd_stats_op_names[r->op],
+                                   l ? ids.q_start : ids.g_start,
+                                   l ? ids.q_end : ids.g_end);
+        }
+    }
+}
+
+static const char *const clickhouse_schema[] = {
+    "CREATE DATABASE IF NOT EXISTS blkin",
+    "CREATE TABLE IF NOT EXISTS blkin.requests (host String, domain String, "
+    "disk String, op String, time DateTime, end_unix_ns UInt64, "
+    "offset UInt64, bytes UInt64, ret Int32, flags UInt32, merged UInt8, "
+    "trace_id UInt64, span_id UInt64, guest_queue_ns Int64, "
+    "guest_to_qemu_ns Int64, qemu_ns Int64, backend_ns Int64, "
+    "qemu_to_guest_ns Int64, total_ns Int64) ENGINE = MergeTree() "
+    "PARTITION BY toYYYYMMDD(time) ORDER BY (domain, disk, time)",
+    "CREATE TABLE IF NOT EXISTS blkin.spans (trace_id UInt64, "
+    "span_id UInt64, parent_id UInt64, layer String, host String, "
+    "domain String, disk String, op String, start_unix_ns UInt64, "
+    "end_unix_ns UInt64) ENGINE = MergeTree() ORDER BY (domain, disk, "
+    "start_unix_ns)",
+};
+
+static gboolean deliver(HostdSpanExport *e, GPtrArray *batch, GError **err)
+{
+    g_autoptr(GString) req = NULL, spans = NULL;
+    g_autofree char *body = NULL;
+
+    if (e->fmt != HOSTD_EXPORT_CLICKHOUSE) {
+        body = render(e, batch);
+        return post(e, e->path, body, err);
+    }
+    if (e->need_schema) {
+        for (size_t i = 0; i < G_N_ELEMENTS(clickhouse_schema); i++)
+            if (!post(e, "/", clickhouse_schema[i], err))
+                return FALSE;
+        e->need_schema = FALSE;
+    }
+    req = g_string_new(NULL);
+    spans = g_string_new(NULL);
+    clickhouse_rows(e, batch, req, spans);
+    return post(e,
+                "/?query=INSERT%20INTO%20blkin.requests%20FORMAT%20"
+                "JSONEachRow",
+                req->str, err) &&
+           (!spans->len ||
+            post(e,
+                 "/?query=INSERT%20INTO%20blkin.spans%20FORMAT%20JSONEachRow",
+                 spans->str, err));
 }
 
 static gpointer worker(gpointer user)
@@ -294,10 +399,9 @@ static gpointer worker(gpointer user)
         if (!batch->len)
             continue;
 
-        g_autofree char *body = render(e, batch);
         g_autoptr(GError) err = NULL;
 
-        if (post(e, body, &err)) {
+        if (deliver(e, batch, &err)) {
             __atomic_fetch_add(&e->sent, batch->len, __ATOMIC_RELAXED);
             g_ptr_array_set_size(batch, 0);
             backoff = 0;
@@ -335,6 +439,7 @@ HostdSpanExport *hostd_span_export_new(HostdExportFormat fmt, const char *url,
     e->sample = sample;
     e->slow_ns = slow_ns;
     e->queue_max = HOSTD_EXPORT_QUEUE_MAX;
+    e->need_schema = fmt == HOSTD_EXPORT_CLICKHOUSE;
     g_mutex_init(&e->lock);
     g_cond_init(&e->cond);
     g_queue_init(&e->queue);

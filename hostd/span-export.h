@@ -35,6 +35,7 @@
 typedef enum HostdExportFormat {
     HOSTD_EXPORT_ZIPKIN,
     HOSTD_EXPORT_OTLP,
+    HOSTD_EXPORT_CLICKHOUSE, /* store-clickhouse.h */
 } HostdExportFormat;
 
 typedef struct HostdExportStats {

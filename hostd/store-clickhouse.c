@@ -1,0 +1,11 @@
+/*
+ * store-clickhouse.c: the ClickHouse writer is the span exporter with the
+ * ClickHouse format, every joined request kept (store-clickhouse.h).
+ */
+#include "store-clickhouse.h"
+
+HostdSpanExport *hostd_store_clickhouse_new(const char *url, GError **err)
+{
+    /* Every request (sample 1): the store is the history, not a sample. */
+    return hostd_span_export_new(HOSTD_EXPORT_CLICKHOUSE, url, 1, 0, err);
+}
