@@ -213,12 +213,13 @@ int blkin_ganeti_read_instance(const char *root, const char *name,
         if (!JSON_NODE_HOLDS_ARRAY(e) ||
             json_array_get_length(json_node_get_array(e)) < 1)
             return -EBADMSG;
-        dobj = json_array_get_object_element(json_node_get_array(e), 0);
-        if (!dobj)
+        e = json_array_get_element(json_node_get_array(e), 0);
+        if (!JSON_NODE_HOLDS_OBJECT(e))
             return -EBADMSG;
-        hvinfo = json_object_has_member(dobj, "hvinfo")
-                     ? json_object_get_object_member(dobj, "hvinfo")
-                     : NULL;
+        dobj = json_node_get_object(e);
+        e = json_object_get_member(dobj, "hvinfo");
+        hvinfo =
+            e && JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
         id = obj_str(hvinfo, "id");
         if (!id)
             continue; /* not a -device disk (e.g. if=ide): not traceable */
