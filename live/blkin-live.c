@@ -12,8 +12,10 @@
  * the device's BlockBackend onto it (blk_replace_bs, which drains the
  * backend: requests in flight complete on the old graph first, none is
  * lost or reordered). The guest is not paused.
- * disable: the device goes back onto the filter's child, the filter's drive
- * is deleted.
+ * The drive drive_add made is deleted again at once: the device's backend
+ * is then the filter node's only parent.
+ * disable: the device goes back onto the filter's child; the filter node,
+ * now unused, goes away with it.
  *
  * What enable created is found again from QEMU itself (the device's node
  * runs the blkin driver; its "file" child is the original), so nothing is
@@ -303,7 +305,7 @@ static int do_enable(BlkinQmp *q, const char *device, const char *filter_id,
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonNode) opts = NULL;
     g_autofree char *drive = NULL, *node = NULL, *js = NULL, *cmd = NULL;
-    g_autofree char *out = NULL;
+    g_autofree char *out = NULL, *del = NULL, *msg = NULL;
     g_auto(GStrv) parts = NULL;
     int r;
 
@@ -358,12 +360,12 @@ static int do_enable(BlkinQmp *q, const char *device, const char *filter_id,
     }
     r = qom_set_drive(q, d->qom_path, node, errmsg);
     if (r < 0) {
-        g_autofree char *del = g_strdup_printf("drive_del %s", drive);
+        g_autofree char *undo = g_strdup_printf("drive_del %s", drive);
         g_autofree char *msg2 = NULL;
         char *orig = *errmsg;
 
         /* Leave the graph as it was. */
-        hmp_expect_empty(q, del, &msg2);
+        hmp_expect_empty(q, undo, &msg2);
         *errmsg = g_strdup_printf("moving %s onto the filter failed: %s. "
                                   "Nothing was changed.",
                                   device, orig);
@@ -378,6 +380,12 @@ static int do_enable(BlkinQmp *q, const char *device, const char *filter_id,
                                   after->node, node);
         return -EIO;
     }
+    /* The drive drive_add made was only the way to create the node; the
+     * device's backend holds the node now. Left in place it would keep the
+     * disk open after Ganeti or libvirt hot-unplugs the device. */
+    del = g_strdup_printf("drive_del %s", drive);
+    if (hmp_expect_empty(q, del, &msg) < 0)
+        fprintf(stderr, "blkin-live: warning: %s\n", msg);
     printf("%s: enabled: blkin node %s (id %s) over %s\n", device, node,
            filter_id ? filter_id : device, d->node);
     return 0;
@@ -403,8 +411,8 @@ static int do_disable(BlkinQmp *q, const char *device, char **errmsg)
     r = qom_set_drive(q, d->qom_path, child, errmsg);
     if (r < 0)
         return r;
-    /* The drive enable created still holds the filter node: delete it, and
-     * with it the node. */
+    /* Filters enabled by older versions, or by hand, may still have the
+     * drive that created them: delete it, and with it the node. */
     drives = unattached_drives_on(q, d->node);
     for (guint i = 0; i < drives->len; i++) {
         g_autofree char *cmd = g_strdup_printf(

@@ -42,6 +42,8 @@ def test_round_trip(t, work):
         dev, nodes = livelib.block_state(sock)
         t.eq([v[2] for k, v in dev.items() if k and "disk0" in k], ["blkin"],
              "the device's node runs the blkin driver")
+        t.eq(sorted(dev), sorted(before[0]),
+             "no drive left besides the device's own (a hot-unplug frees the disk)")
         r = livelib.live("enable", "--qmp", sock, "--device", "disk0")
         t.ok(r.returncode == 0 and "already" in r.stdout, "enable again: says so, exit 0",
              detail=r.stdout + r.stderr)
