@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
 # README command 2: set up (idempotent) and run the whole test suite.
-# Ends with the line 'N passed, N failed[, N skipped]'.
-# Extra arguments go to 'meson test' (e.g. a test name to run one alone).
+# Ends with the line 'N passed, N failed[, N skipped]', summing all stages:
+#   1. the meson test suite in ./build (gcc);
+#   2. sanitizers: ./build-asan (gcc, -Db_sanitize=address,undefined) runs
+#      the C unit tests, the fuzz corpus replays, the fault tests and hostd's
+#      end-to-end test. QEMU is Debian's binary and not instrumented; the
+#      VMs load the filter and run the agent and workload from ./build
+#      (those are static or preloaded into QEMU, where libasan cannot be).
+#   3. fuzzing: ./build-fuzz (clang, libFuzzer) runs every fuzzer for
+#      BLKIN_FUZZ_SECONDS (default 30) from the seed corpus.
+# Extra arguments go to the first stage's 'meson test' (e.g. a test name to
+# run one alone); stages 2 and 3 then do not run. BLKIN_TEST_STAGES picks
+# stages (default "1 2 3").
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BLKIN_BUILD:-$top/build}
+asan=$top/build-asan
+fuzz=$top/build-fuzz
+stages=${BLKIN_TEST_STAGES:-1 2 3}
+fuzz_seconds=${BLKIN_FUZZ_SECONDS:-30}
+[ $# -gt 0 ] && stages=1
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
 
 bash "$top/scripts/setup.sh" || { echo "0 passed, 1 failed"; exit 1; }
 
-# meson runs tests in parallel; the heavy ones (VM boots) declare is_parallel:false.
-meson test -C "$build" --print-errorlogs --num-processes 2 "$@"
-rc=$?
-
-python3 - "$build/meson-logs/testlog.json" <<'PY'
+# Counts a meson testlog.json into $results/NAME ("passed failed skipped").
+count_log() {
+    python3 - "$1" >"$results/$2" <<'PY'
 import json, sys
 passed = failed = skipped = 0
 try:
@@ -28,6 +43,93 @@ try:
                 failed += 1
 except FileNotFoundError:
     failed = 1
-print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+print(passed, failed, skipped)
 PY
+}
+
+stage_time() {
+    echo "== stage $1: $(( $(date +%s) - $2 )) s"
+}
+
+rc=0
+has() { [[ " $stages " == *" $1 "* ]]; }
+
+# -- 1: the suite ------------------------------------------------------------
+if has 1; then
+    t0=$(date +%s)
+    # meson runs tests in parallel; the heavy ones (VM boots) declare is_parallel:false.
+    meson test -C "$build" --print-errorlogs --num-processes 2 "$@" || rc=1
+    count_log "$build/meson-logs/testlog.json" 1-suite
+    stage_time "1 (suite)" "$t0"
+fi
+
+# -- 2: ASan + UBSan ---------------------------------------------------------
+if has 2; then
+    t0=$(date +%s)
+    rm -f "$asan/meson-logs/testlog.json"
+    if [ ! -f "$asan/build.ninja" ]; then
+        meson setup "$asan" "$top" -Db_sanitize=address,undefined -Db_lundef=false \
+            >"$results/asan-setup.log" 2>&1 || cat "$results/asan-setup.log"
+    fi
+    # -k 0: the statically linked guest agent and workload cannot be built
+    # with ASan (gcc refuses -static with it); the tests use ./build's.
+    ninja -C "$asan" -k 0 >"$results/asan-build.log" 2>&1
+    grep -E '^FAILED' "$results/asan-build.log" | grep -v -e blkin-guest-agent -e blkin-workload \
+        && { tail -40 "$results/asan-build.log"; rc=1; }
+    names=$(meson test -C "$asan" --no-rebuild --list --suite hostd-stats --suite fuzz \
+                --suite faults 2>/dev/null | sed 's|.* / ||')
+    # Leaks are the fuzzers' business (stage 3); here any ASan or UBSan
+    # report aborts the program, which fails its test.
+    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$top/tests/faults/ubsan.supp \
+    BLKIN_GUEST_AGENT="$build/guest-agent/blkin-guest-agent" \
+    BLKIN_WORKLOAD="$build/tests/workload/blkin-workload" \
+    BLKIN_PRELOAD="$build/qemu-filter/libblkin-preload.so" \
+        meson test -C "$asan" --no-rebuild --print-errorlogs --num-processes 2 \
+            proto/test-proto proto/test-clock proto/test-link agent/test-matcher \
+            hostd-join hostd-e2e $names || rc=1
+    count_log "$asan/meson-logs/testlog.json" 2-asan
+    stage_time "2 (asan)" "$t0"
+fi
+
+# -- 3: fuzzers ----------------------------------------------------------------
+if has 3; then
+    t0=$(date +%s)
+    if [ ! -f "$fuzz/build.ninja" ]; then
+        CC=clang meson setup "$fuzz" "$top" >"$results/fuzz-setup.log" 2>&1 ||
+            cat "$results/fuzz-setup.log"
+    fi
+    p=0 f=0
+    for name in proto channel config control; do
+        exe=$fuzz/tests/fuzz/fuzz-$name
+        corpus=$fuzz/fuzz-corpus/$name
+        mkdir -p "$corpus" "$fuzz/fuzz-artifacts"
+        if ! ninja -C "$fuzz" "tests/fuzz/fuzz-$name" >"$results/fuzz-build-$name.log" 2>&1; then
+            tail -20 "$results/fuzz-build-$name.log"
+            echo "fuzz-$name: build failed"
+            f=$((f + 1)) rc=1
+            continue
+        fi
+        # New inputs go to the build dir's corpus; the seeds stay as they are.
+        if timeout $((fuzz_seconds + 120)) "$exe" -max_total_time="$fuzz_seconds" \
+                -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+                -artifact_prefix="$fuzz/fuzz-artifacts/$name-" \
+                "$corpus" "$top/tests/fuzz/corpus/$name" >"$results/fuzz-$name.log" 2>&1; then
+            p=$((p + 1))
+            echo "fuzz-$name: ok, $(grep -o 'number_of_executed_units: [0-9]*' \
+                "$results/fuzz-$name.log" | sed 's/.*: //') executions"
+        else
+            f=$((f + 1)) rc=1
+            echo "fuzz-$name: FAILED"
+            grep -E -A 30 'ERROR|check failed|deadly signal' "$results/fuzz-$name.log" | head -60
+            ls "$fuzz/fuzz-artifacts/$name-"* 2>/dev/null
+        fi
+    done
+    echo "$p $f 0" >"$results/3-fuzz"
+    stage_time "3 (fuzz)" "$t0"
+fi
+
+cat "$results"/[0-9]-* 2>/dev/null | awk '
+    { p += $1; f += $2; s += $3 }
+    END { printf "%d passed, %d failed%s\n", p, f, (s ? ", " s " skipped" : "") }'
 exit $rc
