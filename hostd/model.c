@@ -153,6 +153,25 @@ static gboolean valid_name(const char *s)
     return TRUE;
 }
 
+static gboolean same_vm(const HostdVm *vm, const char *agent_socket,
+                        const GPtrArray *disks)
+{
+    if (g_strcmp0(vm->agent_socket,
+                  agent_socket && *agent_socket ? agent_socket : NULL) ||
+        vm->disks->len != disks->len)
+        return FALSE;
+    for (guint i = 0; i < disks->len; i++) {
+        const HostdDisk *a = g_ptr_array_index(vm->disks, i);
+        const HostdDisk *b = g_ptr_array_index(disks, i);
+
+        if (g_strcmp0(a->target, b->target) ||
+            g_strcmp0(a->serial, b->serial) ||
+            g_strcmp0(a->filter_id, b->filter_id))
+            return FALSE;
+    }
+    return TRUE;
+}
+
 HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
                             const char *agent_socket, char **disk_specs,
                             GError **err)
@@ -194,11 +213,17 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
         g_ptr_array_add(disks, d);
     }
 
+    /* Registering the same VM again (a hook firing twice, a restarted
+     * registrar) keeps its statistics and channel. */
+    vm = hostd_model_vm(m, name);
+    if (vm && same_vm(vm, agent_socket, disks))
+        return vm;
     hostd_model_remove_vm(m, name);
     vm = g_new0(HostdVm, 1);
     vm->model = m;
     vm->name = g_strdup(name);
-    vm->agent_socket = g_strdup(agent_socket);
+    vm->agent_socket =
+        agent_socket && *agent_socket ? g_strdup(agent_socket) : NULL;
     vm->disks = g_steal_pointer(&disks);
     for (guint i = 0; i < vm->disks->len; i++) {
         HostdDisk *d = g_ptr_array_index(vm->disks, i);

@@ -78,6 +78,10 @@ scrape_configs:
                     t.ok(v is not None and abs(v - want) <= TOLERANCE * want,
                          f"histogram_quantile({q}) of {phase} agrees with blkin report",
                          detail=f"prometheus {v}, report {want}")
+            st.register("pm", None, ["vda=pm-a=pm/vda"])
+            again = st.report("pm", "vda", window="1h")["disks"][0]
+            t.eq(sum(o["count"] for o in again["ops"] if o["op"] == "read"), n,
+                 "registering the same VM again keeps its statistics")
             c = promql(pport, 'blkin_request_phase_seconds_count{domain="pm",disk="vda",op="read",phase="total"}')
             t.eq(c, float(n), "the histogram's count equals the requests")
             s = promql(pport, 'blkin_unmatched_guest_requests_total{domain="pm",disk="vda"}')
