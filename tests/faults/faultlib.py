@@ -16,23 +16,24 @@ class Hostd:
     """blkin-hostd with a live URL nobody serves: it keeps retrying LTTng
     once a second and serves its agent channels and control socket."""
 
-    def __init__(self, workdir, hold_ms=500, live=None, args=()):
+    def __init__(self, workdir, hold_ms=500, live=None, args=(), wrapper=()):
         self.workdir = workdir
         self.socket = os.path.join(workdir, "hostd.sock")
         self.log = os.path.join(workdir, "hostd.log")
         self.live = live or "net://127.0.0.1:9/host/nohost/nosession"
         self.hold_ms = hold_ms
         self.args = list(args)
+        self.wrapper = list(wrapper)  # e.g. valgrind and its options
         self.proc = None
 
     def start(self):
         if os.path.exists(self.socket):
             os.unlink(self.socket)
         self.proc = subprocess.Popen(
-            [HOSTD, "--live", self.live, "--socket", self.socket, "--state-dir", self.workdir,
+            [*self.wrapper, HOSTD, "--live", self.live, "--socket", self.socket, "--state-dir", self.workdir,
              "--hold-ms", str(self.hold_ms), "--no-history", *self.args],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
-        for _ in range(200):
+        for _ in range(200 * (20 if self.wrapper else 1)):
             if os.path.exists(self.socket):
                 return self
             if self.proc.poll() is not None:
@@ -44,7 +45,7 @@ class Hostd:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=120 if self.wrapper else 20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
