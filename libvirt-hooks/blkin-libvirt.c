@@ -1,0 +1,951 @@
+/*
+ * blkin-libvirt: enable and disable blkin tracing on libvirt domains, and
+ * the libvirt hook that tells blkin-hostd when a traced domain starts/stops.
+ *
+ *   blkin-libvirt enable DOMAIN [--disk TARGET ...] [--dry-run]
+ *   blkin-libvirt disable DOMAIN [--disk TARGET ...] [--dry-run]
+ *   blkin-libvirt status DOMAIN
+ *   blkin-libvirt hook DOMAIN OPERATION SUB-OPERATION [EXTRA] < domain-xml
+ *
+ * Changes go to the persistent definition only (docs/libvirt.md); they take
+ * effect when the domain next starts.
+ */
+#include "domxml.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <json-glib/json-glib.h>
+#include <libvirt/libvirt-qemu.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef BLKIN_PRELOAD_DEFAULT
+#define BLKIN_PRELOAD_DEFAULT                                                  \
+    "/usr/local/lib/x86_64-linux-gnu/blkin/libblkin-preload.so"
+#endif
+#ifndef BLKIN_CLI_DEFAULT
+#define BLKIN_CLI_DEFAULT "/usr/local/bin/blkin"
+#endif
+#define HOSTD_CONF     "/etc/blkin/hostd.conf"
+#define CLI_TIMEOUT_MS 5000
+
+static char *opt_connect = NULL;
+static char **opt_disks = NULL;
+static gboolean opt_dry_run = FALSE;
+static char *opt_preload = NULL;
+static char *opt_agent_socket = NULL;
+static char *opt_state_dir = NULL;
+static char *opt_cli = NULL;
+static char *opt_hostd_socket = NULL;
+static char *opt_hostd_config = NULL;
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(virConnect, virConnectClose)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomain, virDomainFree)
+
+/* libvirt prints every error to stderr by default; ours say it better. */
+static void quiet_errors(void *opaque, virErrorPtr err)
+{
+}
+
+static const char *lv_error(void)
+{
+    const char *m = virGetLastErrorMessage();
+
+    return m ? m : "unknown libvirt error";
+}
+
+static char *free_lv_string(char *s)
+{
+    char *r = g_strdup(s);
+
+    free(s);
+    return r;
+}
+
+/* ------------------------------------------------------------ connection */
+
+static virConnect *open_conn(void)
+{
+    virConnect *c = virConnectOpen(opt_connect);
+
+    if (!c)
+        g_printerr("blkin-libvirt: cannot connect to libvirt (%s): %s\n",
+                   opt_connect ? opt_connect : "default URI", lv_error());
+    return c;
+}
+
+static virDomain *lookup(virConnect *c, const char *name)
+{
+    virDomain *d = virDomainLookupByName(c, name);
+
+    if (!d) {
+        if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
+            g_printerr("blkin-libvirt: libvirt has no domain named '%s'\n",
+                       name);
+        else
+            g_printerr("blkin-libvirt: cannot look up domain '%s': %s\n", name,
+                       lv_error());
+    }
+    return d;
+}
+
+/* The persistent definition exactly as libvirt prints it (with secrets, so
+ * that defining it again loses nothing). */
+static char *inactive_xml(virDomain *d)
+{
+    char *x =
+        virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+
+    if (!x) {
+        g_printerr("blkin-libvirt: cannot read the domain's definition: %s\n",
+                   lv_error());
+        return NULL;
+    }
+    return free_lv_string(x);
+}
+
+/* ------------------------------------------------------------ checks */
+
+static const char *preload_path(const BlkinState *st)
+{
+    const char *env = g_getenv("BLKIN_PRELOAD");
+
+    if (opt_preload)
+        return opt_preload;
+    if (env && *env)
+        return env;
+    if (st && st->preload)
+        return st->preload;
+    return BLKIN_PRELOAD_DEFAULT;
+}
+
+static GHashTable *qmp_nodes(virDomain *d)
+{
+    g_autoptr(JsonParser) p = json_parser_new();
+    g_autoptr(GError) err = NULL;
+    g_autofree char *out = NULL;
+    char *raw = NULL;
+    GHashTable *nodes;
+    JsonObject *o;
+    JsonArray *a;
+
+    if (virDomainQemuMonitorCommand(
+            d, "{\"execute\":\"query-named-block-nodes\"}", &raw, 0) < 0) {
+        g_printerr("blkin-libvirt: cannot query the running domain's block "
+                   "nodes: %s\n",
+                   lv_error());
+        return NULL;
+    }
+    out = free_lv_string(raw);
+    if (!json_parser_load_from_data(p, out, -1, &err) ||
+        !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
+        g_printerr("blkin-libvirt: unexpected QMP answer: %s\n", out);
+        return NULL;
+    }
+    o = json_node_get_object(json_parser_get_root(p));
+    a = json_object_has_member(o, "return")
+            ? json_object_get_array_member(o, "return")
+            : NULL;
+    nodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    for (guint i = 0; a && i < json_array_get_length(a); i++) {
+        JsonObject *n = json_array_get_object_element(a, i);
+        const char *name =
+            json_object_get_string_member_with_default(n, "node-name", NULL);
+        const char *file =
+            json_object_get_string_member_with_default(n, "file", "");
+
+        if (name)
+            g_hash_table_replace(nodes, g_strdup(name), g_strdup(file));
+    }
+    return nodes;
+}
+
+static unsigned live_index(xmlDoc *live, const char *target)
+{
+    xmlNode *root = xmlDocGetRootElement(live);
+
+    for (xmlNode *dv = root->children; dv; dv = dv->next) {
+        if (dv->type != XML_ELEMENT_NODE ||
+            !xmlStrEqual(dv->name, BAD_CAST "devices"))
+            continue;
+        for (xmlNode *k = dv->children; k; k = k->next) {
+            xmlNode *t = NULL, *s = NULL;
+            xmlChar *dev = NULL, *idx = NULL;
+            unsigned r = 0;
+            bool match;
+
+            if (k->type != XML_ELEMENT_NODE ||
+                !xmlStrEqual(k->name, BAD_CAST "disk"))
+                continue;
+            for (xmlNode *c = k->children; c; c = c->next) {
+                if (c->type != XML_ELEMENT_NODE)
+                    continue;
+                if (xmlStrEqual(c->name, BAD_CAST "target"))
+                    t = c;
+                else if (xmlStrEqual(c->name, BAD_CAST "source"))
+                    s = c;
+            }
+            dev = t ? xmlGetProp(t, BAD_CAST "dev") : NULL;
+            match = dev && xmlStrEqual(dev, BAD_CAST target);
+            xmlFree(dev);
+            if (!match)
+                continue;
+            idx = s ? xmlGetProp(s, BAD_CAST "index") : NULL;
+            if (idx)
+                r = (unsigned)strtoul((const char *)idx, NULL, 10);
+            xmlFree(idx);
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* Node names are derived from the definition; when the domain runs, the same
+ * derivation applied to its live definition must name the nodes QEMU really
+ * has, else blkin's idea of libvirt's numbering is wrong and nothing may be
+ * changed. */
+static int check_running(virDomain *d, xmlDoc *inactive, GPtrArray *targets)
+{
+    g_autoptr(GHashTable) nodes = NULL;
+    g_autoptr(xmlDoc) live = NULL;
+    g_autoptr(GPtrArray) ldisks = NULL;
+    g_autoptr(GPtrArray) idisks = domxml_disks(inactive);
+    g_autofree char *xml = NULL;
+    char *raw;
+    int r = 0;
+
+    if (virDomainIsActive(d) != 1)
+        return 0;
+    raw = virDomainGetXMLDesc(d, 0);
+    if (!raw) {
+        g_printerr("blkin-libvirt: cannot read the running definition: %s\n",
+                   lv_error());
+        return -EIO;
+    }
+    xml = free_lv_string(raw);
+    live = domxml_parse(xml, NULL);
+    nodes = qmp_nodes(d);
+    if (!live || !nodes)
+        return -EIO;
+    ldisks = domxml_disks(live);
+    for (guint t = 0; t < targets->len; t++) {
+        const char *target = targets->pdata[t];
+        const DomDisk *ld = NULL, *id = NULL;
+        const char *file;
+        unsigned idx;
+
+        for (guint i = 0; i < ldisks->len; i++)
+            if (g_strcmp0(((DomDisk *)ldisks->pdata[i])->target, target) == 0)
+                ld = ldisks->pdata[i];
+        for (guint i = 0; i < idisks->len; i++)
+            if (g_strcmp0(((DomDisk *)idisks->pdata[i])->target, target) == 0)
+                id = idisks->pdata[i];
+        if (!ld) {
+            g_printerr("blkin-libvirt: note: the running domain has no disk "
+                       "%s yet\n",
+                       target);
+            continue;
+        }
+        idx = live_index(live, target);
+        file = g_hash_table_lookup(nodes, ld->node);
+        if ((idx && !g_str_has_prefix(ld->node, "libvirt-CoR-") &&
+             idx != ld->index) ||
+            !file || (ld->source && !g_str_equal(file, ld->source))) {
+            g_printerr("blkin-libvirt: libvirt numbered the running domain's "
+                       "nodes differently from what blkin-libvirt derives: "
+                       "%s should be on %s (%s), QEMU has %s%s%s; refusing "
+                       "to change the definition\n",
+                       target, ld->node, ld->source ? ld->source : "?",
+                       file ? "that node on " : "no such node",
+                       file ? file : "", file ? "" : "");
+            r = -EPROTO;
+            continue;
+        }
+        g_print("%s: node %s checked in the running domain (%s)\n", target,
+                ld->node, file);
+        if (id && g_strcmp0(id->node, ld->node) != 0)
+            g_print("%s: the definition's disks differ from the running "
+                    "ones; at the next start the filter goes on %s\n",
+                    target, id->node);
+    }
+    return r;
+}
+
+/* ------------------------------------------------------------ state file */
+
+static char *state_path(const char *name)
+{
+    const char *dir = opt_state_dir ? opt_state_dir : "/var/lib/blkin";
+
+    return g_strdup_printf("%s/libvirt/%s.vm", dir, name);
+}
+
+/* What hostd needs to know about the domain, in hostd's config syntax, so
+ * that it can be read without libvirt. */
+static int write_state(const char *name, const char *uuid, const BlkinState *st)
+{
+    g_autofree char *path = state_path(name);
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_autoptr(GString) disks = g_string_new(NULL);
+    g_autoptr(GString) text = g_string_new(NULL);
+    g_autoptr(GError) err = NULL;
+
+    for (guint i = 0; i < st->disks->len; i++) {
+        const TracedDisk *d = st->disks->pdata[i];
+
+        g_string_append_printf(disks, "%s%s=%s=%s", i ? ";" : "", d->target,
+                               d->serial, d->filter_id);
+    }
+    g_string_append_printf(text,
+                           "# Written by blkin-libvirt; the domain's "
+                           "definition holds the same in its metadata.\n"
+                           "[vm %s]\nuuid = %s\nagent-socket = %s\n"
+                           "disks = %s\n",
+                           name, uuid, st->agent_socket, disks->str);
+    if (g_mkdir_with_parents(dir, 0755) < 0 ||
+        !g_file_set_contents(path, text->str, -1, &err)) {
+        g_printerr("blkin-libvirt: warning: cannot write %s: %s\n", path,
+                   err ? err->message : g_strerror(errno));
+        return -EIO;
+    }
+    return 0;
+}
+
+static void remove_state(const char *name)
+{
+    g_autofree char *path = state_path(name);
+
+    if (unlink(path) < 0 && errno != ENOENT)
+        g_printerr("blkin-libvirt: warning: cannot remove %s: %s\n", path,
+                   g_strerror(errno));
+}
+
+/* QEMU (running as libvirt's QEMU user) binds the agent's socket, so its
+ * directory must exist and be writable by that group before the domain
+ * starts. /run is emptied at boot: the hook makes it again at prepare. */
+static int make_socket_dir(const char *sock)
+{
+    g_autofree char *dir = g_path_get_dirname(sock);
+    struct group *g;
+
+    if (g_file_test(dir, G_FILE_TEST_IS_DIR))
+        return 0;
+    if (g_mkdir_with_parents(dir, 0755) < 0)
+        return -errno;
+    g = getgrnam("libvirt-qemu");
+    if (!g)
+        g = getgrnam("kvm");
+    if (g && chown(dir, 0, g->gr_gid) == 0)
+        chmod(dir, 02770);
+    return 0;
+}
+
+/* ------------------------------------------------------------ enable */
+
+static GPtrArray *strv_array(char **v)
+{
+    GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+
+    for (char **p = v; p && *p; p++)
+        if (!g_ptr_array_find_with_equal_func(a, *p, g_str_equal, NULL))
+            g_ptr_array_add(a, g_strdup(*p));
+    return a;
+}
+
+static void add_unique(GPtrArray *a, const char *s)
+{
+    if (!g_ptr_array_find_with_equal_func(a, s, g_str_equal, NULL))
+        g_ptr_array_add(a, g_strdup(s));
+}
+
+static char *join_targets(GPtrArray *a)
+{
+    g_autoptr(GString) s = g_string_new(NULL);
+
+    for (guint i = 0; i < a->len; i++)
+        g_string_append_printf(s, "%s%s", i ? ", " : "",
+                               (const char *)a->pdata[i]);
+    return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+/* The definition blkin's changes are made on, and the one `disable` goes
+ * back to: the stored original while the definition is unchanged since
+ * blkin changed it, else the current one without blkin's parts (keeping the
+ * operator's later edits). */
+static int base_of(const char *cur, const BlkinState *st, char **ret_base)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *stripped = NULL;
+    g_autofree char *fp = NULL;
+
+    if (!st) {
+        *ret_base = g_strdup(cur);
+        return 0;
+    }
+    fp = domxml_fingerprint(cur);
+    if (st->original && st->fingerprint && fp &&
+        g_str_equal(fp, st->fingerprint)) {
+        *ret_base = g_strdup(st->original);
+        return 1;
+    }
+    stripped = domxml_strip(cur, &err);
+    if (!stripped) {
+        g_printerr("blkin-libvirt: %s\n", err->message);
+        return -EINVAL;
+    }
+    g_printerr("blkin-libvirt: note: the definition was edited since blkin "
+               "changed it; keeping those edits\n");
+    *ret_base = g_steal_pointer(&stripped);
+    return 0;
+}
+
+static int define_once(virConnect *c, const char *xml, char **ret_printed)
+{
+    g_autoptr(virDomain) d = virDomainDefineXML(c, xml);
+    char *raw;
+
+    if (!d) {
+        g_printerr("blkin-libvirt: libvirt refused the new definition: %s\n",
+                   lv_error());
+        return -EIO;
+    }
+    raw =
+        virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+    if (!raw) {
+        g_printerr("blkin-libvirt: cannot read the new definition back: %s\n",
+                   lv_error());
+        return -EIO;
+    }
+    *ret_printed = free_lv_string(raw);
+    return 0;
+}
+
+/* Defines `xml`; a definition with blkin's metadata is defined twice, the
+ * second time with the fingerprint of what libvirt made of the first (libvirt
+ * adds controllers and addresses), so that later runs can tell whether it is
+ * still blkin's. */
+static int define(virConnect *c, const char *xml, char **ret_printed)
+{
+    g_autofree char *first = NULL, *fp = NULL, *marked = NULL;
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(BlkinState) st = NULL;
+    g_autoptr(GError) err = NULL;
+    int r;
+
+    r = define_once(c, xml, &first);
+    if (r < 0)
+        return r;
+    doc = domxml_parse(first, NULL);
+    st = doc ? domxml_state(doc, NULL) : NULL;
+    if (!st) {
+        *ret_printed = g_steal_pointer(&first);
+        return 0;
+    }
+    fp = domxml_fingerprint(first);
+    marked = fp ? domxml_set_fingerprint(first, fp, &err) : NULL;
+    if (!marked) {
+        g_printerr("blkin-libvirt: %s\n", err ? err->message : "no digest");
+        return -EIO;
+    }
+    return define_once(c, marked, ret_printed);
+}
+
+static void when(virDomain *d, const char *what)
+{
+    if (virDomainIsActive(d) == 1)
+        g_print("%s at the domain's next start; it is running now and "
+                "keeps its current disks until it is shut down and started "
+                "again (a reboot inside the guest is not enough)\n",
+                what);
+    else
+        g_print("%s at the domain's next start\n", what);
+}
+
+/* Whether the definition, unchanged since blkin defined it, already has what
+ * `enable` would make of it. */
+static bool same_setup(const BlkinState *st, GPtrArray *targets,
+                       const EnableOptions *eo)
+{
+    if (st->disks->len != targets->len ||
+        g_strcmp0(st->preload, eo->preload) != 0 ||
+        (eo->agent_socket && g_strcmp0(st->agent_socket, eo->agent_socket)))
+        return false;
+    for (guint i = 0; i < st->disks->len; i++)
+        if (!g_ptr_array_find_with_equal_func(
+                targets, ((TracedDisk *)st->disks->pdata[i])->target,
+                g_str_equal, NULL))
+            return false;
+    return true;
+}
+
+static int cmd_enable(virConnect *c, const char *name)
+{
+    g_autoptr(virDomain) d = NULL;
+    g_autofree char *cur = NULL, *base = NULL, *next = NULL;
+    g_autofree char *printed = NULL, *uuid = NULL, *list = NULL;
+    g_autoptr(xmlDoc) cdoc = NULL, bdoc = NULL, ndoc = NULL;
+    g_autoptr(BlkinState) st = NULL, nst = NULL;
+    g_autoptr(GPtrArray) targets = NULL;
+    g_autoptr(GError) err = NULL;
+    EnableOptions eo = {0};
+    int r;
+
+    d = lookup(c, name);
+    if (!d)
+        return -ENOENT;
+    if (virDomainIsPersistent(d) != 1) {
+        g_printerr("blkin-libvirt: '%s' is a transient domain; blkin changes "
+                   "persistent definitions only (virsh define it first)\n",
+                   name);
+        return -EOPNOTSUPP;
+    }
+    cur = inactive_xml(d);
+    if (!cur)
+        return -EIO;
+    cdoc = domxml_parse(cur, &err);
+    if (!cdoc || (!(st = domxml_state(cdoc, &err)) && err)) {
+        g_printerr("blkin-libvirt: %s\n", err->message);
+        return -EINVAL;
+    }
+    r = base_of(cur, st, &base);
+    if (r < 0)
+        return r;
+    bdoc = domxml_parse(base, &err);
+    if (!bdoc) {
+        g_printerr("blkin-libvirt: %s\n", err->message);
+        return -EINVAL;
+    }
+
+    if (opt_disks && *opt_disks) {
+        targets = strv_array(opt_disks);
+        if (!domxml_check_targets(bdoc, targets, &err)) {
+            g_printerr("blkin-libvirt: %s: %s\n", name, err->message);
+            return -EINVAL;
+        }
+    } else {
+        targets = domxml_default_targets(bdoc);
+    }
+    /* Enabling more disks keeps the ones enabled before. */
+    for (guint i = 0; st && i < st->disks->len; i++)
+        add_unique(targets, ((TracedDisk *)st->disks->pdata[i])->target);
+    if (targets->len == 0) {
+        g_printerr("blkin-libvirt: %s has no virtio-blk disk to trace\n", name);
+        return -ENOENT;
+    }
+
+    eo.preload = preload_path(st);
+    eo.agent_socket = opt_agent_socket ? opt_agent_socket
+                      : st             ? st->agent_socket
+                                       : NULL;
+    if (!g_file_test(eo.preload, G_FILE_TEST_IS_REGULAR)) {
+        g_printerr("blkin-libvirt: the filter's preload object %s does not "
+                   "exist (install blkin, or name it with --preload)\n",
+                   eo.preload);
+        return -ENOENT;
+    }
+    next = domxml_enable(base, base, targets, &eo, &err);
+    if (!next) {
+        g_printerr("blkin-libvirt: %s: %s\n", name, err->message);
+        return -EINVAL;
+    }
+    list = join_targets(targets);
+    if (r > 0 && same_setup(st, targets, &eo)) {
+        g_print("blkin is already enabled on %s of %s; nothing changed\n", list,
+                name);
+        return 0;
+    }
+    r = check_running(d, bdoc, targets);
+    if (r < 0)
+        return r;
+    if (opt_dry_run) {
+        g_autofree char *diff = domxml_diff(cur, next);
+
+        g_print("%s", diff);
+        g_print("dry run: %s not changed (would enable blkin on %s)\n", name,
+                list);
+        return 0;
+    }
+    r = define(c, next, &printed);
+    if (r < 0)
+        return r;
+    ndoc = printed ? domxml_parse(printed, NULL) : NULL;
+    nst = ndoc ? domxml_state(ndoc, NULL) : NULL;
+    if (!nst) {
+        g_printerr("blkin-libvirt: libvirt dropped blkin's metadata from the "
+                   "definition\n");
+        return -EIO;
+    }
+    uuid = domxml_uuid(ndoc);
+    if (make_socket_dir(nst->agent_socket) < 0)
+        g_printerr("blkin-libvirt: warning: cannot make the directory of %s\n",
+                   nst->agent_socket);
+    write_state(name, uuid, nst);
+    for (guint i = 0; i < nst->disks->len; i++) {
+        TracedDisk *t = nst->disks->pdata[i];
+
+        g_print("%s: filter %s on %s, serial %s\n", t->target, t->filter_id,
+                t->node, t->serial);
+    }
+    g_print("agent channel: %s\n", nst->agent_socket);
+    g_print("blkin is enabled on %s of %s\n", list, name);
+    when(d, "The change takes effect");
+    return 0;
+}
+
+static int cmd_disable(virConnect *c, const char *name)
+{
+    g_autoptr(virDomain) d = NULL;
+    g_autofree char *cur = NULL, *base = NULL, *next = NULL;
+    g_autofree char *printed = NULL;
+    g_autoptr(xmlDoc) cdoc = NULL;
+    g_autoptr(BlkinState) st = NULL;
+    g_autoptr(GPtrArray) keep = NULL;
+    g_autoptr(GError) err = NULL;
+    bool unchanged;
+    int r;
+
+    d = lookup(c, name);
+    if (!d)
+        return -ENOENT;
+    if (virDomainIsPersistent(d) != 1) {
+        g_printerr("blkin-libvirt: '%s' is a transient domain; blkin changes "
+                   "persistent definitions only\n",
+                   name);
+        return -EOPNOTSUPP;
+    }
+    cur = inactive_xml(d);
+    if (!cur)
+        return -EIO;
+    cdoc = domxml_parse(cur, &err);
+    if (!cdoc || (!(st = domxml_state(cdoc, &err)) && err)) {
+        g_printerr("blkin-libvirt: %s\n", err->message);
+        return -EINVAL;
+    }
+    if (!st) {
+        g_print("blkin is not enabled on %s; nothing changed\n", name);
+        return 0;
+    }
+    keep = g_ptr_array_new_with_free_func(g_free);
+    for (char **p = opt_disks; p && *p; p++) {
+        bool found = false;
+
+        for (guint i = 0; i < st->disks->len; i++)
+            if (g_str_equal(((TracedDisk *)st->disks->pdata[i])->target, *p))
+                found = true;
+        if (!found) {
+            g_printerr("blkin-libvirt: %s: disk '%s' is not traced by blkin; "
+                       "nothing changed\n",
+                       name, *p);
+            return -ENOENT;
+        }
+    }
+    for (guint i = 0; opt_disks && *opt_disks && i < st->disks->len; i++) {
+        const char *t = ((TracedDisk *)st->disks->pdata[i])->target;
+
+        if (!g_strv_contains((const char *const *)opt_disks, t))
+            add_unique(keep, t);
+    }
+
+    r = base_of(cur, st, &base);
+    if (r < 0)
+        return r;
+    unchanged = r > 0;
+    if (keep->len == 0) {
+        next = g_strdup(base);
+    } else {
+        EnableOptions eo = {.preload = preload_path(st),
+                            .agent_socket = st->agent_socket};
+
+        next = domxml_enable(base, base, keep, &eo, &err);
+        if (!next) {
+            g_printerr("blkin-libvirt: %s: %s\n", name, err->message);
+            return -EINVAL;
+        }
+    }
+    if (opt_dry_run) {
+        g_autofree char *diff = domxml_diff(cur, next);
+
+        g_print("%s", diff);
+        g_print("dry run: %s not changed\n", name);
+        return 0;
+    }
+    r = define(c, next, &printed);
+    if (r < 0)
+        return r;
+    if (keep->len == 0) {
+        remove_state(name);
+        if (unchanged && g_strcmp0(printed, base) != 0)
+            g_printerr("blkin-libvirt: warning: libvirt prints the restored "
+                       "definition differently from the original\n");
+        g_print("blkin is disabled on %s; the definition is %s\n", name,
+                unchanged ? "the original again" : "without blkin's parts");
+    } else {
+        g_autoptr(xmlDoc) ndoc = domxml_parse(printed, NULL);
+        g_autoptr(BlkinState) nst = ndoc ? domxml_state(ndoc, NULL) : NULL;
+        g_autofree char *uuid = ndoc ? domxml_uuid(ndoc) : NULL;
+        g_autofree char *list = join_targets(keep);
+
+        if (nst)
+            write_state(name, uuid, nst);
+        g_print("blkin stays enabled on %s of %s\n", list, name);
+    }
+    when(d, "The change takes effect");
+    return 0;
+}
+
+static int cmd_status(virConnect *c, const char *name)
+{
+    g_autoptr(virDomain) d = NULL;
+    g_autofree char *cur = NULL;
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(BlkinState) st = NULL;
+    g_autoptr(GPtrArray) disks = NULL;
+    g_autoptr(GError) err = NULL;
+
+    d = lookup(c, name);
+    if (!d)
+        return -ENOENT;
+    cur = inactive_xml(d);
+    if (!cur)
+        return -EIO;
+    doc = domxml_parse(cur, &err);
+    if (!doc || (!(st = domxml_state(doc, &err)) && err)) {
+        g_printerr("blkin-libvirt: %s\n", err->message);
+        return -EINVAL;
+    }
+    disks = domxml_disks(doc);
+    for (guint i = 0; i < disks->len; i++) {
+        DomDisk *k = disks->pdata[i];
+        const TracedDisk *t = NULL;
+
+        for (guint j = 0; st && j < st->disks->len; j++)
+            if (g_str_equal(((TracedDisk *)st->disks->pdata[j])->target,
+                            k->target))
+                t = st->disks->pdata[j];
+        g_print("%s\t%s/%s\t%s\t%s%s\n", k->target, k->device,
+                k->bus ? k->bus : "?", k->node, t ? "traced as " : "not traced",
+                t ? t->filter_id : "");
+    }
+    if (st)
+        g_print("agent channel: %s\n", st->agent_socket);
+    return 0;
+}
+
+/* ------------------------------------------------------------ the hook */
+
+static char *read_stdin(void)
+{
+    g_autoptr(GString) s = g_string_new(NULL);
+    char buf[8192];
+    ssize_t n;
+
+    while ((n = read(STDIN_FILENO, buf, sizeof(buf))) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        g_string_append_len(s, buf, n);
+    }
+    return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+static char *hostd_socket(void)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    const char *env = g_getenv("BLKIN_HOSTD_SOCKET");
+    const char *conf = opt_hostd_config ? opt_hostd_config : HOSTD_CONF;
+
+    if (opt_hostd_socket)
+        return g_strdup(opt_hostd_socket);
+    if (env && *env)
+        return g_strdup(env);
+    if (g_key_file_load_from_file(kf, conf, G_KEY_FILE_NONE, NULL))
+        return g_key_file_get_string(kf, "hostd", "socket", NULL);
+    return NULL;
+}
+
+/* Runs the blkin CLI, killing it after CLI_TIMEOUT_MS: a hung hostd must not
+ * hold up the domain's start. */
+static int run_cli(GPtrArray *argv)
+{
+    g_autoptr(GError) err = NULL;
+    GPid pid;
+    int status = 0;
+
+    g_ptr_array_add(argv, NULL);
+    if (!g_spawn_async(NULL, (char **)argv->pdata, NULL,
+                       G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
+                       NULL, NULL, &pid, &err)) {
+        g_printerr("blkin-libvirt hook: %s\n", err->message);
+        return -ENOENT;
+    }
+    for (int waited = 0;; waited += 20) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+
+        if (r == pid)
+            break;
+        if (r < 0)
+            return -errno;
+        if (waited >= CLI_TIMEOUT_MS) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -ETIMEDOUT;
+        }
+        g_usleep(20000);
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+static int hook(const char *name, const char *op, const char *sub)
+{
+    g_autofree char *xml = read_stdin();
+    g_autofree char *sock = NULL;
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(BlkinState) st = NULL;
+    g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+    const char *cli = opt_cli ? opt_cli : g_getenv("BLKIN_CLI");
+    bool reg;
+    int r;
+
+    doc = domxml_parse(xml, NULL);
+    st = doc ? domxml_state(doc, NULL) : NULL;
+    if (!st)
+        return 0; /* not a domain blkin traces */
+
+    if (g_str_equal(op, "prepare") && g_str_equal(sub, "begin")) {
+        r = make_socket_dir(st->agent_socket);
+        if (r < 0)
+            g_printerr("blkin-libvirt hook: cannot make the directory of "
+                       "%s: %s\n",
+                       st->agent_socket, g_strerror(-r));
+        return 0;
+    }
+    if ((g_str_equal(op, "started") || g_str_equal(op, "reconnect")) &&
+        g_str_equal(sub, "begin"))
+        reg = true;
+    else if (g_str_equal(op, "stopped") && g_str_equal(sub, "end"))
+        reg = false;
+    else
+        return 0;
+
+    g_ptr_array_add(argv, g_strdup(cli && *cli ? cli : BLKIN_CLI_DEFAULT));
+    sock = hostd_socket();
+    if (sock) {
+        g_ptr_array_add(argv, g_strdup("--socket"));
+        g_ptr_array_add(argv, g_strdup(sock));
+    }
+    g_ptr_array_add(argv, g_strdup(reg ? "register" : "unregister"));
+    g_ptr_array_add(argv, g_strdup(name));
+    if (reg) {
+        g_ptr_array_add(argv, g_strdup("--agent-socket"));
+        g_ptr_array_add(argv, g_strdup(st->agent_socket));
+        for (guint i = 0; i < st->disks->len; i++) {
+            TracedDisk *t = st->disks->pdata[i];
+
+            g_ptr_array_add(argv, g_strdup("--disk"));
+            g_ptr_array_add(argv, g_strdup_printf("%s=%s=%s", t->target,
+                                                  t->serial, t->filter_id));
+        }
+    }
+    r = run_cli(argv);
+    if (r < 0)
+        g_printerr("blkin-libvirt hook: could not %s %s with blkin-hostd "
+                   "(%s); the domain runs on untraced by hostd\n",
+                   reg ? "register" : "unregister", name,
+                   r == -ETIMEDOUT ? "no answer" : "hostd not reachable");
+    return 0;
+}
+
+/* ------------------------------------------------------------ main */
+
+int main(int argc, char **argv)
+{
+    g_autoptr(GOptionContext) ctx = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(virConnect) conn = NULL;
+    GOptionEntry entries[] = {
+        {"connect", 'c', 0, G_OPTION_ARG_STRING, &opt_connect,
+         "libvirt URI (default: libvirt's default, e.g. qemu:///system)",
+         "URI"},
+        {"disk", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &opt_disks,
+         "a disk by its target (vda); repeatable; default: all virtio disks",
+         "TARGET"},
+        {"dry-run", 'n', 0, G_OPTION_ARG_NONE, &opt_dry_run,
+         "print the change of the definition, change nothing", NULL},
+        {"preload", 0, 0, G_OPTION_ARG_FILENAME, &opt_preload,
+         "the filter's preload object (default: $BLKIN_PRELOAD or "
+         "the installed one)",
+         "PATH"},
+        {"agent-socket", 0, 0, G_OPTION_ARG_FILENAME, &opt_agent_socket,
+         "the agent channel's UNIX socket (default: "
+         "/run/blkin/agents/DOMAIN.sock)",
+         "PATH"},
+        {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_state_dir,
+         "where DOMAIN.vm files for hostd go (default: /var/lib/blkin)", "DIR"},
+        {"cli", 0, 0, G_OPTION_ARG_FILENAME, &opt_cli,
+         "hook: the blkin command (default: $BLKIN_CLI or the installed one)",
+         "PATH"},
+        {"hostd-socket", 0, 0, G_OPTION_ARG_FILENAME, &opt_hostd_socket,
+         "hook: hostd's control socket (default: $BLKIN_HOSTD_SOCKET, or "
+         "the socket of " HOSTD_CONF ")",
+         "PATH"},
+        {"hostd-config", 0, 0, G_OPTION_ARG_FILENAME, &opt_hostd_config,
+         "hook: hostd's configuration file (default: " HOSTD_CONF ")", "FILE"},
+        {NULL}};
+    const char *cmd;
+    int r;
+
+    setlocale(LC_ALL, "");
+    ctx = g_option_context_new(
+        "enable|disable|status DOMAIN | hook DOMAIN OP SUB-OP [EXTRA]");
+    g_option_context_set_summary(
+        ctx, "Enables blkin tracing on a libvirt domain's virtio disks "
+             "(docs/libvirt.md).");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+        g_printerr("blkin-libvirt: %s\n", err->message);
+        return 2;
+    }
+    if (argc < 3) {
+        g_autofree char *help = g_option_context_get_help(ctx, TRUE, NULL);
+
+        g_printerr("%s", help);
+        return 2;
+    }
+    cmd = argv[1];
+    if (g_str_equal(cmd, "hook")) {
+        /* libvirt: hook DOMAIN OPERATION SUB-OPERATION EXTRA. Never fail. */
+        if (argc >= 5)
+            hook(argv[2], argv[3], argv[4]);
+        return 0;
+    }
+    if (!g_str_equal(cmd, "enable") && !g_str_equal(cmd, "disable") &&
+        !g_str_equal(cmd, "status")) {
+        g_printerr("blkin-libvirt: unknown command '%s'\n", cmd);
+        return 2;
+    }
+    if (argc != 3) {
+        g_printerr("blkin-libvirt: %s takes one domain name\n", cmd);
+        return 2;
+    }
+    virSetErrorFunc(NULL, quiet_errors);
+    conn = open_conn();
+    if (!conn)
+        return 1;
+    if (g_str_equal(cmd, "enable"))
+        r = cmd_enable(conn, argv[2]);
+    else if (g_str_equal(cmd, "disable"))
+        r = cmd_disable(conn, argv[2]);
+    else
+        r = cmd_status(conn, argv[2]);
+    return r < 0 ? 1 : 0;
+}
