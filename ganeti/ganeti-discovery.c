@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <json-glib/json-glib.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,10 +153,15 @@ static pid_t read_pid(const char *root, const char *name)
     pid = strtol(text, &end, 10);
     if (end == text || pid <= 0 || pid > INT32_MAX)
         return 0;
-    /* A stale pid file outlives a crashed QEMU. */
-    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
-        return 0;
     return (pid_t)pid;
+}
+
+static gboolean names_instance(char **argv, const char *name)
+{
+    for (char **a = argv; a && *a && a[1]; a++)
+        if (g_str_equal(*a, "-name") && g_str_equal(a[1], name))
+            return TRUE;
+    return FALSE;
 }
 
 static const char *obj_str(JsonObject *o, const char *member)
@@ -234,9 +238,15 @@ int blkin_ganeti_read_instance(const char *root, const char *name,
     inst->pid = read_pid(root, name);
     if (inst->pid > 0)
         argv = read_cmdline(inst->pid);
+    /* As Ganeti itself checks: the pid is the instance's QEMU only if its
+     * command line names the instance (a zombie has none; a pid is reused). */
+    if (inst->pid > 0 && !names_instance(argv, name)) {
+        inst->pid = 0;
+        g_clear_pointer(&argv, g_strfreev);
+    }
     if (!argv && JSON_NODE_HOLDS_ARRAY(json_array_get_element(rt, 0))) {
-        /* QEMU not visible (another pid namespace): Ganeti's own command
-         * line still has what kvm_extra added. */
+        /* QEMU is not running: what is known comes from Ganeti's own command
+         * line (with what kvm_extra added, not what the wrapper adds). */
         JsonArray *cmd = json_array_get_array_element(rt, 0);
         GPtrArray *v = g_ptr_array_new();
 

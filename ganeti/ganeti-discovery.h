@@ -6,7 +6,9 @@
  *                            nics, hvparams, [[disk, link, uri], ...]];
  *                            each disk has iv_name (disk/0) and hvinfo.id,
  *                            the -drive and -device id (disk-<uuid part>)
- *   pid/<instance>           QEMU's pid (Ganeti starts it -daemonize)
+ *   pid/<instance>           QEMU's pid (Ganeti starts it -daemonize); as
+ *                            for Ganeti, it counts only while that process's
+ *                            command line has -name <instance>
  *   ctrl/<instance>.qmp      the QMP socket
  *
  * Disk serials and the agent channel are what QEMU actually runs with, read
@@ -31,7 +33,7 @@ typedef struct BlkinGanetiDisk {
 
 typedef struct BlkinGanetiInstance {
     char *name;
-    pid_t pid;          /* 0: not running (stale runtime file) */
+    pid_t pid;          /* 0: not running (stale files, zombie, reused pid) */
     char *qmp_socket;   /* ctrl/<instance>.qmp */
     char *agent_socket; /* the org.blkin.agent.0 channel's socket, or NULL */
     GPtrArray *disks;   /* BlkinGanetiDisk *, owned */

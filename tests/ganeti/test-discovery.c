@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,6 +51,26 @@ static pid_t dead_pid(void)
     g_assert_cmpint(p, >, 0);
     waitpid(p, NULL, 0);
     return p;
+}
+
+/* A running process whose command line names instance @name, as QEMU's
+ * does (-name NAME). */
+static pid_t fake_qemu(const char *name)
+{
+    pid_t p = fork();
+
+    if (p == 0) {
+        execl("/bin/sh", "sh", "-c", "sleep 60; :", "-name", name, NULL);
+        _exit(127);
+    }
+    g_assert_cmpint(p, >, 0);
+    return p;
+}
+
+static void reap(pid_t p)
+{
+    kill(p, SIGKILL);
+    waitpid(p, NULL, 0);
 }
 
 static void fixture_set_up(Fixture *f, gconstpointer data)
@@ -118,14 +139,22 @@ static void test_read_instance(Fixture *f, gconstpointer data)
 static void test_discover(Fixture *f, gconstpointer data)
 {
     g_autoptr(GPtrArray) all = NULL;
+    pid_t qa = fake_qemu("aa"), qz = fake_qemu("zz");
+    g_autofree char *pa = g_strdup_printf("%d", (int)qa);
+    g_autofree char *pz = g_strdup_printf("%d", (int)qz);
     g_autofree char *self = g_strdup_printf("%d", (int)getpid());
     g_autofree char *dead = g_strdup_printf("%d", (int)dead_pid());
     BlkinGanetiInstance *inst;
 
+    /* sh must have started before its command line is readable. */
+    g_usleep(200000);
     write_file(f->root, "conf", "zz.runtime", RUNTIME);
-    write_file(f->root, "pid", "zz", self);
+    write_file(f->root, "pid", "zz", pz);
     write_file(f->root, "conf", "aa.runtime", RUNTIME);
-    write_file(f->root, "pid", "aa", self);
+    write_file(f->root, "pid", "aa", pa);
+    /* A live pid that is not the instance's QEMU (a reused pid). */
+    write_file(f->root, "conf", "reused.runtime", RUNTIME);
+    write_file(f->root, "pid", "reused", self);
     write_file(f->root, "conf", "stale.runtime", RUNTIME);
     write_file(f->root, "pid", "stale", dead);
     write_file(f->root, "conf", "nopid.runtime", RUNTIME);
@@ -136,14 +165,16 @@ static void test_discover(Fixture *f, gconstpointer data)
     g_assert_cmpuint(all->len, ==, 2);
     inst = g_ptr_array_index(all, 0);
     g_assert_cmpstr(inst->name, ==, "aa");
-    g_assert_cmpint(inst->pid, ==, getpid());
-    /* The running process's own command line wins over Ganeti's: this test
-     * program has no agent port and no disk serials. */
+    g_assert_cmpint(inst->pid, ==, qa);
+    /* The running process's own command line wins over Ganeti's: this one
+     * has no agent port and no disk serials. */
     g_assert_null(inst->agent_socket);
     g_assert_null(
         ((BlkinGanetiDisk *)g_ptr_array_index(inst->disks, 0))->serial);
     g_assert_cmpstr(((BlkinGanetiInstance *)g_ptr_array_index(all, 1))->name,
                     ==, "zz");
+    reap(qa);
+    reap(qz);
 }
 
 static void test_errors(Fixture *f, gconstpointer data)

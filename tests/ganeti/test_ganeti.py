@@ -154,11 +154,20 @@ def test_ganeti(t):
             # The guest boots and its workload runs before tracing starts.
             t.ok(st.wait_until(lambda: console.text.count("summary ") >= 1, timeout=120),
                  "workload running in the instance", detail=console.text[-2000:])
-            before = livelib.block_state(os.path.join(root, "ctrl", INSTANCE + ".qmp"))
-            hook = subprocess.run([HOOK], env=dict(env, GANETI_HOOKS_PHASE="post",
-                                                   GANETI_INSTANCE_NAME=INSTANCE,
-                                                   GANETI_OP_CODE="OP_INSTANCE_STARTUP"),
-                                  capture_output=True, text=True, timeout=120)
+            qmp = os.path.join(root, "ctrl", INSTANCE + ".qmp")
+            before = livelib.block_state(qmp)
+
+            def run_hook(name, phase="post"):
+                return subprocess.run([HOOK], env=dict(env, GANETI_HOOKS_PHASE=phase,
+                                                       GANETI_INSTANCE_NAME=name,
+                                                       GANETI_OP_CODE="OP_INSTANCE_STARTUP"),
+                                      capture_output=True, text=True, timeout=120)
+            quiet = [run_hook(INSTANCE, "pre"), run_hook("other.example.org")]
+            t.ok(all(h.returncode == 0 and not h.stdout for h in quiet)
+                 and livelib.block_state(qmp) == before,
+                 "the hook does nothing in the pre phase or for instances not configured",
+                 detail="\n".join(h.stdout + h.stderr for h in quiet))
+            hook = run_hook(INSTANCE)
             t.ok(hook.returncode == 0 and "enabled" in hook.stdout,
                  "the instance-start post hook enables blkin on disk/0",
                  detail=hook.stdout + hook.stderr)
@@ -185,8 +194,24 @@ def test_ganeti(t):
                 phases = {p["phase"] for o in d["ops"] for p in o["phases"]}
                 t.ok({"guest_queue", "guest_to_qemu", "qemu", "qemu_to_guest", "total"} <= phases,
                      "the report shows every phase", detail=sorted(phases))
+            r = livelib.live("disable", "--qmp", qmp, "--device", "disk-" + serial)
+            t.ok(r.returncode == 0, "blkin-live disable on Ganeti's QMP socket",
+                 detail=r.stdout + r.stderr)
+            t.eq(livelib.block_state(qmp), before,
+                 "disk/0 back on the node Ganeti's -drive made, nothing left over")
             time.sleep(2)
             console.stop = True
+            os.kill(pid, signal.SIGTERM)
+            gone = st.wait_until(lambda: not os.path.exists(f"/proc/{pid}/cmdline") or
+                                 not open(f"/proc/{pid}/cmdline").read(), timeout=20)
+            if gone:
+                pid = None
+
+            def unregistered():
+                return st.cli("report", INSTANCE, "--json", check=False).returncode != 0
+            t.ok(gone and st.wait_until(unregistered, timeout=15),
+                 "hostd unregisters the instance once its QEMU is gone",
+                 detail=open(st.hostd_log).read()[-1500:])
             sums, bad = summaries_ok(console.text)
             t.ok(len(sums) >= 2 and not bad and "WLFAILED" not in console.text,
                  f"{len(sums)} workload rounds before and after enabling: no errors, data verified",
