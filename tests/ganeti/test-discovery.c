@@ -3,6 +3,7 @@
  * directories (the end-to-end test uses Ganeti's own files).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <signal.h>
@@ -60,6 +61,14 @@ static pid_t fake_qemu(const char *name)
     pid_t p = fork();
 
     if (p == 0) {
+        int null = open("/dev/null", O_RDWR);
+
+        /* Its own group, killed whole; and off the test's output, which the
+         * test runner waits on. */
+        setpgid(0, 0);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
         execl("/bin/sh", "sh", "-c", "sleep 60; :", "-name", name, NULL);
         _exit(127);
     }
@@ -69,7 +78,7 @@ static pid_t fake_qemu(const char *name)
 
 static void reap(pid_t p)
 {
-    kill(p, SIGKILL);
+    kill(-p, SIGKILL);
     waitpid(p, NULL, 0);
 }
 
