@@ -5,6 +5,8 @@
  *   blkin-live enable  --qmp SOCKET --device ID [--id FILTER-ID] [--sample N]
  *   blkin-live disable --qmp SOCKET --device ID
  *   blkin-live status  --qmp SOCKET
+ *   (or --libvirt DOMAIN [--connect URI] instead of --qmp: the same QMP
+ *   commands through virDomainQemuMonitorCommand)
  *
  * enable: HMP drive_add creates the filter node over the device's current
  * node (the driver is out of tree, so QMP blockdev-add refuses it; a json:
@@ -465,6 +467,7 @@ static int do_status(BlkinQmp *q, char **errmsg)
 int main(int argc, char **argv)
 {
     g_autofree char *qmp_path = NULL, *device = NULL, *filter_id = NULL;
+    g_autofree char *domain = NULL, *connect_uri = NULL;
     g_autofree char *errmsg = NULL;
     gint sample = -1, timeout_ms = QMP_TIMEOUT_MS;
     g_autoptr(GOptionContext) ctx = NULL;
@@ -474,6 +477,10 @@ int main(int argc, char **argv)
     GOptionEntry entries[] = {
         {"qmp", 'q', 0, G_OPTION_ARG_FILENAME, &qmp_path,
          "The QEMU process's QMP socket", "SOCKET"},
+        {"libvirt", 0, 0, G_OPTION_ARG_STRING, &domain,
+         "A libvirt domain instead: QMP through libvirtd", "DOMAIN"},
+        {"connect", 'c', 0, G_OPTION_ARG_STRING, &connect_uri,
+         "With --libvirt: libvirt's URI (default: libvirt's default)", "URI"},
         {"device", 'd', 0, G_OPTION_ARG_STRING, &device,
          "The disk: its device id, QOM path or drive id", "ID"},
         {"id", 0, 0, G_OPTION_ARG_STRING, &filter_id,
@@ -493,9 +500,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "blkin-live: %s\n", err->message);
         return 2;
     }
-    if (argc != 2 || !qmp_path) {
-        fprintf(stderr, "usage: blkin-live enable|disable|status --qmp SOCKET "
-                        "[--device ID] [--id FILTER-ID] [--sample N]\n");
+    if (argc != 2 || !qmp_path == !domain) {
+        fprintf(stderr, "usage: blkin-live enable|disable|status "
+                        "--qmp SOCKET|--libvirt DOMAIN [--device ID] "
+                        "[--id FILTER-ID] [--sample N]\n");
         return 2;
     }
     cmd = argv[1];
@@ -509,8 +517,11 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    r = blkin_qmp_open(qmp_path, timeout_ms, &q, &errmsg);
-    if (r == -ENOENT) {
+    if (domain)
+        r = blkin_qmp_open_libvirt(connect_uri, domain, &q, &errmsg);
+    else
+        r = blkin_qmp_open(qmp_path, timeout_ms, &q, &errmsg);
+    if (r == -ENOENT && !domain) {
         fprintf(stderr,
                 "blkin-live: QMP socket %s does not exist (is the VM "
                 "running? Ganeti: /var/run/ganeti/kvm-hypervisor/ctrl/"

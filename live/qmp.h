@@ -18,6 +18,13 @@ typedef struct BlkinQmp BlkinQmp;
 /* Negative errno: -ENOENT (no socket), -ECONNREFUSED, -ETIMEDOUT, -EPROTO. */
 int blkin_qmp_open(const char *path, int timeout_ms, BlkinQmp **ret,
                    char **errmsg);
+/*
+ * The same through libvirt (virDomainQemuMonitorCommand), for domains whose
+ * monitor belongs to libvirtd; @uri NULL = libvirt's default. -ENOTSUP when
+ * built without libvirt. libvirt marks the domain tainted (custom-monitor).
+ */
+int blkin_qmp_open_libvirt(const char *uri, const char *domain, BlkinQmp **ret,
+                           char **errmsg);
 void blkin_qmp_close(BlkinQmp *q);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(BlkinQmp, blkin_qmp_close)
 

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""blkin-live --libvirt: the same enable/disable through libvirtd
+(virDomainQemuMonitorCommand) on a running libvirt domain, under a private
+libvirtd (tests/libvirt/libvirtd.py). The domain boots no OS (SeaBIOS
+under TCG): the block graph is what is checked."""
+import os
+import re
+import subprocess
+import sys
+
+import vm
+from tap import Tap
+
+import livelib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "libvirt"))
+try:
+    import libvirtd  # noqa: E402
+except ImportError:
+    libvirtd = None
+
+DOMAIN = """<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='{image}'/>
+      <target dev='vda' bus='virtio'/>
+      <serial>lv-disk</serial>
+    </disk>
+  </devices>
+  {env}
+</domain>
+"""
+
+
+def start_domain(lv, work, name, preload):
+    image = os.path.join(work, f"{name}.img")
+    subprocess.run(["qemu-img", "create", "-f", "raw", image, "16M"], check=True,
+                   capture_output=True, timeout=60)
+    env = (f"<qemu:commandline><qemu:env name='LD_PRELOAD' value='{preload}'/></qemu:commandline>"
+           if preload else "")
+    xml = os.path.join(work, f"{name}.xml")
+    with open(xml, "w") as f:
+        f.write(DOMAIN.format(name=name, image=image, env=env))
+    return lv.virsh("create", xml, timeout=120)
+
+
+def status(lv, name):
+    r = livelib.live("status", "--libvirt", name, "--connect", lv.uri)
+    return r.stdout
+
+
+def test_libvirt(t):
+    work = livelib.workdir("live", "libvirt")
+    with libvirtd.Libvirtd() as lv:
+        r = start_domain(lv, work, "blkinlive1", vm.preload_library())
+        t.ok(r.returncode == 0, "domain with the preload object started", detail=r.stderr)
+        before = status(lv, "blkinlive1")
+        t.ok("virtio-disk0" in before, "status lists the domain's disk", detail=before)
+        r = livelib.live("enable", "--libvirt", "blkinlive1", "--connect", lv.uri,
+                         "--device", "virtio-disk0", "--id", "blkinlive1/vda")
+        t.ok(r.returncode == 0, "enable through libvirtd", detail=r.stdout + r.stderr)
+        after = status(lv, "blkinlive1")
+        t.ok(re.search(r"virtio-disk0.* blkin over libvirt-1-format", after),
+             "the device is on a blkin node over libvirt-1-format", detail=after)
+        r = livelib.live("disable", "--libvirt", "blkinlive1", "--connect", lv.uri,
+                         "--device", "virtio-disk0")
+        t.ok(r.returncode == 0, "disable through libvirtd", detail=r.stdout + r.stderr)
+        t.eq(status(lv, "blkinlive1"), before, "back on libvirt's own node")
+
+        r = start_domain(lv, work, "blkinlive2", None)
+        t.ok(r.returncode == 0, "domain without the preload object started", detail=r.stderr)
+        before = status(lv, "blkinlive2")
+        r = livelib.live("enable", "--libvirt", "blkinlive2", "--connect", lv.uri,
+                         "--device", "virtio-disk0")
+        t.ok(r.returncode == 1 and "blkin" in r.stderr and "Nothing was changed" in r.stderr,
+             "without the preload: refused, says so", detail=r.stderr)
+        t.eq(status(lv, "blkinlive2"), before, "without the preload: nothing changed")
+        r = livelib.live("enable", "--libvirt", "nosuchdomain", "--connect", lv.uri,
+                         "--device", "virtio-disk0")
+        t.ok(r.returncode == 1 and "no libvirt domain nosuchdomain" in r.stderr,
+             "unknown domain: clear error", detail=r.stderr)
+    lv.cleanup()
+
+
+def main():
+    t = Tap()
+    if not vm.preload_library() or not os.path.exists(livelib.LIVE):
+        t.skip("blkin-live --libvirt", "preload object or blkin-live not built")
+    elif libvirtd is None or not libvirtd.available():
+        t.skip("blkin-live --libvirt", "libvirtd or tests/libvirt/libvirtd.py not available")
+    elif "--libvirt" not in livelib.live("--help").stdout:
+        t.skip("blkin-live --libvirt", "blkin-live built without libvirt")
+    else:
+        t.run(test_libvirt)
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
