@@ -208,10 +208,11 @@ static unsigned live_index(xmlDoc *live, const char *target)
     return 0;
 }
 
-/* Node names are derived from the definition; when the domain runs, the same
- * derivation applied to its live definition must name the nodes QEMU really
- * has, else blkin's idea of libvirt's numbering is wrong and nothing may be
- * changed. */
+/* Node names are derived from the definition. When the domain runs, libvirt
+ * has numbered the same disks for real (the live XML's <source index=...>)
+ * and QEMU has the nodes: if the running disks are the defined ones, the
+ * derivation must agree with both, else blkin's idea of libvirt's numbering
+ * is wrong and nothing may be changed. */
 static int check_running(virDomain *d, xmlDoc *inactive, GPtrArray *targets)
 {
     g_autoptr(GHashTable) nodes = NULL;
@@ -220,6 +221,7 @@ static int check_running(virDomain *d, xmlDoc *inactive, GPtrArray *targets)
     g_autoptr(GPtrArray) idisks = domxml_disks(inactive);
     g_autofree char *xml = NULL;
     char *raw;
+    bool same;
     int r = 0;
 
     if (virDomainIsActive(d) != 1)
@@ -236,45 +238,49 @@ static int check_running(virDomain *d, xmlDoc *inactive, GPtrArray *targets)
     if (!live || !nodes)
         return -EIO;
     ldisks = domxml_disks(live);
+    /* Backing images libvirt found are in the live XML as <backingStore>;
+     * they do not move top images, so compare the top images only. */
+    same = ldisks->len == idisks->len;
+    for (guint i = 0; same && i < idisks->len; i++)
+        same = g_strcmp0(((DomDisk *)ldisks->pdata[i])->target,
+                         ((DomDisk *)idisks->pdata[i])->target) == 0 &&
+               g_strcmp0(((DomDisk *)ldisks->pdata[i])->source,
+                         ((DomDisk *)idisks->pdata[i])->source) == 0;
+    if (!same) {
+        g_print("note: the running domain's disks differ from its "
+                "definition, so its node names cannot confirm the ones "
+                "derived for the next start\n");
+        return 0;
+    }
     for (guint t = 0; t < targets->len; t++) {
         const char *target = targets->pdata[t];
-        const DomDisk *ld = NULL, *id = NULL;
+        const DomDisk *id = NULL;
+        g_autofree char *node = NULL;
         const char *file;
         unsigned idx;
 
-        for (guint i = 0; i < ldisks->len; i++)
-            if (g_strcmp0(((DomDisk *)ldisks->pdata[i])->target, target) == 0)
-                ld = ldisks->pdata[i];
         for (guint i = 0; i < idisks->len; i++)
             if (g_strcmp0(((DomDisk *)idisks->pdata[i])->target, target) == 0)
                 id = idisks->pdata[i];
-        if (!ld) {
-            g_printerr("blkin-libvirt: note: the running domain has no disk "
-                       "%s yet\n",
-                       target);
+        if (!id || g_str_has_prefix(id->node, "libvirt-CoR-"))
             continue;
-        }
         idx = live_index(live, target);
-        file = g_hash_table_lookup(nodes, ld->node);
-        if ((idx && !g_str_has_prefix(ld->node, "libvirt-CoR-") &&
-             idx != ld->index) ||
-            !file || (ld->source && !g_str_equal(file, ld->source))) {
+        node = g_strdup_printf("libvirt-%u-format", idx);
+        file = g_hash_table_lookup(nodes, node);
+        if (idx != id->index || !file ||
+            (id->source && !g_str_equal(file, id->source))) {
             g_printerr("blkin-libvirt: libvirt numbered the running domain's "
                        "nodes differently from what blkin-libvirt derives: "
-                       "%s should be on %s (%s), QEMU has %s%s%s; refusing "
-                       "to change the definition\n",
-                       target, ld->node, ld->source ? ld->source : "?",
-                       file ? "that node on " : "no such node",
-                       file ? file : "", file ? "" : "");
+                       "%s should be on %s (%s), libvirt gave it index %u "
+                       "and QEMU's %s is %s; refusing to change the "
+                       "definition\n",
+                       target, id->node, id->source ? id->source : "?", idx,
+                       node, file ? file : "missing");
             r = -EPROTO;
             continue;
         }
         g_print("%s: node %s checked in the running domain (%s)\n", target,
-                ld->node, file);
-        if (id && g_strcmp0(id->node, ld->node) != 0)
-            g_print("%s: the definition's disks differ from the running "
-                    "ones; at the next start the filter goes on %s\n",
-                    target, id->node);
+                id->node, file);
     }
     return r;
 }
@@ -496,6 +502,7 @@ static int cmd_enable(virConnect *c, const char *name)
     g_autoptr(GPtrArray) targets = NULL;
     g_autoptr(GError) err = NULL;
     EnableOptions eo = {0};
+    bool unchanged;
     int r;
 
     d = lookup(c, name);
@@ -557,14 +564,15 @@ static int cmd_enable(virConnect *c, const char *name)
         return -EINVAL;
     }
     list = join_targets(targets);
-    if (r > 0 && same_setup(st, targets, &eo)) {
+    unchanged = r > 0;
+    r = check_running(d, bdoc, targets);
+    if (r < 0)
+        return r;
+    if (unchanged && same_setup(st, targets, &eo)) {
         g_print("blkin is already enabled on %s of %s; nothing changed\n", list,
                 name);
         return 0;
     }
-    r = check_running(d, bdoc, targets);
-    if (r < 0)
-        return r;
     if (opt_dry_run) {
         g_autofree char *diff = domxml_diff(cur, next);
 
