@@ -178,8 +178,12 @@ def test_ganeti(t):
             def traced():
                 rep = json.loads(st.cli("report", INSTANCE, "--window", "1h", "--json",
                                         check=False).stdout or "{}")
+                # Joined requests reach the windows a hold time after they
+                # complete: wait for their phases, not just the join count.
                 for d in rep.get("disks", []):
-                    if d.get("counters", {}).get("matched", 0) > 100:
+                    phases = {p["phase"] for o in d.get("ops", []) for p in o["phases"]}
+                    if d.get("counters", {}).get("matched", 0) > 100 and \
+                            "guest_to_qemu" in phases:
                         return rep
                 return None
             rep = st.wait_until(traced, timeout=90, interval=1)
