@@ -300,6 +300,33 @@ static int hmp_expect_empty(BlkinQmp *q, const char *cmd, char **errmsg)
     return 0;
 }
 
+/* Deletes drive @name if it exists and no device uses it. */
+static int drop_stale_drive(BlkinQmp *q, const char *name)
+{
+    g_autoptr(JsonNode) blocks = NULL;
+    g_autofree char *msg = NULL;
+    JsonArray *a;
+    int r;
+
+    r = blkin_qmp_execute(q, "query-block", NULL, &blocks, &msg);
+    if (r < 0)
+        return r;
+    a = json_node_get_array(blocks);
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+        JsonObject *b = json_array_get_object_element(a, i);
+        const char *qdev = str_member(b, "qdev");
+        g_autofree char *cmd = NULL, *msg2 = NULL;
+
+        if (g_strcmp0(str_member(b, "device"), name) != 0)
+            continue;
+        if (qdev && *qdev)
+            return -EBUSY;
+        cmd = g_strdup_printf("drive_del %s", name);
+        return hmp_expect_empty(q, cmd, &msg2);
+    }
+    return 0;
+}
+
 static int do_enable(BlkinQmp *q, const char *device, const char *filter_id,
                      int sample, char **errmsg)
 {
@@ -322,6 +349,15 @@ static int do_enable(BlkinQmp *q, const char *device, const char *filter_id,
         return 0;
     }
     make_names(d, &drive, &node);
+    /* An enable interrupted between drive_add and the switch leaves its
+     * drive behind, unused; its id would be refused as a duplicate. */
+    r = drop_stale_drive(q, drive);
+    if (r < 0) {
+        *errmsg = g_strdup_printf("a drive %s from an earlier attempt is in "
+                                  "the way and cannot be deleted",
+                                  drive);
+        return r;
+    }
 
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "driver");
