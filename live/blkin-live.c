@@ -11,9 +11,10 @@
  * enable: HMP drive_add creates the filter node over the device's current
  * node (the driver is out of tree, so QMP blockdev-add refuses it; a json:
  * filename reaches it), then qom-set of the device's drive property moves
- * the device's BlockBackend onto it (blk_replace_bs, which drains the
- * backend: requests in flight complete on the old graph first, none is
- * lost or reordered). The guest is not paused.
+ * the device's BlockBackend onto it (blk_replace_bs ->
+ * bdrv_replace_child_bs, which drains the old and the new node and so the
+ * backend: requests in flight complete on the old graph first, new ones
+ * queue; none is lost or reordered). The guest is not paused.
  * The drive drive_add made is deleted again at once: the device's backend
  * is then the filter node's only parent.
  * disable: the device goes back onto the filter's child; the filter node,
