@@ -103,7 +103,10 @@ def test_ganeti(t):
                             "BLKIN_PORT_NAMES": vm.AGENT_PORT})
     conf = os.path.join(work, "ganeti.conf")
     with open(conf, "w") as f:
-        f.write(f"BLKIN_PRELOAD={vm.preload_library()}\n"
+        # qemu-system-x86_64, not kvm: that name defaults to TCG (tests run
+        # guests under TCG only).
+        f.write(f"BLKIN_KVM={livelib.QEMU}\n"
+                f"BLKIN_PRELOAD={vm.preload_library()}\n"
                 f"BLKIN_AGENT_DIR={root}/agents\n"
                 f"BLKIN_INSTANCES=\"{INSTANCE}\"\n"
                 f"BLKIN_GANETI_ROOT={root}\n"

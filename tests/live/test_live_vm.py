@@ -35,7 +35,7 @@ def test_live_vm(t):
     sock = os.path.join(sd, "live.qmp")
     disk = vm.Disk(os.path.join(work, "live.img"), "live", fmt="qcow2", size="64M")
     with Session() as sess, vm.GuestVM(
-            work, [disk], GUEST, timeout=240, load_filter=True,
+            work, [disk], GUEST, timeout=240, load_filter=True, accel="tcg",
             qemu_args=["-qmp", f"unix:{sock},server=on,wait=off"]) as g:
         g.start()
         s = g.connect_agent(timeout=60)
