@@ -1,5 +1,6 @@
 """Helpers for the blkin-live and Ganeti tests: a one-shot QMP client, a
 paused QEMU without a guest, and running blkin-live."""
+import atexit
 import json
 import os
 import shutil
@@ -23,8 +24,11 @@ def workdir(area, name):
 
 
 def sockdir():
-    """Short directory for UNIX sockets (108-byte path limit)."""
-    return tempfile.mkdtemp(prefix="blkin-live-", dir="/tmp")
+    """Short directory for UNIX sockets (108-byte path limit), removed when
+    the test exits."""
+    d = tempfile.mkdtemp(prefix="blkin-live-", dir="/tmp")
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    return d
 
 
 class Qmp:
