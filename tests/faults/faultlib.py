@@ -81,6 +81,15 @@ class Hostd:
                     return int(line.split()[1])
         return 0
 
+    def sanitized(self):
+        """True when hostd runs with ASan, whose quarantine and shadow
+        memory make its resident size meaningless."""
+        try:
+            with open(f"/proc/{self.proc.pid}/maps") as f:
+                return "libasan" in f.read()
+        except OSError:
+            return False
+
     def log_text(self):
         try:
             with open(self.log, errors="replace") as f:
