@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""hostd's end-to-end path under valgrind memcheck: a real guest (agent and
+workload) on a disk behind the filter, a real LTTng live session, and
+blkin-hostd run by valgrind joining both. The report must be complete, and
+memcheck must find no error in hostd or the libraries it drives
+(libbabeltrace2, json-glib, SQLite); leaks are not checked (GLib's caches)."""
+import os
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import vm
+from stack import BUILD, HOSTD, HostStack
+from tap import Tap
+
+VALGRIND = ["valgrind", "--tool=memcheck", "--error-exitcode=99", "--leak-check=no",
+            "--num-callers=30"]
+N = 200
+GUEST = f"""
+blkin-guest-agent 2>/tmp/agent.log &
+AGENT=$!
+sleep 2
+blkin-workload --seed 5 -n {N} -q 1,8 -o "$BLKIN_RESULTS" "$(blkin_disk vg-a)"
+rc=$?
+sleep 1
+kill -TERM $AGENT
+wait $AGENT
+exit $rc
+"""
+
+
+class ValgrindStack(HostStack):
+    def start_hostd(self):
+        self.hostd_log = os.path.join(self.workdir, "hostd.log")
+        self.vlog = os.path.join(self.workdir, "valgrind.log")
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+        self.hostd = subprocess.Popen(
+            [*VALGRIND, f"--log-file={self.vlog}", HOSTD, "--live", self.live_url,
+             "--socket", self.socket, "--state-dir", self.workdir,
+             "--hold-ms", str(self.hold_ms), *self.hostd_args],
+            stdout=subprocess.DEVNULL, stderr=open(self.hostd_log, "a"))
+        for _ in range(1200):
+            if os.path.exists(self.socket):
+                return
+            if self.hostd.poll() is not None:
+                raise RuntimeError("hostd exited: " + open(self.hostd_log).read()[-2000:])
+            time.sleep(0.05)
+        raise RuntimeError("hostd under valgrind did not create its socket")
+
+    def stop_hostd(self, sig=signal.SIGTERM):
+        if self.hostd and self.hostd.poll() is None:
+            self.hostd.send_signal(sig)
+            try:
+                self.hostd.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.hostd.kill()
+                self.hostd.wait()
+        rc = self.hostd.returncode if self.hostd else None
+        self.hostd = None
+        return rc
+
+
+def status(path):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(path)
+        s.sendall(b'{"cmd":"status"}\n')
+        buf = b""
+        while not buf.endswith(b"\n"):
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+    return json.loads(buf)
+
+
+def main():
+    t = Tap()
+    if not shutil.which("valgrind"):
+        t.skip("hostd end to end under valgrind", "valgrind is not installed")
+        t.done()
+    wd = os.path.join(BUILD, "tests", "faults", "work", "e2e-valgrind")
+    shutil.rmtree(wd, ignore_errors=True)
+    os.makedirs(wd)
+    disks = [vm.Disk(os.path.join(wd, "a.raw"), "vg-a", size="64M", blkin={"id": "vg/vda"})]
+    with ValgrindStack(wd, hold_ms=3000) as st, \
+            vm.GuestVM(wd, disks, GUEST, timeout=300, cpus=2, accel="tcg",
+                       extra_files={"/bin/blkin-guest-agent": vm.agent_binary()}) as g:
+        # Under valgrind, attaching to the live session takes a while;
+        # the guest's requests are traced from when it has.
+        t.ok(st.wait_until(lambda: status(st.socket).get("trace_connected"), timeout=120),
+             "hostd under valgrind attached to the LTTng live session")
+        time.sleep(2)
+        g.start()
+        st.register("vg", g.agent_socket, ["vda=vg-a=vg/vda"])
+        res = g.wait()
+        t.ok(res.ok, "the guest's workload and agent ran", detail=res.console[-3000:])
+        want = sum(1 for i in vm.parse_workload(g.results())["ios"] if i["op"] in ("read", "write"))
+
+        def joined():
+            d = st.report("vg", window="1h")["disks"][0]
+            ops = {o["op"]: o["count"] for o in d["ops"]}
+            return d if ops.get("read", 0) + ops.get("write", 0) >= want else None
+        d = st.wait_until(joined, timeout=90, interval=1) or st.report("vg", window="1h")["disks"][0]
+        c = d["counters"]
+        t.diag(f"counters {c}")
+        t.ok(c["matched"] >= 0.95 * want,
+             "hostd under valgrind joined the guest's requests to the filter's spans",
+             detail=f"matched {c['matched']} of {want}")
+        st.cli("tail", "vg", "--json", check=False)
+        st.cli("status", check=False)
+        rc = st.stop_hostd()
+    text = open(st.vlog, errors="replace").read() if os.path.exists(st.vlog) else ""
+    m = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+    t.ok(m is not None and m.group(1) == "0", "valgrind memcheck: no errors", detail=text[-5000:])
+    t.eq(rc, 0, "hostd exits cleanly under valgrind")
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
