@@ -6,6 +6,7 @@
  * control socket (docs/hostd.md).
  */
 #include "hostd.h"
+#include "ganeti-discovery.h"
 #include "store-clickhouse.h"
 
 #include <errno.h>
@@ -174,12 +175,6 @@ static gboolean on_quit_signal(gpointer user)
 }
 
 /* ---- Ganeti discovery (--ganeti-runtime) ------------------------------- */
-
-/*
- * Compiled in here rather than linked: the module lives in ganeti/ (its
- * owner's part) and hostd's build lists its own sources only.
- */
-#include "../ganeti/ganeti-discovery.c"
 
 #define GANETI_SCAN_MS 2000
 
