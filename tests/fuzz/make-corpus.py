@@ -55,6 +55,13 @@ def main():
         put(name, "long-records", b"\x00" + fa.hello(1) + fa.frame(
             fa.REQUESTS, struct.pack("<IIQ", 2, 64, 0)
             + (fa.record(252, 0, 0, 512, 0, T0, T0 + 1) + b"\0" * 8) * 2))
+    # hostd's end: the stream as the guest sends it (probe 1 is in flight).
+    put("agent-conn", "session", s + reply(1))
+    put("agent-conn", "session-noclock", s)
+    put("agent-conn", "restart", s + reply(1) + fa.hello(43) + s)
+    put("agent-conn", "bad-order", stream(bad="order") + reply(1))
+    put("agent-conn", "too-many-devices", fa.devmap(
+        [(f"vd{i}", 252, i, f"s{i}", 1 << 30) for i in range(100)]))
     put("channel", "replies", b"\x00" + fa.hello(7) + b"".join(reply(i) for i in range(1, 20)))
 
     with open(os.path.join(TOP, "hostd", "hostd.conf.example"), "rb") as f:
