@@ -10,6 +10,9 @@
  *   blkin status
  *   blkin register VM [--agent-socket PATH] --disk TARGET=SERIAL=FILTER-ID...
  *   blkin unregister VM
+ *   blkin enable|disable DOMAIN [--disk T...] [--dry-run]  (blkin-libvirt)
+ *   blkin enable|disable --live --qmp SOCK|--libvirt DOM --device ID ...
+ *                                                          (blkin-live)
  *
  * Talks the control protocol (docs/hostd.md) over hostd's UNIX socket.
  */
@@ -305,6 +308,45 @@ static int print_trace(JsonNode *resp)
         json_object_get_object_member(json_node_get_object(resp), "request"));
 }
 
+/*
+ * `blkin enable|disable ...` belongs to the tools that change VMs: with
+ * --live, blkin-live (a running QEMU, over QMP or libvirt); otherwise
+ * blkin-libvirt (a libvirt domain's definition). They sit next to this
+ * binary once installed, or in the build tree's sibling folders.
+ */
+static int hand_over(int argc, char **argv)
+{
+    gboolean live = FALSE;
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+    g_autofree char *dir = self ? g_path_get_dirname(self) : g_strdup(".");
+    const char *tool;
+    g_autofree char *path = NULL;
+
+    for (int i = 2; i < argc; i++)
+        live |= g_str_equal(argv[i], "--live");
+    tool = live ? "blkin-live" : "blkin-libvirt";
+    path = g_build_filename(dir, tool, NULL);
+    if (!g_file_test(path, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_free(path);
+        path = g_build_filename(dir, "..", live ? "live" : "libvirt-hooks",
+                                tool, NULL);
+    }
+    if (!g_file_test(path, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_free(path);
+        path = g_strdup(tool); /* from PATH */
+    }
+    g_ptr_array_add(args, (char *)tool);
+    g_ptr_array_add(args, argv[1]);
+    for (int i = 2; i < argc; i++)
+        if (!g_str_equal(argv[i], "--live"))
+            g_ptr_array_add(args, argv[i]);
+    g_ptr_array_add(args, NULL);
+    execvp(path, (char **)args->pdata);
+    g_printerr("blkin: cannot run %s: %s\n", tool, g_strerror(errno));
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     GOptionEntry entries[] = {
@@ -333,6 +375,9 @@ int main(int argc, char **argv)
     const char *cmd, *a1, *a2;
 
     setlocale(LC_ALL, "");
+    if (argc > 1 &&
+        (g_str_equal(argv[1], "enable") || g_str_equal(argv[1], "disable")))
+        return hand_over(argc, argv);
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
         g_printerr("blkin: %s\n", err->message);

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""The `blkin` command's errors and hand-overs, as an operator meets them:
+no daemon, bad requests refused with a reason and nothing changed, and
+`blkin enable|disable` handing over to blkin-libvirt / blkin-live."""
+import json
+import os
+import shutil
+import subprocess
+
+from stack import BUILD, CLI, HostStack
+from tap import Tap
+
+
+def blkin(*args, sock=None):
+    argv = [CLI] + (["--socket", sock] if sock else []) + list(args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def main():
+    t = Tap()
+    wd = os.path.join(BUILD, "tests", "hostd-e2e", "work", "cli")
+    shutil.rmtree(wd, ignore_errors=True)
+    os.makedirs(wd)
+    r = blkin("report", sock=os.path.join(wd, "nothing.sock"))
+    t.ok(r.returncode == 1 and "cannot reach blkin-hostd" in r.stderr, "no daemon: a clear error",
+         detail=r.stderr)
+    r = blkin("enable", "--live", "--qmp", os.path.join(wd, "no-qmp.sock"), "--device", "disk0")
+    t.ok(r.returncode != 0 and "qmp" in r.stderr.lower(), "blkin enable --live hands over to blkin-live",
+         detail=r.stderr)
+    r = blkin("disable", "no-such-domain", "--connect", "test:///default")
+    t.ok(r.returncode != 0 and "no-such-domain" in r.stderr, "blkin disable hands over to blkin-libvirt",
+         detail=r.stderr)
+    with HostStack(wd) as st:
+        s = st.socket
+        r = blkin("register", "vm1", "--disk", "vda-without-serial", sock=s)
+        t.ok(r.returncode == 1 and "TARGET=SERIAL=FILTER-ID" in r.stderr, "a malformed disk spec is refused",
+             detail=r.stderr)
+        r = blkin("register", "vm1", "--disk", "vda=s1=vm1/vda", sock=s)
+        t.ok(r.returncode == 0, "a good registration is accepted", detail=r.stderr)
+        r = blkin("register", "vm2", "--disk", "vda=s2=vm1/vda", sock=s)
+        t.ok(r.returncode == 1 and "already belongs to VM 'vm1'" in r.stderr,
+             "another VM cannot claim a filter id that is not its own", detail=r.stderr)
+        r = blkin("report", "vm9", sock=s)
+        t.ok(r.returncode == 1 and "no VM 'vm9'" in r.stderr, "unknown VM: a clear error", detail=r.stderr)
+        r = blkin("report", "vm1", "vdz", sock=s)
+        t.ok(r.returncode == 1 and "has no disk 'vdz'" in r.stderr, "unknown disk: a clear error", detail=r.stderr)
+        r = blkin("report", "--window", "5m", sock=s)
+        t.ok(r.returncode == 1 and "unknown window" in r.stderr, "unknown window: a clear error", detail=r.stderr)
+        r = blkin("trace", "zz", sock=s)
+        t.ok(r.returncode == 1 and "not hex" in r.stderr, "a bad trace id: a clear error", detail=r.stderr)
+        rep = json.loads(blkin("report", "--json", sock=s).stdout)
+        t.eq([(d["vm"], d["disk"]) for d in rep["disks"]], [("vm1", "vda")],
+             "after the refusals only the good registration exists")
+        r = blkin("report", sock=s)
+        t.ok(r.returncode == 0 and "VM vm1  disk vda" in r.stdout, "the readable report names VM and disk",
+             detail=r.stdout)
+        r = blkin("unregister", "vm1", sock=s)
+        t.ok(r.returncode == 0, "unregister")
+        st.cli("status")
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
