@@ -36,7 +36,7 @@ gboolean hostd_config_load(const char *path, char **socket_path,
                            GError **err)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
-    g_autoptr(GPtrArray) specs = g_ptr_array_new();
+    g_autoptr(GPtrArray) specs = g_ptr_array_new_with_free_func(g_free);
     g_auto(GStrv) groups = NULL;
     g_autoptr(GError) e = NULL;
 
@@ -81,6 +81,8 @@ gboolean hostd_config_load(const char *path, char **socket_path,
     }
     g_ptr_array_add(specs, NULL);
     g_strfreev(*vms);
+    /* The array's segment (and so its strings) goes to the caller. */
+    g_ptr_array_set_free_func(specs, NULL);
     *vms = (char **)g_ptr_array_free(g_steal_pointer(&specs), FALSE);
     return TRUE;
 }

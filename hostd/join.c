@@ -364,7 +364,8 @@ void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
             g_array_index(j->guests, HostdGuestReq, kept++) = *g;
     }
     g_array_set_size(j->guests, kept);
-    qsort(batch->data, batch->len, sizeof(HostdGuestReq), guest_cmp);
+    if (batch->len)
+        qsort(batch->data, batch->len, sizeof(HostdGuestReq), guest_cmp);
 
     for (guint i = 0; i < batch->len; i++) {
         const HostdGuestReq *g = &g_array_index(batch, HostdGuestReq, i);

@@ -176,6 +176,8 @@ char *hostd_metrics_render(HostdMetrics *m)
          "Records missing from the agent's stream (sequence gaps).", 3},
         {"blkin_hung_reports_total",
          "Reports of requests in flight past the filter's hung-ms.", 4},
+        {"blkin_agent_limit_breaches_total",
+         "Times the VM's agent channel broke a limit and was closed.", 5},
     };
     for (size_t c = 0; c < G_N_ELEMENTS(counters); c++) {
         g_string_append_printf(s, "# HELP %s %s\n# TYPE %s counter\n",
@@ -184,9 +186,12 @@ char *hostd_metrics_render(HostdMetrics *m)
         for (guint i = 0; i < disks->len; i++) {
             const HostdDisk *d = g_ptr_array_index(disks, i);
             const HostdJoinCounters *jc = hostd_join_counters(d->join);
-            uint64_t v[] = {jc->unmatched_guest, jc->unmatched_span,
-                            d->vm->agent_drops, d->vm->agent_gap,
-                            d->hung_reports};
+            uint64_t v[] = {jc->unmatched_guest,
+                            jc->unmatched_span,
+                            d->vm->agent_drops,
+                            d->vm->agent_gap,
+                            d->hung_reports,
+                            hostd_agent_conn_limit_breaches(d->vm->agent)};
 
             disk_counter(s, counters[c].name, d, v[counters[c].which]);
         }
@@ -221,51 +226,105 @@ char *hostd_metrics_render(HostdMetrics *m)
     return g_string_free(s, FALSE);
 }
 
-static void respond(GOutputStream *out, const char *status, const char *type,
-                    const char *body)
-{
-    g_autofree char *head = g_strdup_printf(
-        "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-        "Connection: close\r\n\r\n",
-        status, type, strlen(body));
+/*
+ * One scrape, fully asynchronous: a peer that trickles its request or does
+ * not read the answer costs a buffer, never the main loop's time, and is
+ * dropped at the deadline.
+ */
+typedef struct Scrape {
+    HostdMetrics *m;
+    GSocketConnection *conn;
+    char buf[REQUEST_MAX + 1];
+    gsize got;
+    char *answer;
+    guint deadline;
+} Scrape;
 
-    if (g_output_stream_write_all(out, head, strlen(head), NULL, NULL, NULL))
-        g_output_stream_write_all(out, body, strlen(body), NULL, NULL, NULL);
+#define SCRAPE_DEADLINE_S 10
+
+static void scrape_free(Scrape *c)
+{
+    g_clear_handle_id(&c->deadline, g_source_remove);
+    g_io_stream_close(G_IO_STREAM(c->conn), NULL, NULL);
+    g_object_unref(c->conn);
+    g_free(c->answer);
+    g_free(c);
+}
+
+static gboolean scrape_deadline(gpointer user)
+{
+    Scrape *c = user;
+
+    c->deadline = 0;
+    /* Pending operations complete with an error and free it. */
+    g_io_stream_close(G_IO_STREAM(c->conn), NULL, NULL);
+    return G_SOURCE_REMOVE;
+}
+
+static void written(GObject *src, GAsyncResult *res, gpointer user)
+{
+    g_output_stream_write_all_finish(G_OUTPUT_STREAM(src), res, NULL, NULL);
+    scrape_free(user);
+}
+
+static void answer(Scrape *c)
+{
+    const char *status = "404 Not Found", *type = "text/plain";
+    g_autofree char *body = NULL;
+
+    if (g_str_has_prefix(c->buf, "GET /metrics ") ||
+        g_str_has_prefix(c->buf, "GET /metrics?")) {
+        status = "200 OK";
+        type = "text/plain; version=0.0.4";
+        body = hostd_metrics_render(c->m);
+    } else {
+        body = g_strdup("only /metrics here\n");
+    }
+    c->answer = g_strdup_printf("HTTP/1.0 %s\r\nContent-Type: %s\r\n"
+                                "Content-Length: %zu\r\nConnection: close"
+                                "\r\n\r\n%s",
+                                status, type, strlen(body), body);
+    g_output_stream_write_all_async(
+        g_io_stream_get_output_stream(G_IO_STREAM(c->conn)), c->answer,
+        strlen(c->answer), G_PRIORITY_DEFAULT, NULL, written, c);
+}
+
+static void read_more(Scrape *c);
+
+static void got_bytes(GObject *src, GAsyncResult *res, gpointer user)
+{
+    Scrape *c = user;
+    gssize n = g_input_stream_read_finish(G_INPUT_STREAM(src), res, NULL);
+
+    if (n <= 0) {
+        scrape_free(c);
+        return;
+    }
+    c->got += n;
+    c->buf[c->got] = '\0';
+    if (strstr(c->buf, "\r\n\r\n") || strstr(c->buf, "\n\n") ||
+        c->got == REQUEST_MAX)
+        answer(c);
+    else
+        read_more(c);
+}
+
+static void read_more(Scrape *c)
+{
+    g_input_stream_read_async(
+        g_io_stream_get_input_stream(G_IO_STREAM(c->conn)), c->buf + c->got,
+        REQUEST_MAX - c->got, G_PRIORITY_DEFAULT, NULL, got_bytes, c);
 }
 
 static gboolean on_incoming(GSocketService *svc, GSocketConnection *conn,
                             GObject *src, gpointer user)
 {
-    HostdMetrics *m = user;
-    GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
-    GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
-    char buf[REQUEST_MAX + 1];
-    gsize got = 0;
+    Scrape *c = g_new0(Scrape, 1);
 
-    /* Scrapers send a short head at once; a slow or silent peer gets
-     * nothing rather than a thread. */
-    g_socket_set_timeout(g_socket_connection_get_socket(conn), 2);
-    while (got < REQUEST_MAX) {
-        gssize n =
-            g_input_stream_read(in, buf + got, REQUEST_MAX - got, NULL, NULL);
-
-        if (n <= 0)
-            break;
-        got += n;
-        buf[got] = '\0';
-        if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
-            break;
-    }
-    buf[got] = '\0';
-    if (g_str_has_prefix(buf, "GET /metrics ") ||
-        g_str_has_prefix(buf, "GET /metrics?")) {
-        g_autofree char *body = hostd_metrics_render(m);
-
-        respond(out, "200 OK", "text/plain; version=0.0.4", body);
-    } else {
-        respond(out, "404 Not Found", "text/plain", "only /metrics here\n");
-    }
-    g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+    c->m = user;
+    c->conn = g_object_ref(conn);
+    c->deadline = g_timeout_add_seconds(SCRAPE_DEADLINE_S, scrape_deadline, c);
+    read_more(c);
     return TRUE;
 }
 

@@ -7,6 +7,9 @@
  * 1 us * 2^(k/4) up to 16.8 s, so adjacent bounds are 19 % apart), request
  * and byte counters, unmatched/dropped/discarded counters, and the guest
  * clock's error bound as a gauge. Labels: domain, disk, op, phase.
+ *
+ * Scrapes are served asynchronously on the main loop, each with a deadline,
+ * so a slow or hostile peer cannot stall hostd.
  */
 #ifndef HOSTD_METRICS_H
 #define HOSTD_METRICS_H

@@ -82,6 +82,16 @@ scrape_configs:
             again = st.report("pm", "vda", window="1h")["disks"][0]
             t.eq(sum(o["count"] for o in again["ops"] if o["op"] == "read"), n,
                  "registering the same VM again keeps its statistics")
+            # A peer that connects and says nothing must not stall hostd.
+            import socket
+            idle = [socket.create_connection(("127.0.0.1", mport), timeout=5) for _ in range(4)]
+            idle[0].sendall(b"GET /metr")
+            t0 = time.monotonic()
+            st.cli("status")
+            t.ok(time.monotonic() - t0 < 1.0, "silent or trickling metrics peers do not stall hostd",
+                 detail=f"{time.monotonic() - t0:.2f} s")
+            for c_ in idle:
+                c_.close()
             c = promql(pport, 'blkin_request_phase_seconds_count{domain="pm",disk="vda",op="read",phase="total"}')
             t.eq(c, float(n), "the histogram's count equals the requests")
             s = promql(pport, 'blkin_unmatched_guest_requests_total{domain="pm",disk="vda"}')
