@@ -85,7 +85,10 @@ class Libvirtd:
             os.makedirs(self.path(sub), exist_ok=True)
             os.makedirs(target, exist_ok=True)
             script.append(f"mount --bind {self.path(sub)} {target}")
-        script.append("exec libvirtd --config /etc/libvirt/libvirtd.conf")
+        # The default pid file, /run/libvirtd.pid, is outside the private
+        # directories: two private daemons would refuse each other.
+        script.append("exec libvirtd --config /etc/libvirt/libvirtd.conf "
+                      "--pid-file /run/libvirt/libvirtd.pid")
         self.log = open(self.path("libvirtd.stderr"), "w")
         self.proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-ec", " && ".join(script)],
