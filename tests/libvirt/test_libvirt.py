@@ -34,7 +34,7 @@ DOMAIN = """<domain type='qemu'>
   <name>{name}</name>
   <uuid>{uuid}</uuid>
   <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
+  <vcpu>2</vcpu>
   <os>
     <type arch='x86_64' machine='q35'>hvm</type>
     <kernel>{kernel}</kernel>
@@ -87,7 +87,7 @@ TRANSIENT = """<domain type='qemu'>
 
 FIRST_BOOT = f"""
 vda=$(blkin_disk {VDA_SERIAL}); vdb=$(blkin_disk disk-b)
-blkin-guest-agent --port "$BLKIN_AGENT_PORT" 2>/tmp/agent.log &
+blkin-guest-agent --port org.blkin.agent.0 2>/tmp/agent.log &
 AGENT=$!
 sleep 1
 echo "serial $vda {VDA_SERIAL}" >"$BLKIN_RESULTS"; echo "serial $vdb disk-b" >"$BLKIN_RESULTS"
@@ -99,7 +99,7 @@ done
 echo guest-workload-done >"$BLKIN_RESULTS"
 # hostd forgets the domain when it stops: stay up while the test reads the
 # report (hostd joins after --hold-ms).
-sleep 12
+sleep 20
 kill -TERM $AGENT; wait $AGENT
 echo "--- agent log"; cat /tmp/agent.log
 exit $rc
@@ -215,13 +215,22 @@ def enable_checks(c, before):
     return after
 
 
+PHASES = {"guest-queue", "guest-to-qemu", "qemu", "qemu-to-guest", "total"}
+
+
+def phases_of(d):
+    return {p["phase"].replace("_", "-") for o in (d or {}).get("ops", []) for p in o["phases"]}
+
+
 def settled(stack):
+    """The report once both disks have joined requests with every phase."""
     try:
         rep = stack.report(NAME, window="1h")
     except RuntimeError:
         return None
-    ok = len(rep.get("disks", [])) >= 2 and all(
-        d["counters"]["matched"] > 0 and len(d["ops"]) > 0 for d in rep["disks"])
+    by = {d["serial"]: d for d in rep.get("disks", [])}
+    ok = all(s in by and by[s]["counters"]["matched"] > 0 and PHASES <= phases_of(by[s])
+             for s in (VDA_SERIAL, "disk-b"))
     return rep if ok else None
 
 
@@ -245,11 +254,13 @@ def traced_run(c, stack):
             while time.time() < end and "guest-workload-done" not in \
                     open(results, errors="replace").read():
                 time.sleep(0.5)
-            rep = stack.wait_until(lambda: settled(stack), timeout=10)
+            rep = stack.wait_until(lambda: settled(stack), timeout=18)
             try:
                 spans = stack.report(NAME, window="1h")
             except RuntimeError as e:
                 spans = {"error": str(e)}
+            if rep is None:
+                t.diag("last report: " + str(spans)[-3000:])
         off = c.wait_off(240)
         t.ok(off, "the guest ran its workload and powered off")
     console = open(os.path.join(c.w, "console.log"), errors="replace").read()
@@ -293,8 +304,8 @@ def traced_run(c, stack):
         by = {d["serial"]: d for d in rep["disks"]}
         for serial in (VDA_SERIAL, "disk-b"):
             d = by.get(serial)
-            phases = {p["phase"] for o in (d or {}).get("ops", []) for p in o["phases"]}
-            t.ok({"guest-queue", "guest-to-qemu", "qemu", "qemu-to-guest", "total"} <= phases,
+            phases = phases_of(d)
+            t.ok(PHASES <= phases,
                  f"blkin report shows every phase for {serial}", detail=sorted(phases))
 
 
