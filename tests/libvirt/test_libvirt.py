@@ -41,7 +41,7 @@ DOMAIN = """<domain type='qemu'>
     <initrd>{initrd}</initrd>
     <cmdline>console=ttyS0 panic=-1 rdinit=/init loglevel=4 tsc=reliable no_timer_check</cmdline>
   </os>
-  <cpu mode='custom' match='exact'><model>qemu64</model></cpu>
+  <cpu mode='maximum'/>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>
@@ -369,7 +369,7 @@ def main():
     have_hostd = os.path.exists(HOSTD) and os.path.exists(CLI)
     if have_hostd:
         from stack import HostStack
-        stack = HostStack(w, hold_ms=1500)
+        stack = HostStack(w, hold_ms=2000)
     hostd_socket = stack.socket if stack else os.path.join(w, "no-hostd.sock")
     lv = libvirtd.Libvirtd(hooks={"blkin": hook_script(os.path.join(w, "hook.log"), hostd_socket)})
     try:
