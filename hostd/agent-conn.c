@@ -134,6 +134,15 @@ static uint8_t schema_op(uint8_t proto_op)
     }
 }
 
+/* blkin_clock_to_host(), refusing what does not fit a host time. */
+static bool to_host(const HostdAgentConn *c, uint64_t guest_ns, int64_t *out)
+{
+    if (guest_ns > INT64_MAX ||
+        __builtin_sub_overflow((int64_t)guest_ns, c->est.offset_ns, out))
+        return false;
+    return *out > 0;
+}
+
 static void add_guest(HostdAgentConn *c, HostdDisk *d,
                       const struct blkin_request *r)
 {
@@ -146,10 +155,13 @@ static void add_guest(HostdAgentConn *c, HostdDisk *d,
 
     if (!g.op)
         return;
-    g.issue_ns = blkin_clock_to_host(&c->est, r->issue_ns);
-    g.complete_ns = blkin_clock_to_host(&c->est, r->complete_ns);
-    g.queue_ns = r->queue_ns ? blkin_clock_to_host(&c->est, r->queue_ns) : 0;
-    if (g.complete_ns > now_ns() + FUTURE_NS) {
+    /* Both the times and the offset come from the guest: a conversion that
+     * would overflow, or lands before boot or far in the future, is a
+     * record no real guest sends. */
+    if (!to_host(c, r->issue_ns, &g.issue_ns) ||
+        !to_host(c, r->complete_ns, &g.complete_ns) ||
+        (r->queue_ns && !to_host(c, r->queue_ns, &g.queue_ns)) ||
+        g.complete_ns > now_ns() + FUTURE_NS) {
         c->vm->invalid++;
         return;
     }
