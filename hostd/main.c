@@ -7,6 +7,7 @@
  */
 #include "hostd.h"
 #include "ganeti-discovery.h"
+#include "libvirt-watch.h"
 #include "store-clickhouse.h"
 
 #include <errno.h>
@@ -270,6 +271,8 @@ int main(int argc, char **argv)
     gint export_sample = 100, export_slow_ms = 100, export_queue = 0;
     g_auto(GStrv) vms = NULL;
     g_autofree char *ganeti_root = NULL;
+    g_autofree char *libvirt_uri = NULL;
+    g_autoptr(HostdLibvirtWatch) libvirt_watch = NULL;
     g_autoptr(GHashTable) ganeti_known = NULL;
     GanetiScan ganeti = {0};
     gboolean print_report = FALSE, no_history = FALSE;
@@ -321,6 +324,8 @@ int main(int argc, char **argv)
          "Keep per-minute history this long (default 30)", "DAYS"},
         {"no-history", 0, 0, G_OPTION_ARG_NONE, &no_history,
          "Keep no SQLite history", NULL},
+        {"libvirt", 0, 0, G_OPTION_ARG_STRING, &libvirt_uri,
+         "Register blkin-enabled libvirt domains while they run", "URI"},
         {"ganeti-runtime", 0, 0, G_OPTION_ARG_FILENAME, &ganeti_root,
          "Register Ganeti's running KVM instances from this directory "
          "(/var/run/ganeti/kvm-hypervisor)",
@@ -437,6 +442,13 @@ int main(int argc, char **argv)
             ganeti_scan(&ganeti);
             g_timeout_add(GANETI_SCAN_MS, ganeti_scan, &ganeti);
         }
+        if (libvirt_uri) {
+            libvirt_watch = hostd_libvirt_watch_new(h.model, libvirt_uri, &err);
+            if (!libvirt_watch) {
+                g_printerr("blkin-hostd: %s\n", err->message);
+                return 2;
+            }
+        }
     } else {
         if (replay_path && !replay(&h, replay_path, &err)) {
             g_printerr("blkin-hostd: %s\n", err->message);
@@ -472,6 +484,8 @@ int main(int argc, char **argv)
         hostd_model_flush(h.model, now_ns() - h.hold_ns, now_ns());
         checkpoint(&h, now_ns());
     }
+    /* Before the model: it unregisters the domains it registered. */
+    g_clear_pointer(&libvirt_watch, hostd_libvirt_watch_free);
     hostd_trace_source_free(h.trace);
     hostd_control_free(h.control);
     hostd_metrics_free(h.metrics);
