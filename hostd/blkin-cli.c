@@ -8,11 +8,10 @@
  *   blkin trace TRACE-ID [--json]
  *   blkin history VM [DISK] [--minutes N] [--json]
  *   blkin status
- *   blkin register VM [--agent-socket PATH] --disk TARGET=SERIAL=FILTER-ID...
- *   blkin unregister VM
- *   blkin enable|disable DOMAIN [--disk T...] [--dry-run]  (blkin-libvirt)
- *   blkin enable|disable --live --qmp SOCK|--libvirt DOM --device ID ...
- *                                                          (blkin-live)
+ *   blkin register VM [--agent-socket PATH] --disk
+ * TARGET=SERIAL=FILTER-ID[=REMOTE-ID]... blkin unregister VM blkin
+ * enable|disable DOMAIN [--disk T...] [--dry-run]  (blkin-libvirt) blkin
+ * enable|disable --live --qmp SOCK|--libvirt DOM --device ID ... (blkin-live)
  *
  * Talks the control protocol (docs/hostd.md) over hostd's UNIX socket.
  */
@@ -132,6 +131,32 @@ static const char *dur(gint64 ns, char *buf, size_t len)
     return buf;
 }
 
+/* A disk another node serves: its clock as the joined pairs bound it. */
+static void print_remote(JsonObject *d)
+{
+    JsonNode *rn = json_object_get_member(d, "remote");
+    JsonObject *r, *clk;
+    char a[32], b[32];
+
+    if (!rn || !JSON_NODE_HOLDS_OBJECT(rn))
+        return;
+    r = json_node_get_object(rn);
+    printf("  served by %s: ", get_str(r, "server_filter_id"));
+    rn = json_object_get_member(r, "clock");
+    if (rn && JSON_NODE_HOLDS_OBJECT(rn)) {
+        clk = json_node_get_object(rn);
+        printf("its clock %s%s +- %s",
+               get_int(clk, "offset_ns") < 0 ? "-" : "+",
+               dur(llabs(get_int(clk, "offset_ns")), a, sizeof(a)),
+               dur(get_int(clk, "bound_ns"), b, sizeof(b)));
+    } else {
+        printf("its clock not known yet");
+    }
+    printf(", %" G_GINT64_FORMAT " joined, %" G_GINT64_FORMAT
+           " without server span\n",
+           get_int(r, "matched"), get_int(r, "unmatched_client"));
+}
+
 static void print_disk(JsonObject *d)
 {
     JsonObject *c = json_object_get_object_member(d, "counters");
@@ -161,6 +186,7 @@ static void print_disk(JsonObject *d)
             printf(" (no causal correction)\n");
     } else
         printf("  guest clock: not synchronised (no agent data yet)\n");
+    print_remote(d);
     /* Whatever counters the source has (hostd's, or a store's). */
     {
         static const char *const shown[][2] = {
@@ -366,7 +392,8 @@ int main(int argc, char **argv)
         {"agent-socket", 0, 0, G_OPTION_ARG_FILENAME, &opt_agent_socket,
          "register: the VM's agent channel socket", "PATH"},
         {"disk", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &opt_disks,
-         "register: TARGET=SERIAL=FILTER-ID (repeat)", "SPEC"},
+         "register: TARGET=SERIAL=FILTER-ID[=REMOTE-FILTER-ID] (repeat)",
+         "SPEC"},
         {NULL}};
     g_autoptr(GOptionContext) ctx =
         g_option_context_new("report|top|tail|trace|status|register|unregister "

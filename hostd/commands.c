@@ -45,7 +45,8 @@ static JsonNode *cmd_register(Hostd *h, JsonObject *req)
         if (!JSON_NODE_HOLDS_VALUE(n) ||
             json_node_get_value_type(n) != G_TYPE_STRING)
             return hostd_control_error(
-                "each disk is a \"TARGET=SERIAL=FILTER-ID\" string");
+                "each disk is a \"TARGET=SERIAL=FILTER-ID[=REMOTE-FILTER-ID]\" "
+                "string");
         g_ptr_array_add(specs, (char *)json_node_get_string(n));
     }
     g_ptr_array_add(specs, NULL);

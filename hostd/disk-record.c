@@ -49,9 +49,16 @@ bool hostd_joined_to_request(const HostdDisk *d, const HostdJoined *j,
         r->trace_id = j->span.trace_id;
         r->span_id = j->span.span_id;
         r->lower_total_ns = j->backend_ns;
+        if (j->below.remote)
+            r->lower_total_ns += j->below.network_ns + j->below.remote_ns;
     }
     for (int p = 0; p < HOSTD_PHASE__N; p++) {
-        if (j->phase_ns[p] < 0 && !(j->has_guest && j->has_span))
+        /* -1: the phase does not apply. Only the two phases measured across
+         * the guest/host clock boundary can come out negative for real. */
+        bool cross_clock =
+            p == HOSTD_PHASE_TO_QEMU || p == HOSTD_PHASE_TO_GUEST;
+
+        if (j->phase_ns[p] < 0 && !(cross_clock && j->has_guest && j->has_span))
             continue;
         /* Guest-side phases can come out slightly negative within the
          * clock error bound; histograms count them as 0, the timestamps

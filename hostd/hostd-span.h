@@ -19,8 +19,9 @@ typedef struct HostdSpan {
     uint64_t bytes;
     uint64_t start_ns; /* host CLOCK_MONOTONIC */
     uint64_t end_ns;
-    uint32_t vpid; /* from the vpid context */
-    uint32_t disk; /* process-local index: key disks by (vpid, disk) */
+    uint32_t vpid;   /* from the vpid context */
+    uint32_t disk;   /* process-local index: key disks by (vpid, disk) */
+    uint16_t source; /* which trace input (node) it came from; set by hostd */
     uint32_t flags;
     uint32_t inflight;
     int32_t ret;
@@ -30,6 +31,7 @@ typedef struct HostdSpan {
 
 /* blkin_qemu:disk */
 typedef struct HostdDiskMap {
+    uint16_t source; /* as HostdSpan.source */
     uint32_t vpid;
     uint32_t disk;
     uint8_t state; /* 0 open, 1 refresh, 2 close */

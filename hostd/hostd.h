@@ -18,11 +18,13 @@
 #include "span-export.h"
 #include "model.h"
 #include "stats/history-store.h"
+#include "trace-feed.h"
 #include "trace-source.h"
 
 typedef struct Hostd {
     HostdModel *model;
-    HostdTraceSource *trace;
+    GPtrArray *feeds; /* HostdTraceFeed *, owned; [0] is this node's */
+    guint feeds_open; /* offline: feeds not yet read to their end */
     HostdControl *control;
     HostdMetrics *metrics;
     GPtrArray *exporters; /* HostdSpanExport *, owned */
@@ -30,6 +32,8 @@ typedef struct Hostd {
     GMainLoop *loop;
     char *live_url;          /* LTTng live session to read, or NULL */
     char *offline_dir;       /* recorded trace to read, or NULL */
+    char **remote_live;      /* other nodes' live sessions (feeds 1..) */
+    char **remote_offline;   /* other nodes' recorded traces (feeds 1..) */
     int64_t hold_ns;         /* how long to wait for both sources to deliver */
     int64_t last_checkpoint; /* when the history was last checkpointed */
     FILE *capture;           /* guest requests, for offline replay (or NULL) */

@@ -26,11 +26,13 @@ const char *const hostd_phase_names[HOSTD_PHASE__N] = {
     [HOSTD_PHASE_BACKEND] = "backend",
     [HOSTD_PHASE_TO_GUEST] = "qemu_to_guest",
     [HOSTD_PHASE_TOTAL] = "total",
+    [HOSTD_PHASE_NETWORK] = "network",
+    [HOSTD_PHASE_REMOTE] = "remote",
 };
 
 typedef struct PendingSpan {
     HostdSpan s;
-    uint64_t backend_ns;
+    HostdBelow below;
     uint64_t served_bytes; /* bytes of guest requests matched to it */
     uint32_t served;       /* guest requests matched to it */
     bool expired;
@@ -113,6 +115,37 @@ static void emit_guest_only(HostdJoin *j, const HostdGuestReq *g)
     j->emit(j->opaque, &r);
 }
 
+/* Splits a span's duration @dur into QEMU and what was below it. */
+static void below_phases(const HostdBelow *b, int64_t dur, int64_t *phase_ns)
+{
+    int64_t below = (int64_t)b->backend_ns;
+
+    phase_ns[HOSTD_PHASE_BACKEND] = (int64_t)b->backend_ns;
+    if (b->remote) {
+        phase_ns[HOSTD_PHASE_NETWORK] = (int64_t)b->network_ns;
+        phase_ns[HOSTD_PHASE_REMOTE] = (int64_t)b->remote_ns;
+        below += (int64_t)(b->network_ns + b->remote_ns);
+    }
+    phase_ns[HOSTD_PHASE_QEMU] = dur - below;
+}
+
+/* Keeps what is below a span within it, so the phases add up. */
+static void clamp_below(PendingSpan *p)
+{
+    uint64_t dur;
+
+    if (p->s.end_ns < p->s.start_ns)
+        p->s.end_ns = p->s.start_ns;
+    dur = p->s.end_ns - p->s.start_ns;
+    if (!p->below.remote) {
+        p->below.network_ns = p->below.remote_ns = 0;
+    }
+    p->below.backend_ns = MIN(p->below.backend_ns, dur);
+    p->below.remote_ns = MIN(p->below.remote_ns, dur - p->below.backend_ns);
+    p->below.network_ns = MIN(p->below.network_ns,
+                              dur - p->below.backend_ns - p->below.remote_ns);
+}
+
 static void emit_span_only(HostdJoin *j, const PendingSpan *p)
 {
     HostdJoined r = {
@@ -123,14 +156,14 @@ static void emit_span_only(HostdJoin *j, const PendingSpan *p)
         .offset = p->s.offset,
         .bytes = p->s.bytes,
         .span = p->s,
-        .backend_ns = p->backend_ns,
+        .backend_ns = p->below.backend_ns,
+        .below = p->below,
     };
     int64_t dur = (int64_t)(p->s.end_ns - p->s.start_ns);
 
     for (int i = 0; i < HOSTD_PHASE__N; i++)
         r.phase_ns[i] = -1;
-    r.phase_ns[HOSTD_PHASE_BACKEND] = p->backend_ns;
-    r.phase_ns[HOSTD_PHASE_QEMU] = dur - (int64_t)p->backend_ns;
+    below_phases(&p->below, dur, r.phase_ns);
     r.phase_ns[HOSTD_PHASE_TOTAL] = dur;
     j->c.unmatched_span++;
     j->emit(j->opaque, &r);
@@ -157,16 +190,19 @@ static void emit_joined(HostdJoin *j, const HostdGuestReq *guest,
         .bytes = g->bytes,
         .guest = *g,
         .span = p->s,
-        .backend_ns = p->backend_ns,
+        .backend_ns = p->below.backend_ns,
+        .below = p->below,
     };
     int64_t start = (int64_t)p->s.start_ns, end = (int64_t)p->s.end_ns;
+
+    for (int i = 0; i < HOSTD_PHASE__N; i++)
+        r.phase_ns[i] = -1;
 
     /* Each phase is a difference of consecutive timestamps: they add up. */
     r.phase_ns[HOSTD_PHASE_GUEST_QUEUE] =
         g->queue_ns ? g->issue_ns - g->queue_ns : -1;
     r.phase_ns[HOSTD_PHASE_TO_QEMU] = start - g->issue_ns;
-    r.phase_ns[HOSTD_PHASE_BACKEND] = p->backend_ns;
-    r.phase_ns[HOSTD_PHASE_QEMU] = end - start - (int64_t)p->backend_ns;
+    below_phases(&p->below, end - start, r.phase_ns);
     r.phase_ns[HOSTD_PHASE_TO_GUEST] = g->complete_ns - end;
     r.phase_ns[HOSTD_PHASE_TOTAL] =
         g->complete_ns - (g->queue_ns ? g->queue_ns : g->issue_ns);
@@ -183,16 +219,14 @@ static int span_cmp(const PendingSpan *a, const PendingSpan *b)
     return a->s.span_id < b->s.span_id ? -1 : a->s.span_id > b->s.span_id;
 }
 
-void hostd_join_add_span(HostdJoin *j, const HostdSpan *s, uint64_t backend_ns)
+void hostd_join_add_span(HostdJoin *j, const HostdSpan *s,
+                         const HostdBelow *below)
 {
-    PendingSpan p = {.s = *s, .backend_ns = backend_ns};
+    PendingSpan p = {.s = *s, .below = *below};
     PendingSpan *a;
     guint i;
 
-    if (p.s.end_ns < p.s.start_ns)
-        p.s.end_ns = p.s.start_ns;
-    if (p.backend_ns > p.s.end_ns - p.s.start_ns)
-        p.backend_ns = p.s.end_ns - p.s.start_ns;
+    clamp_below(&p);
 
     if (j->spans->len >= HOSTD_JOIN_MAX_PENDING) {
         /* Expire the oldest in bulk: one move of the array, not one per
@@ -215,14 +249,11 @@ void hostd_join_add_span(HostdJoin *j, const HostdSpan *s, uint64_t backend_ns)
 }
 
 void hostd_join_span_alone(HostdJoin *j, const HostdSpan *s,
-                           uint64_t backend_ns)
+                           const HostdBelow *below)
 {
-    PendingSpan p = {.s = *s, .backend_ns = backend_ns};
+    PendingSpan p = {.s = *s, .below = *below};
 
-    if (p.s.end_ns < p.s.start_ns)
-        p.s.end_ns = p.s.start_ns;
-    if (p.backend_ns > p.s.end_ns - p.s.start_ns)
-        p.backend_ns = p.s.end_ns - p.s.start_ns;
+    clamp_below(&p);
     emit_span_only(j, &p);
 }
 

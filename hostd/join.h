@@ -41,6 +41,11 @@ typedef enum HostdPhase {
     HOSTD_PHASE_BACKEND,     /* lower spans (stacked filter, backend) */
     HOSTD_PHASE_TO_GUEST,    /* filter exit -> guest completion */
     HOSTD_PHASE_TOTAL,       /* guest's own total (or the span's) */
+    /* Remote disks only (remote-join.h); appended, as the statistics'
+     * numbering requires (stats/joined-request.h). In time order they sit
+     * between QEMU and BACKEND, which then is the remote node's I/O. */
+    HOSTD_PHASE_NETWORK, /* client span minus server span: the wire both ways */
+    HOSTD_PHASE_REMOTE,  /* server span minus its lower spans */
     HOSTD_PHASE__N,
 } HostdPhase;
 
@@ -57,6 +62,20 @@ typedef struct HostdGuestReq {
     uint8_t op; /* schema op, as HostdSpan.op */
 } HostdGuestReq;
 
+/*
+ * What happened below a top span. For a local disk only backend_ns: the
+ * union of the lower spans' time. For a disk served by another node
+ * (remote-join.h) also the network and the remote service's own time;
+ * then backend_ns is the remote node's lower spans (its storage I/O).
+ */
+typedef struct HostdBelow {
+    uint64_t backend_ns;
+    bool remote; /* a server span was joined: the next two apply */
+    uint64_t network_ns;
+    uint64_t remote_ns;
+    uint64_t server_trace_id, server_span_id; /* the joined server span */
+} HostdBelow;
+
 typedef struct HostdJoined {
     uint8_t op;
     bool has_guest;
@@ -67,7 +86,8 @@ typedef struct HostdJoined {
     uint64_t bytes;
     HostdGuestReq guest; /* valid when has_guest */
     HostdSpan span;      /* valid when has_span */
-    uint64_t backend_ns; /* union of lower spans' time */
+    uint64_t backend_ns; /* union of lower spans' time (== below.backend_ns) */
+    HostdBelow below;
     /* Nanoseconds per phase; -1 where a phase does not apply. */
     int64_t phase_ns[HOSTD_PHASE__N];
 } HostdJoined;
@@ -114,9 +134,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdJoin, hostd_join_free)
 void hostd_join_add_guest(HostdJoin *j, const HostdGuestReq *g);
 /* A span of a disk no guest agent reports for: emitted alone at once. */
 void hostd_join_span_alone(HostdJoin *j, const HostdSpan *s,
-                           uint64_t backend_ns);
-/* A top span of this disk, with the time its lower spans took. */
-void hostd_join_add_span(HostdJoin *j, const HostdSpan *s, uint64_t backend_ns);
+                           const HostdBelow *below);
+/* A top span of this disk, with what happened below it. */
+void hostd_join_add_span(HostdJoin *j, const HostdSpan *s,
+                         const HostdBelow *below);
 /*
  * Matches everything that completed at or before @watermark_ns, allowing
  * @tol_ns of clock error and scheduling slack; what stays unmatched and is

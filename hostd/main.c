@@ -16,9 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FLUSH_MS      100
-#define LIVE_RETRY_MS 1000
-#define CHECKPOINT_S  10
+#define FLUSH_MS     100
+#define CHECKPOINT_S 10
 
 static int64_t now_ns(void)
 {
@@ -62,52 +61,44 @@ static const HostdTraceSink hostd_sink = {
     .discarded = sink_discarded,
 };
 
-static gboolean open_live(gpointer user);
-
-static gboolean poll_trace(gpointer user)
+static void feed_ended(void *opaque, HostdTraceFeed *f)
 {
-    Hostd *h = user;
-    int ret;
+    Hostd *h = opaque;
 
-    if (!h->trace)
-        return G_SOURCE_REMOVE;
-    /* A bounded number of rounds, so agents and clients are served too. */
-    for (int i = 0; i < 64; i++) {
-        ret = hostd_trace_source_poll(h->trace);
-        if (ret != HOSTD_TRACE_MORE)
-            break;
-    }
-    if (ret > 0) {
-        g_timeout_add(ret == HOSTD_TRACE_MORE ? 0 : HOSTD_TRACE_IDLE_MS,
-                      poll_trace, h);
-        return G_SOURCE_REMOVE;
-    }
-    if (ret < 0)
-        g_warning("trace input failed: %s", g_strerror(-ret));
-    g_clear_pointer(&h->trace, hostd_trace_source_free);
-    if (h->offline_dir) {
+    if (--h->feeds_open == 0) {
         h->trace_ended = TRUE;
         g_main_loop_quit(h->loop);
-    } else {
-        /* The session was destroyed or is not there yet: wait for it. */
-        g_timeout_add(LIVE_RETRY_MS, open_live, h);
     }
-    return G_SOURCE_REMOVE;
 }
 
-static gboolean open_live(gpointer user)
+/* Feed 0 reads this node's session (or trace), feeds 1.. other nodes'. */
+static gboolean open_feeds(Hostd *h, GError **err)
 {
-    Hostd *h = user;
-    g_autoptr(GError) err = NULL;
+    h->feeds =
+        g_ptr_array_new_with_free_func((GDestroyNotify)hostd_trace_feed_free);
+    if (h->offline_dir) {
+        guint n =
+            1 + (h->remote_offline ? g_strv_length(h->remote_offline) : 0);
 
-    h->trace = hostd_trace_source_new_live(h->live_url, &hostd_sink, h, &err);
-    if (!h->trace) {
-        g_warning("cannot read %s: %s", h->live_url, err->message);
-        g_timeout_add(LIVE_RETRY_MS, open_live, h);
-        return G_SOURCE_REMOVE;
+        for (guint i = 0; i < n; i++) {
+            const char *dir = i ? h->remote_offline[i - 1] : h->offline_dir;
+            HostdTraceFeed *f = hostd_trace_feed_new_offline(
+                i, dir, &hostd_sink, h, h->model, feed_ended, err);
+
+            if (!f)
+                return FALSE;
+            g_ptr_array_add(h->feeds, f);
+        }
+        h->feeds_open = h->feeds->len;
+        return TRUE;
     }
-    g_idle_add(poll_trace, h);
-    return G_SOURCE_REMOVE;
+    g_ptr_array_add(h->feeds, hostd_trace_feed_new_live(
+                                  0, h->live_url, &hostd_sink, h, h->model));
+    for (guint i = 0; h->remote_live && h->remote_live[i]; i++)
+        g_ptr_array_add(h->feeds,
+                        hostd_trace_feed_new_live(i + 1, h->remote_live[i],
+                                                  &hostd_sink, h, h->model));
+    return TRUE;
 }
 
 /* ---- the join tick and history ---------------------------------------- */
@@ -150,8 +141,10 @@ static gboolean flush_tick(gpointer user)
 
     /* Spans up to the trace's own time have arrived; if the relay lags more
      * than the hold time, wait for it rather than call guests unmatched. */
-    if (h->trace) {
-        int64_t tt = (int64_t)hostd_trace_source_time_ns(h->trace);
+    if (h->feeds && h->feeds->len) {
+        HostdTraceSource *src =
+            hostd_trace_feed_source(g_ptr_array_index(h->feeds, 0));
+        int64_t tt = src ? (int64_t)hostd_trace_source_time_ns(src) : 0;
 
         if (tt > 0 && tt < watermark)
             watermark = tt;
@@ -291,6 +284,12 @@ int main(int argc, char **argv)
          "LTTng live session: net://HOST/host/HOSTNAME/SESSION", "URL"},
         {"offline", 0, 0, G_OPTION_ARG_FILENAME, &h.offline_dir,
          "Read a recorded trace instead, then exit", "DIR"},
+        {"remote-live", 0, 0, G_OPTION_ARG_STRING_ARRAY, &h.remote_live,
+         "Also read another node's session (it serves disks over NBD); "
+         "repeatable",
+         "URL"},
+        {"remote-offline", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &h.remote_offline,
+         "With --offline: another node's recorded trace; repeatable", "DIR"},
         {"vm", 0, 0, G_OPTION_ARG_STRING_ARRAY, &vms,
          "A VM: NAME:AGENT-SOCKET:TARGET=SERIAL=FILTER-ID,... (repeatable)",
          "SPEC"},
@@ -343,6 +342,19 @@ int main(int argc, char **argv)
     }
     if (!!h.live_url == !!h.offline_dir) {
         g_printerr("blkin-hostd: give exactly one of --live and --offline\n");
+        return 2;
+    }
+    if ((h.remote_live && !h.live_url) ||
+        (h.remote_offline && !h.offline_dir)) {
+        g_printerr("blkin-hostd: --remote-live goes with --live, "
+                   "--remote-offline with --offline\n");
+        return 2;
+    }
+    if ((h.remote_live ? g_strv_length(h.remote_live) : 0) +
+            (h.remote_offline ? g_strv_length(h.remote_offline) : 0) >=
+        HOSTD_MAX_SOURCES) {
+        g_printerr("blkin-hostd: at most %d remote trace inputs\n",
+                   HOSTD_MAX_SOURCES - 1);
         return 2;
     }
     if (hold_ms < 0 || retention_days < 1) {
@@ -433,7 +445,7 @@ int main(int argc, char **argv)
                 hostd_span_export_set_queue_max(e, export_queue);
             g_ptr_array_add(h.exporters, e);
         }
-        open_live(&h);
+        open_feeds(&h, NULL);
         g_timeout_add(FLUSH_MS, flush_tick, &h);
         if (ganeti_root) {
             ganeti_known =
@@ -454,13 +466,10 @@ int main(int argc, char **argv)
             g_printerr("blkin-hostd: %s\n", err->message);
             return 1;
         }
-        h.trace = hostd_trace_source_new_offline(h.offline_dir, &hostd_sink, &h,
-                                                 &err);
-        if (!h.trace) {
+        if (!open_feeds(&h, &err)) {
             g_printerr("blkin-hostd: %s\n", err->message);
             return 1;
         }
-        g_idle_add(poll_trace, &h);
     }
     g_unix_signal_add(SIGTERM, on_quit_signal, &h);
     g_unix_signal_add(SIGINT, on_quit_signal, &h);
@@ -486,7 +495,8 @@ int main(int argc, char **argv)
     }
     /* Before the model: it unregisters the domains it registered. */
     g_clear_pointer(&libvirt_watch, hostd_libvirt_watch_free);
-    hostd_trace_source_free(h.trace);
+    if (h.feeds)
+        g_ptr_array_unref(h.feeds);
     hostd_control_free(h.control);
     hostd_metrics_free(h.metrics);
     if (h.exporters)

@@ -18,10 +18,16 @@ static bool hostd_vm_expects_guest(const HostdVm *vm)
     return vm->agent || vm->model->offline;
 }
 
-static uint64_t qemu_disk_key(uint32_t vpid, uint32_t disk)
+/* Filter disk indexes are per process, pids per node: key by all three.
+ * pid_max is at most 2^22 and a process opens far fewer than 2^24 nodes. */
+static uint64_t qemu_disk_key(uint16_t source, uint32_t vpid, uint32_t disk)
 {
-    return (uint64_t)vpid << 32 | disk;
+    return (uint64_t)(source & 0xff) << 56 | (uint64_t)vpid << 24 |
+           (disk & 0xffffff);
 }
+
+/* Tolerance between two blkin spans of one request (no guest clock). */
+#define HOSTD_REMOTE_TOL_NS (100LL * 1000)
 
 static void disk_emit(void *opaque, const HostdJoined *j)
 {
@@ -65,10 +71,25 @@ static void disk_minute_closed(void *opaque, const HostdStatsRollup *minute)
         g_warning("history: %s: %s", name, err->message);
 }
 
+/* A client span joined (or not) to the server's: on to the main join. */
+static void remote_emit(void *opaque, const HostdRemoteMatch *r)
+{
+    HostdDisk *d = opaque;
+
+    if (r->server)
+        d->remote_spans++;
+    if (hostd_vm_expects_guest(d->vm))
+        hostd_join_add_span(d->join, r->top, &r->below);
+    else
+        hostd_join_span_alone(d->join, r->top, &r->below);
+}
+
 static void disk_free(gpointer p)
 {
     HostdDisk *d = p;
 
+    hostd_remote_join_free(d->remote);
+    g_free(d->remote_id);
     hostd_join_free(d->join);
     hostd_disk_stats_free(d->stats);
     hostd_tail_capture_free(d->tail);
@@ -98,6 +119,7 @@ HostdModel *hostd_model_new(void)
 
     m->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_free);
     m->by_filter = g_hash_table_new(g_str_hash, g_str_equal);
+    m->by_remote = g_hash_table_new(g_str_hash, g_str_equal);
     m->qemu_disks =
         g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
     m->children = hostd_span_tree_new();
@@ -110,6 +132,7 @@ void hostd_model_free(HostdModel *m)
     if (!m)
         return;
     g_hash_table_unref(m->by_filter);
+    g_hash_table_unref(m->by_remote);
     g_hash_table_unref(m->vms);
     g_hash_table_unref(m->qemu_disks);
     hostd_span_tree_free(m->children);
@@ -166,7 +189,8 @@ static gboolean same_vm(const HostdVm *vm, const char *agent_socket,
 
         if (g_strcmp0(a->target, b->target) ||
             g_strcmp0(a->serial, b->serial) ||
-            g_strcmp0(a->filter_id, b->filter_id))
+            g_strcmp0(a->filter_id, b->filter_id) ||
+            g_strcmp0(a->remote_id, b->remote_id))
             return FALSE;
     }
     return TRUE;
@@ -186,14 +210,26 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
         return NULL;
     }
     for (char **s = disk_specs; s && *s; s++) {
-        g_auto(GStrv) f = g_strsplit(*s, "=", 3);
+        g_auto(GStrv) f = g_strsplit(*s, "=", 4);
+        guint nf = g_strv_length(f);
         HostdDisk *d, *other;
 
-        if (g_strv_length(f) != 3 || !valid_name(f[0]) || !valid_name(f[1]) ||
-            !valid_name(f[2])) {
+        if ((nf != 3 && nf != 4) || !valid_name(f[0]) || !valid_name(f[1]) ||
+            !valid_name(f[2]) || (nf == 4 && !valid_name(f[3]))) {
             g_set_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                        "disk '%s': expected TARGET=SERIAL=FILTER-ID", *s);
+                        "disk '%s': expected TARGET=SERIAL=FILTER-ID"
+                        "[=REMOTE-FILTER-ID]",
+                        *s);
             return NULL;
+        }
+        if (nf == 4) {
+            other = g_hash_table_lookup(m->by_remote, f[3]);
+            if ((other && !g_str_equal(other->vm->name, name)) ||
+                g_hash_table_lookup(m->by_filter, f[3])) {
+                g_set_error(err, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                            "remote filter id '%s' is already in use", f[3]);
+                return NULL;
+            }
         }
         other = g_hash_table_lookup(m->by_filter, f[2]);
         if (other && !g_str_equal(other->vm->name, name)) {
@@ -206,6 +242,10 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
         d->target = g_strdup(f[0]);
         d->serial = g_strdup(f[1]);
         d->filter_id = g_strdup(f[2]);
+        if (nf == 4) {
+            d->remote_id = g_strdup(f[3]);
+            d->remote = hostd_remote_join_new(remote_emit, d);
+        }
         d->join = hostd_join_new(disk_emit, d);
         d->stats =
             hostd_disk_stats_new(t0, minute_align_ns(), disk_minute_closed, d);
@@ -230,6 +270,8 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
 
         d->vm = vm;
         g_hash_table_insert(m->by_filter, d->filter_id, d);
+        if (d->remote_id)
+            g_hash_table_insert(m->by_remote, d->remote_id, d);
     }
     g_hash_table_insert(m->vms, vm->name, vm);
     if (agent_socket && *agent_socket)
@@ -248,13 +290,16 @@ gboolean hostd_model_remove_vm(HostdModel *m, const char *name)
 
         if (g_hash_table_lookup(m->by_filter, d->filter_id) == d)
             g_hash_table_remove(m->by_filter, d->filter_id);
+        if (d->remote_id &&
+            g_hash_table_lookup(m->by_remote, d->remote_id) == d)
+            g_hash_table_remove(m->by_remote, d->remote_id);
     }
     return g_hash_table_remove(m->vms, name);
 }
 
 void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map)
 {
-    uint64_t key = qemu_disk_key(map->vpid, map->disk);
+    uint64_t key = qemu_disk_key(map->source, map->vpid, map->disk);
 
     if (map->state == 2) {
         g_hash_table_remove(m->qemu_disks, &key);
@@ -264,19 +309,35 @@ void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map)
                         g_strdup(map->id));
 }
 
+static const char *span_filter_id(HostdModel *m, const HostdSpan *s)
+{
+    uint64_t key = qemu_disk_key(s->source, s->vpid, s->disk);
+
+    return g_hash_table_lookup(m->qemu_disks, &key);
+}
+
 static HostdDisk *span_disk(HostdModel *m, const HostdSpan *s)
 {
-    uint64_t key = qemu_disk_key(s->vpid, s->disk);
-    const char *id = g_hash_table_lookup(m->qemu_disks, &key);
+    const char *id = span_filter_id(m, s);
 
     return id ? g_hash_table_lookup(m->by_filter, id) : NULL;
 }
 
 void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns)
 {
-    HostdDisk *d = span_disk(m, s);
-    uint64_t backend;
+    const char *id = span_filter_id(m, s);
+    HostdDisk *d = id ? g_hash_table_lookup(m->by_filter, id) : NULL;
+    HostdBelow below = {0};
+    HostdSpan only;
+    unsigned n;
 
+    if (!d && id && (d = g_hash_table_lookup(m->by_remote, id))) {
+        /* The export's server-side span, on the node serving it. */
+        below.backend_ns = hostd_span_tree_take(m->children, s, NULL, NULL);
+        d->remote_source = s->source;
+        hostd_remote_join_add_server(d->remote, s, below.backend_ns);
+        return;
+    }
     if (!d) {
         /* A lower node's span (or an unregistered disk's): keep it for
          * its parent, if it has one. */
@@ -287,11 +348,17 @@ void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns)
         return;
     }
     d->spans++;
-    backend = hostd_span_tree_take(m->children, s, NULL);
+    below.backend_ns = hostd_span_tree_take(m->children, s, &n, &only);
+    if (d->remote) {
+        /* A single lower span is the NBD client's own view; without it
+         * the top span stands for the client. */
+        hostd_remote_join_add_client(d->remote, s, n == 1 ? &only : s);
+        return;
+    }
     if (hostd_vm_expects_guest(d->vm))
-        hostd_join_add_span(d->join, s, backend);
+        hostd_join_add_span(d->join, s, &below);
     else
-        hostd_join_span_alone(d->join, s, backend);
+        hostd_join_span_alone(d->join, s, &below);
 }
 
 void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns)
@@ -315,13 +382,29 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
         for (guint i = 0; i < vm->disks->len; i++) {
             HostdDisk *d = g_ptr_array_index(vm->disks, i);
 
-            hostd_join_flush(d->join, watermark_ns, tol,
+            int64_t wm = watermark_ns;
+
+            if (d->remote) {
+                hostd_remote_join_flush(
+                    d->remote, watermark_ns,
+                    m->source_time_ns[d->remote_source % HOSTD_MAX_SOURCES],
+                    HOSTD_REMOTE_TOL_NS);
+                /* Guest requests after a span still held there wait. */
+                wm = MIN(wm, hostd_remote_join_horizon(d->remote) - tol - 1);
+            }
+            hostd_join_flush(d->join, wm, tol,
                              hostd_agent_conn_bound_ns(vm->agent),
                              hostd_vm_expects_guest(vm));
         }
     }
     if (watermark_ns > HOSTD_CHILD_KEEP_NS)
         hostd_span_tree_expire(m->children, watermark_ns - HOSTD_CHILD_KEEP_NS);
+}
+
+void hostd_model_source_time(HostdModel *m, unsigned source, int64_t time_ns)
+{
+    if (source < HOSTD_MAX_SOURCES)
+        m->source_time_ns[source] = time_ns;
 }
 
 void hostd_model_guest(HostdModel *m, HostdDisk *d, const HostdGuestReq *g)

@@ -22,10 +22,14 @@
 
 #include "blkin-channel.h"
 #include "join.h"
+#include "remote-join.h"
 #include "span-tree.h"
 #include "stats/disk-stats.h"
 #include "stats/history-store.h"
 #include "stats/tail-capture.h"
+
+/* Trace inputs (one per node's LTTng session); HostdSpan.source. */
+#define HOSTD_MAX_SOURCES 16
 
 typedef struct HostdVm HostdVm;
 typedef struct HostdModel HostdModel;
@@ -35,6 +39,12 @@ typedef struct HostdDisk {
     char *target;    /* the guest-visible name operators use: vda */
     char *serial;    /* what the agent's device map reports */
     char *filter_id; /* the blkin filter's id option */
+    /* A disk served by another node: the filter id of the server-side
+     * blkin node there (in qemu-nbd), or NULL. */
+    char *remote_id;
+    HostdRemoteJoin *remote; /* when remote_id */
+    uint16_t remote_source;  /* trace input the server spans came from */
+    uint64_t remote_spans;
     HostdJoin *join;
     HostdDiskStats *stats;
     HostdTailCapture *tail;
@@ -67,9 +77,12 @@ struct HostdVm {
 };
 
 struct HostdModel {
-    GHashTable *vms;         /* name -> HostdVm *, owned */
-    GHashTable *by_filter;   /* filter id -> HostdDisk * */
-    GHashTable *qemu_disks;  /* (vpid << 32 | index) -> char *filter id */
+    GHashTable *vms;        /* name -> HostdVm *, owned */
+    GHashTable *by_filter;  /* filter id -> HostdDisk * */
+    GHashTable *by_remote;  /* server-side filter id -> HostdDisk * */
+    GHashTable *qemu_disks; /* (source, vpid, index) -> char *filter id */
+    /* How far each trace input has been delivered, in its own clock. */
+    int64_t source_time_ns[HOSTD_MAX_SOURCES];
     HostdSpanTree *children; /* lower spans waiting for their parent */
     uint64_t lttng_discarded;
     uint64_t spans_unknown_disk; /* top spans of no registered disk */
@@ -87,7 +100,11 @@ HostdModel *hostd_model_new(void);
 void hostd_model_free(HostdModel *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdModel, hostd_model_free)
 
-/* Disk specs: "target=serial=filter-id". Replaces a VM of the same name. */
+/*
+ * Disk specs: "target=serial=filter-id[=remote-id]", remote-id being the
+ * filter id of the server-side blkin node of a disk another node serves
+ * (remote-join.h). Replaces a VM of the same name.
+ */
 HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
                             const char *agent_socket, char **disk_specs,
                             GError **err);
@@ -108,6 +125,9 @@ void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns);
 void hostd_model_guest(HostdModel *m, HostdDisk *d, const HostdGuestReq *g);
 /* Replays one capture line; returns FALSE for a malformed line. */
 gboolean hostd_model_replay_line(HostdModel *m, const char *line);
+
+/* Trace input @source has been delivered up to @time_ns (its clock). */
+void hostd_model_source_time(HostdModel *m, unsigned source, int64_t time_ns);
 
 /* Matches what is older than @watermark_ns; ages out stale children. */
 void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns);

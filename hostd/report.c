@@ -111,6 +111,44 @@ static void add_clock(JsonBuilder *b, HostdVm *vm, const HostdJoin *join)
     json_builder_end_object(b);
 }
 
+/*
+ * A disk another node serves: the server-side filter it is joined with,
+ * and that node's clock relative to this one as the joined pairs bound it
+ * (remote-join.h), shown rather than hidden. null for local disks.
+ */
+static void add_remote(JsonBuilder *b, const HostdDisk *d)
+{
+    const HostdRemoteClock *clk;
+    const HostdRemoteCounters *rc;
+
+    json_builder_set_member_name(b, "remote");
+    if (!d->remote) {
+        json_builder_add_null_value(b);
+        return;
+    }
+    clk = hostd_remote_join_clock(d->remote);
+    rc = hostd_remote_join_counters(d->remote);
+    json_builder_begin_object(b);
+    add_str(b, "server_filter_id", d->remote_id);
+    add_int(b, "trace_input", d->remote_source);
+    json_builder_set_member_name(b, "clock");
+    if (clk->valid) {
+        json_builder_begin_object(b);
+        add_int(b, "offset_ns", clk->offset_ns);
+        add_int(b, "bound_ns", (clk->hi_ns - clk->lo_ns) / 2);
+        add_int(b, "resets", clk->resets);
+        json_builder_end_object(b);
+    } else {
+        json_builder_add_null_value(b);
+    }
+    add_int(b, "matched", rc->matched);
+    add_int(b, "unmatched_client", rc->unmatched_client);
+    add_int(b, "unmatched_server", rc->unmatched_server);
+    add_int(b, "overflow", rc->overflow);
+    add_int(b, "pending", hostd_remote_join_pending(d->remote));
+    json_builder_end_object(b);
+}
+
 /* Per op: counts, rates and per-phase percentiles of a rollup. */
 static void add_ops(JsonBuilder *b, const HostdStatsRollup *r)
 {
@@ -131,12 +169,12 @@ static void add_ops(JsonBuilder *b, const HostdStatsRollup *r)
         json_builder_set_member_name(b, "phases");
         json_builder_begin_array(b);
         /* Total first: it is what an operator reads first. */
-        if (r->hist[op][HOSTD_STATS_PHASE_TOTAL])
-            add_phase(b, HOSTD_STATS_PHASE_TOTAL,
-                      r->hist[op][HOSTD_STATS_PHASE_TOTAL]);
-        for (int p = 0; p < HOSTD_STATS_PHASE_TOTAL; p++)
+        for (int i = 0; i < HOSTD_STATS_PHASE__N; i++) {
+            HostdStatsPhase p = hostd_stats_phase_order[i];
+
             if (r->hist[op][p])
                 add_phase(b, p, r->hist[op][p]);
+        }
         json_builder_end_array(b);
         json_builder_end_object(b);
     }
@@ -166,6 +204,7 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
     add_int(b, "reconnects", hostd_agent_conn_reconnects(d->vm->agent));
     json_builder_end_object(b);
     add_clock(b, d->vm, d->join);
+    add_remote(b, d);
 
     /* Since hostd started, so nothing lost hides behind a window edge. */
     json_builder_set_member_name(b, "counters");
@@ -291,7 +330,7 @@ static void add_request(JsonBuilder *b, const HostdDisk *d,
     struct {
         const char *name;
         int64_t from, to;
-    } ph[6];
+    } ph[8];
     int n = 0;
     char id[32];
 
@@ -304,12 +343,27 @@ static void add_request(JsonBuilder *b, const HostdDisk *d,
             hostd_stats_phase_names[HOSTD_STATS_PHASE_GUEST_TO_QEMU],
             r->guest_issue_ns, r->span_start_ns};
     if (span) {
-        ph[n++] = (typeof(ph[0])){
-            hostd_stats_phase_names[HOSTD_STATS_PHASE_QEMU], r->span_start_ns,
-            r->span_end_ns - r->lower_total_ns};
+        /* Below QEMU, in order: network, remote service, backend I/O. The
+         * network's two halves are shown as one, before the server. */
+        static const HostdStatsPhase below[] = {HOSTD_STATS_PHASE_NETWORK,
+                                                HOSTD_STATS_PHASE_REMOTE,
+                                                HOSTD_STATS_PHASE_BACKEND};
+        int64_t t = (int64_t)(r->span_end_ns - r->lower_total_ns);
+
         ph[n++] =
-            (typeof(ph[0])){hostd_stats_phase_names[HOSTD_STATS_PHASE_BACKEND],
-                            r->span_end_ns - r->lower_total_ns, r->span_end_ns};
+            (typeof(ph[0])){hostd_stats_phase_names[HOSTD_STATS_PHASE_QEMU],
+                            r->span_start_ns, t};
+        for (size_t i = 0; i < G_N_ELEMENTS(below); i++) {
+            HostdStatsPhase p = below[i];
+            int64_t len = (int64_t)r->phase_ns[p];
+
+            if (p != HOSTD_STATS_PHASE_BACKEND && !(r->phase_valid & (1u << p)))
+                continue;
+            if (p == HOSTD_STATS_PHASE_BACKEND)
+                len = (int64_t)r->span_end_ns - t;
+            ph[n++] = (typeof(ph[0])){hostd_stats_phase_names[p], t, t + len};
+            t += len;
+        }
     }
     if (guest && span)
         ph[n++] = (typeof(ph[0])){
@@ -418,6 +472,33 @@ JsonNode *hostd_report_trace(Hostd *h, uint64_t trace_id, GError **err)
     return json_builder_get_root(b);
 }
 
+/* Each node's trace input: whether it is read, and every gap it had. */
+static void add_trace_inputs(JsonBuilder *b, Hostd *h)
+{
+    json_builder_set_member_name(b, "trace_inputs");
+    json_builder_begin_array(b);
+    for (guint i = 0; h->feeds && i < h->feeds->len; i++) {
+        HostdTraceFeed *f = g_ptr_array_index(h->feeds, i);
+        HostdTraceFeedStats st;
+
+        hostd_trace_feed_get_stats(f, &st);
+        json_builder_begin_object(b);
+        add_int(b, "index", hostd_trace_feed_index(f));
+        add_str(b, "url", hostd_trace_feed_url(f));
+        add_str(b, "state", st.reading ? "reading" : "waiting");
+        add_int(b, "connects", st.connects);
+        add_int(b, "losses", st.losses);
+        add_int(b, "down_ns", st.down_ns);
+        add_int(b, "time_ns", st.time_ns);
+        add_int(b, "events", st.source.events);
+        add_int(b, "spans", st.source.spans);
+        add_int(b, "rejected", st.source.rejected);
+        add_int(b, "discarded", st.source.discarded);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+}
+
 JsonNode *hostd_report_status(Hostd *h)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
@@ -440,7 +521,10 @@ JsonNode *hostd_report_status(Hostd *h)
     add_int(b, "agents_connected", connected);
     add_str(b, "live", h->live_url);
     json_builder_set_member_name(b, "trace_connected");
-    json_builder_add_boolean_value(b, h->trace != NULL);
+    json_builder_add_boolean_value(
+        b, h->feeds && h->feeds->len &&
+               hostd_trace_feed_source(g_ptr_array_index(h->feeds, 0)));
+    add_trace_inputs(b, h);
     add_int(b, "lttng_discarded", h->model->lttng_discarded);
     add_int(b, "spans_unknown_disk", h->model->spans_unknown_disk);
     add_int(b, "children_pending", hostd_span_tree_size(h->model->children));

@@ -337,7 +337,8 @@ static const char *const clickhouse_schema[] = {
     "offset UInt64, bytes UInt64, ret Int32, flags UInt32, merged UInt8, "
     "trace_id UInt64, span_id UInt64, guest_queue_ns Int64, "
     "guest_to_qemu_ns Int64, qemu_ns Int64, backend_ns Int64, "
-    "qemu_to_guest_ns Int64, total_ns Int64) ENGINE = MergeTree() "
+    "qemu_to_guest_ns Int64, total_ns Int64, network_ns Int64 DEFAULT -1, "
+    "remote_ns Int64 DEFAULT -1) ENGINE = MergeTree() "
     "PARTITION BY toYYYYMMDD(time) ORDER BY (domain, disk, time)",
     "CREATE TABLE IF NOT EXISTS blkin.spans (trace_id UInt64, "
     "span_id UInt64, parent_id UInt64, layer String, host String, "

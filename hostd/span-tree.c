@@ -87,7 +87,7 @@ static int by_start(const void *a, const void *b)
 }
 
 uint64_t hostd_span_tree_take(HostdSpanTree *t, const HostdSpan *parent,
-                              unsigned *n)
+                              unsigned *n, HostdSpan *only)
 {
     Children *c = g_hash_table_lookup(t->by_parent, &parent->span_id);
     uint64_t total = 0, cur_start = 0, cur_end = 0;
@@ -96,6 +96,8 @@ uint64_t hostd_span_tree_take(HostdSpanTree *t, const HostdSpan *parent,
         *n = c ? c->spans->len : 0;
     if (!c)
         return 0;
+    if (only && c->spans->len == 1)
+        *only = g_array_index(c->spans, HostdSpan, 0);
     qsort(c->spans->data, c->spans->len, sizeof(HostdSpan), by_start);
     for (guint i = 0; i < c->spans->len; i++) {
         const HostdSpan *s = &g_array_index(c->spans, HostdSpan, i);

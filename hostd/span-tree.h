@@ -28,10 +28,11 @@ void hostd_span_tree_add(HostdSpanTree *t, const HostdSpan *child);
 /*
  * Removes @parent's direct children and returns how long at least one of
  * them was in flight (the union of their intervals, clipped to the
- * parent's), and how many there were in *n (may be NULL).
+ * parent's), how many there were in *n, and when there was exactly one, a
+ * copy of it in *only (both may be NULL).
  */
 uint64_t hostd_span_tree_take(HostdSpanTree *t, const HostdSpan *parent,
-                              unsigned *n);
+                              unsigned *n, HostdSpan *only);
 /* Drops children whose end is before @before_ns; returns how many. */
 size_t hostd_span_tree_expire(HostdSpanTree *t, uint64_t before_ns);
 size_t hostd_span_tree_size(const HostdSpanTree *t);

@@ -126,6 +126,7 @@ struct HostdTraceSource {
     char *error;
     uint64_t budget;  /* messages left in this poll */
     uint64_t time_ns; /* newest event/inactivity time delivered */
+    uint16_t index;   /* stamped into what it decodes (HostdSpan.source) */
 };
 
 static void ev_class_free(gpointer p)
@@ -339,6 +340,7 @@ static void handle_event(HostdTraceSource *src, const bt_message *msg)
         s.inflight = (uint32_t)get_u(p, c, F_INFLIGHT);
         s.why = (uint8_t)get_u(p, c, F_WHY);
         s.vpid = get_vpid(ev, c);
+        s.source = src->index;
         src->sink.span(src->opaque, &s);
         return;
     case EV_HUNG: {
@@ -356,6 +358,7 @@ static void handle_event(HostdTraceSource *src, const bt_message *msg)
         s.inflight = 0;
         s.why = 0;
         s.vpid = get_vpid(ev, c);
+        s.source = src->index;
         src->sink.hung(src->opaque, &s, age);
         return;
     }
@@ -367,6 +370,7 @@ static void handle_event(HostdTraceSource *src, const bt_message *msg)
             return;
         p = bt_event_borrow_payload_field_const(ev);
         m.vpid = get_vpid(ev, c);
+        m.source = src->index;
         m.disk = (uint32_t)get_u(p, c, F_DISK);
         m.state = (uint8_t)get_u(p, c, F_STATE);
         m.sample = (uint32_t)get_u(p, c, F_SAMPLE);
@@ -803,6 +807,11 @@ int hostd_trace_source_poll(HostdTraceSource *src)
         return src->status;
     }
     return HOSTD_TRACE_MORE;
+}
+
+void hostd_trace_source_set_index(HostdTraceSource *src, uint16_t index)
+{
+    src->index = index;
 }
 
 const char *hostd_trace_source_error(const HostdTraceSource *src)

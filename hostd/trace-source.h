@@ -80,6 +80,10 @@ HostdTraceSource *hostd_trace_source_new_offline(const char *trace_dir,
  */
 int hostd_trace_source_poll(HostdTraceSource *src);
 
+/* Which trace input this is (a node's session): stamped into every
+ * HostdSpan.source / HostdDiskMap.source it decodes. Default 0. */
+void hostd_trace_source_set_index(HostdTraceSource *src, uint16_t index);
+
 /* Why the source failed (after a negative poll), or NULL. */
 const char *hostd_trace_source_error(const HostdTraceSource *src);
 

@@ -29,6 +29,15 @@ const char *const hostd_stats_phase_names[N_PHASES] = {
     [HOSTD_STATS_PHASE_BACKEND] = "backend",
     [HOSTD_STATS_PHASE_QEMU_TO_GUEST] = "qemu_to_guest",
     [HOSTD_STATS_PHASE_TOTAL] = "total",
+    [HOSTD_STATS_PHASE_NETWORK] = "network",
+    [HOSTD_STATS_PHASE_REMOTE] = "remote",
+};
+
+const HostdStatsPhase hostd_stats_phase_order[N_PHASES] = {
+    HOSTD_STATS_PHASE_TOTAL,         HOSTD_STATS_PHASE_GUEST_QUEUE,
+    HOSTD_STATS_PHASE_GUEST_TO_QEMU, HOSTD_STATS_PHASE_QEMU,
+    HOSTD_STATS_PHASE_NETWORK,       HOSTD_STATS_PHASE_REMOTE,
+    HOSTD_STATS_PHASE_BACKEND,       HOSTD_STATS_PHASE_QEMU_TO_GUEST,
 };
 
 const char *const hostd_stats_counter_names[N_COUNTERS] = {

@@ -91,6 +91,9 @@ typedef enum HostdStatsWindow {
 
 extern const char *const hostd_stats_op_names[HOSTD_STATS_OP__N];
 extern const char *const hostd_stats_phase_names[HOSTD_STATS_PHASE__N];
+/* Every phase once, total first, then in the order a request passes them
+ * (the enum's numbering is historical, see joined-request.h). */
+extern const HostdStatsPhase hostd_stats_phase_order[HOSTD_STATS_PHASE__N];
 extern const char *const hostd_stats_counter_names[HOSTD_STATS_COUNTER__N];
 extern const char *const hostd_stats_window_names[HOSTD_STATS_WINDOW__N];
 

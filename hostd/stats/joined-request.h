@@ -40,6 +40,10 @@ typedef enum HostdStatsPhase {
     HOSTD_STATS_PHASE_BACKEND,       /* lower spans (stacked filter, backend) */
     HOSTD_STATS_PHASE_QEMU_TO_GUEST, /* filter exit -> guest completion */
     HOSTD_STATS_PHASE_TOTAL,         /* guest's own total (else the span's) */
+    /* Disks served by another node (hostd/remote-join.h); BACKEND is then
+     * that node's storage I/O. */
+    HOSTD_STATS_PHASE_NETWORK, /* NBD client span minus server span */
+    HOSTD_STATS_PHASE_REMOTE,  /* server span minus its lower spans */
     HOSTD_STATS_PHASE__N,
 } HostdStatsPhase;
 
