@@ -8,6 +8,11 @@
 
 /* Pair constraints remembered for the clock estimate. */
 #define CONSTRAINTS 4096
+/* Contradicting pairs in a row that make a clock step, not an odd pair. */
+#define STEP_PAIRS 3
+/* Slack for a server span "inside" its client span: timestamps of two
+ * clocks, each read once per event. */
+#define INSIDE_SLACK_NS 1000
 
 typedef struct Client {
     HostdSpan top;
@@ -41,6 +46,7 @@ struct HostdRemoteJoin {
     int64_t swept_at; /* newest_server_end at the last overload sweep */
     Constraint ring[CONSTRAINTS];
     unsigned ring_len, ring_next;
+    unsigned contradicting; /* pairs in a row outside the interval */
     HostdRemoteClock clock;
     HostdRemoteCounters c;
 };
@@ -260,13 +266,19 @@ static void clock_add(HostdRemoteJoin *j, const Client *c, const Server *s)
     Constraint k = {.at = (int64_t)c->top.end_ns};
 
     implied(c, s, &k.lo, &k.hi);
+    if (k.lo > k.hi)
+        return; /* within the slack only: no evidence either way */
     if (j->clock.valid && (k.lo > j->clock.hi_ns || k.hi < j->clock.lo_ns)) {
-        /* A clock step, or a pair that is not one: start over from the
+        /* One odd pair (a zero-length flush paired with its neighbour's)
+         * is not a clock step; several in a row are: start over from the
          * newest evidence rather than keep an estimate it contradicts. */
+        if (++j->contradicting < STEP_PAIRS)
+            return;
         j->clock.resets++;
         j->ring_len = 0;
         j->ring_next = 0;
     }
+    j->contradicting = 0;
     j->ring[j->ring_next] = k;
     j->ring_next = (j->ring_next + 1) % CONSTRAINTS;
     j->ring_len = MIN(j->ring_len + 1, CONSTRAINTS);
@@ -299,7 +311,7 @@ static int find_server(HostdRemoteJoin *j, const Client *c, int64_t tol,
         int64_t lo, hi;
 
         implied(c, s, &lo, &hi);
-        if (lo <= hi + tol && lo <= j->clock.hi_ns + tol &&
+        if (lo <= hi + INSIDE_SLACK_NS && lo <= j->clock.hi_ns + tol &&
             hi >= j->clock.lo_ns - tol)
             return (int)i;
     }
@@ -310,7 +322,7 @@ static int find_server(HostdRemoteJoin *j, const Client *c, int64_t tol,
         int64_t lo, hi;
 
         implied(c, s, &lo, &hi);
-        if (lo > hi + tol)
+        if (lo > hi + INSIDE_SLACK_NS)
             continue; /* longer than the client span: not this one */
         if (found >= 0)
             return -2;

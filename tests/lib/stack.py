@@ -40,12 +40,15 @@ def _lttng(*args, check=True):
 
 
 class HostStack:
-    def __init__(self, workdir, hold_ms=2000, live_timer_us=100000, session=None, hostd_args=()):
+    def __init__(self, workdir, hold_ms=2000, live_timer_us=100000, session=None, hostd_args=(),
+                 relayd_addr="127.0.0.1"):
         self.workdir = workdir
         self.hold_ms = hold_ms
         self.live_timer_us = live_timer_us
         self.session = session or "blkin-%d-%d" % (os.getpid(), int(time.time() * 1000) % 100000)
         self.hostd_args = list(hostd_args)
+        # Where the relay daemon takes traces: other nodes stream to it too.
+        self.relayd_addr = relayd_addr
         self.socket = os.path.join(workdir, "hostd.sock")
         self.relayd = None
         self.hostd = None
@@ -56,8 +59,10 @@ class HostStack:
         ensure_sessiond()
         ctrl, data, live = free_ports(3)
         self.live_port = live
+        self.ctrl_port, self.data_port = ctrl, data
         self.relayd = subprocess.Popen(
-            ["lttng-relayd", "-C", f"tcp://127.0.0.1:{ctrl}", "-D", f"tcp://127.0.0.1:{data}",
+            ["lttng-relayd", "-C", f"tcp://{self.relayd_addr}:{ctrl}",
+             "-D", f"tcp://{self.relayd_addr}:{data}",
              "-L", f"tcp://127.0.0.1:{live}", "-o", os.path.join(self.workdir, "relayd")],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.workdir, "relayd.log"), "w"),
             start_new_session=True)
@@ -68,7 +73,7 @@ class HostStack:
             except OSError:
                 time.sleep(0.05)
         _lttng("create", self.session, f"--live={self.live_timer_us}",
-               f"--set-url=net://127.0.0.1:{ctrl}:{data}")
+               f"--set-url=net://{self.relayd_addr}:{ctrl}:{data}")
         self.session_created = True
         subprocess.run([os.path.join(SRC, "scripts", "blkin-lttng-channel"), self.session],
                        check=True, capture_output=True, timeout=60)

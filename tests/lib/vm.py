@@ -371,6 +371,8 @@ class Disk:
             raise VMError("Disk.qemu_args: the disk is not part of a GuestVM yet")
         proto = {"driver": "file", "filename": self.path, "node-name": self.proto_node}
         proto.update(self.proto_opts)
+        if proto["driver"] != "file":  # e.g. nbd: no file behind it here
+            del proto["filename"]
         fmt = {"driver": self.fmt, "file": self.proto_node, "node-name": self.fmt_node}
         fmt.update(self.fmt_opts)
         args = ["-blockdev", _kv(proto), "-blockdev", _kv(fmt)]
