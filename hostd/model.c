@@ -123,6 +123,7 @@ HostdModel *hostd_model_new(void)
     m->qemu_disks =
         g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
     m->children = hostd_span_tree_new();
+    m->early = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
     m->started_ns = g_get_monotonic_time() * 1000;
     return m;
 }
@@ -133,6 +134,7 @@ void hostd_model_free(HostdModel *m)
         return;
     g_hash_table_unref(m->by_filter);
     g_hash_table_unref(m->by_remote);
+    g_array_unref(m->early);
     g_hash_table_unref(m->vms);
     g_hash_table_unref(m->qemu_disks);
     hostd_span_tree_free(m->children);
@@ -194,6 +196,18 @@ static gboolean same_vm(const HostdVm *vm, const char *agent_socket,
             return FALSE;
     }
     return TRUE;
+}
+
+static void model_span_at(HostdModel *m, const HostdSpan *s);
+
+/* Spans that came before their disk was registered, now that more are. */
+static void replay_early(HostdModel *m)
+{
+    g_autoptr(GArray) early = m->early;
+
+    m->early = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
+    for (guint i = 0; i < early->len; i++)
+        model_span_at(m, &g_array_index(early, HostdSpan, i));
 }
 
 HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
@@ -276,6 +290,7 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
     g_hash_table_insert(m->vms, vm->name, vm);
     if (agent_socket && *agent_socket)
         vm->agent = hostd_agent_conn_new(vm);
+    replay_early(m);
     return vm;
 }
 
@@ -325,6 +340,11 @@ static HostdDisk *span_disk(HostdModel *m, const HostdSpan *s)
 
 void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns)
 {
+    model_span_at(m, s);
+}
+
+static void model_span_at(HostdModel *m, const HostdSpan *s)
+{
     const char *id = span_filter_id(m, s);
     HostdDisk *d = id ? g_hash_table_lookup(m->by_filter, id) : NULL;
     HostdBelow below = {0};
@@ -343,6 +363,8 @@ void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns)
          * its parent, if it has one. */
         if (s->parent_span_id)
             hostd_span_tree_add(m->children, s);
+        else if (id && m->early->len < HOSTD_EARLY_MAX)
+            g_array_append_val(m->early, *s);
         else
             m->spans_unknown_disk++;
         return;
@@ -373,6 +395,7 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
 {
     GHashTableIter it;
     gpointer v;
+    guint n;
 
     g_hash_table_iter_init(&it, m->vms);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
@@ -399,6 +422,16 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
     }
     if (watermark_ns > HOSTD_CHILD_KEEP_NS)
         hostd_span_tree_expire(m->children, watermark_ns - HOSTD_CHILD_KEEP_NS);
+    /* Not registered in time: the disk is not one hostd is asked about. */
+    for (n = 0; n < m->early->len &&
+                (int64_t)g_array_index(m->early, HostdSpan, n).end_ns <
+                    watermark_ns - HOSTD_EARLY_KEEP_NS;
+         n++)
+        ;
+    if (n) {
+        m->spans_unknown_disk += n;
+        g_array_remove_range(m->early, 0, n);
+    }
 }
 
 void hostd_model_source_time(HostdModel *m, unsigned source, int64_t time_ns)

@@ -31,6 +31,9 @@
 /* Trace inputs (one per node's LTTng session); HostdSpan.source. */
 #define HOSTD_MAX_SOURCES 16
 
+#define HOSTD_EARLY_MAX     4096
+#define HOSTD_EARLY_KEEP_NS (10LL * 1000000000LL)
+
 typedef struct HostdVm HostdVm;
 typedef struct HostdModel HostdModel;
 
@@ -86,6 +89,10 @@ struct HostdModel {
     HostdSpanTree *children; /* lower spans waiting for their parent */
     uint64_t lttng_discarded;
     uint64_t spans_unknown_disk; /* top spans of no registered disk */
+    /* Top spans of mapped disks not registered yet (a VM's first requests
+     * race its registration): replayed when it comes, else dropped.
+     * HostdSpan, oldest first, at most HOSTD_EARLY_MAX. */
+    GArray *early;
     FILE *capture; /* borrowed: guest requests are logged here for replay */
     HostdHistory *history; /* borrowed: closed minutes go here */
     GPtrArray *exporters;  /* borrowed HostdSpanExport *: joined requests */
