@@ -42,6 +42,33 @@ typedef struct HostdDiskMap {
 } HostdDiskMap;
 
 /*
+ * One event of a storage service instrumented with blkin / libblkin
+ * (provider zipkin: timestamp, keyval_string, keyval_integer; field names
+ * as blkin's, docs/backend.md). Strings are borrowed for the callback.
+ */
+typedef enum HostdZipkinKind {
+    HOSTD_ZIPKIN_TIMESTAMP, /* an annotation: key is the event (cs, sr...) */
+    HOSTD_ZIPKIN_STRING,    /* key = str_val */
+    HOSTD_ZIPKIN_INTEGER,   /* key = int_val */
+} HostdZipkinKind;
+
+typedef struct HostdZipkinEvent {
+    HostdZipkinKind kind;
+    uint16_t source;  /* as HostdSpan.source */
+    uint64_t time_ns; /* the event's own timestamp */
+    uint64_t trace_id;
+    uint64_t span_id;
+    uint64_t parent_span_id;
+    int32_t port;
+    const char *trace_name; /* the span's name */
+    const char *service_name;
+    const char *ip;
+    const char *key;
+    const char *str_val;
+    int64_t int_val;
+} HostdZipkinEvent;
+
+/*
  * Callbacks a trace source calls, in timestamp order, on the thread that
  * polls it. Any may be NULL.
  */
@@ -51,6 +78,7 @@ typedef struct HostdTraceSink {
     void (*disk)(void *opaque, const HostdDiskMap *m);
     /* LTTng reported @count events discarded (ring buffer full). */
     void (*discarded)(void *opaque, uint64_t count);
+    void (*zipkin)(void *opaque, const HostdZipkinEvent *e);
 } HostdTraceSink;
 
 #endif

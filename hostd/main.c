@@ -47,6 +47,13 @@ static void sink_disk(void *opaque, const HostdDiskMap *m)
     hostd_model_disk_map(h->model, m);
 }
 
+static void sink_zipkin(void *opaque, const HostdZipkinEvent *e)
+{
+    Hostd *h = opaque;
+
+    hostd_model_zipkin(h->model, e);
+}
+
 static void sink_discarded(void *opaque, uint64_t count)
 {
     Hostd *h = opaque;
@@ -59,6 +66,7 @@ static const HostdTraceSink hostd_sink = {
     .hung = sink_hung,
     .disk = sink_disk,
     .discarded = sink_discarded,
+    .zipkin = sink_zipkin,
 };
 
 static void feed_ended(void *opaque, HostdTraceFeed *f)

@@ -113,6 +113,56 @@ static void vm_free(gpointer p)
     g_free(vm);
 }
 
+static void service_free(gpointer p)
+{
+    HostdService *sv = p;
+
+    hostd_latency_hist_free(sv->hist);
+    g_free(sv->name);
+    g_free(sv);
+}
+
+/* A storage service's span is complete (or timed out): it is a lower span
+ * of its parent -- a filter span that passed its context on, or another
+ * service's -- and is kept for `blkin trace`. */
+static void zipkin_emit(void *opaque, const HostdZipkinSpan *zs)
+{
+    HostdModel *m = opaque;
+    HostdService *sv = g_hash_table_lookup(m->services, zs->service);
+
+    m->recent[m->recent_next] = *zs;
+    m->recent_next = (m->recent_next + 1) % HOSTD_RECENT_BACKEND;
+    m->recent_len = MIN(m->recent_len + 1, HOSTD_RECENT_BACKEND);
+    if (!sv && g_hash_table_size(m->services) < HOSTD_MAX_SERVICES) {
+        sv = g_new0(HostdService, 1);
+        sv->name = g_strdup(zs->service);
+        sv->hist = hostd_latency_hist_new();
+        g_hash_table_insert(m->services, sv->name, sv);
+    }
+    if (sv) {
+        if (zs->complete) {
+            sv->spans++;
+            hostd_latency_hist_add(sv->hist, zs->end_ns - zs->start_ns);
+        } else {
+            sv->incomplete++;
+        }
+    } else {
+        m->services_dropped++;
+    }
+    if (zs->parent_span_id) {
+        HostdSpan child = {
+            .trace_id = zs->trace_id,
+            .span_id = zs->span_id,
+            .parent_span_id = zs->parent_span_id,
+            .start_ns = zs->start_ns,
+            .end_ns = zs->end_ns,
+            .source = zs->source,
+        };
+
+        hostd_span_tree_add(m->children, &child);
+    }
+}
+
 HostdModel *hostd_model_new(void)
 {
     HostdModel *m = g_new0(HostdModel, 1);
@@ -124,6 +174,10 @@ HostdModel *hostd_model_new(void)
         g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
     m->children = hostd_span_tree_new();
     m->early = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
+    m->zipkin = hostd_zipkin_spans_new(zipkin_emit, m);
+    m->recent = g_new0(HostdZipkinSpan, HOSTD_RECENT_BACKEND);
+    m->services =
+        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, service_free);
     m->started_ns = g_get_monotonic_time() * 1000;
     return m;
 }
@@ -135,6 +189,9 @@ void hostd_model_free(HostdModel *m)
     g_hash_table_unref(m->by_filter);
     g_hash_table_unref(m->by_remote);
     g_array_unref(m->early);
+    hostd_zipkin_spans_free(m->zipkin);
+    g_free(m->recent);
+    g_hash_table_unref(m->services);
     g_hash_table_unref(m->vms);
     g_hash_table_unref(m->qemu_disks);
     hostd_span_tree_free(m->children);
@@ -391,6 +448,11 @@ void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns)
         d->hung_reports++;
 }
 
+void hostd_model_zipkin(HostdModel *m, const HostdZipkinEvent *e)
+{
+    hostd_zipkin_spans_add(m->zipkin, e);
+}
+
 void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
 {
     GHashTableIter it;
@@ -422,6 +484,11 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
     }
     if (watermark_ns > HOSTD_CHILD_KEEP_NS)
         hostd_span_tree_expire(m->children, watermark_ns - HOSTD_CHILD_KEEP_NS);
+    for (unsigned src = 0; src < HOSTD_MAX_SOURCES; src++)
+        if (m->source_time_ns[src] || watermark_ns == INT64_MAX)
+            hostd_zipkin_spans_expire(
+                m->zipkin, src,
+                watermark_ns == INT64_MAX ? INT64_MAX : m->source_time_ns[src]);
     /* Not registered in time: the disk is not one hostd is asked about. */
     for (n = 0; n < m->early->len &&
                 (int64_t)g_array_index(m->early, HostdSpan, n).end_ns <

@@ -24,6 +24,7 @@
 #include "join.h"
 #include "remote-join.h"
 #include "span-tree.h"
+#include "zipkin-spans.h"
 #include "stats/disk-stats.h"
 #include "stats/history-store.h"
 #include "stats/tail-capture.h"
@@ -33,6 +34,16 @@
 
 #define HOSTD_EARLY_MAX     4096
 #define HOSTD_EARLY_KEEP_NS (10LL * 1000000000LL)
+/* Storage services' spans kept for `blkin trace`, and services counted. */
+#define HOSTD_RECENT_BACKEND 4096
+#define HOSTD_MAX_SERVICES   256
+
+/* One storage service (zipkin service name): its spans since start. */
+typedef struct HostdService {
+    char *name;
+    uint64_t spans, incomplete;
+    HostdLatencyHist *hist; /* span durations (server: sr..ss) */
+} HostdService;
 
 typedef struct HostdVm HostdVm;
 typedef struct HostdModel HostdModel;
@@ -93,6 +104,11 @@ struct HostdModel {
      * race its registration): replayed when it comes, else dropped.
      * HostdSpan, oldest first, at most HOSTD_EARLY_MAX. */
     GArray *early;
+    HostdZipkinSpans *zipkin; /* services' annotations into spans */
+    HostdZipkinSpan *recent;  /* ring of HOSTD_RECENT_BACKEND */
+    guint recent_next, recent_len;
+    GHashTable *services;      /* name -> HostdService * */
+    uint64_t services_dropped; /* spans of services beyond the limit */
     FILE *capture; /* borrowed: guest requests are logged here for replay */
     HostdHistory *history; /* borrowed: closed minutes go here */
     GPtrArray *exporters;  /* borrowed HostdSpanExport *: joined requests */
@@ -124,6 +140,7 @@ HostdDisk *hostd_vm_disk_by_serial(HostdVm *vm, const char *serial);
 void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map);
 void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns);
 void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns);
+void hostd_model_zipkin(HostdModel *m, const HostdZipkinEvent *e);
 
 /*
  * A guest request (host clock) for a disk; logged to the capture file when

@@ -32,6 +32,9 @@ enum ev_kind {
     EV_REQUEST,
     EV_HUNG,
     EV_DISK,
+    EV_ZK_TIMESTAMP, /* zipkin:* (blkin's schema, docs/backend.md) */
+    EV_ZK_STRING,
+    EV_ZK_INTEGER,
 };
 
 /* Payload members, in one index space for all three events. */
@@ -55,6 +58,13 @@ enum fld {
     F_NODE,
     F_CHILD,
     F_SAMPLE,
+    F_ZK_TRACE_NAME,
+    F_ZK_SERVICE,
+    F_ZK_PORT,
+    F_ZK_IP,
+    F_ZK_KEY,
+    F_ZK_VAL,
+    F_ZK_EVENT,
     F_MAX,
 };
 
@@ -64,6 +74,8 @@ enum fld_type {
     T_U64,
     T_S32,
     T_STR,
+    T_ANY64, /* any integer up to 64 bits, signed or not: taken as its bits
+                (blkin declares ids `long`, libblkin int64_t) */
 };
 
 static const struct {
@@ -89,6 +101,13 @@ static const struct {
     [F_NODE] = {"node", T_STR},
     [F_CHILD] = {"child", T_STR},
     [F_SAMPLE] = {"sample", T_U32},
+    [F_ZK_TRACE_NAME] = {"trace_name", T_STR},
+    [F_ZK_SERVICE] = {"service_name", T_STR},
+    [F_ZK_PORT] = {"port_no", T_ANY64},
+    [F_ZK_IP] = {"ip", T_STR},
+    [F_ZK_KEY] = {"key", T_STR},
+    [F_ZK_VAL] = {"val", T_STR}, /* keyval_integer: T_ANY64 (resolve) */
+    [F_ZK_EVENT] = {"event", T_STR},
 };
 
 static const enum fld request_flds[] = {
@@ -102,6 +121,15 @@ static const enum fld hung_flds[] = {
 };
 static const enum fld disk_flds[] = {
     F_DISK, F_STATE, F_ID, F_NODE, F_CHILD, F_SAMPLE,
+};
+/* zipkin:*'s ids are checked as T_ANY64 (zipkin_any64 below). */
+static const enum fld zk_timestamp_flds[] = {
+    F_ZK_TRACE_NAME, F_ZK_SERVICE, F_ZK_PORT,        F_ZK_IP,
+    F_TRACE_ID,      F_SPAN_ID,    F_PARENT_SPAN_ID, F_ZK_EVENT,
+};
+static const enum fld zk_keyval_flds[] = {
+    F_ZK_TRACE_NAME, F_ZK_SERVICE,     F_ZK_PORT, F_ZK_IP,  F_TRACE_ID,
+    F_SPAN_ID,       F_PARENT_SPAN_ID, F_ZK_KEY,  F_ZK_VAL,
 };
 
 /* One event class, resolved against the schema on first sight. */
@@ -150,6 +178,8 @@ static bool int_fits(const bt_field_class *fc, enum fld_type want,
     if (!bt_field_class_type_is(t, BT_FIELD_CLASS_TYPE_INTEGER))
         return false;
     *is_signed = bt_field_class_type_is(t, BT_FIELD_CLASS_TYPE_SIGNED_INTEGER);
+    if (want == T_ANY64)
+        return true; /* babeltrace2 integers are at most 64 bits */
     bits = bt_field_class_integer_get_field_value_range(fc);
     limit = want == T_U8 ? 8 : want == T_U64 ? 64 : 32;
     if (*is_signed && !want_signed)
@@ -181,6 +211,59 @@ static bool find_member(const bt_field_class *st, const char *name,
     return false;
 }
 
+/*
+ * blkin's own events carry no process context (services add what they
+ * like), so zipkin:* are resolved on their payload alone. The ids are
+ * whatever 64-bit integer the producer declared; val is a string in
+ * keyval_string and an integer in keyval_integer.
+ */
+static enum ev_kind resolve_zipkin(EvClass *c, const char *name)
+{
+    const bt_stream_class *sc = bt_event_class_borrow_stream_class_const(c->ec);
+    const bt_clock_class *clk =
+        bt_stream_class_borrow_default_clock_class_const(sc);
+    const bt_field_class *payload =
+        bt_event_class_borrow_payload_field_class_const(c->ec);
+    const enum fld *flds = zk_keyval_flds;
+    size_t nflds = G_N_ELEMENTS(zk_keyval_flds);
+    enum ev_kind kind;
+
+    if (strcmp(name, "timestamp") == 0) {
+        kind = EV_ZK_TIMESTAMP;
+        flds = zk_timestamp_flds;
+        nflds = G_N_ELEMENTS(zk_timestamp_flds);
+    } else if (strcmp(name, "keyval_string") == 0) {
+        kind = EV_ZK_STRING;
+    } else if (strcmp(name, "keyval_integer") == 0) {
+        kind = EV_ZK_INTEGER;
+    } else {
+        return EV_OTHER; /* not blkin's: other zipkin producers exist */
+    }
+    for (size_t i = 0; i < nflds; i++) {
+        enum fld f = flds[i];
+        enum fld_type want = fld_info[f].type;
+        const bt_field_class *fc;
+        bool is_signed;
+
+        if (f == F_TRACE_ID || f == F_SPAN_ID || f == F_PARENT_SPAN_ID ||
+            (f == F_ZK_VAL && kind == EV_ZK_INTEGER))
+            want = T_ANY64;
+        if (!find_member(payload, fld_info[f].name, &c->idx[f], &fc))
+            return EV_REJECTED;
+        if (want == T_STR) {
+            if (bt_field_class_get_type(fc) != BT_FIELD_CLASS_TYPE_STRING)
+                return EV_REJECTED;
+            continue;
+        }
+        if (!int_fits(fc, want, &is_signed))
+            return EV_REJECTED;
+        if (is_signed)
+            c->signed_mask |= UINT64_C(1) << f;
+    }
+    c->clock_freq = clk ? bt_clock_class_get_frequency(clk) : 0;
+    return kind;
+}
+
 static enum ev_kind resolve(EvClass *c)
 {
     const char *name = bt_event_class_get_name(c->ec);
@@ -193,6 +276,8 @@ static enum ev_kind resolve(EvClass *c)
     enum ev_kind kind;
     bool is_signed;
 
+    if (name && g_str_has_prefix(name, "zipkin:"))
+        return resolve_zipkin(c, name + strlen("zipkin:"));
     if (!name || !g_str_has_prefix(name, "blkin_qemu:"))
         return EV_OTHER;
     name += strlen("blkin_qemu:");
@@ -317,6 +402,43 @@ static bool event_time_ns(const bt_message *msg, const EvClass *c, uint64_t *ns)
     return true;
 }
 
+static void decode_zipkin(HostdTraceSource *src, const bt_message *msg,
+                          const bt_event *ev, const EvClass *c)
+{
+    const bt_field *p = bt_event_borrow_payload_field_const(ev);
+    HostdZipkinEvent e = {
+        .source = src->index,
+        .trace_id = get_u(p, c, F_TRACE_ID),
+        .span_id = get_u(p, c, F_SPAN_ID),
+        .parent_span_id = get_u(p, c, F_PARENT_SPAN_ID),
+        .port = (int32_t)get_u(p, c, F_ZK_PORT),
+        .trace_name = bt_field_string_get_value(member(p, c, F_ZK_TRACE_NAME)),
+        .service_name = bt_field_string_get_value(member(p, c, F_ZK_SERVICE)),
+        .ip = bt_field_string_get_value(member(p, c, F_ZK_IP)),
+    };
+
+    /* An annotation without a time says nothing about the span's. */
+    if (!event_time_ns(msg, c, &e.time_ns))
+        return;
+    switch (c->kind) {
+    case EV_ZK_TIMESTAMP:
+        e.kind = HOSTD_ZIPKIN_TIMESTAMP;
+        e.key = bt_field_string_get_value(member(p, c, F_ZK_EVENT));
+        break;
+    case EV_ZK_STRING:
+        e.kind = HOSTD_ZIPKIN_STRING;
+        e.key = bt_field_string_get_value(member(p, c, F_ZK_KEY));
+        e.str_val = bt_field_string_get_value(member(p, c, F_ZK_VAL));
+        break;
+    default:
+        e.kind = HOSTD_ZIPKIN_INTEGER;
+        e.key = bt_field_string_get_value(member(p, c, F_ZK_KEY));
+        e.int_val = (int64_t)get_u(p, c, F_ZK_VAL);
+        break;
+    }
+    src->sink.zipkin(src->opaque, &e);
+}
+
 static void handle_event(HostdTraceSource *src, const bt_message *msg)
 {
     const bt_event *ev = bt_message_event_borrow_event_const(msg);
@@ -380,6 +502,13 @@ static void handle_event(HostdTraceSource *src, const bt_message *msg)
         src->sink.disk(src->opaque, &m);
         return;
     }
+    case EV_ZK_TIMESTAMP:
+    case EV_ZK_STRING:
+    case EV_ZK_INTEGER:
+        src->stats.zipkin++;
+        if (src->sink.zipkin)
+            decode_zipkin(src, msg, ev, c);
+        return;
     case EV_REJECTED:
         src->stats.rejected++;
         return;

@@ -27,8 +27,10 @@ typedef struct HostdTraceStats {
     uint64_t spans;             /* blkin_qemu:request delivered */
     uint64_t hung;              /* blkin_qemu:hung delivered */
     uint64_t disks;             /* blkin_qemu:disk delivered */
-    uint64_t rejected;          /* blkin_qemu events not matching the schema */
-    uint64_t ignored;           /* events of other providers (zipkin:*, ...) */
+    uint64_t zipkin;            /* zipkin:* (blkin's schema) delivered */
+    uint64_t rejected;          /* blkin_qemu or zipkin events not matching
+                                   the schema */
+    uint64_t ignored;           /* events of other providers */
     uint64_t discarded;         /* events LTTng reported discarded (sum) */
     uint64_t discarded_unknown; /* discard reports without a count */
 } HostdTraceStats;

@@ -77,6 +77,33 @@ static void on_disk(void *opaque, const HostdDiskMap *m)
     printf("}\n");
 }
 
+static void on_zipkin(void *opaque, const HostdZipkinEvent *e)
+{
+    static const char *const kinds[] = {"timestamp", "keyval_string",
+                                        "keyval_integer"};
+
+    printf("{\"ev\":\"zipkin\",\"kind\":\"%s\",\"time_ns\":%" PRIu64
+           ",\"trace_id\":%" PRIu64 ",\"span_id\":%" PRIu64
+           ",\"parent_span_id\":%" PRIu64 ",\"port\":%" PRId32
+           ",\"trace_name\":",
+           kinds[e->kind], e->time_ns, e->trace_id, e->span_id,
+           e->parent_span_id, e->port);
+    put_json_string(e->trace_name);
+    printf(",\"service_name\":");
+    put_json_string(e->service_name);
+    printf(",\"ip\":");
+    put_json_string(e->ip);
+    printf(",\"key\":");
+    put_json_string(e->key);
+    if (e->kind == HOSTD_ZIPKIN_STRING) {
+        printf(",\"val\":");
+        put_json_string(e->str_val);
+    } else if (e->kind == HOSTD_ZIPKIN_INTEGER) {
+        printf(",\"val\":%" PRId64, e->int_val);
+    }
+    printf("}\n");
+}
+
 static void on_discarded(void *opaque, uint64_t count)
 {
     printf("{\"ev\":\"discarded\",\"count\":%" PRIu64 "}\n", count);
@@ -135,7 +162,7 @@ int main(int argc, char **argv)
     g_autoptr(GOptionContext) ctx = g_option_context_new("[TRACE_DIR]");
     g_autoptr(GError) err = NULL;
     g_autoptr(HostdTraceSource) src = NULL;
-    HostdTraceSink sink = {on_span, on_hung, on_disk, on_discarded};
+    HostdTraceSink sink = {on_span, on_hung, on_disk, on_discarded, on_zipkin};
     HostdTraceSink counter = {count_span, count_hung, count_disk,
                               count_discarded};
     Counts counts = {0};
