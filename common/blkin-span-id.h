@@ -1,6 +1,6 @@
 /*
  * blkin-span-id.h: trace and span ids that are unique across processes and
- * hosts without any coordination.
+ * hosts without any coordination. Shared by the QEMU filter and libblkin.
  */
 #ifndef BLKIN_SPAN_ID_H
 #define BLKIN_SPAN_ID_H
