@@ -157,6 +157,25 @@ static void print_remote(JsonObject *d)
            get_int(r, "matched"), get_int(r, "unmatched_client"));
 }
 
+/* Requests in flight past the filter's hung-ms, with ids to follow. */
+static void print_hung(JsonObject *d)
+{
+    JsonArray *hung = json_object_has_member(d, "hung")
+                          ? json_object_get_array_member(d, "hung")
+                          : NULL;
+    char a[32];
+
+    for (guint i = 0; hung && i < json_array_get_length(hung); i++) {
+        JsonObject *h = json_array_get_object_element(hung, i);
+
+        printf("  HUNG %s offset %" G_GINT64_FORMAT " bytes %" G_GINT64_FORMAT
+               " for %s  (trace %s span %s)\n",
+               get_str(h, "op"), get_int(h, "offset"), get_int(h, "bytes"),
+               dur(get_int(h, "age_ns"), a, sizeof(a)), get_str(h, "trace_id"),
+               get_str(h, "span_id"));
+    }
+}
+
 static void print_disk(JsonObject *d)
 {
     JsonObject *c = json_object_get_object_member(d, "counters");
@@ -187,6 +206,7 @@ static void print_disk(JsonObject *d)
     } else
         printf("  guest clock: not synchronised (no agent data yet)\n");
     print_remote(d);
+    print_hung(d);
     /* Whatever counters the source has (hostd's, or a store's). */
     {
         static const char *const shown[][2] = {
@@ -330,8 +350,28 @@ static int print_history(JsonNode *resp)
 
 static int print_trace(JsonNode *resp)
 {
-    return print_timeline(
-        json_object_get_object_member(json_node_get_object(resp), "request"));
+    JsonObject *o = json_node_get_object(resp);
+    JsonNode *req = json_object_get_member(o, "request");
+    JsonArray *spans = json_object_has_member(o, "backend_spans")
+                           ? json_object_get_array_member(o, "backend_spans")
+                           : NULL;
+    char a[32];
+
+    if (req && JSON_NODE_HOLDS_OBJECT(req))
+        print_timeline(json_node_get_object(req));
+    if (spans && json_array_get_length(spans))
+        printf("storage services' spans of this trace:\n");
+    for (guint i = 0; spans && i < json_array_get_length(spans); i++) {
+        JsonObject *z = json_array_get_object_element(spans, i);
+
+        printf("  span %s parent %s  %-20s %-10s %s%s\n", get_str(z, "span_id"),
+               get_str(z, "parent_span_id"), get_str(z, "service"),
+               get_str(z, "name"), dur(get_int(z, "duration_ns"), a, sizeof(a)),
+               json_object_get_boolean_member(z, "complete")
+                   ? ""
+                   : " (never closed)");
+    }
+    return 0;
 }
 
 /*

@@ -89,6 +89,8 @@ static void disk_free(gpointer p)
     HostdDisk *d = p;
 
     hostd_remote_join_free(d->remote);
+    if (d->hung)
+        g_array_unref(d->hung);
     g_free(d->remote_id);
     hostd_join_free(d->join);
     hostd_disk_stats_free(d->stats);
@@ -313,6 +315,7 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
         d->target = g_strdup(f[0]);
         d->serial = g_strdup(f[1]);
         d->filter_id = g_strdup(f[2]);
+        d->hung = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
         if (nf == 4) {
             d->remote_id = g_strdup(f[3]);
             d->remote = hostd_remote_join_new(remote_emit, d);
@@ -395,6 +398,22 @@ static HostdDisk *span_disk(HostdModel *m, const HostdSpan *s)
     return id ? g_hash_table_lookup(m->by_filter, id) : NULL;
 }
 
+static guint hung_find(const HostdDisk *d, uint64_t span_id)
+{
+    for (guint i = 0; i < d->hung->len; i++)
+        if (g_array_index(d->hung, HostdSpan, i).span_id == span_id)
+            return i;
+    return G_MAXUINT;
+}
+
+static void hung_done(HostdDisk *d, const HostdSpan *s)
+{
+    guint i = d->hung->len ? hung_find(d, s->span_id) : G_MAXUINT;
+
+    if (i != G_MAXUINT)
+        g_array_remove_index_fast(d->hung, i);
+}
+
 void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns)
 {
     model_span_at(m, s);
@@ -427,6 +446,7 @@ static void model_span_at(HostdModel *m, const HostdSpan *s)
         return;
     }
     d->spans++;
+    hung_done(d, s);
     below.backend_ns = hostd_span_tree_take(m->children, s, &n, &only);
     if (d->remote) {
         /* A single lower span is the NBD client's own view; without it
@@ -443,9 +463,16 @@ static void model_span_at(HostdModel *m, const HostdSpan *s)
 void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns)
 {
     HostdDisk *d = span_disk(m, s);
+    guint i;
 
-    if (d)
-        d->hung_reports++;
+    if (!d)
+        return;
+    d->hung_reports++;
+    i = hung_find(d, s->span_id);
+    if (i != G_MAXUINT)
+        g_array_index(d->hung, HostdSpan, i) = *s;
+    else if (d->hung->len < HOSTD_HUNG_MAX)
+        g_array_append_val(d->hung, *s);
 }
 
 void hostd_model_zipkin(HostdModel *m, const HostdZipkinEvent *e)
@@ -468,6 +495,12 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
             HostdDisk *d = g_ptr_array_index(vm->disks, i);
 
             int64_t wm = watermark_ns;
+
+            /* A hung request nobody reports any more (QEMU went away). */
+            for (guint k = d->hung->len; k-- > 0;)
+                if ((int64_t)g_array_index(d->hung, HostdSpan, k).end_ns <
+                    watermark_ns - HOSTD_HUNG_KEEP_NS)
+                    g_array_remove_index_fast(d->hung, k);
 
             if (d->remote) {
                 hostd_remote_join_flush(

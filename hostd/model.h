@@ -34,6 +34,8 @@
 
 #define HOSTD_EARLY_MAX     4096
 #define HOSTD_EARLY_KEEP_NS (10LL * 1000000000LL)
+#define HOSTD_HUNG_MAX      64
+#define HOSTD_HUNG_KEEP_NS  (30LL * 1000000000LL)
 /* Storage services' spans kept for `blkin trace`, and services counted. */
 #define HOSTD_RECENT_BACKEND 4096
 #define HOSTD_MAX_SERVICES   256
@@ -68,6 +70,10 @@ typedef struct HostdDisk {
     uint64_t guest_records;
     uint64_t spans;
     uint64_t hung_reports;
+    /* Requests the filter reports still in flight (blkin_qemu:hung), until
+     * their span completes or they go unreported for HOSTD_HUNG_KEEP_NS:
+     * HostdSpan with end_ns = the latest report's time. */
+    GArray *hung;
     uint64_t latest_ns; /* newest completion accounted: "current as of" */
     /* Since hostd started (Prometheus counters and histograms). */
     HostdLatencyHist *cum[HOSTD_STATS_OP__N][HOSTD_STATS_PHASE__N];

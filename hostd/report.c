@@ -149,6 +149,37 @@ static void add_remote(JsonBuilder *b, const HostdDisk *d)
     json_builder_end_object(b);
 }
 
+static void add_hex(JsonBuilder *b, const char *k, uint64_t v)
+{
+    char id[32];
+
+    g_snprintf(id, sizeof(id), "%016" PRIx64, v);
+    add_str(b, k, id);
+}
+
+/* Requests in flight now past the filter's hung-ms: what an operator
+ * hunting a stuck disk wants first, with the ids to follow them. */
+static void add_hung(JsonBuilder *b, const HostdDisk *d)
+{
+    json_builder_set_member_name(b, "hung");
+    json_builder_begin_array(b);
+    for (guint i = 0; d->hung && i < d->hung->len; i++) {
+        const HostdSpan *s = &g_array_index(d->hung, HostdSpan, i);
+        int op = hostd_stats_op_from_schema(s->op);
+
+        json_builder_begin_object(b);
+        add_hex(b, "trace_id", s->trace_id);
+        add_hex(b, "span_id", s->span_id);
+        add_str(b, "op", op >= 0 ? hostd_stats_op_names[op] : "unknown");
+        add_int(b, "offset", s->offset);
+        add_int(b, "bytes", s->bytes);
+        add_int(b, "start_ns", s->start_ns);
+        add_int(b, "age_ns", s->end_ns - s->start_ns);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+}
+
 /* Per op: counts, rates and per-phase percentiles of a rollup. */
 static void add_ops(JsonBuilder *b, const HostdStatsRollup *r)
 {
@@ -233,6 +264,7 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
         add_int(b, hostd_stats_counter_names[c], r.counters[c]);
     json_builder_end_object(b);
 
+    add_hung(b, d);
     add_ops(b, &r);
     json_builder_end_object(b);
     hostd_stats_rollup_clear(&r);
@@ -450,16 +482,58 @@ static void trace_one(Hostd *h, HostdDisk *d, void *opaque)
     }
 }
 
+static void add_backend_span(JsonBuilder *b, const HostdZipkinSpan *z)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } core[] = {
+        {"cs_ns", offsetof(HostdZipkinSpan, cs_ns)},
+        {"sr_ns", offsetof(HostdZipkinSpan, sr_ns)},
+        {"ss_ns", offsetof(HostdZipkinSpan, ss_ns)},
+        {"cr_ns", offsetof(HostdZipkinSpan, cr_ns)},
+    };
+
+    json_builder_begin_object(b);
+    add_hex(b, "trace_id", z->trace_id);
+    add_hex(b, "span_id", z->span_id);
+    add_hex(b, "parent_span_id", z->parent_span_id);
+    add_str(b, "name", z->name);
+    add_str(b, "service", z->service);
+    add_str(b, "ip", z->ip);
+    add_int(b, "port", z->port);
+    add_int(b, "trace_input", z->source);
+    json_builder_set_member_name(b, "complete");
+    json_builder_add_boolean_value(b, z->complete);
+    add_int(b, "start_ns", z->start_ns);
+    add_int(b, "end_ns", z->end_ns);
+    add_int(b, "duration_ns", z->end_ns - z->start_ns);
+    for (size_t i = 0; i < G_N_ELEMENTS(core); i++) {
+        uint64_t t = *(const uint64_t *)((const char *)z + core[i].off);
+
+        if (t)
+            add_int(b, core[i].name, t);
+    }
+    add_int(b, "annotations", z->annotations);
+    json_builder_end_object(b);
+}
+
 JsonNode *hostd_report_trace(Hostd *h, uint64_t trace_id, GError **err)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
     TraceCtx c = {.id = trace_id, .now = report_now(h)};
 
+    HostdModel *m = h->model;
+    guint backend = 0;
+
     for_disks(h, NULL, NULL, trace_one, &c, NULL);
-    if (!c.disk) {
+    for (guint i = 0; i < m->recent_len; i++)
+        backend += m->recent[i].trace_id == trace_id;
+    if (!c.disk && !backend) {
         g_set_error(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
                     "trace %016" PRIx64 " is not among the requests kept "
-                    "(the slowest of each disk over the last hour)",
+                    "(the slowest of each disk over the last hour) nor "
+                    "the storage services' latest spans",
                     trace_id);
         return NULL;
     }
@@ -467,9 +541,51 @@ JsonNode *hostd_report_trace(Hostd *h, uint64_t trace_id, GError **err)
     json_builder_set_member_name(b, "ok");
     json_builder_add_boolean_value(b, TRUE);
     json_builder_set_member_name(b, "request");
-    add_request(b, c.disk, &c.found);
+    if (c.disk)
+        add_request(b, c.disk, &c.found);
+    else
+        json_builder_add_null_value(b);
+    /* The storage services' spans of the same trace, oldest first. */
+    json_builder_set_member_name(b, "backend_spans");
+    json_builder_begin_array(b);
+    for (guint k = 0; k < m->recent_len; k++) {
+        guint i = (m->recent_next + HOSTD_RECENT_BACKEND - m->recent_len + k) %
+                  HOSTD_RECENT_BACKEND;
+
+        if (m->recent[i].trace_id == trace_id)
+            add_backend_span(b, &m->recent[i]);
+    }
+    json_builder_end_array(b);
     json_builder_end_object(b);
     return json_builder_get_root(b);
+}
+
+/* Storage services seen in zipkin:* events (docs/backend.md). */
+static void add_services(JsonBuilder *b, HostdModel *m)
+{
+    const HostdZipkinCounters *zc = hostd_zipkin_spans_counters(m->zipkin);
+    g_autoptr(GList) names = g_hash_table_get_keys(m->services);
+
+    json_builder_set_member_name(b, "services");
+    json_builder_begin_array(b);
+    names = g_list_sort(names, (GCompareFunc)strcmp);
+    for (GList *l = names; l; l = l->next) {
+        const HostdService *sv = g_hash_table_lookup(m->services, l->data);
+
+        json_builder_begin_object(b);
+        add_str(b, "service", sv->name);
+        add_int(b, "spans", sv->spans);
+        add_int(b, "incomplete", sv->incomplete);
+        add_int(b, "p50_ns", hostd_latency_hist_quantile(sv->hist, 0.50));
+        add_int(b, "p99_ns", hostd_latency_hist_quantile(sv->hist, 0.99));
+        add_int(b, "max_ns", hostd_latency_hist_max(sv->hist));
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    add_int(b, "zipkin_events", zc->events);
+    add_int(b, "zipkin_open", hostd_zipkin_spans_open(m->zipkin));
+    add_int(b, "zipkin_overflow", zc->overflow);
+    add_int(b, "services_dropped", m->services_dropped);
 }
 
 /* Each node's trace input: whether it is read, and every gap it had. */
@@ -525,6 +641,7 @@ JsonNode *hostd_report_status(Hostd *h)
         b, h->feeds && h->feeds->len &&
                hostd_trace_feed_source(g_ptr_array_index(h->feeds, 0)));
     add_trace_inputs(b, h);
+    add_services(b, h->model);
     add_int(b, "lttng_discarded", h->model->lttng_discarded);
     add_int(b, "spans_unknown_disk", h->model->spans_unknown_disk);
     add_int(b, "children_pending", hostd_span_tree_size(h->model->children));

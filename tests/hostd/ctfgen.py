@@ -26,7 +26,7 @@ CLASSES = [
     # disk as a string
     (3, "blkin_qemu:hung", 0, REQUEST[:3] + [("disk", STR)] + REQUEST[4:9] + [("age_ns", U64)]),
     (4, "blkin_qemu:disk", 0, [f for f in DISK if f[0] != "child"]),  # missing field
-    (5, "zipkin:timestamp", 0, [("trace_id", U64), ("what", STR)]),  # another provider
+    (5, "otherprov:timestamp", 0, [("trace_id", U64), ("what", STR)]),  # another provider
     (6, "blkin_qemu:future", 0, [("x", U32)]),  # an event this schema does not know
     (7, "blkin_qemu:request", 1, REQUEST),  # stream class without the vpid context
     (8, "blkin_qemu:request", 0, [(n, S32 if n == "disk" else t) for n, t in REQUEST]),  # signed disk

@@ -41,7 +41,7 @@ def _lttng(*args, check=True):
 
 class HostStack:
     def __init__(self, workdir, hold_ms=2000, live_timer_us=100000, session=None, hostd_args=(),
-                 relayd_addr="127.0.0.1"):
+                 relayd_addr="127.0.0.1", events=("blkin_qemu:*",)):
         self.workdir = workdir
         self.hold_ms = hold_ms
         self.live_timer_us = live_timer_us
@@ -49,6 +49,7 @@ class HostStack:
         self.hostd_args = list(hostd_args)
         # Where the relay daemon takes traces: other nodes stream to it too.
         self.relayd_addr = relayd_addr
+        self.events = list(events)  # e.g. + "zipkin:*" for storage services
         self.socket = os.path.join(workdir, "hostd.sock")
         self.relayd = None
         self.hostd = None
@@ -77,7 +78,8 @@ class HostStack:
         self.session_created = True
         subprocess.run([os.path.join(SRC, "scripts", "blkin-lttng-channel"), self.session],
                        check=True, capture_output=True, timeout=60)
-        _lttng("enable-event", "--session=" + self.session, "-u", "-c", "blkin", "blkin_qemu:*")
+        for ev in self.events:
+            _lttng("enable-event", "--session=" + self.session, "-u", "-c", "blkin", ev)
         _lttng("start", self.session)
 
     @property
