@@ -8,6 +8,7 @@
 #include "hostd.h"
 #include "ganeti-discovery.h"
 #include "libvirt-watch.h"
+#include "privileges.h"
 #include "store-clickhouse.h"
 
 #include <errno.h>
@@ -68,6 +69,7 @@ static gboolean poll_trace(gpointer user)
 {
     Hostd *h = user;
     int ret;
+    gboolean flowed = FALSE;
 
     if (!h->trace)
         return G_SOURCE_REMOVE;
@@ -76,14 +78,26 @@ static gboolean poll_trace(gpointer user)
         ret = hostd_trace_source_poll(h->trace);
         if (ret != HOSTD_TRACE_MORE)
             break;
+        flowed = TRUE;
     }
     if (ret > 0) {
+        /* Connected once messages flow: lttng-live also answers "again"
+         * while it looks for a session that is not there. */
+        if (h->model->live && flowed)
+            hostd_live_health_up(h->model->live, now_ns());
         g_timeout_add(ret == HOSTD_TRACE_MORE ? 0 : HOSTD_TRACE_IDLE_MS,
                       poll_trace, h);
         return G_SOURCE_REMOVE;
     }
     if (ret < 0)
         g_warning("trace input failed: %s", g_strerror(-ret));
+    if (h->model->live) {
+        /* The relay, the session or its daemons went away: a gap. */
+        if (h->model->live->state == HOSTD_LIVE_CONNECTED)
+            g_warning("lost the live session %s; retrying", h->live_url);
+        hostd_live_health_down(h->model->live, now_ns(),
+                               ret < 0 ? g_strerror(-ret) : "session ended");
+    }
     g_clear_pointer(&h->trace, hostd_trace_source_free);
     if (h->offline_dir) {
         h->trace_ended = TRUE;
@@ -103,6 +117,7 @@ static gboolean open_live(gpointer user)
     h->trace = hostd_trace_source_new_live(h->live_url, &hostd_sink, h, &err);
     if (!h->trace) {
         g_warning("cannot read %s: %s", h->live_url, err->message);
+        hostd_live_health_down(h->model->live, now_ns(), err->message);
         g_timeout_add(LIVE_RETRY_MS, open_live, h);
         return G_SOURCE_REMOVE;
     }
@@ -275,7 +290,7 @@ int main(int argc, char **argv)
     g_autoptr(HostdLibvirtWatch) libvirt_watch = NULL;
     g_autoptr(GHashTable) ganeti_known = NULL;
     GanetiScan ganeti = {0};
-    gboolean print_report = FALSE, no_history = FALSE;
+    gboolean print_report = FALSE, no_history = FALSE, keep_privileges = FALSE;
     gint hold_ms = 800, retention_days = 30;
     g_autoptr(GError) err = NULL;
     g_autoptr(GOptionContext) ctx = NULL;
@@ -326,6 +341,10 @@ int main(int argc, char **argv)
          "Keep no SQLite history", NULL},
         {"libvirt", 0, 0, G_OPTION_ARG_STRING, &libvirt_uri,
          "Register blkin-enabled libvirt domains while they run", "URI"},
+        {"keep-privileges", 0, 0, G_OPTION_ARG_NONE, &keep_privileges,
+         "Keep every capability (default: drop all but CAP_DAC_OVERRIDE "
+         "after set-up)",
+         NULL},
         {"ganeti-runtime", 0, 0, G_OPTION_ARG_FILENAME, &ganeti_root,
          "Register Ganeti's running KVM instances from this directory "
          "(/var/run/ganeti/kvm-hypervisor)",
@@ -337,7 +356,9 @@ int main(int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err) ||
         !hostd_config_load(config, &socket_path, &state_dir, &h.live_url,
-                           &metrics, &hold_ms, &retention_days, &vms, &err)) {
+                           &metrics, &hold_ms, &retention_days, &vms, &err) ||
+        !hostd_config_load_bool(config, "keep-privileges", &keep_privileges,
+                                &err)) {
         g_printerr("blkin-hostd: %s\n", err->message);
         return 2;
     }
@@ -433,6 +454,7 @@ int main(int argc, char **argv)
                 hostd_span_export_set_queue_max(e, export_queue);
             g_ptr_array_add(h.exporters, e);
         }
+        h.model->live = hostd_live_health_new(now_ns());
         open_live(&h);
         g_timeout_add(FLUSH_MS, flush_tick, &h);
         if (ganeti_root) {
@@ -461,6 +483,16 @@ int main(int argc, char **argv)
             return 1;
         }
         g_idle_add(poll_trace, &h);
+    }
+    /* Set up: the sockets are bound, the files open. */
+    if (!h.offline_dir && !keep_privileges) {
+        int r = hostd_privileges_drop();
+
+        if (r < 0) {
+            g_printerr("blkin-hostd: dropping privileges: %s\n",
+                       g_strerror(-r));
+            return 1;
+        }
     }
     g_unix_signal_add(SIGTERM, on_quit_signal, &h);
     g_unix_signal_add(SIGINT, on_quit_signal, &h);

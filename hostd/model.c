@@ -113,6 +113,7 @@ void hostd_model_free(HostdModel *m)
     g_hash_table_unref(m->vms);
     g_hash_table_unref(m->qemu_disks);
     hostd_span_tree_free(m->children);
+    hostd_live_health_free(m->live);
     g_free(m);
 }
 

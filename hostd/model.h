@@ -22,6 +22,7 @@
 
 #include "blkin-channel.h"
 #include "join.h"
+#include "live-health.h"
 #include "span-tree.h"
 #include "stats/disk-stats.h"
 #include "stats/history-store.h"
@@ -72,6 +73,7 @@ struct HostdModel {
     GHashTable *qemu_disks;  /* (vpid << 32 | index) -> char *filter id */
     HostdSpanTree *children; /* lower spans waiting for their parent */
     uint64_t lttng_discarded;
+    HostdLiveHealth *live; /* owned: the live input's outages, NULL offline */
     uint64_t spans_unknown_disk; /* top spans of no registered disk */
     FILE *capture; /* borrowed: guest requests are logged here for replay */
     HostdHistory *history; /* borrowed: closed minutes go here */

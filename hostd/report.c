@@ -440,7 +440,11 @@ JsonNode *hostd_report_status(Hostd *h)
     add_int(b, "agents_connected", connected);
     add_str(b, "live", h->live_url);
     json_builder_set_member_name(b, "trace_connected");
-    json_builder_add_boolean_value(b, h->trace != NULL);
+    json_builder_add_boolean_value(b, h->model->live ? h->model->live->state ==
+                                                           HOSTD_LIVE_CONNECTED
+                                                     : h->trace != NULL);
+    if (h->model->live)
+        hostd_live_health_json(h->model->live, b, mono_ns());
     add_int(b, "lttng_discarded", h->model->lttng_discarded);
     add_int(b, "spans_unknown_disk", h->model->spans_unknown_disk);
     add_int(b, "children_pending", hostd_span_tree_size(h->model->children));
