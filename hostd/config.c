@@ -86,3 +86,31 @@ gboolean hostd_config_load(const char *path, char **socket_path,
     *vms = (char **)g_ptr_array_free(g_steal_pointer(&specs), FALSE);
     return TRUE;
 }
+
+gboolean hostd_config_load_bool(const char *path, const char *key,
+                                gboolean *out, GError **err)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autoptr(GError) e = NULL;
+    gboolean v;
+
+    if (*out)
+        return TRUE;
+    if (!path) {
+        if (!g_file_test(DEFAULT_CONFIG, G_FILE_TEST_EXISTS))
+            return TRUE;
+        path = DEFAULT_CONFIG;
+    }
+    /* hostd_config_load has read it already: errors are reported there. */
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL) ||
+        !g_key_file_has_key(kf, "hostd", key, NULL))
+        return TRUE;
+    v = g_key_file_get_boolean(kf, "hostd", key, &e);
+    if (e) {
+        g_set_error(err, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[hostd] %s must be true or false", key);
+        return FALSE;
+    }
+    *out = v;
+    return TRUE;
+}

@@ -8,6 +8,7 @@
  *   hold-ms = 800
  *   retention-days = 30
  *   metrics = 127.0.0.1:9477
+ *   keep-privileges = false
  *
  *   [vm web1]
  *   agent-socket = /run/blkin/agents/web1.sock
@@ -29,5 +30,12 @@ gboolean hostd_config_load(const char *path, char **socket_path,
                            char **state_dir, char **live_url, char **metrics,
                            int *hold_ms, int *retention_days, char ***vms,
                            GError **err);
+
+/*
+ * Sets *@out from boolean key @key of [hostd] in @path (NULL: as above) if
+ * the file has it and *@out is still FALSE (a flag wins).
+ */
+gboolean hostd_config_load_bool(const char *path, const char *key,
+                                gboolean *out, GError **err);
 
 #endif

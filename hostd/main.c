@@ -8,6 +8,7 @@
 #include "hostd.h"
 #include "ganeti-discovery.h"
 #include "libvirt-watch.h"
+#include "privileges.h"
 #include "store-clickhouse.h"
 
 #include <errno.h>
@@ -276,7 +277,7 @@ int main(int argc, char **argv)
     g_autoptr(HostdLibvirtWatch) libvirt_watch = NULL;
     g_autoptr(GHashTable) ganeti_known = NULL;
     GanetiScan ganeti = {0};
-    gboolean print_report = FALSE, no_history = FALSE;
+    gboolean print_report = FALSE, no_history = FALSE, keep_privileges = FALSE;
     gint hold_ms = 800, retention_days = 30;
     g_autoptr(GError) err = NULL;
     g_autoptr(GOptionContext) ctx = NULL;
@@ -333,6 +334,10 @@ int main(int argc, char **argv)
          "Keep no SQLite history", NULL},
         {"libvirt", 0, 0, G_OPTION_ARG_STRING, &libvirt_uri,
          "Register blkin-enabled libvirt domains while they run", "URI"},
+        {"keep-privileges", 0, 0, G_OPTION_ARG_NONE, &keep_privileges,
+         "Keep every capability (default: drop all but CAP_DAC_OVERRIDE "
+         "after set-up)",
+         NULL},
         {"ganeti-runtime", 0, 0, G_OPTION_ARG_FILENAME, &ganeti_root,
          "Register Ganeti's running KVM instances from this directory "
          "(/var/run/ganeti/kvm-hypervisor)",
@@ -344,7 +349,9 @@ int main(int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err) ||
         !hostd_config_load(config, &socket_path, &state_dir, &h.live_url,
-                           &metrics, &hold_ms, &retention_days, &vms, &err)) {
+                           &metrics, &hold_ms, &retention_days, &vms, &err) ||
+        !hostd_config_load_bool(config, "keep-privileges", &keep_privileges,
+                                &err)) {
         g_printerr("blkin-hostd: %s\n", err->message);
         return 2;
     }
@@ -454,6 +461,7 @@ int main(int argc, char **argv)
             g_ptr_array_add(h.exporters, e);
         }
         open_feeds(&h, NULL);
+        h.model->live = hostd_trace_feed_health(g_ptr_array_index(h.feeds, 0));
         g_timeout_add(FLUSH_MS, flush_tick, &h);
         if (ganeti_root) {
             ganeti_known =
@@ -476,6 +484,16 @@ int main(int argc, char **argv)
         }
         if (!open_feeds(&h, &err)) {
             g_printerr("blkin-hostd: %s\n", err->message);
+            return 1;
+        }
+    }
+    /* Set up: the sockets are bound, the files open. */
+    if (!h.offline_dir && !keep_privileges) {
+        int r = hostd_privileges_drop();
+
+        if (r < 0) {
+            g_printerr("blkin-hostd: dropping privileges: %s\n",
+                       g_strerror(-r));
             return 1;
         }
     }

@@ -223,6 +223,9 @@ char *hostd_metrics_render(HostdMetrics *m)
         "# TYPE blkin_lttng_discarded_events_total counter\n"
         "blkin_lttng_discarded_events_total %" PRIu64 "\n",
         m->model->lttng_discarded);
+    if (m->model->live)
+        hostd_live_health_metrics(m->model->live, s,
+                                  g_get_monotonic_time() * 1000);
     return g_string_free(s, FALSE);
 }
 

@@ -23,6 +23,7 @@
 #include "blkin-channel.h"
 #include "join.h"
 #include "remote-join.h"
+#include "live-health.h"
 #include "span-tree.h"
 #include "zipkin-spans.h"
 #include "stats/disk-stats.h"
@@ -105,6 +106,8 @@ struct HostdModel {
     int64_t source_time_ns[HOSTD_MAX_SOURCES];
     HostdSpanTree *children; /* lower spans waiting for their parent */
     uint64_t lttng_discarded;
+    /* borrowed: the local live input's outages (trace-feed 0), NULL offline */
+    const HostdLiveHealth *live;
     uint64_t spans_unknown_disk; /* top spans of no registered disk */
     /* Top spans of mapped disks not registered yet (a VM's first requests
      * race its registration): replayed when it comes, else dropped.

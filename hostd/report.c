@@ -602,9 +602,14 @@ static void add_trace_inputs(JsonBuilder *b, Hostd *h)
         add_int(b, "index", hostd_trace_feed_index(f));
         add_str(b, "url", hostd_trace_feed_url(f));
         add_str(b, "state", st.reading ? "reading" : "waiting");
-        add_int(b, "connects", st.connects);
-        add_int(b, "losses", st.losses);
-        add_int(b, "down_ns", st.down_ns);
+        if (hostd_trace_feed_health(f)) {
+            const HostdLiveHealth *lh = hostd_trace_feed_health(f);
+
+            add_int(b, "losses", lh->losses);
+            add_int(b, "reconnects", lh->reconnects);
+            add_int(b, "down_ns", hostd_live_health_down_ns(lh, mono_ns()));
+        }
+        add_int(b, "zipkin_events", st.source.zipkin);
         add_int(b, "time_ns", st.time_ns);
         add_int(b, "events", st.source.events);
         add_int(b, "spans", st.source.spans);
@@ -642,6 +647,8 @@ JsonNode *hostd_report_status(Hostd *h)
                hostd_trace_feed_source(g_ptr_array_index(h->feeds, 0)));
     add_trace_inputs(b, h);
     add_services(b, h->model);
+    if (h->model->live)
+        hostd_live_health_json(h->model->live, b, mono_ns());
     add_int(b, "lttng_discarded", h->model->lttng_discarded);
     add_int(b, "spans_unknown_disk", h->model->spans_unknown_disk);
     add_int(b, "children_pending", hostd_span_tree_size(h->model->children));

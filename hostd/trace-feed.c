@@ -18,11 +18,10 @@ struct HostdTraceFeed {
     HostdModel *model;
     HostdTraceFeedEnded ended;
     HostdTraceSource *src;
-    bool established;     /* src has delivered (poll > 0) at least once */
-    guint timer;          /* pending poll or reopen */
-    HostdTraceStats past; /* of sources already closed */
-    uint64_t connects, losses;
-    int64_t down_ns, down_since_ns;
+    bool established;        /* src has delivered (poll > 0) at least once */
+    guint timer;             /* pending poll or reopen */
+    HostdTraceStats past;    /* of sources already closed */
+    HostdLiveHealth *health; /* live: losses and gaps */
     uint64_t time_ns;
 };
 
@@ -36,6 +35,7 @@ static void stats_add(HostdTraceStats *to, const HostdTraceStats *s)
     to->events += s->events;
     to->spans += s->spans;
     to->hung += s->hung;
+    to->zipkin += s->zipkin;
     to->disks += s->disks;
     to->rejected += s->rejected;
     to->ignored += s->ignored;
@@ -74,11 +74,10 @@ static gboolean poll_feed(gpointer user)
          * relay that answers for a session that is not there does not. */
         if (!f->established && hostd_trace_source_time_ns(f->src) > 0) {
             f->established = true;
-            f->connects++;
-            if (f->down_since_ns) {
-                f->down_ns += now_ns() - f->down_since_ns;
-                f->down_since_ns = 0;
-                g_message("trace input %u (%s) is back", f->index, f->url);
+            if (f->health) {
+                if (f->health->state == HOSTD_LIVE_LOST)
+                    g_message("trace input %u (%s) is back", f->index, f->url);
+                hostd_live_health_up(f->health, now_ns());
             }
         }
         f->timer = g_timeout_add(
@@ -99,12 +98,11 @@ static gboolean poll_feed(gpointer user)
     /* The session was destroyed, its daemons died, or the relay went away:
      * a gap begins; wait for the session to come back. A source that never
      * delivered (the session is not there yet) continues the same wait. */
-    if (f->established) {
-        f->losses++;
-        f->down_since_ns = now_ns();
+    if (f->established)
         g_warning("trace input %u (%s) lost; waiting for it to return",
                   f->index, f->url);
-    }
+    hostd_live_health_down(f->health, now_ns(),
+                           ret < 0 ? g_strerror(-ret) : "session ended");
     f->established = false;
     f->timer = g_timeout_add(LIVE_RETRY_MS, open_live, f);
     return G_SOURCE_REMOVE;
@@ -119,6 +117,7 @@ static gboolean open_live(gpointer user)
     f->src = hostd_trace_source_new_live(f->url, f->sink, f->opaque, &err);
     if (!f->src) {
         g_warning("cannot read %s: %s", f->url, err->message);
+        hostd_live_health_down(f->health, now_ns(), err->message);
         f->timer = g_timeout_add(LIVE_RETRY_MS, open_live, f);
         return G_SOURCE_REMOVE;
     }
@@ -147,6 +146,7 @@ HostdTraceFeed *hostd_trace_feed_new_live(unsigned index, const char *url,
 {
     HostdTraceFeed *f = feed_alloc(index, url, sink, opaque, model);
 
+    f->health = hostd_live_health_new(now_ns());
     f->timer = g_idle_add(open_live, f);
     return f;
 }
@@ -176,6 +176,7 @@ void hostd_trace_feed_free(HostdTraceFeed *f)
     if (f->timer)
         g_source_remove(f->timer);
     hostd_trace_source_free(f->src);
+    hostd_live_health_free(f->health);
     g_free(f->url);
     g_free(f);
 }
@@ -195,6 +196,11 @@ HostdTraceSource *hostd_trace_feed_source(const HostdTraceFeed *f)
     return f->src;
 }
 
+const HostdLiveHealth *hostd_trace_feed_health(const HostdTraceFeed *f)
+{
+    return f->health;
+}
+
 void hostd_trace_feed_get_stats(const HostdTraceFeed *f,
                                 HostdTraceFeedStats *st)
 {
@@ -202,15 +208,9 @@ void hostd_trace_feed_get_stats(const HostdTraceFeed *f,
 
     *st = (HostdTraceFeedStats){
         .reading = f->src && f->established,
-        .connects = f->connects,
-        .losses = f->losses,
-        .down_ns = f->down_ns,
-        .down_since_ns = f->down_since_ns,
         .time_ns = f->time_ns,
         .source = f->past,
     };
-    if (f->down_since_ns)
-        st->down_ns += now_ns() - f->down_since_ns;
     if (f->src) {
         hostd_trace_source_get_stats(f->src, &cur);
         stats_add(&st->source, &cur);

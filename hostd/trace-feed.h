@@ -1,8 +1,8 @@
 /*
  * trace-feed.h: one trace input of hostd -- a node's LTTng live session (or
  * a recorded trace) -- kept read on the main loop: polled while it has
- * data, reopened after it ends or fails (live), and accounted so that a
- * gap in the input is reported, never silent.
+ * data, reopened after it ends or fails (live), and accounted
+ * (live-health.h) so that a gap in the input is reported, never silent.
  *
  * Feed 0 is the local node's session; further feeds are other nodes' (for
  * disks they serve, remote-join.h). Each feed stamps its index into what
@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "live-health.h"
 #include "model.h"
 #include "trace-source.h"
 
@@ -29,11 +30,6 @@ typedef void (*HostdTraceFeedEnded)(void *opaque, HostdTraceFeed *f);
 
 typedef struct HostdTraceFeedStats {
     bool reading;           /* a source is open and has delivered */
-    uint64_t connects;      /* sources that delivered, so far */
-    uint64_t losses;        /* times such a source ended or failed */
-    int64_t down_ns;        /* total time between a loss and the next source
-                               delivering (gaps, not the start-up) */
-    int64_t down_since_ns;  /* monotonic ns when the current gap began, or 0 */
     uint64_t time_ns;       /* how far the trace has been delivered */
     HostdTraceStats source; /* summed over every source this feed opened */
 } HostdTraceFeedStats;
@@ -55,6 +51,8 @@ unsigned hostd_trace_feed_index(const HostdTraceFeed *f);
 const char *hostd_trace_feed_url(const HostdTraceFeed *f);
 /* The open source, or NULL between sources. */
 HostdTraceSource *hostd_trace_feed_source(const HostdTraceFeed *f);
+/* A live feed's losses and gaps (live-health.h); NULL offline. */
+const HostdLiveHealth *hostd_trace_feed_health(const HostdTraceFeed *f);
 void hostd_trace_feed_get_stats(const HostdTraceFeed *f,
                                 HostdTraceFeedStats *st);
 

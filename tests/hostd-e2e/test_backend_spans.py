@@ -65,6 +65,10 @@ def hexid(v):
 
 
 def services_part(t, st, sock):
+    # A live viewer sees what is recorded after it attached: wait for hostd.
+    t.ok(st.wait_until(lambda: all(i["state"] == "reading"
+                                   for i in status(st).get("trace_inputs", [])), timeout=20),
+         "hostd reads the live session")
     r, lines = client(sock, "--op", "rw", "--count", "5")
     t.ok(r.returncode == 0 and len(lines) == 10, "the client's 10 requests succeeded",
          detail=r.stdout + r.stderr)

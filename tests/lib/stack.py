@@ -73,6 +73,11 @@ class HostStack:
                 break
             except OSError:
                 time.sleep(0.05)
+        self._ctrl_data = (ctrl, data)
+        self._create_session()
+
+    def _create_session(self):
+        ctrl, data = self._ctrl_data
         _lttng("create", self.session, f"--live={self.live_timer_us}",
                f"--set-url=net://{self.relayd_addr}:{ctrl}:{data}")
         self.session_created = True
@@ -81,6 +86,15 @@ class HostStack:
         for ev in self.events:
             _lttng("enable-event", "--session=" + self.session, "-u", "-c", "blkin", ev)
         _lttng("start", self.session)
+
+    def recreate_session(self):
+        """After the session daemon died (and took the session with it):
+        starts a session daemon again if none answers and creates the same
+        live session on the same relay daemon, so hostd's URL finds it."""
+        ensure_sessiond()
+        if self.session_created:
+            _lttng("destroy", self.session, check=False)
+        self._create_session()
 
     @property
     def live_url(self):
@@ -135,6 +149,10 @@ class HostStack:
     def report(self, vm_name=None, disk=None, window="1m"):
         args = ["report"] + [a for a in (vm_name, disk) if a] + ["--window", window, "--json"]
         return json.loads(self.cli(*args).stdout)
+
+    def status(self):
+        """`blkin status --json`: hostd's trace input state among others."""
+        return json.loads(self.cli("status", "--json").stdout)
 
     def wait_until(self, pred, timeout=30, interval=0.5):
         end = time.time() + timeout
