@@ -1,34 +1,44 @@
 #!/usr/bin/env python3
 """The main job: trace a demo VM end to end and print its per-disk report.
 
-Boots a small guest (Debian's kernel, busybox, the BlkKin guest agent and a
-workload) with two virtio disks behind the blkin filter -- a raw one, and a
-qcow2 one with a second blkin node below qcow2 so QEMU's format layer and
-the backend are told apart -- starts lttng-sessiond/relayd and blkin-hostd,
-runs a mixed read/write/flush/discard workload at queue depth 1 and 16, and
-prints `blkin report` for the VM. Everything it started is stopped at the
-end. Run through scripts/demo.sh, which sets the machine up first.
+Two simulated nodes (network namespaces joined by a veth pair, each with its
+own LTTng): node B serves a disk image over NBD with qemu-nbd and the blkin
+filter, streaming its trace to node A's lttng-relayd; node A boots a small
+guest (Debian's kernel, busybox, the BlkKin guest agent and a workload) with
+three virtio disks behind the blkin filter -- node B's NBD export, a raw
+file, and a qcow2 image with a second blkin node below qcow2 so QEMU's format
+layer and the backend are told apart -- and blkin-hostd reads both nodes'
+sessions and the agent. A mixed read/write/flush/discard workload runs at
+queue depth 1 and 16, then `blkin report` prints every disk's phases (for the
+NBD disk: network, node B's service and node B's storage I/O, with node B's
+clock offset). Everything it started is stopped at the end. Run through
+scripts/demo.sh, which sets the machine up first.
 """
 import argparse
 import os
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
 os.environ.setdefault("BLKIN_SOURCE_ROOT", os.path.join(HERE, ".."))
 os.environ.setdefault("BLKIN_BUILD_ROOT", os.path.join(HERE, "..", "build"))
 
+import node  # noqa: E402
 import vm  # noqa: E402
 from stack import CLI, HostStack, StackedDisk  # noqa: E402
+from storage_node import NbdServer  # noqa: E402
+
+ADDR_A, ADDR_B = "10.77.0.1", "10.77.0.2"
 
 GUEST = """
 blkin-guest-agent 2>/tmp/agent.log &
 AGENT=$!
 sleep 1
 blkin-workload --seed {seed} -n {count} -q 1,16 -w 40 -f 2 -d 2 -Q -o "$BLKIN_RESULTS" \\
-    "$(blkin_disk demo-data)" "$(blkin_disk demo-root)"
+    "$(blkin_disk demo-remote)" "$(blkin_disk demo-data)" "$(blkin_disk demo-root)"
 rc=$?
 sleep 1
 kill -TERM $AGENT
@@ -48,40 +58,68 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--keep", help="keep the work directory here")
-    a = ap.parse_args()
+    opts = ap.parse_args()
 
-    wd = a.keep or tempfile.mkdtemp(prefix="blkin-demo-")
+    wd = opts.keep or tempfile.mkdtemp(prefix="blkin-demo-")
     os.makedirs(wd, exist_ok=True)
     name = "demo"
-    # vdb: blkin -> qcow2 -> blkin -> file, so "backend" is the file's time.
-    disks = [vm.Disk(os.path.join(wd, "data.raw"), "demo-data", size="128M",
-                     blkin={"id": "demo/vda"}, filter_json=UNMAP),
-             StackedDisk(os.path.join(wd, "root.qcow2"), "demo-root", fmt="qcow2", size="128M",
-                         blkin={"id": "demo/vdb", **UNMAP})]
-    specs = ["vda=demo-data=demo/vda", "vdb=demo-root=demo/vdb"]
+    print(f"demo: two nodes, node B serving a disk over NBD (work dir {wd}) ...", file=sys.stderr)
+    a, b = node.Node("a"), node.Node("b")
+    srv = None
+    try:
+        node.link(a, b, ADDR_A + "/24", ADDR_B + "/24")
+        node.isolate(netns=a)  # this process, and all it starts, is node A
+        st = HostStack(wd, hold_ms=1500, relayd_addr=ADDR_A)
+        try:
+            st.start_lttng()
+            srv = NbdServer(b, st, wd, ADDR_A, ADDR_B).__enter__()
+            st.hostd_args = ["--remote-live", srv.live_url]
+            st.start_hostd()
+            time.sleep(2)  # hostd reads node B's session before qemu-nbd opens
+            srv.start_nbd()
+            return run_vm(opts, wd, name, st, srv)
+        finally:
+            st.close()
+    finally:
+        if srv:
+            srv.close()
+        b.close()
+        a.close()
 
-    print(f"demo: booting a guest with two traced disks (work dir {wd}) ...", file=sys.stderr)
-    with HostStack(wd, hold_ms=1500) as st, \
-            vm.GuestVM(wd, disks, GUEST.format(seed=a.seed, count=a.count), timeout=300, cpus=2,
-                       extra_files={"/bin/blkin-guest-agent": vm.agent_binary()}) as g:
+
+def run_vm(opts, wd, name, st, srv):
+    # vda: node B's export over NBD; vdb: a raw file;
+    # vdc: blkin -> qcow2 -> blkin -> file, so "backend" is the file's time.
+    disks = [srv.client_disk(name, "demo-remote", "vda", blkin_opts=UNMAP),
+             vm.Disk(os.path.join(wd, "data.raw"), "demo-data", size="128M",
+                     blkin={"id": "demo/vdb"}, filter_json=UNMAP),
+             StackedDisk(os.path.join(wd, "root.qcow2"), "demo-root", fmt="qcow2", size="128M",
+                         blkin={"id": "demo/vdc", **UNMAP})]
+    specs = [srv.register_spec("vda", "demo-remote", name), "vdb=demo-data=demo/vdb",
+             "vdc=demo-root=demo/vdc"]
+
+    print("demo: booting a guest with three traced disks ...", file=sys.stderr)
+    with vm.GuestVM(wd, disks, GUEST.format(seed=opts.seed, count=opts.count), timeout=300, cpus=2,
+                    extra_files={"/bin/blkin-guest-agent": vm.agent_binary()}) as g:
         g.start()  # the agent socket's path is known from here on
         st.register(name, g.agent_socket, specs)
         res = g.wait()
-        if not res.ok:
-            print(res.console[-3000:], file=sys.stderr)
-            print("demo: the guest's workload failed", file=sys.stderr)
-            return 1
-        print("demo: workload done; waiting for the last requests to be joined ...", file=sys.stderr)
+    if not res.ok:
+        print(res.console[-3000:], file=sys.stderr)
+        print("demo: the guest's workload failed", file=sys.stderr)
+        return 1
+    print("demo: workload done; waiting for the last requests to be joined ...", file=sys.stderr)
 
-        def settled():
-            r = st.report(name, window="1h")
-            return all(d["counters"]["pending"] == 0 for d in r["disks"]) and r
+    def settled():
+        r = st.report(name, window="1h")
+        return all(d["counters"]["pending"] == 0 for d in r["disks"]) and r
 
-        st.wait_until(settled, timeout=20)
-        args = [CLI, "--socket", st.socket, "report", name, "--window", "1h"]
-        if a.json:
-            args.append("--json")
-        subprocess.run(args, check=True)
+    st.wait_until(settled, timeout=20)
+    args = [CLI, "--socket", st.socket, "report", name, "--window", "1h"]
+    if opts.json:
+        args.append("--json")
+    subprocess.run(args, check=True)
+    return 0
     return 0
 
 

@@ -15,18 +15,16 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 
 import node
 import vm
-from stack import BUILD, HOSTD, SRC, HostStack
+from stack import BUILD, HOSTD, HostStack
+from storage_node import NbdServer
 from tap import Tap
 
 ADDR_A, ADDR_B = "10.77.0.1", "10.77.0.2"
-NBD_PORT = 10809
-EXPORT = "export0"
 VM_NAME = "remote-vm"
 SERVER_ID = "nodeb/export0"
 
@@ -52,92 +50,29 @@ exit $rc
 """
 
 
-def start_session_b(b, st, session):
-    """Node B's own sessiond, streaming its session to node A's relayd."""
-    b.start_sessiond()
-
-    def lttng(*args):
-        r = b.run(["lttng", *args], capture_output=True, text=True)
-        if r.returncode:
-            raise RuntimeError(f"node B: lttng {' '.join(args)}: {r.stderr}")
-    lttng("create", session, "--live=100000",
-          f"--set-url=net://{ADDR_A}:{st.ctrl_port}:{st.data_port}")
-    r = b.run([os.path.join(SRC, "scripts", "blkin-lttng-channel"), session],
-              capture_output=True, text=True)
-    if r.returncode:
-        raise RuntimeError("node B: channel: " + r.stderr)
-    lttng("enable-event", "--session=" + session, "-u", "-c", "blkin", "blkin_qemu:*")
-    lttng("start", session)
-
-
-def start_nbd_b(b, wd):
-    """qemu-nbd on node B exporting an image through two blkin nodes (the
-    service, then its storage I/O)."""
-    img = os.path.join(wd, "export0.raw")
-    # Allocated: qemu-nbd answers reads of holes from block status alone,
-    # without a read (so without a span) -- real, but not what this tests.
-    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", "-o", "preallocation=full",
-                    img, "64M"], check=True)
-    # json: rather than --image-opts, whose parser takes id= for itself.
-    # map-interval=1: a viewer that attached late learns the disk map soon.
-    spec = {"driver": "blkin", "id": SERVER_ID, "map-interval": 1,
-            "file": {"driver": "raw",
-                     "file": {"driver": "blkin", "id": SERVER_ID + "/file",
-                              "file": {"driver": "file", "filename": img}}}}
-    opts = "json:" + json.dumps(spec, separators=(",", ":"))
-    env = ["env", "LD_PRELOAD=" + vm.preload_library()]
-    nbd = b.popen(env + ["timeout", "900", "qemu-nbd", opts, "-x", EXPORT,
-                         "-b", ADDR_B, "-p", str(NBD_PORT), "-t", "--shared=4"],
-                  stdout=subprocess.DEVNULL,
-                  stderr=open(os.path.join(wd, "qemu-nbd.log"), "w"))
-    for _ in range(200):
-        try:
-            socket.create_connection((ADDR_B, NBD_PORT), timeout=0.2).close()
-            return nbd
-        except OSError:
-            if nbd.poll() is not None:
-                raise RuntimeError("qemu-nbd exited: " +
-                                   open(os.path.join(wd, "qemu-nbd.log")).read()[-2000:])
-            time.sleep(0.05)
-    raise RuntimeError("qemu-nbd does not listen")
-
-
-def nbd_disk(wd):
-    """Node A's view: virtio-blk -> blkin (the VM disk) -> blkin (the NBD
-    client's own span) -> raw -> nbd client."""
-    return vm.Disk(os.path.join(wd, "unused"), "nbd-a", fmt="raw",
-                   proto_opts={"driver": "nbd", "server.type": "inet", "server.host": ADDR_B,
-                               "server.port": str(NBD_PORT), "export": EXPORT},
-                   blkin={"id": f"{VM_NAME}/vda"},
-                   filter_json={"file": {"driver": "blkin", "id": f"{VM_NAME}/vda/nbd",
-                                         "file": "fmt0"}})
-
-
 def main():
     t = Tap()
     wd = workdir()
     a, b = node.Node("a"), node.Node("b")
-    nbd = None
+    srv = None
     try:
         node.link(a, b, ADDR_A + "/24", ADDR_B + "/24")
         node.isolate(netns=a)  # this test is node A from here on
         t.ok(b.run(["ping", "-c", "1", "-W", "2", ADDR_A]).returncode == 0,
              "node B reaches node A over the veth link")
-        session_b = f"blkin-nodeb-{os.getpid()}"
         capture = os.path.join(wd, "guest.capture")
-        spec = f"vda=nbd-a={VM_NAME}/vda={SERVER_ID}"
         st = HostStack(wd, relayd_addr=ADDR_A)
         try:
             st.start_lttng()
-            start_session_b(b, st, session_b)
-            # B's session on A's relay: same hostname (one kernel), its own name.
-            url_b = (f"net://127.0.0.1:{st.live_port}/host/{socket.gethostname()}/"
-                     f"{session_b}")
-            st.hostd_args = ["--remote-live", url_b, "--capture", capture]
+            srv = NbdServer(b, st, wd, ADDR_A, ADDR_B, server_id=SERVER_ID).__enter__()
+            session_b = srv.session
+            spec = srv.register_spec("vda", "nbd-a", VM_NAME)
+            st.hostd_args = ["--remote-live", srv.live_url, "--capture", capture]
             st.start_hostd()
             time.sleep(2)  # hostd attaches to B's session before qemu-nbd opens
-            nbd = start_nbd_b(b, wd)
-            with vm.GuestVM(wd, [nbd_disk(wd)], GUEST.format(count=200), timeout=300, cpus=2,
+            srv.start_nbd()
+            with vm.GuestVM(wd, [srv.client_disk(VM_NAME, "nbd-a")], GUEST.format(count=200),
+                            timeout=300, cpus=2,
                             extra_files={"/bin/blkin-guest-agent": vm.agent_binary()}) as g:
                 g.start()
                 st.register(VM_NAME, g.agent_socket, [spec])
@@ -215,12 +150,8 @@ def main():
                  (c["matched"], remote.get("matched")),
                  "offline joins the same requests across the three layers as live")
     finally:
-        if nbd and nbd.poll() is None:
-            nbd.terminate()
-            try:
-                nbd.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                nbd.kill()
+        if srv:
+            srv.close()
         b.close()
         a.close()
     t.done()
