@@ -82,7 +82,8 @@ class NbdServer:
         self.nbd = self.b.popen(
             ["env", "LD_PRELOAD=" + vm.preload_library(), "timeout", "3600", "qemu-nbd",
              "json:" + json.dumps(spec, separators=(",", ":")), "-x", self.export,
-             "-b", self.addr_b, "-p", str(self.port), "-t", "--shared=4"],
+             "-b", self.addr_b, "-p", str(self.port), "-t", "--shared=4",
+             "--discard=unmap"],
             stdout=subprocess.DEVNULL, stderr=open(log, "w"))
         for _ in range(200):
             try:
