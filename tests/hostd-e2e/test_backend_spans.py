@@ -21,6 +21,7 @@ import subprocess
 import time
 
 import qemutools
+import vm
 from stack import BUILD, HostStack
 from tap import Tap
 
@@ -113,7 +114,7 @@ def filter_part(t, st, sock, wd):
                               "image": {"driver": "file", "filename": img}}}}
     found = {}
     io = subprocess.Popen(
-        ["env", "LD_PRELOAD=" + qemutools.PRELOAD, "timeout", "60", "qemu-io",
+        ["env", "LD_PRELOAD=" + vm.preload_library(), "timeout", "60", "qemu-io",
          "-c", "break write_aio A", "-c", "aio_write -P 0x5a 64k 4k", "-c", "wait_break A",
          "-c", "sleep 8000", "-c", "resume A", "-c", "aio_flush",
          "json:" + json.dumps(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
