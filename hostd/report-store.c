@@ -11,8 +11,17 @@
 #include <gio/gio.h>
 #include <string.h>
 
-static const char *const phases[] = {"total", "guest_queue", "guest_to_qemu",
-                                     "qemu",  "backend",     "qemu_to_guest"};
+/* The phases in report order (stats/disk-stats.c's hostd_stats_phase_order;
+ * the CLI does not link the statistics); each is a column <name>_ns. */
+static const char *const phases[] = {
+    "total",   "guest_queue", "guest_to_qemu", "qemu",
+    "network", "remote",      "backend",       "qemu_to_guest",
+};
+#define N_PHASES G_N_ELEMENTS(phases)
+static const char *phase_name(size_t i)
+{
+    return phases[i];
+}
 
 /* A string literal for SQL: quotes and backslashes escaped. */
 static char *sql_str(const char *s)
@@ -37,13 +46,13 @@ static char *query_text(const char *vm, const char *disk, int64_t seconds)
                               "countIf(bitAnd(flags, 8) != 0) AS ug, "
                               "countIf(bitAnd(flags, 16) != 0) AS us");
 
-    for (size_t i = 0; i < G_N_ELEMENTS(phases); i++)
+    for (size_t i = 0; i < N_PHASES; i++)
         g_string_append_printf(
             q,
             ", countIf(%1$s_ns >= 0) AS c_%1$s, maxIf(%1$s_ns, %1$s_ns >= 0) "
             "AS m_%1$s, quantilesExactIf(0.5, 0.9, 0.99, 0.999)(%1$s_ns, "
             "%1$s_ns >= 0) AS q_%1$s, sumIf(%1$s_ns, %1$s_ns >= 0) AS s_%1$s",
-            phases[i]);
+            phase_name(i));
     g_string_append(q, " FROM blkin.requests WHERE 1");
     if (seconds > 0)
         g_string_append_printf(q, " AND time >= now() - %" G_GINT64_FORMAT,
@@ -147,11 +156,11 @@ static void add_op(JsonBuilder *b, JsonObject *row, double seconds)
                                                  : 0);
     json_builder_set_member_name(b, "phases");
     json_builder_begin_array(b);
-    for (size_t i = 0; i < G_N_ELEMENTS(phases); i++) {
-        g_autofree char *c = g_strdup_printf("c_%s", phases[i]);
-        g_autofree char *m = g_strdup_printf("m_%s", phases[i]);
-        g_autofree char *q = g_strdup_printf("q_%s", phases[i]);
-        g_autofree char *s = g_strdup_printf("s_%s", phases[i]);
+    for (size_t i = 0; i < N_PHASES; i++) {
+        g_autofree char *c = g_strdup_printf("c_%s", phase_name(i));
+        g_autofree char *m = g_strdup_printf("m_%s", phase_name(i));
+        g_autofree char *q = g_strdup_printf("q_%s", phase_name(i));
+        g_autofree char *s = g_strdup_printf("s_%s", phase_name(i));
         JsonArray *qs = json_object_get_array_member(row, q);
         gint64 count = num(row, c);
 
@@ -159,7 +168,7 @@ static void add_op(JsonBuilder *b, JsonObject *row, double seconds)
             continue;
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "phase");
-        json_builder_add_string_value(b, phases[i]);
+        json_builder_add_string_value(b, phase_name(i));
         add_int(b, "count", count);
         add_int(b, "p50_ns", qnum(qs, 0));
         add_int(b, "p90_ns", qnum(qs, 1));
