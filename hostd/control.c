@@ -63,7 +63,9 @@ static void respond(Client *c, const char *line, gsize len)
 
     if (!json_parser_load_from_data(p, line, len, &err))
         resp = hostd_control_error("not JSON: %s", err->message);
-    else if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)))
+    /* An empty or blank line parses to no root at all. */
+    else if (!json_parser_get_root(p) ||
+             !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)))
         resp = hostd_control_error("a request is a JSON object");
     else
         resp = c->ctl->handler(c->ctl->opaque,

@@ -11,6 +11,7 @@
  * VM's state checked.
  */
 #include "fuzz.h"
+#include "fuzz-glib.h"
 
 #include "agent-conn.h"
 #include "model.h"
@@ -47,6 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     HostdVm *vm;
     int fd;
     size_t off = 0;
+
+    fuzz_glib_quiet();
 
     /* One socket buffer's worth: hostd reads 64 KiB at a time. */
     if (size > 200000)

@@ -10,6 +10,7 @@
  * by a path that does not exist, so the harness never connects anywhere.
  */
 #include "fuzz.h"
+#include "fuzz-glib.h"
 
 #include "hostd.h"
 
@@ -38,6 +39,7 @@ static void handle(Hostd *h, const char *line, size_t len)
     JsonNode *resp = NULL;
 
     if (json_parser_load_from_data(p, line, len, NULL) &&
+        json_parser_get_root(p) &&
         JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
         JsonObject *req = json_node_get_object(json_parser_get_root(p));
 
@@ -61,6 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Hostd h = {.live_url = "net://127.0.0.1/host/fuzz/blkin",
                .hold_ns = 800000000};
     const char *s = (const char *)data, *end = s + size;
+
+    fuzz_glib_quiet();
 
     /* The control socket's line limit. */
     if (size > HOSTD_CONTROL_MAX_LINE * 4)
