@@ -31,9 +31,9 @@ static JsonNode *cmd_register(Hostd *h, JsonObject *req)
 {
     const char *vm = opt_string(req, "vm");
     const char *sock = opt_string(req, "agent_socket");
-    JsonArray *disks = json_object_has_member(req, "disks")
-                           ? json_object_get_array_member(req, "disks")
-                           : NULL;
+    JsonNode *dn = json_object_get_member(req, "disks");
+    JsonArray *disks =
+        dn && JSON_NODE_HOLDS_ARRAY(dn) ? json_node_get_array(dn) : NULL;
     g_autoptr(GPtrArray) specs = g_ptr_array_new();
     g_autoptr(GError) err = NULL;
 
