@@ -46,6 +46,8 @@ typedef struct BDRVBlkinState {
     bool map_was_enabled;
     bool watching; /* the tick is armed */
     uint32_t inflight;
+    uint64_t id_next; /* the node's block of id numbers (blkin-trace.c) */
+    uint64_t id_end;
     QLIST_HEAD(, BlkinReq) reqs;
     QEMUTimer *tick;
 } BDRVBlkinState;
@@ -56,6 +58,7 @@ void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
                                   int64_t bytes, BdrvRequestFlags flags);
 void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret);
 uint64_t blkin_now_ns(void);
+int32_t blkin_vpid(void); /* getpid(), cached */
 void blkin_set_sample(BDRVBlkinState *s, uint32_t sample);
 
 /* blkin-parent.c: which traced request a lower filter runs on behalf of. */

@@ -29,8 +29,9 @@ void blkin_emit_disk(BlockDriverState *bs, enum blkin_disk_state state)
 {
     BDRVBlkinState *s = bs->opaque;
 
-    lttng_ust_tracepoint(blkin_qemu, disk, s->disk, state, s->id, bs->node_name,
-                         bs->file ? bs->file->bs->node_name : "", s->sample);
+    lttng_ust_tracepoint(blkin_qemu, disk, blkin_vpid(), s->disk, state, s->id,
+                         bs->node_name, bs->file ? bs->file->bs->node_name : "",
+                         s->sample);
 }
 
 static void blkin_watch_hung(BDRVBlkinState *s, uint64_t now)
