@@ -157,7 +157,8 @@ void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret)
     r->span.ret = ret < 0 ? ret : 0;
     QLIST_REMOVE(r, next);
     s->inflight--;
-    blkin_parent_pop(r);
+    if (r->co) /* only with stacked blkin nodes: no call otherwise */
+        blkin_parent_pop(r);
 
     /* The only clock read at the end, and only when slow-ms needs it. */
     if (!r->sampled && s->slow_ns &&
