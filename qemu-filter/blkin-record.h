@@ -8,6 +8,7 @@
 #ifndef BLKIN_RECORD_H
 #define BLKIN_RECORD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Request types, as recorded in the `op` field. */
@@ -65,5 +66,14 @@ struct blkin_span {
 #define BLKIN_SPAN_NIDS   3
 #define BLKIN_SPAN_NIO    3
 #define BLKIN_SPAN_NREQ   7
+
+/* The tracepoint copies each array from its first member: no padding. */
+_Static_assert(offsetof(struct blkin_span, parent_span_id) ==
+                       offsetof(struct blkin_span, trace_id) + 2 * 8 &&
+                   offsetof(struct blkin_span, start_ns) ==
+                       offsetof(struct blkin_span, offset) + 2 * 8 &&
+                   offsetof(struct blkin_span, why) ==
+                       offsetof(struct blkin_span, vpid) + 6 * 4,
+               "struct blkin_span must match the request event's arrays");
 
 #endif
