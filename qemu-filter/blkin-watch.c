@@ -163,6 +163,9 @@ static void blkin_watch_postfork_parent(void)
 
 static void blkin_watch_postfork_child(void)
 {
+    /* Not watching: the next traced request wakes the node and the thread. */
+    for (GSList *l = blkin_watched; l; l = l->next)
+        ((BDRVBlkinState *)l->data)->watching = false;
     blkin_watch_thread_up = false;
     blkin_watch_cond_init();
     pthread_mutex_unlock(&blkin_watch_lock);
