@@ -8,8 +8,14 @@ in one run, repetition by repetition:
   blkin-off  the blkin filter, no session recording
   blkin-rec  the blkin filter, every request recorded by an LTTng session
              with the project's shipped channel (scripts/blkin-lttng-channel)
-Reports the median ns/request of each, ns added over raw and the ratio to
-raw, and the events the channel discarded. Markdown on stdout.
+Reports the median ns/request of each (wall time, as qemu-img reports it),
+ns added over raw and the ratio to raw; beside it qemu-img's own CPU time
+(user + sys) per request, and for blkin-rec the CPU time lttng-consumerd
+spent per recorded request (on a machine whose other CPUs are busy, the
+consumer competes with QEMU for CPU, which shows in the wall time); and the
+events the channel discarded. A measurement during which another job's
+LTTng session was active is repeated: with per-UID buffers that session
+records this bench's events too. Markdown on stdout.
 
     sudo bench/filter-bench.py [--count N] [--reps R] [--build DIR]
 """
@@ -17,11 +23,13 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
@@ -41,13 +49,64 @@ def lttng(*args):
     return subprocess.run(["lttng", *args], check=True, capture_output=True, text=True, timeout=120).stdout
 
 
+def consumerd_cpu_s():
+    """CPU seconds (user + sys) of all lttng-consumerd processes so far."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read()
+        except (OSError, ValueError):
+            continue
+        name, rest = st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:].split()
+        if name == "lttng-consumerd":
+            total += int(rest[11]) + int(rest[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def others_active(own):
+    """Other recording sessions that are active on this lttng-sessiond. With
+    per-UID buffers they record this bench's blkin_qemu events too (tests of
+    other jobs on the machine do), so blkin-off would not be off."""
+    out = subprocess.run(["lttng", "list"], capture_output=True, text=True, timeout=60).stdout
+    return [m for m in re.findall(r"^\s*\d+\) (\S+) \[active\]", out, re.M) if m != own]
+
+
+def bench_clean(preload, image, count, depth, own, stats):
+    """bench_once while no other session is active before or after it:
+    waits up to a minute for one to end, measures again up to 3 times."""
+    for attempt in range(3):
+        for _ in range(60):
+            if not others_active(own):
+                break
+            time.sleep(1)
+        r = bench_once(preload, image, count, depth)
+        if not others_active(own):
+            return r
+        stats["retried"] += 1
+    stats["contaminated"] += 1
+    return r
+
+
 def bench_once(preload, image, count, depth):
+    """(wall ns/request, qemu-img CPU ns/request)"""
     env = dict(os.environ, LD_PRELOAD=preload)
-    out = subprocess.run(["timeout", "600", "qemu-img", "bench", "-c", str(count), "-d", str(depth),
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    p = subprocess.Popen(["qemu-img", "bench", "-c", str(count), "-d", str(depth),
                           "-s", "4096", "json:" + json.dumps(image)],
-                         env=env, capture_output=True, text=True, check=True).stdout
+                         env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = p.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise
+    # communicate() reaped the child: its CPU time is in RUSAGE_CHILDREN now.
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        raise RuntimeError(f"qemu-img bench failed ({p.returncode})")
     secs = float(re.search(r"Run completed in ([0-9.]+) seconds", out).group(1))
-    return secs * 1e9 / count
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return secs * 1e9 / count, cpu * 1e9 / count
 
 
 def main():
@@ -66,17 +125,27 @@ def main():
     lttng("enable-event", "--session=" + session, "-u", "-c", "blkin", "blkin_qemu:*")
 
     results = {}
+    stats = {"retried": 0, "contaminated": 0}
     try:
         for depth in (64, 1):
             samples = {k: [] for k in CONFIGS}
+            cpus = {k: [] for k in CONFIGS}
+            consumer = []
             for _ in range(a.reps):
                 for name, image in CONFIGS.items():
                     if name == "blkin-rec":
                         lttng("start", session)
-                    samples[name].append(bench_once(preload, image, a.count, depth))
+                        c0 = consumerd_cpu_s()
+                    wall, cpu = bench_clean(preload, image, a.count, depth,
+                                            session if name == "blkin-rec" else None, stats)
+                    samples[name].append(wall)
+                    cpus[name].append(cpu)
                     if name == "blkin-rec":
-                        lttng("stop", session)
-            results[depth] = {k: statistics.median(v) for k, v in samples.items()}
+                        lttng("stop", session)  # waits until the consumer has the data
+                        consumer.append((consumerd_cpu_s() - c0) * 1e9 / a.count)
+            results[depth] = ({k: statistics.median(v) for k, v in samples.items()},
+                              {k: statistics.median(v) for k, v in cpus.items()},
+                              statistics.median(consumer), samples)
         listing = lttng("list", session)
         discarded = sum(int(x) for x in re.findall(r"Discarded events: (\d+)", listing))
         lost = sum(int(x) for x in re.findall(r"Lost packets: (\d+)", listing))
@@ -87,12 +156,20 @@ def main():
     print(f"qemu-img bench, null-co, 4 KiB reads, {a.count} requests x {a.reps} interleaved repetitions, "
           f"median ns/request")
     print()
-    print("| depth | config | ns/request | ns over raw | ratio to raw |")
-    print("|---|---|---|---|---|")
-    for depth, r in results.items():
+    print("| depth | config | ns/request | ns over raw | ratio to raw | qemu-img CPU ns/request | CPU over raw |")
+    print("|---|---|---|---|---|---|---|")
+    for depth, (r, c, _, _) in results.items():
         for name in CONFIGS:
-            print(f"| {depth} | {name} | {r[name]:.0f} | {r[name] - r['raw']:+.0f} | {r[name] / r['raw']:.3f} |")
+            print(f"| {depth} | {name} | {r[name]:.0f} | {r[name] - r['raw']:+.0f} | {r[name] / r['raw']:.3f} "
+                  f"| {c[name]:.0f} | {c[name] - c['raw']:+.0f} |")
     print()
+    for depth, (_, _, cons, samples) in results.items():
+        print(f"depth {depth}: lttng-consumerd CPU per recorded request (median) {cons:.0f} ns; "
+              "all wall samples: " + "; ".join(f"{k} " + " ".join(f"{x:.0f}" for x in v)
+                                               for k, v in samples.items()))
+    print()
+    print(f"Other jobs' LTTng sessions active during a measurement: {stats['retried']} measurements "
+          f"repeated, {stats['contaminated']} kept although one stayed active")
     print(f"LTTng channel: {discarded} events discarded, {lost} packets lost "
           f"(blkin-rec: {2 * a.reps * a.count} requests recorded in all)")
 

@@ -16,38 +16,31 @@
 #include <time.h>
 #include <unistd.h>
 
-#define GOLDEN 0x9e3779b97f4a7c15ULL
-
-static uint64_t id_key;
+uint64_t blkin_span_id_key;
 static _Atomic uint64_t id_counter;
-
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 __attribute__((constructor)) static void blkin_span_id_init(void)
 {
-    if (getrandom(&id_key, sizeof(id_key), GRND_NONBLOCK) ==
-        (ssize_t)sizeof(id_key))
+    if (getrandom(&blkin_span_id_key, sizeof(blkin_span_id_key),
+                  GRND_NONBLOCK) == (ssize_t)sizeof(blkin_span_id_key))
         return;
     /* Early boot without entropy: still distinct per process and time. */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    id_key = mix64(((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^
-                   ((uint64_t)ts.tv_sec << 20));
+    blkin_span_id_key =
+        blkin_mix64(((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^
+                    ((uint64_t)ts.tv_sec << 20));
+}
+
+uint64_t blkin_span_id_reserve(uint64_t n)
+{
+    return atomic_fetch_add_explicit(&id_counter, n, memory_order_relaxed);
 }
 
 void blkin_span_ids(uint64_t *ids, unsigned n)
 {
-    uint64_t first =
-        atomic_fetch_add_explicit(&id_counter, n, memory_order_relaxed);
+    uint64_t first = blkin_span_id_reserve(n);
 
-    for (unsigned i = 0; i < n; i++) {
-        uint64_t id = mix64(id_key + (first + i) * GOLDEN);
-        /* Exactly one counter value maps to 0, which means "no span". */
-        ids[i] = id ? id : mix64(id_key + (first + i) * GOLDEN + 1) | 1;
-    }
+    for (unsigned i = 0; i < n; i++)
+        ids[i] = blkin_span_id_at(first + i);
 }

@@ -39,6 +39,10 @@ enum ev_kind {
 
 /* Payload members, in one index space for all three events. */
 enum fld {
+    F_IDS, /* request: u64[3] trace_id, span_id, parent_span_id */
+    F_IO,  /* request: u64[3] offset, bytes, start_ns */
+    F_REQ, /* request: s32[7] vpid, disk, op, flags, ret, inflight, why */
+    F_VPID,
     F_TRACE_ID,
     F_SPAN_ID,
     F_PARENT_SPAN_ID,
@@ -48,10 +52,6 @@ enum fld {
     F_OFFSET,
     F_BYTES,
     F_START_NS,
-    F_END_NS,
-    F_RET,
-    F_INFLIGHT,
-    F_WHY,
     F_AGE_NS,
     F_STATE,
     F_ID,
@@ -76,12 +76,33 @@ enum fld_type {
     T_STR,
     T_ANY64, /* any integer up to 64 bits, signed or not: taken as its bits
                 (blkin declares ids `long`, libblkin int64_t) */
+    T_U64_ARR, /* static array of unsigned integers up to 64 bits */
+    T_S32_ARR, /* static array of signed integers up to 32 bits */
+};
+
+/* Elements of the request event's arrays (docs/tracepoints.md). */
+enum { IDS_TRACE, IDS_SPAN, IDS_PARENT, IDS_LEN };
+enum { IO_OFFSET, IO_BYTES, IO_START_NS, IO_LEN };
+enum {
+    REQ_VPID,
+    REQ_DISK,
+    REQ_OP,
+    REQ_FLAGS,
+    REQ_RET,
+    REQ_INFLIGHT,
+    REQ_WHY,
+    REQ_LEN,
 };
 
 static const struct {
     const char *name;
     enum fld_type type;
+    uint64_t len; /* arrays: at least this many elements */
 } fld_info[F_MAX] = {
+    [F_IDS] = {"ids", T_U64_ARR, IDS_LEN},
+    [F_IO] = {"io", T_U64_ARR, IO_LEN},
+    [F_REQ] = {"req", T_S32_ARR, REQ_LEN},
+    [F_VPID] = {"vpid", T_S32},
     [F_TRACE_ID] = {"trace_id", T_U64},
     [F_SPAN_ID] = {"span_id", T_U64},
     [F_PARENT_SPAN_ID] = {"parent_span_id", T_U64},
@@ -91,10 +112,6 @@ static const struct {
     [F_OFFSET] = {"offset", T_U64},
     [F_BYTES] = {"bytes", T_U64},
     [F_START_NS] = {"start_ns", T_U64},
-    [F_END_NS] = {"end_ns", T_U64},
-    [F_RET] = {"ret", T_S32},
-    [F_INFLIGHT] = {"inflight", T_U32},
-    [F_WHY] = {"why", T_U8},
     [F_AGE_NS] = {"age_ns", T_U64},
     [F_STATE] = {"state", T_U8},
     [F_ID] = {"id", T_STR},
@@ -110,17 +127,13 @@ static const struct {
     [F_ZK_EVENT] = {"event", T_STR},
 };
 
-static const enum fld request_flds[] = {
-    F_TRACE_ID, F_SPAN_ID, F_PARENT_SPAN_ID, F_DISK,   F_OP,  F_FLAGS,
-    F_OFFSET,   F_BYTES,   F_START_NS,       F_END_NS, F_RET, F_INFLIGHT,
-    F_WHY,
-};
+static const enum fld request_flds[] = {F_IDS, F_IO, F_REQ};
 static const enum fld hung_flds[] = {
-    F_TRACE_ID, F_SPAN_ID, F_PARENT_SPAN_ID, F_DISK,     F_OP,
+    F_TRACE_ID, F_SPAN_ID, F_PARENT_SPAN_ID, F_VPID,     F_DISK,   F_OP,
     F_FLAGS,    F_OFFSET,  F_BYTES,          F_START_NS, F_AGE_NS,
 };
 static const enum fld disk_flds[] = {
-    F_DISK, F_STATE, F_ID, F_NODE, F_CHILD, F_SAMPLE,
+    F_VPID, F_DISK, F_STATE, F_ID, F_NODE, F_CHILD, F_SAMPLE,
 };
 /* zipkin:*'s ids are checked as T_ANY64 (zipkin_any64 below). */
 static const enum fld zk_timestamp_flds[] = {
@@ -136,8 +149,6 @@ static const enum fld zk_keyval_flds[] = {
 typedef struct EvClass {
     const bt_event_class *ec; /* strong reference: pins the address */
     enum ev_kind kind;
-    uint32_t vpid_idx; /* member index in the common context */
-    bool vpid_signed;
     uint64_t signed_mask; /* bit per enum fld read as a signed integer */
     uint64_t clock_freq;  /* of the stream's default clock; 0: none */
     uint32_t idx[F_MAX];  /* payload member index per field */
@@ -188,6 +199,27 @@ static bool int_fits(const bt_field_class *fc, enum fld_type want,
     if (!*is_signed && want_signed)
         return bits < limit;
     return bits <= limit;
+}
+
+/*
+ * Is an array field class a static array of at least @len integers that fit
+ * the schema's element type? Lengths are fixed by the event class, so the
+ * check is once per class; decoding then reads elements by index.
+ */
+static bool array_fits(const bt_field_class *fc, enum fld_type want,
+                       uint64_t len)
+{
+    const bt_field_class *el;
+    bool is_signed;
+
+    if (bt_field_class_get_type(fc) != BT_FIELD_CLASS_TYPE_STATIC_ARRAY ||
+        bt_field_class_array_static_get_length(fc) < len)
+        return false;
+    el = bt_field_class_array_borrow_element_field_class_const(fc);
+    if (!int_fits(el, want == T_S32_ARR ? T_S32 : T_U64, &is_signed))
+        return false;
+    /* Elements are read with one accessor: their signedness is fixed. */
+    return is_signed == (want == T_S32_ARR);
 }
 
 static bool find_member(const bt_field_class *st, const char *name,
@@ -270,7 +302,7 @@ static enum ev_kind resolve(EvClass *c)
     const bt_stream_class *sc = bt_event_class_borrow_stream_class_const(c->ec);
     const bt_clock_class *clk =
         bt_stream_class_borrow_default_clock_class_const(sc);
-    const bt_field_class *payload, *common, *fc;
+    const bt_field_class *payload, *fc;
     const enum fld *flds;
     size_t nflds;
     enum ev_kind kind;
@@ -298,16 +330,10 @@ static enum ev_kind resolve(EvClass *c)
         return EV_REJECTED;
     }
 
-    /* Without vpid a disk index is ambiguous across QEMU processes. */
-    common = bt_stream_class_borrow_event_common_context_field_class_const(sc);
-    if (!find_member(common, "vpid", &c->vpid_idx, &fc))
+    /* A request's end is its event's timestamp. */
+    c->clock_freq = clk ? bt_clock_class_get_frequency(clk) : 0;
+    if (kind == EV_REQUEST && !c->clock_freq)
         return EV_REJECTED;
-    if (!bt_field_class_type_is(bt_field_class_get_type(fc),
-                                BT_FIELD_CLASS_TYPE_INTEGER) ||
-        bt_field_class_integer_get_field_value_range(fc) > 32)
-        return EV_REJECTED;
-    c->vpid_signed = bt_field_class_type_is(bt_field_class_get_type(fc),
-                                            BT_FIELD_CLASS_TYPE_SIGNED_INTEGER);
 
     payload = bt_event_class_borrow_payload_field_class_const(c->ec);
     for (size_t i = 0; i < nflds; i++) {
@@ -320,12 +346,16 @@ static enum ev_kind resolve(EvClass *c)
                 return EV_REJECTED;
             continue;
         }
+        if (fld_info[f].type == T_U64_ARR || fld_info[f].type == T_S32_ARR) {
+            if (!array_fits(fc, fld_info[f].type, fld_info[f].len))
+                return EV_REJECTED;
+            continue;
+        }
         if (!int_fits(fc, fld_info[f].type, &is_signed))
             return EV_REJECTED;
         if (is_signed)
             c->signed_mask |= UINT64_C(1) << f;
     }
-    c->clock_freq = clk ? bt_clock_class_get_frequency(clk) : 0;
     return kind;
 }
 
@@ -360,23 +390,50 @@ static inline uint64_t get_u(const bt_field *st, const EvClass *c, enum fld f)
     return bt_field_integer_unsigned_get_value(v);
 }
 
-static inline uint32_t get_vpid(const bt_event *ev, const EvClass *c)
+/* Element @i of a static array of unsigned (or of signed) integers. */
+static inline uint64_t elem_u(const bt_field *a, uint64_t i)
 {
-    const bt_field *v = bt_field_structure_borrow_member_field_by_index_const(
-        bt_event_borrow_common_context_field_const(ev), c->vpid_idx);
-
-    if (c->vpid_signed)
-        return (uint32_t)bt_field_integer_signed_get_value(v);
-    return (uint32_t)bt_field_integer_unsigned_get_value(v);
+    return bt_field_integer_unsigned_get_value(
+        bt_field_array_borrow_element_field_by_index_const(a, i));
 }
 
-/* The fields request and hung share. */
-static inline void decode_span(const bt_field *p, const EvClass *c,
+static inline int64_t elem_s(const bt_field *a, uint64_t i)
+{
+    return bt_field_integer_signed_get_value(
+        bt_field_array_borrow_element_field_by_index_const(a, i));
+}
+
+/* blkin_qemu:request: three arrays, and the event's time as the end. */
+static inline void decode_request(const bt_field *p, const EvClass *c,
+                                  HostdSpan *s)
+{
+    const bt_field *ids = member(p, c, F_IDS);
+    const bt_field *io = member(p, c, F_IO);
+    const bt_field *req = member(p, c, F_REQ);
+
+    s->trace_id = elem_u(ids, IDS_TRACE);
+    s->span_id = elem_u(ids, IDS_SPAN);
+    s->parent_span_id = elem_u(ids, IDS_PARENT);
+    s->offset = elem_u(io, IO_OFFSET);
+    s->bytes = elem_u(io, IO_BYTES);
+    s->start_ns = elem_u(io, IO_START_NS);
+    s->vpid = (uint32_t)elem_s(req, REQ_VPID);
+    s->disk = (uint32_t)elem_s(req, REQ_DISK);
+    s->op = (uint8_t)elem_s(req, REQ_OP);
+    s->flags = (uint32_t)elem_s(req, REQ_FLAGS);
+    s->ret = (int32_t)elem_s(req, REQ_RET);
+    s->inflight = (uint32_t)elem_s(req, REQ_INFLIGHT);
+    s->why = (uint8_t)elem_s(req, REQ_WHY);
+}
+
+/* blkin_qemu:hung: named fields (off the request path, so not packed). */
+static inline void decode_hung(const bt_field *p, const EvClass *c,
                                HostdSpan *s)
 {
     s->trace_id = get_u(p, c, F_TRACE_ID);
     s->span_id = get_u(p, c, F_SPAN_ID);
     s->parent_span_id = get_u(p, c, F_PARENT_SPAN_ID);
+    s->vpid = (uint32_t)get_u(p, c, F_VPID);
     s->disk = (uint32_t)get_u(p, c, F_DISK);
     s->op = (uint8_t)get_u(p, c, F_OP);
     s->flags = (uint32_t)get_u(p, c, F_FLAGS);
@@ -456,12 +513,8 @@ static void handle_event(HostdTraceSource *src, const bt_message *msg)
         if (!src->sink.span)
             return;
         p = bt_event_borrow_payload_field_const(ev);
-        decode_span(p, c, &s);
-        s.end_ns = get_u(p, c, F_END_NS);
-        s.ret = (int32_t)get_u(p, c, F_RET);
-        s.inflight = (uint32_t)get_u(p, c, F_INFLIGHT);
-        s.why = (uint8_t)get_u(p, c, F_WHY);
-        s.vpid = get_vpid(ev, c);
+        decode_request(p, c, &s);
+        event_time_ns(msg, c, &s.end_ns); /* resolve() checked the clock */
         s.source = src->index;
         src->sink.span(src->opaque, &s);
         return;
@@ -472,14 +525,13 @@ static void handle_event(HostdTraceSource *src, const bt_message *msg)
         if (!src->sink.hung)
             return;
         p = bt_event_borrow_payload_field_const(ev);
-        decode_span(p, c, &s);
+        decode_hung(p, c, &s);
         age = get_u(p, c, F_AGE_NS);
         if (!event_time_ns(msg, c, &s.end_ns))
             s.end_ns = s.start_ns + age;
         s.ret = 0;
         s.inflight = 0;
         s.why = 0;
-        s.vpid = get_vpid(ev, c);
         s.source = src->index;
         src->sink.hung(src->opaque, &s, age);
         return;
@@ -491,7 +543,7 @@ static void handle_event(HostdTraceSource *src, const bt_message *msg)
         if (!src->sink.disk)
             return;
         p = bt_event_borrow_payload_field_const(ev);
-        m.vpid = get_vpid(ev, c);
+        m.vpid = (uint32_t)get_u(p, c, F_VPID);
         m.source = src->index;
         m.disk = (uint32_t)get_u(p, c, F_DISK);
         m.state = (uint8_t)get_u(p, c, F_STATE);

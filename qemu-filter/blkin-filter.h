@@ -2,10 +2,10 @@
  * blkin-filter.h: state shared by the blkin filter's files (private).
  *
  * Ownership: BDRVBlkinState belongs to the node (bs->opaque, freed by QEMU);
- * its id string and timer are created in open and freed in close. A BlkinReq
- * lives on the stack of the coroutine serving the request; it is linked into
- * its node's in-flight list and, for stacked filters, the coroutine registry
- * only between blkin_req_begin() and blkin_req_end().
+ * its id string and tick bottom half are created in open and freed in close. A
+ * BlkinReq lives on the stack of the coroutine serving the request; it is
+ * linked into its node's in-flight list and, for stacked filters, the coroutine
+ * registry only between blkin_req_begin() and blkin_req_end().
  *
  * Concurrency: QEMU 7.2 runs all requests and callbacks of a node in the
  * node's AioContext under that context's lock, and the watchdog tick takes
@@ -44,10 +44,12 @@ typedef struct BDRVBlkinState {
     uint64_t map_interval_ns;
     uint64_t next_map_ns;
     bool map_was_enabled;
-    bool watching; /* the tick is armed */
+    bool watching; /* the watcher thread schedules tick_bh (blkin-watch.c) */
     uint32_t inflight;
+    uint64_t id_next; /* the node's block of id numbers (blkin-trace.c) */
+    uint64_t id_end;
     QLIST_HEAD(, BlkinReq) reqs;
-    QEMUTimer *tick;
+    QEMUBH *tick_bh;
 } BDRVBlkinState;
 
 /* blkin-trace.c: per-request bookkeeping around the forwarded call. */
@@ -56,6 +58,7 @@ void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
                                   int64_t bytes, BdrvRequestFlags flags);
 void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret);
 uint64_t blkin_now_ns(void);
+int32_t blkin_vpid(void); /* getpid(), cached */
 void blkin_set_sample(BDRVBlkinState *s, uint32_t sample);
 
 /* blkin-parent.c: which traced request a lower filter runs on behalf of. */

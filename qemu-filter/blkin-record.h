@@ -8,6 +8,7 @@
 #ifndef BLKIN_RECORD_H
 #define BLKIN_RECORD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Request types, as recorded in the `op` field. */
@@ -33,21 +34,46 @@ enum blkin_disk_state {
     BLKIN_DISK_CLOSE = 2,   /* the node is being closed */
 };
 
-/* One traced request; also what a `hung` event reports (end_ns = now). */
+/*
+ * One traced request, laid out as the `request` event's three array fields
+ * (docs/tracepoints.md), so recording it is three copies into the ring
+ * buffer: LTTng-UST writes each field with a call of its own, and at ~1 M
+ * requests/s per field costs show. Keep the member order: it is the schema.
+ */
 struct blkin_span {
+    /* `ids`: trace_id, span_id, parent_span_id (0 when no traced request
+     * of a blkin node above). */
     uint64_t trace_id;
     uint64_t span_id;
-    uint64_t parent_span_id; /* 0 when no traced request is above */
+    uint64_t parent_span_id;
+    /* `io`: offset, bytes, start_ns (CLOCK_MONOTONIC, LTTng-UST's clock). */
     uint64_t offset;
     uint64_t bytes;
-    uint64_t start_ns; /* CLOCK_MONOTONIC, the clock LTTng-UST uses */
-    uint64_t end_ns;
-    uint32_t disk;     /* process-local index, see the `disk` event */
-    uint32_t flags;    /* QEMU's BdrvRequestFlags bits */
-    uint32_t inflight; /* requests in flight in this node at entry */
-    int32_t ret;       /* 0 or a negative errno */
-    uint8_t op;        /* enum blkin_op */
-    uint8_t why;       /* enum blkin_why bits */
+    uint64_t start_ns;
+    /* `req`, all signed 32-bit: */
+    int32_t vpid;     /* getpid(): the disk index is unique per process */
+    int32_t disk;     /* process-local index, see the `disk` event */
+    int32_t op;       /* enum blkin_op */
+    int32_t flags;    /* QEMU's BdrvRequestFlags bits (all below 2^31) */
+    int32_t ret;      /* 0 or a negative errno */
+    int32_t inflight; /* requests in flight in this node at entry */
+    int32_t why;      /* enum blkin_why bits */
 };
+
+#define BLKIN_SPAN_IDS(s) (&(s)->trace_id)
+#define BLKIN_SPAN_IO(s)  (&(s)->offset)
+#define BLKIN_SPAN_REQ(s) (&(s)->vpid)
+#define BLKIN_SPAN_NIDS   3
+#define BLKIN_SPAN_NIO    3
+#define BLKIN_SPAN_NREQ   7
+
+/* The tracepoint copies each array from its first member: no padding. */
+_Static_assert(offsetof(struct blkin_span, parent_span_id) ==
+                       offsetof(struct blkin_span, trace_id) + 2 * 8 &&
+                   offsetof(struct blkin_span, start_ns) ==
+                       offsetof(struct blkin_span, offset) + 2 * 8 &&
+                   offsetof(struct blkin_span, why) ==
+                       offsetof(struct blkin_span, vpid) + 6 * 4,
+               "struct blkin_span must match the request event's arrays");
 
 #endif

@@ -9,19 +9,30 @@
  *   from off to on). So a viewer that attaches late learns the map, and one
  *   can ask for it on demand by enabling `blkin_qemu:disk`.
  *
- * The tick runs only while a session records any blkin_qemu event: with
- * none, a pending timer would still cost the main loop a clock read per
- * iteration, which at queue depth 1 is a clock read per request. The first
- * traced request after a session starts wakes it (blkin_watch_wake), and it
- * stops itself once no session records and no traced request is in flight.
+ * The tick is a bottom half in QEMU's main AioContext, scheduled every
+ * 250 ms by one watcher thread per process, and only for nodes that are
+ * "watching": while a session records any blkin_qemu event or a traced
+ * request is in flight. It is not a main-loop timer: an armed timer costs
+ * the main loop a clock read and timer-list work on every iteration, which
+ * at queue depth 1 is every request (~75 ns measured, docs/performance.md).
+ * The first traced request after a session starts wakes the node
+ * (blkin_watch_wake); the tick stops it once nothing records and nothing is
+ * in flight; with no node watching the thread sleeps on a condition
+ * variable, so a process without a session pays nothing at all.
  *
- * The timer is a main-loop timer that takes the node's AioContext lock, so
- * it runs under the same lock as the node's requests. It is not placed in
- * the node's AioContext: AioContext's layout depends on QEMU's configure
- * options (linux-aio, io_uring), which the filter must not rely on.
+ * The tick takes the node's AioContext lock, so it runs under the same lock
+ * as the node's requests. It is not placed in the node's AioContext:
+ * AioContext's layout depends on QEMU's configure options (linux-aio,
+ * io_uring), which the filter must not rely on, and the node may move.
  */
 #include "blkin-filter.h"
 #include "blkin-tp.h"
+
+#include "qemu/main-loop.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 
 #define BLKIN_TICK_MS 250
 
@@ -29,8 +40,9 @@ void blkin_emit_disk(BlockDriverState *bs, enum blkin_disk_state state)
 {
     BDRVBlkinState *s = bs->opaque;
 
-    lttng_ust_tracepoint(blkin_qemu, disk, s->disk, state, s->id, bs->node_name,
-                         bs->file ? bs->file->bs->node_name : "", s->sample);
+    lttng_ust_tracepoint(blkin_qemu, disk, blkin_vpid(), s->disk, state, s->id,
+                         bs->node_name, bs->file ? bs->file->bs->node_name : "",
+                         s->sample);
 }
 
 static void blkin_watch_hung(BDRVBlkinState *s, uint64_t now)
@@ -68,9 +80,102 @@ static bool blkin_any_enabled(void)
            lttng_ust_tracepoint_enabled(blkin_qemu, disk);
 }
 
-static void blkin_watch_arm(BDRVBlkinState *s)
+/*
+ * The watcher thread and the nodes it schedules ticks for. blkin_watch_lock
+ * guards the list, the thread's existence and the condition variable; a
+ * node's `watching` flag is written under its AioContext lock and read here
+ * without it (a late read only delays or adds one harmless tick).
+ */
+static pthread_mutex_t blkin_watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t blkin_watch_cond;
+static GSList *blkin_watched; /* BDRVBlkinState * of open nodes */
+static bool blkin_watch_thread_up;
+
+static void *blkin_watch_thread(void *arg)
 {
-    timer_mod(s->tick, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + BLKIN_TICK_MS);
+    pthread_mutex_lock(&blkin_watch_lock);
+    for (;;) {
+        bool any = false;
+        struct timespec due;
+
+        for (GSList *l = blkin_watched; l; l = l->next) {
+            BDRVBlkinState *s = l->data;
+
+            if (qatomic_read(&s->watching)) {
+                any = true;
+                qemu_bh_schedule(s->tick_bh); /* thread-safe */
+            }
+        }
+        if (!any) {
+            pthread_cond_wait(&blkin_watch_cond, &blkin_watch_lock);
+            continue;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &due);
+        due.tv_nsec += BLKIN_TICK_MS * 1000000L;
+        if (due.tv_nsec >= 1000000000L) {
+            due.tv_sec++;
+            due.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&blkin_watch_cond, &blkin_watch_lock, &due);
+    }
+    return NULL;
+}
+
+/* Starts the watcher thread if needed and wakes it; under blkin_watch_lock. */
+static void blkin_watch_kick_locked(void)
+{
+    pthread_t tid;
+    sigset_t all, old;
+
+    if (!blkin_watch_thread_up) {
+        /* QEMU's own threads block all signals; so does this one. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        blkin_watch_thread_up =
+            pthread_create(&tid, NULL, blkin_watch_thread, NULL) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (blkin_watch_thread_up)
+            pthread_detach(tid);
+    }
+    pthread_cond_signal(&blkin_watch_cond);
+}
+
+static void blkin_watch_cond_init(void)
+{
+    pthread_condattr_t attr;
+
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&blkin_watch_cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+/* QEMU's -daemonize forks: the child has no watcher thread until a kick. */
+static void blkin_watch_prefork(void)
+{
+    pthread_mutex_lock(&blkin_watch_lock);
+}
+
+static void blkin_watch_postfork_parent(void)
+{
+    pthread_mutex_unlock(&blkin_watch_lock);
+}
+
+static void blkin_watch_postfork_child(void)
+{
+    /* Not watching: the next traced request wakes the node and the thread. */
+    for (GSList *l = blkin_watched; l; l = l->next)
+        ((BDRVBlkinState *)l->data)->watching = false;
+    blkin_watch_thread_up = false;
+    blkin_watch_cond_init();
+    pthread_mutex_unlock(&blkin_watch_lock);
+}
+
+static void __attribute__((constructor)) blkin_watch_init(void)
+{
+    blkin_watch_cond_init();
+    pthread_atfork(blkin_watch_prefork, blkin_watch_postfork_parent,
+                   blkin_watch_postfork_child);
 }
 
 static void blkin_watch_tick(void *opaque)
@@ -83,22 +188,27 @@ static void blkin_watch_tick(void *opaque)
     aio_context_acquire(ctx);
     blkin_watch_hung(s, now);
     blkin_watch_map(bs, now);
-    s->watching = blkin_any_enabled() || !QLIST_EMPTY(&s->reqs);
-    if (s->watching)
-        blkin_watch_arm(s);
+    qatomic_set(&s->watching, blkin_any_enabled() || !QLIST_EMPTY(&s->reqs));
     aio_context_release(ctx);
+}
+
+static void blkin_watch_set(BDRVBlkinState *s)
+{
+    pthread_mutex_lock(&blkin_watch_lock);
+    qatomic_set(&s->watching, true);
+    blkin_watch_kick_locked();
+    pthread_mutex_unlock(&blkin_watch_lock);
 }
 
 void blkin_watch_wake(BlockDriverState *bs)
 {
     BDRVBlkinState *s = bs->opaque;
 
-    if (!s->tick)
+    if (!s->tick_bh)
         return;
     /* A session that started since the last tick learns the map first. */
     blkin_watch_map(bs, blkin_now_ns());
-    s->watching = true;
-    blkin_watch_arm(s);
+    blkin_watch_set(s);
 }
 
 void blkin_watch_start(BlockDriverState *bs)
@@ -108,17 +218,24 @@ void blkin_watch_start(BlockDriverState *bs)
     /* The open event itself told current sessions the map. */
     s->map_was_enabled = lttng_ust_tracepoint_enabled(blkin_qemu, disk);
     s->next_map_ns = blkin_now_ns() + s->map_interval_ns;
-    s->tick = timer_new_ms(QEMU_CLOCK_REALTIME, blkin_watch_tick, bs);
-    s->watching = blkin_any_enabled();
-    if (s->watching)
-        blkin_watch_arm(s);
+    s->tick_bh = aio_bh_new(qemu_get_aio_context(), blkin_watch_tick, bs);
+    pthread_mutex_lock(&blkin_watch_lock);
+    blkin_watched = g_slist_prepend(blkin_watched, s);
+    pthread_mutex_unlock(&blkin_watch_lock);
+    if (blkin_any_enabled())
+        blkin_watch_set(s);
 }
 
 void blkin_watch_stop(BlockDriverState *bs)
 {
     BDRVBlkinState *s = bs->opaque;
 
-    timer_free(s->tick);
-    s->tick = NULL;
-    s->watching = false;
+    /* Off the list first: then the thread cannot schedule the BH again. */
+    pthread_mutex_lock(&blkin_watch_lock);
+    blkin_watched = g_slist_remove(blkin_watched, s);
+    qatomic_set(&s->watching, false);
+    pthread_mutex_unlock(&blkin_watch_lock);
+    /* A scheduled but not yet run BH is dropped by qemu_bh_delete. */
+    qemu_bh_delete(s->tick_bh);
+    s->tick_bh = NULL;
 }

@@ -10,7 +10,8 @@
  * ops, sizes and offsets; every HUNG_EVERY-th request is preceded by a
  * `hung` event for it (0: none). RATE caps events per second so the
  * consumer daemon keeps up with the shipped discard-mode channel (0: as
- * fast as possible, to provoke discards). Prints a JSON summary.
+ * fast as possible, to provoke discards). A request's end is its event's
+ * timestamp, as in the filter. Prints a JSON summary.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -47,7 +48,8 @@ static void emit_disks(unsigned disks, uint8_t state)
         snprintf(id, sizeof(id), "gen-vm/disk%u", d);
         snprintf(node, sizeof(node), "blkin%u", d);
         snprintf(child, sizeof(child), "fmt%u", d);
-        lttng_ust_tracepoint(blkin_qemu, disk, d, state, id, node, child, 1);
+        lttng_ust_tracepoint(blkin_qemu, disk, (int32_t)getpid(), d, state, id,
+                             node, child, 1);
     }
 }
 
@@ -85,6 +87,8 @@ int main(int argc, char **argv)
         disks = 1;
     rnd = seed;
 
+    int32_t pid = (int32_t)getpid();
+
     emit_disks(disks, BLKIN_DISK_OPEN);
     t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {
@@ -94,15 +98,15 @@ int main(int argc, char **argv)
             .trace_id = next_rand(&rnd) | 1,
             .span_id = next_rand(&rnd) | 1,
             .parent_span_id = 0,
-            .disk = (uint32_t)(i % disks),
-            .op = (uint8_t)(r % 8 < 5 ? BLKIN_OP_READ : BLKIN_OP_WRITE),
+            .vpid = pid,
+            .disk = (int32_t)(i % disks),
+            .op = r % 8 < 5 ? BLKIN_OP_READ : BLKIN_OP_WRITE,
             .flags = (r >> 8) % 16 == 0 ? 0x10 : 0,
             .offset = ((r >> 12) % (1u << 20)) * 4096,
             .bytes = 4096u << ((r >> 40) % 5),
             .start_ns = t - 20000 - (r >> 48) % 100000,
-            .end_ns = t,
             .ret = 0,
-            .inflight = (uint32_t)((r >> 32) % 32),
+            .inflight = (int32_t)((r >> 32) % 32),
             .why = BLKIN_WHY_SAMPLED,
         };
 

@@ -370,17 +370,22 @@ def test_schema(t):
     # Events named blkin_qemu:* that do not fit the schema are counted and
     # skipped; other providers' events are ignored; the rest is decoded.
     with tempfile.TemporaryDirectory() as d:
-        good_spans, good_disks, rejected, ignored = ctfgen.write_trace(d)
+        good_spans, good_disks, good_hung, rejected, ignored = ctfgen.write_trace(d)
         rc, objs, err = dump(d)
     t.eq(rc, 0, "a trace mixing good and off-schema events reads to its end")
     t.eq([as_tuple(o) for o in of(objs, "span")], [as_tuple(e) for e in good_spans],
-         "only schema-conforming requests are delivered, fields exact (negative ret, vpid from _vpid)")
+         "only schema-conforming requests are delivered, fields exact (negative ret, vpid from the "
+         "payload, end = event time, with or without a vpid context)")
+    t.eq([(o["vpid"], o["disk"], o["span_id"], o["start_ns"], o["age_ns"], o["end_ns"]) for o in of(objs, "hung")],
+         [(e["vpid"], e["disk"], e["span_id"], e["start_ns"], e["age_ns"], e["end_ns"]) for e in good_hung],
+         "a hung event is decoded with the vpid of its payload")
     t.eq([(o["vpid"], o["disk"], o["state"], o["id"], o["node"], o["child"], o["sample"]) for o in of(objs, "disk")],
          [(e["vpid"], e["disk"], e["state"], e["id"], e["node"], e["child"], e["sample"]) for e in good_disks],
          "only the complete disk map event is delivered")
     end = of(objs, "end")[-1] if of(objs, "end") else {}
     t.eq((end.get("rejected"), end.get("ignored")), (rejected, ignored),
-         "wrong types, a too-wide disk, a missing field, no vpid context, an unknown blkin_qemu event: "
+         "wrong types, a short ids array, unsigned req, the old named-field request, a missing field, "
+         "an unknown blkin_qemu event: "
          "rejected and counted; another provider's events: ignored")
 
 

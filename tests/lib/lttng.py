@@ -2,7 +2,8 @@
 
 Every test that records uses its own uniquely named session on the one root
 lttng-sessiond of the machine (started here if it is not running), so tests
-may run in parallel; events are told apart by the vpid context.
+may run in parallel; events are told apart by the vpid every blkin_qemu event
+carries in its payload.
 
 The channel settings are the project's shipped ones (scripts/blkin-lttng-channel),
 so tests exercise what operators run.
@@ -80,7 +81,8 @@ class Session:
 
     def for_disk(self, disk_id, name="blkin_qemu:request"):
         """Events of one disk, found the way a reader must: through the disk
-        map events that name it (vpid + process-local disk index)."""
+        map events that name it (vpid + process-local disk index, both in
+        every event's payload)."""
         keys = {(e.get("vpid"), e["disk"]) for e in self.events(name="blkin_qemu:disk")
                 if e["id"] == disk_id}
         return [e for e in self.events(name=name) if (e.get("vpid"), e.get("disk")) in keys]
@@ -94,8 +96,17 @@ class Session:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-_LINE = re.compile(r"^\[(?P<ts>[^\]]+)\] \([^)]*\) \S+ (?P<name>[\w:]+): (?P<body>.*)$")
-_FIELD = re.compile(r'(\w+) = ("(?:[^"\\]|\\.)*"|[^,}\s]+)')
+_LINE = re.compile(r"^\[(?P<ts>\d+)\] \([^)]*\) \S+ (?P<name>[\w:]+): (?P<body>.*)$")
+_ARRAY = re.compile(r"(\w+) = \[ ((?:\[\d+\] = [^,\]\s]+(?:, )?)*) \]")
+_ELEM = re.compile(r"\[\d+\] = ([^,\]\s]+)")
+_FIELD = re.compile(r'(\w+) = ("(?:[^"\\]|\\.)*"|[^,}\s\[]+)')
+
+# blkin_qemu:request's arrays (docs/tracepoints.md), element by element.
+REQUEST_ARRAYS = {
+    "ids": ("trace_id", "span_id", "parent_span_id"),
+    "io": ("offset", "bytes", "start_ns"),
+    "req": ("vpid", "disk", "op", "flags", "ret", "inflight", "why"),
+}
 
 
 def _value(v):
@@ -108,8 +119,11 @@ def _value(v):
 
 
 def read_trace(path):
-    """All events of a CTF trace as dicts: name, every context and payload field."""
-    out = subprocess.run(["babeltrace2", path], capture_output=True, text=True, timeout=600)
+    """All events of a CTF trace as dicts: name, time_ns (the event's
+    CLOCK_MONOTONIC timestamp), every context and payload field. A request
+    event's arrays are also given as named fields, with end_ns = time_ns."""
+    out = subprocess.run(["babeltrace2", "--clock-cycles", path], capture_output=True, text=True,
+                         timeout=600)
     if out.returncode != 0:
         raise RuntimeError("babeltrace2 failed: " + out.stderr[-2000:])
     events = []
@@ -117,8 +131,15 @@ def read_trace(path):
         m = _LINE.match(line)
         if not m:
             continue
-        ev = {"name": m.group("name")}
-        for k, v in _FIELD.findall(m.group("body")):
+        ev = {"name": m.group("name"), "time_ns": int(m.group("ts"))}
+        body = m.group("body")
+        for k, elems in _ARRAY.findall(body):
+            ev[k] = [_value(v) for v in _ELEM.findall(elems)]
+        for k, v in _FIELD.findall(_ARRAY.sub("", body)):
             ev[k] = _value(v)
+        if ev["name"] == "blkin_qemu:request":
+            for arr, names in REQUEST_ARRAYS.items():
+                ev.update(zip(names, ev.get(arr, ())))
+            ev["end_ns"] = ev["time_ns"]
         events.append(ev)
     return events
