@@ -48,10 +48,13 @@ class Session:
     events = s.events(vpid=pid)   # after the with block (session destroyed)
     """
 
-    def __init__(self, events=("blkin_qemu:*",), name=None):
+    def __init__(self, events=("blkin_qemu:*",), name=None, contexts=()):
         self.name = name or "blkin-test-" + uuid.uuid4().hex[:12]
         self.dir = tempfile.mkdtemp(prefix="blkin-trace-")
         self.event_names = events
+        # e.g. ("vpid",): blkin's zipkin events do not say which process
+        # recorded them; the shipped channel adds no context.
+        self.contexts = contexts
         self._events = None
 
     def __enter__(self):
@@ -59,6 +62,8 @@ class Session:
         _lttng("create", self.name, "--output=" + self.dir)
         subprocess.run([os.path.join(SRC, "scripts", "blkin-lttng-channel"), self.name],
                        check=True, timeout=60, capture_output=True)
+        for ctx in self.contexts:
+            _lttng("add-context", "--session=" + self.name, "-u", "-c", "blkin", "-t", ctx)
         for ev in self.event_names:
             _lttng("enable-event", "--session=" + self.name, "-u", "-c", "blkin", ev)
         _lttng("start", self.name)

@@ -38,7 +38,7 @@ def s64(u):
 
 def main():
     t = Tap()
-    with lttng.Session(events=("zipkin:*",)) as s:
+    with lttng.Session(events=("zipkin:*",), contexts=("vpid",)) as s:
         before = time.monotonic_ns()
         proc = subprocess.Popen([RECORD], stdout=subprocess.PIPE, text=True)
         out, _ = proc.communicate(timeout=60)

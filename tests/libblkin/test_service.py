@@ -89,7 +89,7 @@ def main():
         f.truncate(1 << 20)
 
     given = (0x0123456789abcdef, 0xfedcba9876543210)
-    with lttng.Session(events=("zipkin:*",)) as s:
+    with lttng.Session(events=("zipkin:*",), contexts=("vpid",)) as s:
         svc = subprocess.Popen([SERVICE, "--socket", sock, "--file", backing],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
