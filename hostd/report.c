@@ -439,10 +439,10 @@ JsonNode *hostd_report_status(Hostd *h)
     add_int(b, "disks", disks);
     add_int(b, "agents_connected", connected);
     add_str(b, "live", h->live_url);
+    /* A live source is open (attached, or attaching); `trace` says whether
+     * messages flow. */
     json_builder_set_member_name(b, "trace_connected");
-    json_builder_add_boolean_value(b, h->model->live ? h->model->live->state ==
-                                                           HOSTD_LIVE_CONNECTED
-                                                     : h->trace != NULL);
+    json_builder_add_boolean_value(b, h->trace != NULL);
     if (h->model->live)
         hostd_live_health_json(h->model->live, b, mono_ns());
     add_int(b, "lttng_discarded", h->model->lttng_discarded);
