@@ -378,6 +378,16 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Before GIO starts GLib's worker thread: threads inherit this. */
+    if (!h.offline_dir && !keep_privileges) {
+        int r = hostd_privileges_limit(hostd_privileges_setup_needs(metrics));
+
+        if (r < 0) {
+            g_printerr("blkin-hostd: dropping privileges: %s\n",
+                       g_strerror(-r));
+            return 1;
+        }
+    }
     h.hold_ns = (int64_t)hold_ms * 1000000;
     h.model = hostd_model_new();
     h.model->offline = h.offline_dir != NULL;
@@ -487,7 +497,8 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    /* Set up: the sockets are bound, the files open. */
+    /* Set up: the sockets are bound, the files open; what set-up needed
+     * goes. */
     if (!h.offline_dir && !keep_privileges) {
         int r = hostd_privileges_drop();
 

@@ -8,6 +8,7 @@
 #include "metrics.h"
 
 #include "agent-conn.h"
+#include "metrics-http.h"
 
 #include <gio/gio.h>
 #include <inttypes.h>
@@ -237,7 +238,7 @@ char *hostd_metrics_render(HostdMetrics *m)
 typedef struct Scrape {
     HostdMetrics *m;
     GSocketConnection *conn;
-    char buf[REQUEST_MAX + 1];
+    char buf[REQUEST_MAX];
     gsize got;
     char *answer;
     guint deadline;
@@ -270,18 +271,18 @@ static void written(GObject *src, GAsyncResult *res, gpointer user)
     scrape_free(user);
 }
 
-static void answer(Scrape *c)
+static void answer(Scrape *c, HostdHttpDecision d)
 {
-    const char *status = "404 Not Found", *type = "text/plain";
+    const char *status = hostd_metrics_http_status(d), *type = "text/plain";
     g_autofree char *body = NULL;
 
-    if (g_str_has_prefix(c->buf, "GET /metrics ") ||
-        g_str_has_prefix(c->buf, "GET /metrics?")) {
-        status = "200 OK";
+    if (d == HOSTD_HTTP_METRICS) {
         type = "text/plain; version=0.0.4";
         body = hostd_metrics_render(c->m);
-    } else {
+    } else if (d == HOSTD_HTTP_NOT_FOUND) {
         body = g_strdup("only /metrics here\n");
+    } else {
+        body = g_strdup("bad request\n");
     }
     c->answer = g_strdup_printf("HTTP/1.0 %s\r\nContent-Type: %s\r\n"
                                 "Content-Length: %zu\r\nConnection: close"
@@ -298,18 +299,24 @@ static void got_bytes(GObject *src, GAsyncResult *res, gpointer user)
 {
     Scrape *c = user;
     gssize n = g_input_stream_read_finish(G_INPUT_STREAM(src), res, NULL);
+    HostdHttpDecision d;
 
     if (n <= 0) {
         scrape_free(c);
         return;
     }
     c->got += n;
-    c->buf[c->got] = '\0';
-    if (strstr(c->buf, "\r\n\r\n") || strstr(c->buf, "\n\n") ||
-        c->got == REQUEST_MAX)
-        answer(c);
-    else
+    /* A head ends with a line feed: without a new one, nothing changed
+     * (and a client trickling bytes costs no rescans). */
+    if (!memchr(c->buf + c->got - n, '\n', n) && c->got < REQUEST_MAX) {
         read_more(c);
+        return;
+    }
+    d = hostd_metrics_http_decide(c->buf, c->got, REQUEST_MAX);
+    if (d == HOSTD_HTTP_MORE)
+        read_more(c);
+    else
+        answer(c, d);
 }
 
 static void read_more(Scrape *c)

@@ -6,6 +6,8 @@
 #include "privileges.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <stdlib.h>
 #include <linux/capability.h>
 #include <linux/securebits.h>
 #include <stdio.h>
@@ -62,9 +64,26 @@ static int caps_set(uint64_t eff, uint64_t prm, uint64_t inh)
     return 0;
 }
 
-int hostd_privileges_drop(void)
+uint64_t hostd_privileges_setup_needs(const char *metrics_listen)
 {
-    uint64_t keep = hostd_privileges_kept(), eff = 0, prm = 0;
+    uint64_t need = 0;
+    const char *colon = metrics_listen ? strrchr(metrics_listen, ':') : NULL;
+
+    if (getgrnam("blkin"))
+        need |= CAP_BIT(CAP_CHOWN);
+    if (colon) {
+        char *end;
+        unsigned long port = strtoul(colon + 1, &end, 10);
+
+        if (end != colon + 1 && *end == '\0' && port < 1024)
+            need |= CAP_BIT(CAP_NET_BIND_SERVICE);
+    }
+    return need;
+}
+
+static int reduce(uint64_t keep)
+{
+    uint64_t eff = 0, prm = 0;
     int ret, top = last_cap();
 
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -96,4 +115,14 @@ int hostd_privileges_drop(void)
         errno != EINVAL)
         return -errno;
     return caps_set(prm & keep, prm & keep, 0);
+}
+
+int hostd_privileges_limit(uint64_t setup)
+{
+    return reduce(hostd_privileges_kept() | setup);
+}
+
+int hostd_privileges_drop(void)
+{
+    return reduce(hostd_privileges_kept());
 }

@@ -24,12 +24,33 @@
 uint64_t hostd_privileges_kept(void);
 
 /*
- * Sets no_new_privs and reduces every capability set to
- * hostd_privileges_kept() (intersected with what the process has).
- * Returns 0 or a negative errno; on failure the process may have dropped
- * part of its privileges, never gained any. Dropping the bounding set needs
- * CAP_SETPCAP: without it (an unprivileged hostd) that step is skipped.
+ * What set-up needs on top: CAP_CHOWN when the group `blkin` exists (the
+ * control socket is given to it), CAP_NET_BIND_SERVICE when
+ * @metrics_listen ("HOST:PORT", or NULL) names a port below 1024.
  */
+uint64_t hostd_privileges_setup_needs(const char *metrics_listen);
+
+/*
+ * Capabilities belong to threads, not processes, and a thread starts with
+ * its creator's: GLib starts its worker thread as soon as GIO is first used
+ * (binding the control socket), and hostd its export threads. So the drop
+ * is done in two steps, both from the main thread:
+ *
+ * hostd_privileges_limit(), before any thread exists: sets no_new_privs,
+ * locks the securebits (noroot, no-setuid-fixup, keep-caps) and reduces the
+ * bounding, permitted, effective, inheritable and ambient sets to
+ * hostd_privileges_kept() | @setup. Every thread inherits that.
+ *
+ * hostd_privileges_drop(), after set-up: the main thread gives up @setup
+ * too. Threads started before keep @setup (empty unless the conditions
+ * above hold).
+ *
+ * Both return 0 or a negative errno; on failure privileges may have been
+ * dropped in part, never gained. The bounding set and securebits need
+ * CAP_SETPCAP: without it (an unprivileged hostd, or systemd's bounding
+ * set) those steps are skipped.
+ */
+int hostd_privileges_limit(uint64_t setup);
 int hostd_privileges_drop(void);
 
 #endif

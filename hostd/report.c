@@ -641,6 +641,8 @@ JsonNode *hostd_report_status(Hostd *h)
     add_int(b, "disks", disks);
     add_int(b, "agents_connected", connected);
     add_str(b, "live", h->live_url);
+    /* A live source is open (attached, or attaching); `trace` says whether
+     * messages flow. */
     json_builder_set_member_name(b, "trace_connected");
     json_builder_add_boolean_value(
         b, h->feeds && h->feeds->len &&

@@ -101,7 +101,7 @@ if has 3; then
             cat "$results/fuzz-setup.log"
     fi
     p=0 f=0
-    for name in proto channel agent-conn config control; do
+    for name in proto channel agent-conn config control metrics-http; do
         exe=$fuzz/tests/fuzz/fuzz-$name
         corpus=$fuzz/fuzz-corpus/$name
         mkdir -p "$corpus" "$fuzz/fuzz-artifacts"

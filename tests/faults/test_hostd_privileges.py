@@ -2,7 +2,7 @@
 """blkin-hostd gives up what it does not need once it is set up
 (hostd/privileges.c, docs/security.md): in /proc/PID/status it runs with
 no_new_privs and only CAP_DAC_OVERRIDE in its effective, permitted and
-bounding sets (nothing inheritable or ambient), and with just that it still
+bounding sets (nothing inheritable or ambient), in every thread, and with just that it still
 serves its control socket and /metrics, and connects to an agent socket of
 another user laid out as libvirt does (channel/target/domain-N-NAME/, 0700
 directories, a 0600 socket, all libvirt-qemu's). --keep-privileges keeps
@@ -59,7 +59,8 @@ def main():
     agent.start()
     port = free_ports(1)[0]
     try:
-        with Hostd(wd, args=["--metrics", f"127.0.0.1:{port}"]) as h:
+        with Hostd(wd, args=["--metrics", f"127.0.0.1:{port}",
+                             "--export-zipkin", f"http://127.0.0.1:{port}/nowhere"]) as h:
             # The drop follows the set-up that created the socket.
             st = {}
             for _ in range(100):
@@ -76,6 +77,15 @@ def main():
             for k in ("CapInh", "CapAmb"):
                 t.eq(st.get(k), "0" * 16, f"{k}: empty")
             t.eq(st.get("Uid", "").split()[0], "0", "hostd is still uid 0 (its files are root's)")
+            # Capabilities are per thread: GLib's worker and the export
+            # thread must not have kept root's.
+            threads = {}
+            for tid in os.listdir(f"/proc/{h.proc.pid}/task"):
+                ts = status_of(f"{h.proc.pid}/task/{tid}")
+                threads[ts["Name"]] = tuple(ts[k] for k in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs"))
+            t.diag(threads)
+            t.ok(len(threads) >= 3 and all(v == (want, want, want, "1") for v in threads.values()),
+                 "every thread (GLib's worker and the export thread too) has the same", detail=threads)
 
             h.register("priv", sock, ["vda=priv-a=priv/vda"])
             ok = h_wait(lambda: json.loads(h.cli("status").stdout)["agents_connected"] == 1)

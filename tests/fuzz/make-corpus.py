@@ -88,6 +88,27 @@ def main():
     for i, c in enumerate(ctl):
         put("control", f"req-{i:02d}", c + b"\n")
 
+    # metrics-http: the first byte picks the read size (hostd reads what
+    # the socket has; 0x06: 64 bytes at a time, 0x00: one by one).
+    http = {
+        "prometheus": b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9477\r\nUser-Agent: Prometheus/2.42.0\r\n"
+                      b"Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n"
+                      b"Accept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n",
+        "curl": b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
+        "query": b"GET /metrics?name[]=blkin_requests_total HTTP/1.0\n\n",
+        "other-path": b"GET / HTTP/1.0\r\n\r\n",
+        "post": b"POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        "http09": b"GET /metrics\r\n\r\n",
+        "bad-version": b"GET /metrics HTTP/2.0\r\n\r\n",
+        "lowercase": b"get /metrics HTTP/1.1\r\n\r\n",
+        "nul": b"GET /metrics\x00 HTTP/1.1\r\n\r\n",
+        "unfinished": b"GET /metrics HTTP/1.1\r\nHost: x\r\n",
+        "mixed-ends": b"GET /metrics HTTP/1.1\nHost: x\r\n\n",
+        "too-long": b"GET /metrics HTTP/1.1\r\nX-Pad: " + b"a" * 8200 + b"\r\n\r\n",
+    }
+    for i, (name, req) in enumerate(sorted(http.items())):
+        put("metrics-http", name, bytes([0x06 if i % 2 else 0x00]) + req)
+
 
 if __name__ == "__main__":
     main()
