@@ -132,6 +132,9 @@ static void zipkin_emit(void *opaque, const HostdZipkinSpan *zs)
     HostdModel *m = opaque;
     HostdService *sv = g_hash_table_lookup(m->services, zs->service);
 
+    /* Allocated at the first service span: most nodes have none. */
+    if (!m->recent)
+        m->recent = g_new(HostdZipkinSpan, HOSTD_RECENT_BACKEND);
     m->recent[m->recent_next] = *zs;
     m->recent_next = (m->recent_next + 1) % HOSTD_RECENT_BACKEND;
     m->recent_len = MIN(m->recent_len + 1, HOSTD_RECENT_BACKEND);
@@ -177,7 +180,6 @@ HostdModel *hostd_model_new(void)
     m->children = hostd_span_tree_new();
     m->early = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
     m->zipkin = hostd_zipkin_spans_new(zipkin_emit, m);
-    m->recent = g_new0(HostdZipkinSpan, HOSTD_RECENT_BACKEND);
     m->services =
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, service_free);
     m->started_ns = g_get_monotonic_time() * 1000;
