@@ -58,7 +58,7 @@ def main():
     try:
         node.link(a, b, ADDR_A + "/24", ADDR_B + "/24")
         node.isolate(netns=a)  # this test is node A from here on
-        t.ok(b.run(["ping", "-c", "1", "-W", "2", ADDR_A]).returncode == 0,
+        t.ok(b.run(["ping", "-c", "1", "-W", "2", ADDR_A], capture_output=True).returncode == 0,
              "node B reaches node A over the veth link")
         capture = os.path.join(wd, "guest.capture")
         st = HostStack(wd, relayd_addr=ADDR_A)
