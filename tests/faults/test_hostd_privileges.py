@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import shutil
+import tempfile
 import time
 import urllib.request
 
@@ -48,7 +49,11 @@ def main():
     shutil.rmtree(wd, ignore_errors=True)
     os.makedirs(wd)
     uid, gid = owner()
-    target = os.path.join(wd, "qemu", "channel", "target")
+    # A UNIX socket path has 108 bytes; libvirt's channel layout under a
+    # build tree that may itself be deep does not fit, so it lives in /tmp.
+    chan = tempfile.mkdtemp(prefix="blkin-priv-")
+    os.chmod(chan, 0o755)
+    target = os.path.join(chan, "qemu", "channel", "target")
     dom = os.path.join(target, "domain-1-priv")
     os.makedirs(dom)
     sock = os.path.join(dom, "org.blkin.agent.0")
@@ -104,6 +109,7 @@ def main():
                  detail={k: st.get(k) for k in ("CapEff", "NoNewPrivs")})
     finally:
         agent.stop()
+        shutil.rmtree(chan, ignore_errors=True)
     t.done()
 
 
