@@ -88,12 +88,11 @@ static void on_devmap(struct blkin_channel *ch, const struct blkin_frame *f)
 {
     struct blkin_event ev = {.type = BLKIN_EV_DEVMAP};
 
-    if (blkin_decode_devmap(f->payload, f->len, &ch->devmap_tmp) < 0) {
+    if (blkin_decode_devmap(f->payload, f->len, &ch->devmap) < 0) {
         ch->stats.malformed_frames++;
         invalid(ch, f->type, "malformed device map");
         return;
     }
-    ch->devmap = ch->devmap_tmp;
     ch->have_devmap = true;
     ev.devmap = &ch->devmap;
     emit(ch, &ev);

@@ -82,7 +82,6 @@ struct blkin_channel {
     struct blkin_hello hello;
     bool have_devmap;
     struct blkin_devmap devmap;
-    struct blkin_devmap devmap_tmp; /* a bad map must not replace the good */
     bool have_seq;
     uint64_t next_seq;
     uint64_t probe_next_id;
@@ -96,7 +95,7 @@ struct blkin_channel {
 
 void blkin_channel_default_limits(struct blkin_channel_limits *l);
 
-/* Heap-free: the caller provides the (large, ~100 KiB) struct. */
+/* Heap-free: the caller provides the (large, ~97 KiB) struct. */
 void blkin_channel_init(struct blkin_channel *ch,
                         const struct blkin_channel_limits *limits,
                         blkin_channel_cb cb, void *user);

@@ -339,41 +339,76 @@ int blkin_decode_hello(const uint8_t *p, size_t n, struct blkin_hello *h)
     return get_str(h->software, sizeof(h->software), p + HELLO_FIXED, sl, true);
 }
 
+/* One device entry at @off: its fields into @d, the offset after it. */
+static int decode_device(const uint8_t *p, size_t n, size_t *off,
+                         struct blkin_device *d)
+{
+    const uint8_t *e = p + *off;
+    size_t nl, sl;
+
+    if (n - *off < DEVICE_FIXED)
+        return -EBADMSG;
+    nl = e[20];
+    sl = e[21];
+    if (nl == 0 || n - *off - DEVICE_FIXED < nl + sl)
+        return -EBADMSG;
+    d->major = get32(e);
+    d->minor = get32(e + 4);
+    d->size_bytes = get64(e + 8);
+    d->logical_block_size = get32(e + 16);
+    if (get_str(d->name, sizeof(d->name), e + DEVICE_FIXED, nl, false) < 0 ||
+        get_str(d->serial, sizeof(d->serial), e + DEVICE_FIXED + nl, sl, true) <
+            0)
+        return -EBADMSG;
+    *off += DEVICE_FIXED + nl + sl;
+    return 0;
+}
+
+/* Whether the entries at @a and @b name the same device twice. */
+static bool same_device(const uint8_t *p, size_t a, size_t b)
+{
+    size_t nl = p[a + 20];
+
+    if (get32(p + a) == get32(p + b) && get32(p + a + 4) == get32(p + b + 4))
+        return true;
+    return nl == p[b + 20] &&
+           !memcmp(p + a + DEVICE_FIXED, p + b + DEVICE_FIXED, nl);
+}
+
+/*
+ * Two passes: the whole map is checked before any of @m is written, so a
+ * bad map never replaces a good one and callers keep no second copy (a map
+ * is ~30 KiB).
+ */
 int blkin_decode_devmap(const uint8_t *p, size_t n, struct blkin_devmap *m)
 {
+    uint32_t at[BLKIN_DEVICES_MAX];
+    struct blkin_device d;
+    uint32_t count;
     size_t off = DEVMAP_FIXED;
 
     if (n < DEVMAP_FIXED)
         return -EBADMSG;
-    m->generation = get32(p);
-    m->count = get32(p + 4);
-    if (m->count > BLKIN_DEVICES_MAX)
+    count = get32(p + 4);
+    if (count > BLKIN_DEVICES_MAX)
         return -EBADMSG;
-    for (uint32_t i = 0; i < m->count; i++) {
-        struct blkin_device *d = &m->dev[i];
-        size_t nl, sl;
-
-        if (n - off < DEVICE_FIXED)
+    for (uint32_t i = 0; i < count; i++) {
+        at[i] = (uint32_t)off;
+        if (decode_device(p, n, &off, &d) < 0)
             return -EBADMSG;
-        d->major = get32(p + off);
-        d->minor = get32(p + off + 4);
-        d->size_bytes = get64(p + off + 8);
-        d->logical_block_size = get32(p + off + 16);
-        nl = p[off + 20];
-        sl = p[off + 21];
-        off += DEVICE_FIXED;
-        if (nl == 0 || n - off < nl + sl)
-            return -EBADMSG;
-        if (get_str(d->name, sizeof(d->name), p + off, nl, false) < 0 ||
-            get_str(d->serial, sizeof(d->serial), p + off + nl, sl, true) < 0)
-            return -EBADMSG;
-        off += nl + sl;
         for (uint32_t j = 0; j < i; j++)
-            if ((m->dev[j].major == d->major && m->dev[j].minor == d->minor) ||
-                !strcmp(m->dev[j].name, d->name))
+            if (same_device(p, at[j], at[i]))
                 return -EBADMSG;
     }
-    return off == n ? 0 : -EBADMSG;
+    if (off != n)
+        return -EBADMSG;
+
+    m->generation = get32(p);
+    m->count = count;
+    off = DEVMAP_FIXED;
+    for (uint32_t i = 0; i < count; i++)
+        decode_device(p, n, &off, &m->dev[i]);
+    return 0;
 }
 
 /* Records may grow in later versions; beyond this a size is nonsense. */

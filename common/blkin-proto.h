@@ -221,6 +221,7 @@ static inline size_t blkin_decoder_pending(const struct blkin_decoder *d)
  * counts that do not fit, unterminated or overlong strings, bad enums).
  */
 int blkin_decode_hello(const uint8_t *p, size_t n, struct blkin_hello *h);
+/* On error @m is left as it was: a bad map never replaces a good one. */
 int blkin_decode_devmap(const uint8_t *p, size_t n, struct blkin_devmap *m);
 int blkin_decode_requests(const uint8_t *p, size_t n, struct blkin_requests *r);
 /* Record i (< r->count) of a payload that blkin_decode_requests accepted. */

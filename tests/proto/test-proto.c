@@ -225,8 +225,14 @@ static void test_truncated(void)
     /* Every truncated payload is refused by its parser. */
     const uint8_t *pl = frame + BLKIN_FRAME_HDR_SIZE;
     size_t plen = (size_t)n - BLKIN_FRAME_HDR_SIZE;
-    for (size_t k = 0; k < plen; k++)
+    /* ... and leaves the map it would have replaced as it was. */
+    *m2 = *m;
+    m2->generation++;
+    for (size_t k = 0; k < plen; k++) {
         g_assert_cmpint(blkin_decode_devmap(pl, k, m2), ==, -EBADMSG);
+        g_assert_cmpuint(m2->generation, ==, m->generation + 1);
+        g_assert_cmpmem(m2->dev, sizeof(m2->dev), m->dev, sizeof(m->dev));
+    }
 
     struct blkin_request r = sample_req(1);
     struct blkin_requests b;
@@ -323,10 +329,23 @@ static void test_malformed_payloads(void)
     g_assert_cmpint(blkin_decode_devmap(p, 35, m), ==, 0);
     /* Trailing junk after the last device. */
     g_assert_cmpint(blkin_decode_devmap(p, 36, m), ==, -EBADMSG);
-    /* Duplicate devices. */
+    /* Duplicate devices: the same one twice, the same name under another
+     * major, the same major:minor under another name. A refused map
+     * leaves the last good one in place. */
     memcpy(p + 35, p + 8, 27);
     p[4] = 2;
     g_assert_cmpint(blkin_decode_devmap(p, 62, m), ==, -EBADMSG);
+    p[35] = 9;
+    g_assert_cmpint(blkin_decode_devmap(p, 62, m), ==, -EBADMSG);
+    g_assert_cmpuint(m->count, ==, 1);
+    memcpy(p + 59, "vdb", 3);
+    g_assert_cmpint(blkin_decode_devmap(p, 62, m), ==, 0);
+    g_assert_cmpuint(m->count, ==, 2);
+    g_assert_cmpuint(m->dev[1].major, ==, 9);
+    g_assert_cmpstr(m->dev[1].name, ==, "vdb");
+    p[35] = p[8];
+    g_assert_cmpint(blkin_decode_devmap(p, 62, m), ==, -EBADMSG);
+    g_assert_cmpuint(m->dev[1].major, ==, 9);
 
     /* Request batches: count*size overflow and mismatch, tiny records. */
     memset(p, 0, sizeof(p));
