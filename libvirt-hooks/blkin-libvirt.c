@@ -112,6 +112,51 @@ static char *inactive_xml(virDomain *d)
     return free_lv_string(x);
 }
 
+/* A domain's persistent definition as the commands below read it. */
+typedef struct Definition {
+    virDomain *dom;
+    char *xml; /* as libvirt prints it */
+    xmlDoc *doc;
+    BlkinState *st; /* NULL: blkin is not on */
+} Definition;
+
+static void definition_clear(Definition *def)
+{
+    g_clear_pointer(&def->st, blkin_state_free);
+    g_clear_pointer(&def->doc, xmlFreeDoc);
+    g_clear_pointer(&def->xml, g_free);
+    g_clear_pointer(&def->dom, virDomainFree);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Definition, definition_clear)
+
+/* Loads @name's definition; a transient domain is refused when
+ * @persistent_only, because blkin changes persistent definitions only. */
+static int definition_load(virConnect *c, const char *name,
+                           bool persistent_only, Definition *def)
+{
+    g_autoptr(GError) err = NULL;
+
+    def->dom = lookup(c, name);
+    if (!def->dom)
+        return -ENOENT;
+    if (persistent_only && virDomainIsPersistent(def->dom) != 1) {
+        g_printerr("blkin-libvirt: '%s' is a transient domain; blkin changes "
+                   "persistent definitions only (virsh define it first)\n",
+                   name);
+        return -EOPNOTSUPP;
+    }
+    def->xml = inactive_xml(def->dom);
+    if (!def->xml)
+        return -EIO;
+    def->doc = domxml_parse(def->xml, &err);
+    if (!def->doc || (!(def->st = domxml_state(def->doc, &err)) && err)) {
+        g_printerr("blkin-libvirt: %s\n", err->message);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ checks */
 
 static const char *preload_path(const BlkinState *st)
@@ -494,34 +539,26 @@ static bool same_setup(const BlkinState *st, GPtrArray *targets,
 
 static int cmd_enable(virConnect *c, const char *name)
 {
-    g_autoptr(virDomain) d = NULL;
-    g_autofree char *cur = NULL, *base = NULL, *next = NULL;
+    g_auto(Definition) def = {0};
+    g_autofree char *base = NULL, *next = NULL;
     g_autofree char *printed = NULL, *uuid = NULL, *list = NULL;
-    g_autoptr(xmlDoc) cdoc = NULL, bdoc = NULL, ndoc = NULL;
-    g_autoptr(BlkinState) st = NULL, nst = NULL;
+    g_autoptr(xmlDoc) bdoc = NULL, ndoc = NULL;
+    g_autoptr(BlkinState) nst = NULL;
     g_autoptr(GPtrArray) targets = NULL;
     g_autoptr(GError) err = NULL;
     EnableOptions eo = {0};
+    const BlkinState *st;
+    virDomain *d;
+    const char *cur;
     bool unchanged;
     int r;
 
-    d = lookup(c, name);
-    if (!d)
-        return -ENOENT;
-    if (virDomainIsPersistent(d) != 1) {
-        g_printerr("blkin-libvirt: '%s' is a transient domain; blkin changes "
-                   "persistent definitions only (virsh define it first)\n",
-                   name);
-        return -EOPNOTSUPP;
-    }
-    cur = inactive_xml(d);
-    if (!cur)
-        return -EIO;
-    cdoc = domxml_parse(cur, &err);
-    if (!cdoc || (!(st = domxml_state(cdoc, &err)) && err)) {
-        g_printerr("blkin-libvirt: %s\n", err->message);
-        return -EINVAL;
-    }
+    r = definition_load(c, name, true, &def);
+    if (r < 0)
+        return r;
+    d = def.dom;
+    cur = def.xml;
+    st = def.st;
     r = base_of(cur, st, &base);
     if (r < 0)
         return r;
@@ -610,33 +647,23 @@ static int cmd_enable(virConnect *c, const char *name)
 
 static int cmd_disable(virConnect *c, const char *name)
 {
-    g_autoptr(virDomain) d = NULL;
-    g_autofree char *cur = NULL, *base = NULL, *next = NULL;
+    g_auto(Definition) def = {0};
+    g_autofree char *base = NULL, *next = NULL;
     g_autofree char *printed = NULL;
-    g_autoptr(xmlDoc) cdoc = NULL;
-    g_autoptr(BlkinState) st = NULL;
     g_autoptr(GPtrArray) keep = NULL;
     g_autoptr(GError) err = NULL;
+    const BlkinState *st;
+    virDomain *d;
+    const char *cur;
     bool unchanged;
     int r;
 
-    d = lookup(c, name);
-    if (!d)
-        return -ENOENT;
-    if (virDomainIsPersistent(d) != 1) {
-        g_printerr("blkin-libvirt: '%s' is a transient domain; blkin changes "
-                   "persistent definitions only\n",
-                   name);
-        return -EOPNOTSUPP;
-    }
-    cur = inactive_xml(d);
-    if (!cur)
-        return -EIO;
-    cdoc = domxml_parse(cur, &err);
-    if (!cdoc || (!(st = domxml_state(cdoc, &err)) && err)) {
-        g_printerr("blkin-libvirt: %s\n", err->message);
-        return -EINVAL;
-    }
+    r = definition_load(c, name, true, &def);
+    if (r < 0)
+        return r;
+    d = def.dom;
+    cur = def.xml;
+    st = def.st;
     if (!st) {
         g_print("blkin is not enabled on %s; nothing changed\n", name);
         return 0;
@@ -711,25 +738,16 @@ static int cmd_disable(virConnect *c, const char *name)
 
 static int cmd_status(virConnect *c, const char *name)
 {
-    g_autoptr(virDomain) d = NULL;
-    g_autofree char *cur = NULL;
-    g_autoptr(xmlDoc) doc = NULL;
-    g_autoptr(BlkinState) st = NULL;
+    g_auto(Definition) def = {0};
     g_autoptr(GPtrArray) disks = NULL;
-    g_autoptr(GError) err = NULL;
+    const BlkinState *st;
+    int r;
 
-    d = lookup(c, name);
-    if (!d)
-        return -ENOENT;
-    cur = inactive_xml(d);
-    if (!cur)
-        return -EIO;
-    doc = domxml_parse(cur, &err);
-    if (!doc || (!(st = domxml_state(doc, &err)) && err)) {
-        g_printerr("blkin-libvirt: %s\n", err->message);
-        return -EINVAL;
-    }
-    disks = domxml_disks(doc);
+    r = definition_load(c, name, false, &def);
+    if (r < 0)
+        return r;
+    st = def.st;
+    disks = domxml_disks(def.doc);
     for (guint i = 0; i < disks->len; i++) {
         DomDisk *k = disks->pdata[i];
         const TracedDisk *t = NULL;
