@@ -5,16 +5,12 @@ blkin-hostd run by valgrind joining both. The report must be complete, and
 memcheck must find no error in hostd or the libraries it drives
 (libbabeltrace2, json-glib, SQLite); leaks are not checked (GLib's caches)."""
 import os
-import json
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import time
 
 import vm
-from stack import BUILD, HOSTD, HostStack
+from stack import BUILD, HostStack
 from tap import Tap
 
 VALGRIND = ["valgrind", "--tool=memcheck", "--error-exitcode=99", "--leak-check=no",
@@ -33,52 +29,6 @@ exit $rc
 """
 
 
-class ValgrindStack(HostStack):
-    def start_hostd(self):
-        self.hostd_log = os.path.join(self.workdir, "hostd.log")
-        self.vlog = os.path.join(self.workdir, "valgrind.log")
-        if os.path.exists(self.socket):
-            os.unlink(self.socket)
-        self.hostd = subprocess.Popen(
-            [*VALGRIND, f"--log-file={self.vlog}", HOSTD, "--live", self.live_url,
-             "--socket", self.socket, "--state-dir", self.workdir,
-             "--hold-ms", str(self.hold_ms), *self.hostd_args],
-            stdout=subprocess.DEVNULL, stderr=open(self.hostd_log, "a"))
-        for _ in range(1200):
-            if os.path.exists(self.socket):
-                return
-            if self.hostd.poll() is not None:
-                raise RuntimeError("hostd exited: " + open(self.hostd_log).read()[-2000:])
-            time.sleep(0.05)
-        raise RuntimeError("hostd under valgrind did not create its socket")
-
-    def stop_hostd(self, sig=signal.SIGTERM):
-        if self.hostd and self.hostd.poll() is None:
-            self.hostd.send_signal(sig)
-            try:
-                self.hostd.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.hostd.kill()
-                self.hostd.wait()
-        rc = self.hostd.returncode if self.hostd else None
-        self.hostd = None
-        return rc
-
-
-def status(path):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(30)
-        s.connect(path)
-        s.sendall(b'{"cmd":"status"}\n')
-        buf = b""
-        while not buf.endswith(b"\n"):
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
-    return json.loads(buf)
-
-
 def main():
     t = Tap()
     if not shutil.which("valgrind"):
@@ -88,12 +38,13 @@ def main():
     shutil.rmtree(wd, ignore_errors=True)
     os.makedirs(wd)
     disks = [vm.Disk(os.path.join(wd, "a.raw"), "vg-a", size="64M", blkin={"id": "vg/vda"})]
-    with ValgrindStack(wd, hold_ms=3000) as st, \
+    vlog = os.path.join(wd, "valgrind.log")
+    with HostStack(wd, hold_ms=3000, hostd_wrapper=[*VALGRIND, f"--log-file={vlog}"]) as st, \
             vm.GuestVM(wd, disks, GUEST, timeout=300, cpus=2, accel="tcg",
                        extra_files={"/bin/blkin-guest-agent": vm.agent_binary()}) as g:
         # Under valgrind, attaching to the live session takes a while;
         # the guest's requests are traced from when it has.
-        t.ok(st.wait_until(lambda: status(st.socket).get("trace_connected"), timeout=120),
+        t.ok(st.wait_until(lambda: st.status().get("trace_connected"), timeout=120),
              "hostd under valgrind attached to the LTTng live session")
         time.sleep(2)
         g.start()
@@ -115,7 +66,7 @@ def main():
         st.cli("tail", "vg", "--json", check=False)
         st.cli("status", check=False)
         rc = st.stop_hostd()
-    text = open(st.vlog, errors="replace").read() if os.path.exists(st.vlog) else ""
+    text = open(vlog, errors="replace").read() if os.path.exists(vlog) else ""
     m = re.search(r"ERROR SUMMARY: (\d+) errors", text)
     t.ok(m is not None and m.group(1) == "0", "valgrind memcheck: no errors", detail=text[-5000:])
     t.eq(rc, 0, "hostd exits cleanly under valgrind")

@@ -18,45 +18,15 @@ import shutil
 import signal
 import time
 
+import phases
 import vm
 from stack import BUILD, HostStack
 from tap import Tap
 
 N = 1500
-GUEST = f"""
-blkin-guest-agent 2>/tmp/agent.log &
-AGENT=$!
-sleep 1
-for p in a b c; do
-    echo "phase-$p-start" >"$BLKIN_RESULTS"
-    # The host acts between phases: 3 s to stop hostd, 12 s to let it catch
-    # up, remove the socket and restart it.
-    [ "$p" = b ] && sleep 3
-    [ "$p" = c ] && sleep 12
-    blkin-workload --seed 3 -n {N} -q 1,8 -o "$BLKIN_RESULTS" "$(blkin_disk st-a)" || exit 1
-    echo "phase-$p-done" >"$BLKIN_RESULTS"
-done
-sleep 1
-kill -TERM $AGENT
-wait $AGENT
-exit 0
-"""
-
-
-def phase_text(text, p):
-    a = text.find(f"phase-{p}-start")
-    b = text.find(f"phase-{p}-done")
-    return text[a:b] if a >= 0 and b > a else ""
-
-
-def elapsed_ns(records):
-    ios = records["ios"]
-    return max(i["end"] for i in ios) - min(i["start"] for i in ios) if ios else 0
-
-
-def rw_count(rep):
-    d = rep["disks"][0]
-    return sum(o["count"] for o in d["ops"] if o["op"] in ("read", "write"))
+# The host acts between phases: 3 s to stop hostd, 12 s to let it catch up,
+# remove the socket and restart it.
+GUEST = phases.guest_script("st-a", seed=3, n=N, pauses={"b": 3, "c": 12})
 
 
 def main():
@@ -82,10 +52,10 @@ def main():
         st.hostd.send_signal(signal.SIGCONT)
         t.ok(ok_b, "the guest's workload finished while hostd was stopped")
         text = g.results()
-        want = sum(1 for p in "ab" for i in vm.parse_workload(phase_text(text, p))["ios"]
+        want = sum(1 for p in "ab" for i in phases.phase_records(text, p)["ios"]
                    if i["op"] in ("read", "write"))
-        got = st.wait_until(lambda: rw_count(st.report("st", window="1h")) >= want,
-                            timeout=60) and rw_count(st.report("st", window="1h"))
+        got = st.wait_until(lambda: phases.rw_count(st.report("st", window="1h")) >= want,
+                            timeout=60) and phases.rw_count(st.report("st", window="1h"))
         # (>=: the guest kernel's own few requests on the disk count too)
         t.ok(got and got >= want, "hostd, continued, caught up: every read and write of both phases reported",
              detail=f"reported {got}, issued {want}")
@@ -100,14 +70,14 @@ def main():
         t.ok(res.ok, "the guest's script succeeded (workload verified its data)",
              detail=res.console[-3000:])
         text = g.results()
-        rec = {p: vm.parse_workload(phase_text(text, p)) for p in "abc"}
+        rec = {p: phases.phase_records(text, p) for p in "abc"}
         for p in "abc":
             t.ok(not rec[p]["mismatches"] and not rec[p]["fatal"] and len(rec[p]["ios"]) > 0,
                  f"phase {p}: the workload completed and read back what it wrote",
                  detail=(rec[p]["mismatches"][:3], rec[p]["fatal"]))
-        base = elapsed_ns(rec["a"])
+        base = phases.elapsed_ns(rec["a"])
         for p, what in (("b", "hostd stopped"), ("c", "agent socket removed")):
-            e = elapsed_ns(rec[p])
+            e = phases.elapsed_ns(rec[p])
             t.diag(f"phase {p}: {e / 1e6:.0f} ms vs baseline {base / 1e6:.0f} ms")
             # TCG timing is noisy; a stall on hostd would be seconds.
             t.ok(e <= base * 1.5 + 500e6, f"{what}: the guest's I/O rate is unaffected",

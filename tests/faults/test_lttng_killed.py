@@ -25,49 +25,19 @@ import node
 
 ME = node.isolate()  # before anything starts LTTng or threads
 
+import phases  # noqa: E402
 import vm  # noqa: E402
 from stack import BUILD, HostStack, free_ports  # noqa: E402
 from tap import Tap  # noqa: E402
 
 N = 1500
-GUEST = f"""
-blkin-guest-agent 2>/tmp/agent.log &
-AGENT=$!
-sleep 1
-for p in a b c; do
-    # The host acts between phases: kills LTTng before b, brings it back
-    # and waits for hostd to read it again before c.
-    [ "$p" = b ] && sleep 4
-    [ "$p" = c ] && sleep 25
-    echo "phase-$p-start" >"$BLKIN_RESULTS"
-    blkin-workload --seed 5 -n {N} -q 1,8 -o "$BLKIN_RESULTS" "$(blkin_disk lk-a)" || exit 1
-    echo "phase-$p-done" >"$BLKIN_RESULTS"
-done
-sleep 1
-kill -TERM $AGENT
-wait $AGENT
-exit 0
-"""
-
-
-def phase_text(text, p):
-    a = text.find(f"phase-{p}-start")
-    b = text.find(f"phase-{p}-done")
-    return text[a:b] if a >= 0 and b > a else ""
-
-
-def elapsed_ns(records):
-    ios = records["ios"]
-    return max(i["end"] for i in ios) - min(i["start"] for i in ios) if ios else 0
+# The host acts between phases: kills LTTng before b, brings it back and
+# waits for hostd to read it again before c.
+GUEST = phases.guest_script("lk-a", seed=5, n=N, pauses={"b": 4, "c": 25})
 
 
 def counters(st):
     return st.report("lk", window="1h")["disks"][0]["counters"]
-
-
-def rw_count(rep):
-    d = rep["disks"][0]
-    return sum(o["count"] for o in d["ops"] if o["op"] in ("read", "write"))
 
 
 def main():
@@ -87,12 +57,12 @@ def main():
             return st.wait_until(lambda: m in g.results(), timeout=timeout, interval=0.1)
 
         t.ok(wait_marker("phase-a-done"), "baseline workload done")
-        a_ios = [i for i in vm.parse_workload(phase_text(g.results(), "a"))["ios"]
+        a_ios = [i for i in phases.phase_records(g.results(), "a")["ios"]
                  if i["op"] in ("read", "write")]
-        got_a = st.wait_until(lambda: rw_count(st.report("lk", window="1h")) >= len(a_ios),
-                              timeout=60) and rw_count(st.report("lk", window="1h"))
+        got_a = st.wait_until(lambda: phases.rw_count(st.report("lk", window="1h")) >= len(a_ios),
+                              timeout=60) and phases.rw_count(st.report("lk", window="1h"))
         t.ok(got_a, "baseline: hostd joins the guest's requests",
-             detail=f"reported {rw_count(st.report('lk', window='1h'))} of {len(a_ios)}")
+             detail=f"reported {phases.rw_count(st.report('lk', window='1h'))} of {len(a_ios)}")
         c_a = counters(st)
         s0 = st.status()
         t.eq(s0.get("trace", {}).get("state"), "connected", "status: the trace input is connected")
@@ -109,7 +79,7 @@ def main():
         lost = st.wait_until(lambda: st.status()["trace"]["state"] == "lost", timeout=30)
         t.ok(lost, "status: hostd reports the trace input lost", detail=st.status().get("trace"))
         t.ok(wait_marker("phase-b-done"), "the guest's workload finished without LTTng")
-        b_ios = sum(1 for i in vm.parse_workload(phase_text(g.results(), "b"))["ios"]
+        b_ios = sum(1 for i in phases.phase_records(g.results(), "b")["ios"]
                     if i["op"] in ("read", "write"))
         # The agent's records of the gap arrive; their spans never will.
         c_b = st.wait_until(lambda: (lambda c: c if c["unmatched_guest"] - c_a["unmatched_guest"]
@@ -144,13 +114,13 @@ def main():
         t.ok(res.ok, "the guest's script succeeded (workload verified its data)",
              detail=res.console[-3000:])
         text = g.results()
-        rec = {p: vm.parse_workload(phase_text(text, p)) for p in "abc"}
+        rec = {p: phases.phase_records(text, p) for p in "abc"}
         for p in "abc":
             t.ok(not rec[p]["mismatches"] and not rec[p]["fatal"] and len(rec[p]["ios"]) > 0,
                  f"phase {p}: the workload completed and read back what it wrote",
                  detail=(rec[p]["mismatches"][:3], rec[p]["fatal"]))
-        base = elapsed_ns(rec["a"])
-        e = elapsed_ns(rec["b"])
+        base = phases.elapsed_ns(rec["a"])
+        e = phases.elapsed_ns(rec["b"])
         t.diag(f"phase b: {e / 1e6:.0f} ms vs baseline {base / 1e6:.0f} ms")
         # TCG timing is noisy; waiting on a dead consumer would be a stall.
         t.ok(e <= base * 1.5 + 500e6, "LTTng killed: the guest's I/O rate is unaffected",

@@ -5,9 +5,8 @@
 #include <string.h>
 
 #include "join.h"
+#include "span-fixture.h"
 
-#define US      1000LL
-#define MS      1000000LL
 #define NOBOUND (G_MAXINT64 / 4)
 
 typedef struct Collected {
@@ -19,19 +18,6 @@ static void collect(void *opaque, const HostdJoined *j)
     Collected *c = opaque;
 
     g_array_append_val(c->out, *j);
-}
-
-static HostdSpan span(uint64_t id, uint8_t op, uint64_t off, uint64_t bytes,
-                      int64_t start, int64_t end)
-{
-    HostdSpan s = {.trace_id = id,
-                   .span_id = id,
-                   .op = op,
-                   .offset = off,
-                   .bytes = bytes,
-                   .start_ns = start,
-                   .end_ns = end};
-    return s;
 }
 
 static HostdGuestReq guest(uint8_t op, uint64_t off, uint64_t bytes,
@@ -64,7 +50,8 @@ static void test_exact(void)
     for (int i = 0; i < 100; i++) {
         int64_t t = 1000 * MS + i * MS;
         HostdGuestReq g = guest(1, i * 4096, 4096, t - 5 * US, t, t + 300 * US);
-        HostdSpan s = span(i + 1, 1, i * 4096, 4096, t + 40 * US, t + 250 * US);
+        HostdSpan s =
+            fixture_span(i + 1, 1, i * 4096, 4096, t + 40 * US, t + 250 * US);
 
         hostd_join_add_guest(j, &g);
         hostd_join_add_span(j, &s, &(HostdBelow){.backend_ns = 100 * US});
@@ -99,8 +86,8 @@ static void test_identical_inflight(void)
     for (int i = 0; i < 32; i++) {
         int64_t t = 1000 * MS + i * 10 * US;
         HostdGuestReq g = guest(2, 0, 65536, 0, t, t + 2 * MS + i * 10 * US);
-        HostdSpan s = span(i + 1, 2, 0, 65536, t + 30 * US,
-                           t + 2 * MS + i * 10 * US - 20 * US);
+        HostdSpan s = fixture_span(i + 1, 2, 0, 65536, t + 30 * US,
+                                   t + 2 * MS + i * 10 * US - 20 * US);
 
         hostd_join_add_span(j, &s, &(HostdBelow){.backend_ns = 0});
         hostd_join_add_guest(j, &g);
@@ -127,7 +114,7 @@ static void test_merged(void)
     Collected c = {g_array_new(FALSE, FALSE, sizeof(HostdJoined))};
     g_autoptr(HostdJoin) j = hostd_join_new(collect, &c);
     int64_t t = 5000 * MS;
-    HostdSpan s = span(7, 2, 8192, 16384, t + 50 * US, t + 400 * US);
+    HostdSpan s = fixture_span(7, 2, 8192, 16384, t + 50 * US, t + 400 * US);
 
     hostd_join_add_span(j, &s, &(HostdBelow){.backend_ns = 0});
     for (int i = 0; i < 4; i++) {
@@ -161,8 +148,8 @@ static void run_order(GArray *out, gboolean spans_first)
         int64_t t = 100 * MS + (i / 8) * 50 * US;
         uint64_t off = (i % 3) * 4096; /* many identical requests */
         guests[i] = guest(1, off, 4096, 0, t, t + 300 * US + (i % 5) * US);
-        spans[i] = span(1000 + i, 1, off, 4096, t + 20 * US,
-                        t + 280 * US + (i % 5) * US);
+        spans[i] = fixture_span(1000 + i, 1, off, 4096, t + 20 * US,
+                                t + 280 * US + (i % 5) * US);
     }
     for (int i = 0; i < 64; i++) {
         if (spans_first)
@@ -203,7 +190,8 @@ static void test_unmatched(void)
     g_autoptr(HostdJoin) j = hostd_join_new(collect, &c);
     HostdGuestReq g = guest(1, 0, 4096, 0, 100 * MS, 101 * MS);
     /* Same range, but a write: no match. */
-    HostdSpan s = span(1, 2, 0, 4096, 100 * MS + 10 * US, 100 * MS + 900 * US);
+    HostdSpan s =
+        fixture_span(1, 2, 0, 4096, 100 * MS + 10 * US, 100 * MS + 900 * US);
 
     hostd_join_add_guest(j, &g);
     hostd_join_add_span(j, &s, &(HostdBelow){.backend_ns = 0});
@@ -240,7 +228,7 @@ static void test_causal_correction(void)
         /* True guest issue t, completion end + to_guest; seen 300 us late. */
         HostdGuestReq g = guest(1, i * 4096, 4096, 0, t + 300 * US,
                                 end + to_guest + 300 * US);
-        HostdSpan s = span(i + 1, 1, i * 4096, 4096, start, end);
+        HostdSpan s = fixture_span(i + 1, 1, i * 4096, 4096, start, end);
 
         hostd_join_add_guest(j, &g);
         hostd_join_add_span(j, &s, &(HostdBelow){.backend_ns = 0});

@@ -6,10 +6,7 @@
 #include <glib.h>
 
 #include "remote-join.h"
-
-#define US  1000LL
-#define MS  1000000LL
-#define SEC 1000000000LL
+#include "span-fixture.h"
 
 typedef struct Out {
     HostdSpan top;
@@ -29,27 +26,14 @@ static void collect(void *opaque, const HostdRemoteMatch *m)
     g_array_append_val(out, o);
 }
 
-static HostdSpan span(uint64_t id, uint8_t op, uint64_t off, uint64_t bytes,
-                      int64_t start, int64_t end)
-{
-    HostdSpan s = {.trace_id = id,
-                   .span_id = id,
-                   .op = op,
-                   .offset = off,
-                   .bytes = bytes,
-                   .start_ns = start,
-                   .end_ns = end};
-    return s;
-}
-
 /* Node B's clock runs @d ahead of node A's; the wire takes 40 us each way,
  * the server 200 us of which 150 us are its storage. */
 static void one_request(HostdRemoteJoin *j, uint64_t id, uint64_t off,
                         int64_t t, int64_t d)
 {
-    HostdSpan top = span(id, 1, off, 4096, t, t + 400 * US);
-    HostdSpan srv =
-        span(1000000 + id, 1, off, 4096, t + 60 * US + d, t + 260 * US + d);
+    HostdSpan top = fixture_span(id, 1, off, 4096, t, t + 400 * US);
+    HostdSpan srv = fixture_span(1000000 + id, 1, off, 4096, t + 60 * US + d,
+                                 t + 260 * US + d);
 
     hostd_remote_join_add_server(j, &srv, 150 * US);
     hostd_remote_join_add_client(j, &top, &top);
@@ -99,9 +83,9 @@ static void test_identical_in_flight(void)
     /* Two identical requests before anything else: ambiguous. */
     for (int i = 0; i < 2; i++) {
         int64_t t = 1 * SEC + i * 100 * US;
-        HostdSpan top = span(i + 1, 2, 0, 512, t, t + 1 * MS);
-        HostdSpan srv =
-            span(100 + i, 2, 0, 512, t + 300 * US + d, t + 700 * US + d);
+        HostdSpan top = fixture_span(i + 1, 2, 0, 512, t, t + 1 * MS);
+        HostdSpan srv = fixture_span(100 + i, 2, 0, 512, t + 300 * US + d,
+                                     t + 700 * US + d);
 
         hostd_remote_join_add_server(j, &srv, 0);
         hostd_remote_join_add_client(j, &top, &top);
@@ -127,7 +111,7 @@ static void test_lost_server_span(void)
 {
     g_autoptr(GArray) out = g_array_new(FALSE, FALSE, sizeof(Out));
     g_autoptr(HostdRemoteJoin) j = hostd_remote_join_new(collect, out);
-    HostdSpan top = span(7, 1, 8192 * 100, 4096, 3 * SEC, 3 * SEC + MS);
+    HostdSpan top = fixture_span(7, 1, 8192 * 100, 4096, 3 * SEC, 3 * SEC + MS);
 
     one_request(j, 1, 0, 1 * SEC, 0);
     hostd_remote_join_add_client(j, &top, &top);
@@ -176,7 +160,8 @@ static void test_bounded(void)
     g_autoptr(HostdRemoteJoin) j = hostd_remote_join_new(collect, out);
 
     for (int64_t i = 0; i < 3 * HOSTD_REMOTE_MAX_PENDING; i++) {
-        HostdSpan srv = span(i + 1, 1, i * 512, 512, i * US, i * US + 10);
+        HostdSpan srv =
+            fixture_span(i + 1, 1, i * 512, 512, i * US, i * US + 10);
 
         hostd_remote_join_add_server(j, &srv, 0);
     }

@@ -41,12 +41,15 @@ def _lttng(*args, check=True):
 
 class HostStack:
     def __init__(self, workdir, hold_ms=2000, live_timer_us=100000, session=None, hostd_args=(),
-                 relayd_addr="127.0.0.1", events=("blkin_qemu:*",)):
+                 relayd_addr="127.0.0.1", events=("blkin_qemu:*",), hostd_wrapper=()):
         self.workdir = workdir
         self.hold_ms = hold_ms
         self.live_timer_us = live_timer_us
         self.session = session or "blkin-%d-%d" % (os.getpid(), int(time.time() * 1000) % 100000)
         self.hostd_args = list(hostd_args)
+        # What runs hostd, e.g. valgrind and its options: everything it
+        # does then takes ~20x longer.
+        self.hostd_wrapper = list(hostd_wrapper)
         # Where the relay daemon takes traces: other nodes stream to it too.
         self.relayd_addr = relayd_addr
         self.events = list(events)  # e.g. + "zipkin:*" for storage services
@@ -107,11 +110,11 @@ class HostStack:
         if os.path.exists(self.socket):
             os.unlink(self.socket)
         self.hostd = subprocess.Popen(
-            [HOSTD, "--live", self.live_url, "--socket", self.socket, "--state-dir", self.workdir,
-             "--hold-ms", str(self.hold_ms), *self.hostd_args],
+            [*self.hostd_wrapper, HOSTD, "--live", self.live_url, "--socket", self.socket,
+             "--state-dir", self.workdir, "--hold-ms", str(self.hold_ms), *self.hostd_args],
             stdout=subprocess.DEVNULL, stderr=open(self.hostd_log, "a"),
             env=dict(os.environ, G_MESSAGES_DEBUG=os.environ.get("G_MESSAGES_DEBUG", "")))
-        for _ in range(100):
+        for _ in range(100 * (12 if self.hostd_wrapper else 1)):
             if os.path.exists(self.socket):
                 return
             if self.hostd.poll() is not None:
@@ -123,7 +126,7 @@ class HostStack:
         if self.hostd and self.hostd.poll() is None:
             self.hostd.send_signal(sig)
             try:
-                self.hostd.wait(timeout=20)
+                self.hostd.wait(timeout=120 if self.hostd_wrapper else 20)
             except subprocess.TimeoutExpired:
                 self.hostd.kill()
                 self.hostd.wait()
