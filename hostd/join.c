@@ -120,7 +120,8 @@ static void below_phases(const HostdBelow *b, int64_t dur, int64_t *phase_ns)
 {
     int64_t below = (int64_t)b->backend_ns;
 
-    phase_ns[HOSTD_PHASE_BACKEND] = (int64_t)b->backend_ns;
+    phase_ns[HOSTD_PHASE_BACKEND] =
+        b->known || b->remote ? (int64_t)b->backend_ns : -1;
     if (b->remote) {
         phase_ns[HOSTD_PHASE_NETWORK] = (int64_t)b->network_ns;
         phase_ns[HOSTD_PHASE_REMOTE] = (int64_t)b->remote_ns;

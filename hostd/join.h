@@ -69,6 +69,11 @@ typedef struct HostdGuestReq {
  * then backend_ns is the remote node's lower spans (its storage I/O).
  */
 typedef struct HostdBelow {
+    /* Something below QEMU is seen on this disk (a lower blkin node, a
+     * storage service): the backend phase applies, even when it is 0 for
+     * this request (a read qcow2 answered from its metadata). Without it the
+     * storage time is inside `qemu` and no backend is reported. */
+    bool known;
     uint64_t backend_ns;
     bool remote; /* a server span was joined: the next two apply */
     uint64_t network_ns;

@@ -450,6 +450,9 @@ static void model_span_at(HostdModel *m, const HostdSpan *s)
     d->spans++;
     hung_done(d, s);
     below.backend_ns = hostd_span_tree_take(m->children, s, &n, &only);
+    if (n)
+        d->has_lower = true;
+    below.known = d->has_lower;
     if (d->remote) {
         /* A single lower span is the NBD client's own view; without it
          * the top span stands for the client. */

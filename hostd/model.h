@@ -61,6 +61,7 @@ typedef struct HostdDisk {
     char *remote_id;
     HostdRemoteJoin *remote; /* when remote_id */
     uint16_t remote_source;  /* trace input the server spans came from */
+    bool has_lower; /* a lower span was seen: the backend phase applies */
     uint64_t remote_spans;
     HostdJoin *join;
     HostdDiskStats *stats;

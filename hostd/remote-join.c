@@ -134,6 +134,7 @@ static void emit(HostdRemoteJoin *j, const Client *c, const Server *srv)
         j->c.matched++;
     } else {
         /* Without the server's view, the NBD request is all "below". */
+        m.below.known = c->has_lower;
         m.below.backend_ns = c->has_lower ? dc : 0;
         j->c.unmatched_client++;
     }

@@ -389,7 +389,7 @@ static void add_request(JsonBuilder *b, const HostdDisk *d,
             HostdStatsPhase p = below[i];
             int64_t len = (int64_t)r->phase_ns[p];
 
-            if (p != HOSTD_STATS_PHASE_BACKEND && !(r->phase_valid & (1u << p)))
+            if (!(r->phase_valid & (1u << p)))
                 continue;
             if (p == HOSTD_STATS_PHASE_BACKEND)
                 len = (int64_t)r->span_end_ns - t;
