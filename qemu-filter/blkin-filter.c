@@ -147,6 +147,9 @@ static int blkin_open(BlockDriverState *bs, QDict *options, int flags,
         BDRV_REQ_WRITE_UNCHANGED |
         ((BDRV_REQ_FUA | BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK) &
          bs->file->bs->supported_zero_flags);
+    /* As raw-format.c: without it a zeroing truncate is refused here. */
+    bs->supported_truncate_flags =
+        BDRV_REQ_ZERO_WRITE & bs->file->bs->supported_truncate_flags;
 
     s->disk = qatomic_fetch_inc(&blkin_next_disk);
     QLIST_INIT(&s->reqs);
@@ -216,6 +219,24 @@ static int coroutine_fn blkin_co_pwrite_zeroes(BlockDriverState *bs,
     return ret;
 }
 
+/* qemu-img convert -c, backup with compress=on: QEMU asks the top node. */
+static int coroutine_fn blkin_co_pwritev_compressed_part(BlockDriverState *bs,
+                                                         int64_t offset,
+                                                         int64_t bytes,
+                                                         QEMUIOVector *qiov,
+                                                         size_t qiov_offset)
+{
+    BlkinReq r;
+    int ret;
+
+    blkin_req_begin(bs, &r, BLKIN_OP_WRITE, offset, bytes,
+                    BDRV_REQ_WRITE_COMPRESSED);
+    ret = bdrv_co_pwritev_part(bs->file, offset, bytes, qiov, qiov_offset,
+                               BDRV_REQ_WRITE_COMPRESSED);
+    blkin_req_end(bs, &r, ret);
+    return ret;
+}
+
 static int coroutine_fn blkin_co_pdiscard(BlockDriverState *bs, int64_t offset,
                                           int64_t bytes)
 {
@@ -246,6 +267,17 @@ static int coroutine_fn blkin_co_truncate(BlockDriverState *bs, int64_t offset,
     return bdrv_co_truncate(bs->file, offset, exact, prealloc, flags, errp);
 }
 
+/*
+ * Read-only switches (snapshots, block-stream, commit) reopen the whole
+ * chain. Nothing of the node's own changes; QEMU's generic code refuses
+ * any option whose value would.
+ */
+static int blkin_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
+                                Error **errp)
+{
+    return 0;
+}
+
 static void blkin_eject(BlockDriverState *bs, bool eject_flag)
 {
     bdrv_eject(bs->file->bs, eject_flag);
@@ -265,6 +297,7 @@ static BlockDriver bdrv_blkin = {
 
     .bdrv_open = blkin_open,
     .bdrv_close = blkin_close,
+    .bdrv_reopen_prepare = blkin_reopen_prepare,
     .bdrv_child_perm = bdrv_default_perms,
 
     .bdrv_getlength = blkin_getlength,
@@ -273,6 +306,7 @@ static BlockDriver bdrv_blkin = {
     .bdrv_co_preadv_part = blkin_co_preadv_part,
     .bdrv_co_pwritev_part = blkin_co_pwritev_part,
     .bdrv_co_pwrite_zeroes = blkin_co_pwrite_zeroes,
+    .bdrv_co_pwritev_compressed_part = blkin_co_pwritev_compressed_part,
     .bdrv_co_pdiscard = blkin_co_pdiscard,
     .bdrv_co_flush = blkin_co_flush,
 

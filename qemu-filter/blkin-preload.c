@@ -82,7 +82,10 @@ static void scrub_ld_preload(const char *self)
     /* ld.so separates entries with spaces or colons. */
     for (tok = strtok_r(copy, ": \t", &save); tok;
          tok = strtok_r(NULL, ": \t", &save)) {
-        if (realpath(tok, real) && strcmp(real, self) == 0)
+        /* A bare name ("libblkin-preload.so") is found by ld.so on its
+         * search path, not in the current directory: match it by name. */
+        if (strchr(tok, '/') ? realpath(tok, real) && !strcmp(real, self)
+                             : !strcmp(tok, strrchr(self, '/') + 1))
             continue;
         used += sprintf(out + used, "%s%s", used ? " " : "", tok);
     }
