@@ -104,6 +104,8 @@ static const char *check_request(const struct blkin_channel *ch,
 {
     if (!d)
         return "request for a device not in the device map";
+    if (r->sector > UINT64_MAX / 512)
+        return "request sector beyond any device";
     if (r->bytes > ch->limits.max_request_bytes)
         return "request larger than the limit";
     if (r->issue_ns == 0 || r->complete_ns < r->issue_ns)

@@ -77,7 +77,12 @@ static bool drift(const struct blkin_clock_estimator *e, double *ppb)
     y0 = e->hist[0].offset_ns;
     for (unsigned i = 0; i < e->hist_n; i++) {
         double x = (double)(e->hist[i].host_mid_ns - x0);
-        double y = (double)(e->hist[i].offset_ns - y0);
+        int64_t dy;
+        /* Offsets are the guest's word: their difference may not fit in
+         * 64 bits (then only the nonsense points lose precision). */
+        double y = __builtin_sub_overflow(e->hist[i].offset_ns, y0, &dy)
+                       ? (double)e->hist[i].offset_ns - (double)y0
+                       : (double)dy;
 
         if (e->hist[i].delay_ns > cutoff)
             continue;

@@ -82,6 +82,7 @@ struct HostdAgentConn {
     int64_t connected_ns;
     const char *breach; /* set while a feed runs into a limit */
     uint64_t breaches;
+    uint64_t unsent;     /* frames the socket had no room for */
     unsigned backoff_ms; /* next delay after a breach */
     struct blkin_clock_estimate est;
     struct blkin_channel ch; /* large: keep last */
@@ -193,6 +194,8 @@ static void on_request(HostdAgentConn *c, const struct blkin_event *ev)
     g_array_append_val(c->pre_sync, p);
 }
 
+static gboolean probe_cb(gpointer user);
+
 static void on_event(void *user, const struct blkin_event *ev)
 {
     HostdAgentConn *c = user;
@@ -201,9 +204,18 @@ static void on_event(void *user, const struct blkin_event *ev)
     if (c->breach)
         return;
     switch (ev->type) {
+    case BLKIN_EV_HELLO:
+        /* The agent is there: the clock exchange can start at once. */
+        probe_cb(c);
+        break;
     case BLKIN_EV_DEVMAP:
-        if (ev->devmap->count > LIMIT_DEVICES)
+        if (ev->devmap->count > LIMIT_DEVICES) {
             breach(c, "too many devices");
+            /* The channel took the map already; it must not outlive the
+             * breach and serve the next connection's records. */
+            c->ch.have_devmap = false;
+            c->ch.devmap.count = 0;
+        }
         break;
     case BLKIN_EV_REQUEST:
         on_request(c, ev);
@@ -223,7 +235,10 @@ static void on_event(void *user, const struct blkin_event *ev)
             ev->drops->dropped_records + ev->drops->lost_events;
         break;
     case BLKIN_EV_GAP:
-        c->vm->agent_gap += ev->gap.got - ev->gap.expected;
+        /* Only a jump forward loses records; a step back is the guest's
+         * nonsense, not a loss (and must not wrap the counter). */
+        if (ev->gap.got > ev->gap.expected)
+            c->vm->agent_gap += ev->gap.got - ev->gap.expected;
         break;
     case BLKIN_EV_INVALID:
         c->vm->invalid++;
@@ -236,13 +251,23 @@ static void on_event(void *user, const struct blkin_event *ev)
     }
 }
 
-static void send_all(HostdAgentConn *c, const uint8_t *buf, ssize_t n)
+/*
+ * Never waits: hostd's one thread serves every VM, and a guest that stops
+ * taking data from its port makes QEMU stop reading this socket, whose
+ * buffer then fills. A frame that does not fit is lost (a probe: the next
+ * one comes); the frames are small enough (< 256 bytes) that a stream
+ * socket takes each whole or not at all.
+ */
+static void send_frame(HostdAgentConn *c, const uint8_t *buf, ssize_t n)
 {
-    /* Small frames on a local socket; a short write means the peer is
-     * stuck or gone, and the probe is simply lost. */
-    if (n > 0 && c->fd >= 0 && send(c->fd, buf, n, MSG_NOSIGNAL) < 0 &&
-        errno != EAGAIN)
-        g_debug("agent %s: send: %s", c->vm->name, g_strerror(errno));
+    if (n <= 0 || c->fd < 0)
+        return;
+    if (send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        if (errno == EAGAIN)
+            c->unsent++;
+        else
+            g_debug("agent %s: send: %s", c->vm->name, g_strerror(errno));
+    }
 }
 
 static gboolean probe_cb(gpointer user)
@@ -250,8 +275,12 @@ static gboolean probe_cb(gpointer user)
     HostdAgentConn *c = user;
     uint8_t buf[256];
 
-    send_all(c, buf,
-             blkin_channel_make_probe(&c->ch, buf, sizeof(buf), now_ns()));
+    /* Before the agent's HELLO nobody may read the port (docs/protocol.md:
+     * the connection's life cycle). */
+    if (c->ch.conn_hello)
+        send_frame(
+            c, buf,
+            blkin_channel_make_probe(&c->ch, buf, sizeof(buf), now_ns()));
     return G_SOURCE_CONTINUE;
 }
 
@@ -363,7 +392,8 @@ static gboolean try_connect(gpointer user)
         return G_SOURCE_REMOVE;
     }
     strcpy(sa.sun_path, c->vm->agent_socket);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking, connect() included: QEMU's listen backlog can be full. */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         if (fd >= 0)
             close(fd);
@@ -382,10 +412,9 @@ static gboolean try_connect(gpointer user)
     blkin_channel_reconnected(&c->ch);
     c->io_watch =
         g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, readable_cb, c);
-    send_all(c, buf,
-             blkin_channel_make_hello(&c->ch, buf, sizeof(buf), now_ns()));
+    send_frame(c, buf,
+               blkin_channel_make_hello(&c->ch, buf, sizeof(buf), now_ns()));
     c->probe_timer = g_timeout_add(PROBE_MS, probe_cb, c);
-    probe_cb(c);
     return G_SOURCE_REMOVE;
 }
 
@@ -458,4 +487,9 @@ uint64_t hostd_agent_conn_pre_sync_dropped(const HostdAgentConn *c)
 uint64_t hostd_agent_conn_limit_breaches(const HostdAgentConn *c)
 {
     return c ? c->breaches : 0;
+}
+
+uint64_t hostd_agent_conn_unsent(const HostdAgentConn *c)
+{
+    return c ? c->unsent : 0;
 }

@@ -41,5 +41,8 @@ uint64_t hostd_agent_conn_pre_sync_dropped(const HostdAgentConn *c);
  * byte rates, refused input, devices, pending requests; docs/security.md).
  */
 uint64_t hostd_agent_conn_limit_breaches(const HostdAgentConn *c);
+/* Frames to the agent lost because its socket had no room (a guest that
+ * does not read its port): hostd never waits for a guest. */
+uint64_t hostd_agent_conn_unsent(const HostdAgentConn *c);
 
 #endif

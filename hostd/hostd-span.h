@@ -19,8 +19,8 @@ typedef struct HostdSpan {
     uint64_t bytes;
     uint64_t start_ns; /* host CLOCK_MONOTONIC */
     uint64_t end_ns;
-    uint32_t vpid; /* the QEMU process, from the event payload */
-    uint32_t disk; /* process-local index: key disks by (vpid, disk) */
+    uint32_t vpid;   /* the QEMU process, from the event payload */
+    uint32_t disk;   /* process-local index: key disks by (vpid, disk) */
     uint16_t source; /* which trace input (node) it came from; set by hostd */
     uint32_t flags;
     uint32_t inflight;

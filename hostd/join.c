@@ -304,12 +304,18 @@ static PendingSpan *find_span(HostdJoin *j, const HostdGuestReq *g,
 {
     PendingSpan *a = (PendingSpan *)j->spans->data;
     PendingSpan *containing = NULL;
+    guint first = spans_lower_bound(j, g->issue_ns - tol_ns);
 
-    for (guint i = spans_lower_bound(j, g->issue_ns - tol_ns);
-         i < j->spans->len &&
-         (int64_t)a[i].s.start_ns <= g->complete_ns + tol_ns;
+    for (guint i = first; i < j->spans->len &&
+                          (int64_t)a[i].s.start_ns <= g->complete_ns + tol_ns;
          i++) {
         PendingSpan *p = &a[i];
+
+        if (i - first >= HOSTD_JOIN_SCAN_MAX) {
+            if (!containing)
+                j->c.scan_limited++;
+            break;
+        }
 
         if (p->expired || p->s.op != g->op ||
             (int64_t)p->s.end_ns > g->complete_ns + tol_ns)
@@ -319,8 +325,9 @@ static PendingSpan *find_span(HostdJoin *j, const HostdGuestReq *g,
                 return p;
             continue;
         }
-        if (!containing && p->s.offset <= g->offset &&
-            g->offset + g->bytes <= p->s.offset + p->s.bytes &&
+        /* Contained, written so that no sum can wrap. */
+        if (!containing && p->s.offset <= g->offset && g->bytes <= p->s.bytes &&
+            g->offset - p->s.offset <= p->s.bytes - g->bytes &&
             p->served_bytes + g->bytes <= p->s.bytes)
             containing = p;
     }

@@ -31,6 +31,15 @@
 #include "hostd-span.h"
 
 #define HOSTD_JOIN_MAX_PENDING 262144
+/*
+ * Pending spans a guest request's search looks at, at most. A real request's
+ * span starts within its guest-to-QEMU time plus the clock tolerance after
+ * the search's start (tens to hundreds of spans at 100k IOPS); a guest that
+ * claims hour-long requests would otherwise make every one of its records
+ * scan all of its disk's pending spans. Beyond it the request goes on
+ * unmatched (`scan_limited`).
+ */
+#define HOSTD_JOIN_SCAN_MAX 4096
 
 /* Phases of one request, in the order a request passes them. */
 typedef enum HostdPhase {
@@ -128,6 +137,7 @@ typedef struct HostdJoinCounters {
     uint64_t unmatched_guest; /* guest requests no span was found for */
     uint64_t unmatched_span;  /* spans no guest request was found for */
     uint64_t overflow;        /* expired early: pending limit reached */
+    uint64_t scan_limited;    /* of unmatched_guest: search cut short */
 } HostdJoinCounters;
 
 typedef struct HostdJoin HostdJoin;

@@ -248,11 +248,13 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
     add_int(b, "unmatched_span", jc->unmatched_span);
     add_int(b, "pending", hostd_join_pending(d->join));
     add_int(b, "overflow", jc->overflow);
+    add_int(b, "scan_limited", jc->scan_limited);
     add_int(b, "agent_drops", d->vm->agent_drops);
     add_int(b, "agent_gap", d->vm->agent_gap);
     add_int(b, "agent_invalid", d->vm->invalid);
     add_int(b, "agent_limit_breaches",
             hostd_agent_conn_limit_breaches(d->vm->agent));
+    add_int(b, "agent_unsent", hostd_agent_conn_unsent(d->vm->agent));
     add_int(b, "foreign_records", d->vm->foreign_records);
     add_int(b, "lttng_discarded", h->model->lttng_discarded);
     add_int(b, "hung_reports", d->hung_reports);

@@ -74,8 +74,8 @@ enum fld_type {
     T_U64,
     T_S32,
     T_STR,
-    T_ANY64, /* any integer up to 64 bits, signed or not: taken as its bits
-                (blkin declares ids `long`, libblkin int64_t) */
+    T_ANY64,   /* any integer up to 64 bits, signed or not: taken as its bits
+                  (blkin declares ids `long`, libblkin int64_t) */
     T_U64_ARR, /* static array of unsigned integers up to 64 bits */
     T_S32_ARR, /* static array of signed integers up to 32 bits */
 };

@@ -65,6 +65,8 @@ class FakeAgent:
     invalid     records for a device not in its map
     malformed   device maps that do not parse
     foreign     claims another VM's disk serial, then floods records
+    deaf        HELLO and its map, then never reads again (a guest that
+                stopped taking data from its port: QEMU stops reading)
     """
 
     def __init__(self, path, mode, serial="disk", rate=500):
@@ -155,7 +157,8 @@ class FakeAgent:
         mode = self.mode
         done = threading.Event()
         answer = mode in ("good", "records", "foreign", "invalid")
-        threading.Thread(target=self._reader, args=(conn, answer, done), daemon=True).start()
+        if mode != "deaf":
+            threading.Thread(target=self._reader, args=(conn, answer, done), daemon=True).start()
         send = conn.sendall
         try:
             if mode == "garbage":
@@ -182,6 +185,12 @@ class FakeAgent:
                 return
             send(devmap(self._disk()))
             send(drops(self.seq))
+            if mode == "deaf":
+                # Smallest receive buffer: hostd's frames pile up sooner.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+                while not self.stopping:
+                    time.sleep(0.2)
+                return
             if mode == "good":
                 per = max(1, self.rate // 10)
                 while not done.is_set() and not self.stopping:

@@ -7,7 +7,10 @@ way, next to one well-behaved guest (docs/security.md):
 - the good guest's channel is never closed and every record it sent is
   counted on its own disk, none of anyone else's;
 - a guest naming another VM's disk serial lands nothing on that disk;
-- hostd's resident memory stays bounded through the flood and after it.
+- hostd's resident memory stays bounded through the flood and after it;
+- a guest that stops reading its port (hostd's frames to it pile up in the
+  socket) never makes hostd wait: it answers throughout, and the frames
+  that did not fit are counted.
 
 The guests are UNIX socket servers speaking the wire protocol (fakeagent.py),
 which hostd connects to as if they were QEMU's chardev for the agent port."""
@@ -45,12 +48,14 @@ def main():
     shutil.rmtree(wd, ignore_errors=True)
     os.makedirs(wd)
     bad = []
-    good = None
+    good = deaf = None
     with Hostd(wd) as h:
         try:
             good = FakeAgent(os.path.join(wd, "good.sock"), "good", serial="good-a",
                              rate=500).start()
             h.register("good", good.path, ["vda=good-a=good/vda"])
+            deaf = FakeAgent(os.path.join(wd, "deaf.sock"), "deaf", serial="deaf-a").start()
+            h.register("deaf", deaf.path, ["vda=deaf-a=deaf/vda"])
             time.sleep(3)
             rss_before = h.rss_kib()
 
@@ -67,6 +72,24 @@ def main():
                 time.sleep(0.5)
             for fa in bad:
                 fa.stop()
+            # hostd probes 5 times a second; the socket's buffer holds a few
+            # hundred probes. Until they stop fitting, and after, hostd must
+            # answer at once.
+            slow = []
+
+            def unsent():
+                t0 = time.time()
+                n = h.report("deaf")["disks"][0]["counters"]["agent_unsent"]
+                slow.append(time.time() - t0)
+                return n
+            end = time.time() + 150
+            while not (n_unsent := unsent()) and time.time() < end:
+                time.sleep(1)
+            t.ok(n_unsent, "a guest that does not read its port: hostd's frames that did not fit are "
+                 "lost and counted, hostd does not wait", detail=f"agent_unsent {n_unsent}")
+            t.ok(max(slow) < 10, "hostd answered every request meanwhile",
+                 detail=f"slowest answer {max(slow):.1f} s")
+            deaf.stop()
             time.sleep(3)
             rss_after = h.rss_kib()
             good.stop()
@@ -125,6 +148,8 @@ def main():
                 fa.stop()
             if good:
                 good.stop()
+            if deaf:
+                deaf.stop()
     t.done()
 
 

@@ -215,6 +215,55 @@ static void test_unmatched(void)
 }
 
 /*
+ * A hostile guest: records claiming hour-long requests, whose search
+ * windows cover every pending span of the disk, and a byte range that
+ * wraps around. Each search stops after HOSTD_JOIN_SCAN_MAX spans (counted),
+ * a real request among them still joins, and no wrapped range "contains".
+ */
+static void test_hostile_windows(void)
+{
+    Collected c = {g_array_new(FALSE, FALSE, sizeof(HostdJoined))};
+    g_autoptr(HostdJoin) j = hostd_join_new(collect, &c);
+    int64_t t0 = 3700 * SEC;
+    const int spans = 3 * HOSTD_JOIN_SCAN_MAX, hostile = 200;
+
+    for (int i = 0; i < spans; i++) {
+        HostdSpan s =
+            fixture_span(i + 1, i == spans / 2 ? 1 : 2, (uint64_t)i * 4096,
+                         4096, t0 + i * 10 * US, t0 + i * 10 * US + 5 * US);
+
+        hostd_join_add_span(j, &s, &(HostdBelow){0});
+    }
+    for (int i = 0; i < hostile; i++) {
+        HostdGuestReq g = guest(1, (uint64_t)i * 512, 512, 0, t0 - 3600 * SEC,
+                                t0 + spans * 10 * US);
+
+        hostd_join_add_guest(j, &g);
+    }
+    /* Wraps: offset + bytes overflows, and would "contain" span 1's range. */
+    hostd_join_add_guest(j, &(HostdGuestReq){.op = 2,
+                                             .offset = UINT64_MAX - 100,
+                                             .bytes = 4096,
+                                             .issue_ns = t0 - 1 * MS,
+                                             .complete_ns = t0 + 1 * MS});
+    /* The real read, in the middle of the pile. */
+    int64_t mid = t0 + (spans / 2) * 10 * US;
+    hostd_join_add_guest(
+        j, &(HostdGuestReq){.op = 1,
+                            .offset = (uint64_t)(spans / 2) * 4096,
+                            .bytes = 4096,
+                            .issue_ns = mid - 2 * US,
+                            .complete_ns = mid + 20 * US});
+    hostd_join_flush(j, t0 + 10 * SEC, 1 * MS, NOBOUND, true);
+
+    const HostdJoinCounters *k = hostd_join_counters(j);
+    g_assert_cmpuint(k->matched, ==, 1);
+    g_assert_cmpuint(k->unmatched_guest, ==, hostile + 1);
+    g_assert_cmpuint(k->scan_limited, ==, hostile);
+    g_array_unref(c.out);
+}
+
+/*
  * The guest clock estimate is 300 us off (asymmetric probe delays): the raw
  * phases come out negative on one side. Causality corrects the guest times
  * so both virtio legs are non-negative for every request, within the
@@ -264,6 +313,7 @@ int main(int argc, char **argv)
     g_test_add_func("/join/merged", test_merged);
     g_test_add_func("/join/order-independent", test_order_independent);
     g_test_add_func("/join/unmatched", test_unmatched);
+    g_test_add_func("/join/hostile-windows", test_hostile_windows);
     g_test_add_func("/join/causal-correction", test_causal_correction);
     return g_test_run();
 }

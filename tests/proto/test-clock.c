@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <glib.h>
+#include <math.h>
 
 #include "blkin-clock.h"
 
@@ -112,6 +113,31 @@ static void test_reject(void)
     g_assert_cmpuint(est.rejected, ==, 4);
 }
 
+/*
+ * A guest that answers with absurd times: first near INT64_MAX, then 0.
+ * Offsets then differ by more than 64 bits hold; the drift fit must not
+ * overflow (UBSan in the sanitizer build) and reports a finite number.
+ */
+static void test_hostile_offsets(void)
+{
+    struct blkin_clock_estimator e;
+    struct blkin_clock_estimate est;
+
+    blkin_clock_init(&e);
+    for (int i = 0; i < 40; i++) {
+        uint64_t h1 = 1000000000ull + (uint64_t)i * 100000000ull;
+        uint64_t g = i < 8 ? (uint64_t)INT64_MAX - 1000 : 0;
+        struct blkin_clock_sample s = {h1, g, g, h1 + 50000};
+
+        blkin_clock_add(&e, &s);
+    }
+    blkin_clock_get(&e, &est);
+    g_assert_true(est.valid);
+    g_assert_cmpint(est.bound_ns, <=, 25000);
+    if (est.drift_valid)
+        g_assert_true(isfinite(est.drift_ppb));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -120,5 +146,6 @@ int main(int argc, char **argv)
                     test_asymmetric_bound_holds);
     g_test_add_func("/clock/drift", test_drift);
     g_test_add_func("/clock/reject", test_reject);
+    g_test_add_func("/clock/hostile-offsets", test_hostile_offsets);
     return g_test_run();
 }

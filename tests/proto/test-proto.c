@@ -429,12 +429,17 @@ static void test_channel(void)
     off += put(s, blkin_encode_requests(s + off, sizeof(s) - off, 1, r, 4));
     /* Sequence jumps by 10: a gap. */
     off += put(s, blkin_encode_requests(s + off, sizeof(s) - off, 15, r, 2));
+    /* A flush (no end-of-device check) at a sector whose byte offset
+     * would wrap: refused. */
+    r[0].op = BLKIN_OP_FLUSH;
+    r[0].sector = UINT64_MAX / 256;
+    off += put(s, blkin_encode_requests(s + off, sizeof(s) - off, 17, r, 1));
     blkin_channel_feed(ch, s, off, 1000);
 
     g_assert_cmpuint(c.ev[BLKIN_EV_HELLO], ==, 1);
     g_assert_cmpuint(c.ev[BLKIN_EV_DEVMAP], ==, 1);
     g_assert_cmpuint(c.ev[BLKIN_EV_REQUEST], ==, 4);
-    g_assert_cmpuint(c.ev[BLKIN_EV_INVALID], ==, 3);
+    g_assert_cmpuint(c.ev[BLKIN_EV_INVALID], ==, 4);
     g_assert_cmpuint(c.ev[BLKIN_EV_GAP], ==, 1);
     g_assert_cmpuint(c.last_gap, ==, 10);
     g_assert_cmpuint(ch->stats.unknown_frames, ==, 1);
