@@ -6,7 +6,8 @@
  *
  * Per input: a fresh model with one VM (two disks, serials ser-a/ser-b)
  * whose agent socket this harness listens on; hostd connects (and sends its
- * HELLO and probe 1), the input is written to it, and the GLib main context
+ * HELLO; probe 1 follows the agent's HELLO in the input), the input is
+ * written to it, and the GLib main context
  * runs until hostd has read everything; then the joins are flushed and the
  * VM's state checked.
  */

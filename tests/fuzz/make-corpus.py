@@ -55,7 +55,8 @@ def main():
         put(name, "long-records", b"\x00" + fa.hello(1) + fa.frame(
             fa.REQUESTS, struct.pack("<IIQ", 2, 64, 0)
             + (fa.record(252, 0, 0, 512, 0, T0, T0 + 1) + b"\0" * 8) * 2))
-    # hostd's end: the stream as the guest sends it (probe 1 is in flight).
+    # hostd's end: the stream as the guest sends it (hostd sends probe 1 when
+    # the stream's HELLO arrives).
     put("agent-conn", "session", s + reply(1))
     put("agent-conn", "session-noclock", s)
     put("agent-conn", "restart", s + reply(1) + fa.hello(43) + s)
