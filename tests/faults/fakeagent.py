@@ -17,6 +17,7 @@ import time
 
 MAGIC = 0x4E4B4C42
 HELLO, DEVMAP, REQUESTS, PROBE, REPLY, DROPS = 1, 2, 3, 4, 5, 6
+FRAME_HEADER = 12
 
 
 def frame(ftype, payload):
@@ -198,8 +199,13 @@ class FakeAgent:
                     send(self._batch(per))
                     self.sent_records += per
                 return
+            # The flood must outrun hostd's records limit however busy the
+            # host is, so its records are built once: only the sequence
+            # number changes from batch to batch.
             dev = (252, 7) if mode == "invalid" else (252, 0)
+            body = self._batch(1000, dev)[FRAME_HEADER + 16:]
             while not done.is_set() and not self.stopping:
-                send(self._batch(1000, dev))
+                send(frame(REQUESTS, struct.pack("<IIQ", 1000, 56, self.seq) + body))
+                self.seq += 1000
         finally:
             done.set()

@@ -7,6 +7,8 @@ Usage:
     t.done()            # prints the plan, exits 1 if anything failed
 
 Diagnostics go to stdout as '# ...' lines so they land in meson's test log.
+A failure and its detail also go to stderr, which 'meson test
+--print-errorlogs' shows (it does not show a TAP test's stdout).
 """
 import sys
 import traceback
@@ -29,8 +31,10 @@ class Tap:
         else:
             self.failed += 1
             print(f"not ok {self.n} - {name}")
+            print(f"not ok {self.n} - {name}", file=sys.stderr)
             if detail is not None:
                 self.diag(detail)
+                print(detail, file=sys.stderr)
         return bool(cond)
 
     def eq(self, got, want, name):
