@@ -801,52 +801,83 @@ fail:
     return -EINVAL;
 }
 
+/*
+ * A new source with its (empty) graph, and the `ctf` plugin that every
+ * source of hostd reads with; the caller puts @ctf.
+ */
+static HostdTraceSource *source_new_ctf(const HostdTraceSink *sink,
+                                        void *opaque, const bt_plugin **ctf,
+                                        GError **err)
+{
+    g_autoptr(HostdTraceSource) src = source_alloc(sink, opaque);
+
+    if (!src->graph) {
+        g_set_error_literal(err, HOSTD_TRACE_ERROR, ENOMEM,
+                            "cannot create a babeltrace2 graph");
+        return NULL;
+    }
+    *ctf = find_plugin("ctf", err);
+    if (!*ctf)
+        return NULL;
+    return g_steal_pointer(&src);
+}
+
+/*
+ * Adds the `ctf` plugin's component class @cls reading @input, named @name.
+ * @live: ask lttng-live to end (not fail) when the session is gone. A
+ * failure names @input and what babeltrace2 said, after @what.
+ */
+static int add_ctf_source(HostdTraceSource *src, const bt_plugin *ctf,
+                          const char *cls, const char *name, const char *input,
+                          bool live, const char *what,
+                          const bt_component_source **out, GError **err)
+{
+    bt_value *params = bt_value_map_create(), *inputs = NULL;
+    bt_graph_add_component_status st;
+
+    if (!params ||
+        bt_value_map_insert_empty_array_entry(params, "inputs", &inputs) ||
+        bt_value_array_append_string_element(inputs, input) ||
+        (live && bt_value_map_insert_string_entry(
+                     params, "session-not-found-action", "end"))) {
+        bt_value_put_ref(params);
+        g_set_error_literal(err, HOSTD_TRACE_ERROR, ENOMEM, "out of memory");
+        return -ENOMEM;
+    }
+    st = bt_graph_add_source_component(
+        src->graph,
+        bt_plugin_borrow_source_component_class_by_name_const(ctf, cls), name,
+        params, live ? BT_LOGGING_LEVEL_WARNING : BT_LOGGING_LEVEL_ERROR, out);
+    bt_value_put_ref(params);
+    if (st != BT_GRAPH_ADD_COMPONENT_STATUS_OK) {
+        g_autofree char *m = take_bt_error(what);
+
+        g_set_error(err, HOSTD_TRACE_ERROR, EINVAL, "%s: %s", input, m);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 HostdTraceSource *hostd_trace_source_new_live(const char *url,
                                               const HostdTraceSink *sink,
                                               void *opaque, GError **err)
 {
     g_autoptr(HostdTraceSource) src = NULL;
     const bt_plugin *ctf = NULL;
-    bt_value *params = NULL, *inputs = NULL;
     const bt_component_source *live = NULL;
     HostdTraceSource *ret = NULL;
 
     g_return_val_if_fail(url, NULL);
     bt_current_thread_clear_error();
-    src = source_alloc(sink, opaque);
-    if (!src->graph) {
-        g_set_error_literal(err, HOSTD_TRACE_ERROR, ENOMEM,
-                            "cannot create a babeltrace2 graph");
+    src = source_new_ctf(sink, opaque, &ctf, err);
+    if (!src)
         return NULL;
-    }
-    ctf = find_plugin("ctf", err);
-    if (!ctf)
-        return NULL;
-    params = bt_value_map_create();
-    if (!params ||
-        bt_value_map_insert_empty_array_entry(params, "inputs", &inputs) ||
-        bt_value_array_append_string_element(inputs, url) ||
-        bt_value_map_insert_string_entry(params, "session-not-found-action",
-                                         "end")) {
-        g_set_error_literal(err, HOSTD_TRACE_ERROR, ENOMEM, "out of memory");
-        goto out;
-    }
-    if (bt_graph_add_source_component(
-            src->graph,
-            bt_plugin_borrow_source_component_class_by_name_const(ctf,
-                                                                  "lttng-live"),
-            "live", params, BT_LOGGING_LEVEL_WARNING,
-            &live) != BT_GRAPH_ADD_COMPONENT_STATUS_OK) {
-        g_autofree char *m = take_bt_error("cannot read LTTng live");
-
-        g_set_error(err, HOSTD_TRACE_ERROR, EINVAL, "%s (url %s)", m, url);
-        goto out;
-    }
-    if (finish_graph(src, &live, 1, err) < 0)
+    if (add_ctf_source(src, ctf, "lttng-live", "live", url, true,
+                       "cannot read LTTng live", &live, err) < 0 ||
+        finish_graph(src, &live, 1, err) < 0)
         goto out;
     ret = g_steal_pointer(&src);
 out:
-    bt_value_put_ref(params);
     bt_plugin_put_ref(ctf);
     return ret;
 }
@@ -914,41 +945,17 @@ HostdTraceSource *hostd_trace_source_new_offline(const char *trace_dir,
     }
     g_ptr_array_sort(dirs, cmp_str_ptr);
 
-    src = source_alloc(sink, opaque);
-    if (!src->graph) {
-        g_set_error_literal(err, HOSTD_TRACE_ERROR, ENOMEM,
-                            "cannot create a babeltrace2 graph");
-        return NULL;
-    }
-    ctf = find_plugin("ctf", err);
-    if (!ctf)
+    src = source_new_ctf(sink, opaque, &ctf, err);
+    if (!src)
         return NULL;
     comps = g_new0(const bt_component_source *, dirs->len);
     for (guint i = 0; i < dirs->len; i++) {
-        const char *dir = g_ptr_array_index(dirs, i);
         g_autofree char *cname = g_strdup_printf("trace%u", i);
-        bt_value *params = bt_value_map_create(), *inputs = NULL;
-        bt_graph_add_component_status st;
 
-        if (!params ||
-            bt_value_map_insert_empty_array_entry(params, "inputs", &inputs) ||
-            bt_value_array_append_string_element(inputs, dir)) {
-            bt_value_put_ref(params);
-            g_set_error_literal(err, HOSTD_TRACE_ERROR, ENOMEM,
-                                "out of memory");
+        if (add_ctf_source(src, ctf, "fs", cname, g_ptr_array_index(dirs, i),
+                           false, "not a readable CTF trace", &comps[i],
+                           err) < 0)
             goto out;
-        }
-        st = bt_graph_add_source_component(
-            src->graph,
-            bt_plugin_borrow_source_component_class_by_name_const(ctf, "fs"),
-            cname, params, BT_LOGGING_LEVEL_ERROR, &comps[i]);
-        bt_value_put_ref(params);
-        if (st != BT_GRAPH_ADD_COMPONENT_STATUS_OK) {
-            g_autofree char *m = take_bt_error("not a readable CTF trace");
-
-            g_set_error(err, HOSTD_TRACE_ERROR, EINVAL, "%s: %s", dir, m);
-            goto out;
-        }
     }
     if (finish_graph(src, comps, dirs->len, err) < 0)
         goto out;
