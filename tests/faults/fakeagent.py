@@ -115,7 +115,9 @@ class FakeAgent:
                 conn.close()
 
     # The host's probes, answered from a reader thread when the mode wants.
-    def _reader(self, conn, answer, done):
+    # @send is the connection's locked sendall: a reply must never land in
+    # the middle of a frame the talking thread is sending.
+    def _reader(self, conn, send, answer, done, answered):
         buf = b""
         while not done.is_set() and not self.stopping:
             try:
@@ -138,9 +140,10 @@ class FakeAgent:
                 if ftype == PROBE and answer:
                     pid, hsend = struct.unpack_from("<QQ", payload)
                     try:
-                        conn.sendall(reply(pid, hsend))
+                        send(reply(pid, hsend))
                     except OSError:
                         return
+                    answered.set()
         done.set()
 
     def _disk(self):
@@ -157,10 +160,16 @@ class FakeAgent:
     def _talk(self, conn):
         mode = self.mode
         done = threading.Event()
+        answered = threading.Event()
         answer = mode in ("good", "records", "foreign", "invalid")
+        lock = threading.Lock()
+
+        def send(data):
+            with lock:
+                conn.sendall(data)
         if mode != "deaf":
-            threading.Thread(target=self._reader, args=(conn, answer, done), daemon=True).start()
-        send = conn.sendall
+            threading.Thread(target=self._reader, args=(conn, send, answer, done, answered),
+                             daemon=True).start()
         try:
             if mode == "garbage":
                 junk = bytes(random.getrandbits(8) for _ in range(1 << 16))
@@ -201,7 +210,12 @@ class FakeAgent:
                 return
             # The flood must outrun hostd's records limit however busy the
             # host is, so its records are built once: only the sequence
-            # number changes from batch to batch.
+            # number changes from batch to batch. A flood that answers probes
+            # starts after its first answer, as a real agent's backlog goes
+            # out within a probe's round trip; otherwise it would first breach
+            # the limit on records sent before any clock estimate.
+            if answer:
+                answered.wait(5)
             dev = (252, 7) if mode == "invalid" else (252, 0)
             body = self._batch(1000, dev)[FRAME_HEADER + 16:]
             while not done.is_set() and not self.stopping:
