@@ -102,6 +102,14 @@ struct blkin_request {
     uint64_t complete_ns;
 };
 
+/*
+ * The most records an agent buffers while the host is away, and so sends at
+ * once on reconnect, before it has answered the host's first clock probe.
+ * The host holds twice as many records that arrive before that answer (those
+ * completing meanwhile come on top), and closes a channel that sends more.
+ */
+#define BLKIN_BACKLOG_MAX 16384u
+
 #define BLKIN_REQ_RECORD_SIZE   56u
 #define BLKIN_REQUESTS_HDR_SIZE 16u
 #define BLKIN_REQUESTS_PER_FRAME_MAX                                           \

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "blkin-proto.h"
 
 static void usage(FILE *f, const struct agent_options *d)
 {
@@ -32,7 +33,7 @@ static void usage(FILE *f, const struct agent_options *d)
             "      --disks PREFIXES     comma-separated disk name prefixes "
             "(default %s)\n"
             "      --buffer-records N   records kept while the host is "
-            "away (default %u)\n"
+            "away (default %u, at most %u)\n"
             "      --inflight N         requests tracked between issue and "
             "completion (default %u)\n"
             "      --ring-pages N       perf ring pages per CPU, a power of "
@@ -53,8 +54,8 @@ static void usage(FILE *f, const struct agent_options *d)
             "\n"
             "SIGTERM/SIGINT: flush briefly and exit 0. SIGHUP: rescan "
             "disks.\n",
-            d->port_name, d->disks, d->buffer_records, d->inflight,
-            d->ring_pages, d->flush_ms, d->batch);
+            d->port_name, d->disks, d->buffer_records, BLKIN_BACKLOG_MAX,
+            d->inflight, d->ring_pages, d->flush_ms, d->batch);
 }
 
 static int parse_u32(const char *s, uint32_t *out)
@@ -145,11 +146,11 @@ int main(int argc, char **argv)
     struct agent_options o, defaults;
     bool daemon_mode = false, membound = false;
     const char *pidfile = NULL;
-    int c, r;
+    int c, r, li = -1;
 
     agent_default_options(&o);
     defaults = o;
-    while ((c = getopt_long(argc, argv, "p:dvVh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:dvVh", opts, &li)) != -1) {
         r = 0;
         switch (c) {
         case 'p':
@@ -163,6 +164,15 @@ int main(int argc, char **argv)
             break;
         case OPT_BUFFER:
             r = parse_u32(optarg, &o.buffer_records);
+            if (r == 0 && o.buffer_records > BLKIN_BACKLOG_MAX) {
+                /* The host would close the channel on every reconnect. */
+                fprintf(stderr,
+                        "blkin-guest-agent: --buffer-records is at most %u: "
+                        "the host takes no larger backlog before the first "
+                        "clock exchange (docs/protocol.md)\n",
+                        BLKIN_BACKLOG_MAX);
+                return 2;
+            }
             break;
         case OPT_INFLIGHT:
             r = parse_u32(optarg, &o.inflight);
@@ -204,10 +214,12 @@ int main(int argc, char **argv)
             return 2;
         }
         if (r < 0) {
-            fprintf(stderr, "blkin-guest-agent: bad value for --%s: %s\n",
-                    opts[0].name ? argv[optind - 1] : "?", optarg);
+            /* Only long options take numbers: @li names the one given. */
+            fprintf(stderr, "blkin-guest-agent: bad value for --%s: '%s'\n",
+                    li >= 0 ? opts[li].name : "?", optarg);
             return 2;
         }
+        li = -1;
     }
     if (optind < argc) {
         usage(stderr, &defaults);

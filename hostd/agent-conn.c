@@ -44,8 +44,9 @@
 #define LIMIT_JUNK_BURST (1u << 20)
 /* Devices in the guest's map (the protocol allows 256). */
 #define LIMIT_DEVICES 64
-/* Requests that arrive before the first clock estimate wait, up to this. */
-#define PRE_SYNC_MAX 32768
+/* Requests that arrive before the first clock estimate wait, up to this:
+ * an agent's whole backlog and what completes while it answers the probe. */
+#define PRE_SYNC_MAX (2 * BLKIN_BACKLOG_MAX)
 /* Guest requests (and their spans) waiting in this VM's joins. */
 #define LIMIT_PENDING 196608
 /* A record completing further than this in the host's future is refused:
