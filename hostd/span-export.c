@@ -30,9 +30,10 @@ struct HostdSpanExport {
     uint64_t offered; /* main thread only: the sampling counter */
     unsigned queue_max;
 
-    GMutex lock; /* protects queue and stop */
+    GMutex lock; /* protects queue, held and stop */
     GCond cond;
-    GQueue queue; /* ExportItem * */
+    GQueue queue;     /* ExportItem *, oldest first */
+    GHashTable *held; /* domain -> unsigned *: its items in queue */
     gboolean stop;
     GThread *worker;
     gboolean need_schema; /* ClickHouse: create tables before inserting */
@@ -48,6 +49,71 @@ static void item_free(gpointer p)
     g_free(it->domain);
     g_free(it->disk);
     g_free(it);
+}
+
+static void held_add(HostdSpanExport *e, const char *domain, int delta)
+{
+    unsigned *n = g_hash_table_lookup(e->held, domain);
+
+    if (!n) {
+        n = g_new0(unsigned, 1);
+        g_hash_table_insert(e->held, g_strdup(domain), n);
+    }
+    *n += delta;
+    if (!*n)
+        g_hash_table_remove(e->held, domain);
+}
+
+static unsigned held_of(HostdSpanExport *e, const char *domain)
+{
+    const unsigned *n = g_hash_table_lookup(e->held, domain);
+
+    return n ? *n : 0;
+}
+
+static ExportItem *queue_pop(HostdSpanExport *e)
+{
+    ExportItem *it = g_queue_pop_head(&e->queue);
+
+    held_add(e, it->domain, -1);
+    return it;
+}
+
+/*
+ * The queue is full and @domain offers one more. The queue is shared by
+ * every VM: a VM holding fewer items than the one holding most takes the
+ * place of that VM's oldest item, so a busy VM (or a collector that is down
+ * while one VM is busy) cannot crowd the others out. False: drop the offer.
+ */
+static bool make_room_for(HostdSpanExport *e, const char *domain)
+{
+    unsigned mine = held_of(e, domain);
+    unsigned most = 0;
+    const char *heaviest = NULL;
+    GHashTableIter iter;
+    gpointer k, v;
+
+    g_hash_table_iter_init(&iter, e->held);
+    while (g_hash_table_iter_next(&iter, &k, &v)) {
+        if (*(unsigned *)v > most) {
+            most = *(unsigned *)v;
+            heaviest = k;
+        }
+    }
+    if (!heaviest || mine + 1 >= most)
+        return false;
+    /* Holding the most, it is found early among the oldest. */
+    for (GList *l = e->queue.head; l; l = l->next) {
+        ExportItem *it = l->data;
+
+        if (strcmp(it->domain, heaviest) == 0) {
+            g_queue_delete_link(&e->queue, l);
+            held_add(e, it->domain, -1);
+            item_free(it);
+            return true;
+        }
+    }
+    return false;
 }
 
 static uint64_t mix64(uint64_t z)
@@ -395,7 +461,7 @@ static gpointer worker(gpointer user)
             break;
         }
         while (batch->len < HOSTD_EXPORT_BATCH && e->queue.length)
-            g_ptr_array_add(batch, g_queue_pop_head(&e->queue));
+            g_ptr_array_add(batch, queue_pop(e));
         g_mutex_unlock(&e->lock);
         if (!batch->len)
             continue;
@@ -444,6 +510,7 @@ HostdSpanExport *hostd_span_export_new(HostdExportFormat fmt, const char *url,
     g_mutex_init(&e->lock);
     g_cond_init(&e->cond);
     g_queue_init(&e->queue);
+    e->held = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     e->worker = g_thread_new("blkin-export", worker, e);
     return e;
 }
@@ -458,6 +525,7 @@ void hostd_span_export_free(HostdSpanExport *e)
     g_mutex_unlock(&e->lock);
     g_thread_join(e->worker);
     g_queue_clear_full(&e->queue, item_free);
+    g_hash_table_destroy(e->held);
     g_mutex_clear(&e->lock);
     g_cond_clear(&e->cond);
     g_free(e->host);
@@ -480,10 +548,13 @@ void hostd_span_export_offer(HostdSpanExport *e, const char *domain,
     if (!sampled && !slow)
         return;
     g_mutex_lock(&e->lock);
+    /* Either way one request is lost: the offer or an older one. */
     if (e->queue.length >= e->queue_max) {
-        g_mutex_unlock(&e->lock);
         __atomic_fetch_add(&e->dropped, 1, __ATOMIC_RELAXED);
-        return;
+        if (!make_room_for(e, domain)) {
+            g_mutex_unlock(&e->lock);
+            return;
+        }
     }
     it = g_new(ExportItem, 1);
     it->domain = g_strdup(domain);
@@ -492,10 +563,21 @@ void hostd_span_export_offer(HostdSpanExport *e, const char *domain,
         g_get_real_time() * 1000 - g_get_monotonic_time() * 1000;
     it->r = *r;
     g_queue_push_tail(&e->queue, it);
+    held_add(e, domain, 1);
     if (e->queue.length >= HOSTD_EXPORT_BATCH)
         g_cond_signal(&e->cond);
     g_mutex_unlock(&e->lock);
     __atomic_fetch_add(&e->queued, 1, __ATOMIC_RELAXED);
+}
+
+unsigned hostd_span_export_pending_of(HostdSpanExport *e, const char *domain)
+{
+    unsigned n;
+
+    g_mutex_lock(&e->lock);
+    n = held_of(e, domain);
+    g_mutex_unlock(&e->lock);
+    return n;
 }
 
 void hostd_span_export_set_queue_max(HostdSpanExport *e, unsigned n)

@@ -15,8 +15,10 @@
  * Delivery never slows hostd: requests go to a bounded queue
  * (HOSTD_EXPORT_QUEUE_MAX); a worker thread posts batches of up to
  * HOSTD_EXPORT_BATCH every second, retrying a failed batch with exponential
- * backoff (1 s .. 30 s). When the queue is full, new requests are dropped
- * and counted. Counters are read without locks (atomics).
+ * backoff (1 s .. 30 s). When the queue is full, a request of a VM holding
+ * fewer queued requests than the VM holding most replaces that VM's oldest;
+ * otherwise it is dropped. Either way one drop is counted. Counters are read
+ * without locks (atomics).
  *
  * Ownership: the exporter copies what it is offered. Created and offered to
  * from the main thread only.
@@ -41,7 +43,7 @@ typedef enum HostdExportFormat {
 typedef struct HostdExportStats {
     uint64_t queued;   /* offered and accepted */
     uint64_t sent;     /* requests in batches the back end accepted */
-    uint64_t dropped;  /* refused because the queue was full */
+    uint64_t dropped;  /* lost to a full queue (offered or evicted) */
     uint64_t failures; /* failed POSTs (each retried) */
     uint64_t pending;  /* in the queue now */
 } HostdExportStats;
@@ -59,6 +61,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdSpanExport, hostd_span_export_free)
 void hostd_span_export_offer(HostdSpanExport *e, const char *domain,
                              const char *disk, const HostdJoinedRequest *r);
 void hostd_span_export_stats(HostdSpanExport *e, HostdExportStats *out);
+/* Requests of VM @domain waiting in the queue (not in a batch being sent). */
+unsigned hostd_span_export_pending_of(HostdSpanExport *e, const char *domain);
 /* A smaller queue than HOSTD_EXPORT_QUEUE_MAX (tests, small hosts). */
 void hostd_span_export_set_queue_max(HostdSpanExport *e, unsigned n);
 
