@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define AGENT_VERSION "blkin-guest-agent 0.1"
+#define AGENT_VERSION "blkin-guest-agent " BLKIN_VERSION
 
 struct agent_options {
     const char *port_name;

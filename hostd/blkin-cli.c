@@ -415,6 +415,7 @@ static int hand_over(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    gboolean show_version = FALSE;
     GOptionEntry entries[] = {
         {"socket", 's', 0, G_OPTION_ARG_FILENAME, &opt_socket,
          "hostd's control socket (default /run/blkin/hostd.sock)", "PATH"},
@@ -434,6 +435,8 @@ int main(int argc, char **argv)
         {"disk", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &opt_disks,
          "register: TARGET=SERIAL=FILTER-ID[=REMOTE-FILTER-ID] (repeat)",
          "SPEC"},
+        {"version", 'V', 0, G_OPTION_ARG_NONE, &show_version,
+         "Print the version and exit", NULL},
         {NULL}};
     g_autoptr(GOptionContext) ctx =
         g_option_context_new("report|top|tail|trace|status|register|unregister "
@@ -449,6 +452,10 @@ int main(int argc, char **argv)
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
         g_printerr("blkin: %s\n", err->message);
         return 2;
+    }
+    if (show_version) {
+        g_print("blkin %s\n", BLKIN_VERSION);
+        return 0;
     }
     if (argc < 2) {
         g_autofree char *help = g_option_context_get_help(ctx, TRUE, NULL);

@@ -282,6 +282,7 @@ int main(int argc, char **argv)
     g_autoptr(GError) err = NULL;
     g_autoptr(GOptionContext) ctx = NULL;
     Hostd h = {0};
+    gboolean show_version = FALSE;
     GOptionEntry entries[] = {
         {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config,
          "Config file (default /etc/blkin/hostd.conf if it exists)", "FILE"},
@@ -342,13 +343,22 @@ int main(int argc, char **argv)
          "Register Ganeti's running KVM instances from this directory "
          "(/var/run/ganeti/kvm-hypervisor)",
          "DIR"},
+        {"version", 'V', 0, G_OPTION_ARG_NONE, &show_version,
+         "Print the version and exit", NULL},
         {NULL}};
 
     setlocale(LC_ALL, "");
     ctx = g_option_context_new("- BlkKin host daemon");
     g_option_context_add_main_entries(ctx, entries, NULL);
-    if (!g_option_context_parse(ctx, &argc, &argv, &err) ||
-        !hostd_config_load(config, &socket_path, &state_dir, &h.live_url,
+    if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+        g_printerr("blkin-hostd: %s\n", err->message);
+        return 2;
+    }
+    if (show_version) {
+        g_print("blkin-hostd %s\n", BLKIN_VERSION);
+        return 0;
+    }
+    if (!hostd_config_load(config, &socket_path, &state_dir, &h.live_url,
                            &metrics, &hold_ms, &retention_days, &vms, &err) ||
         !hostd_config_load_bool(config, "keep-privileges", &keep_privileges,
                                 &err)) {

@@ -898,6 +898,7 @@ int main(int argc, char **argv)
     g_autoptr(GOptionContext) ctx = NULL;
     g_autoptr(GError) err = NULL;
     g_autoptr(virConnect) conn = NULL;
+    gboolean show_version = FALSE;
     GOptionEntry entries[] = {
         {"connect", 'c', 0, G_OPTION_ARG_STRING, &opt_connect,
          "libvirt URI (default: libvirt's default, e.g. qemu:///system)",
@@ -926,6 +927,8 @@ int main(int argc, char **argv)
          "PATH"},
         {"hostd-config", 0, 0, G_OPTION_ARG_FILENAME, &opt_hostd_config,
          "hook: hostd's configuration file (default: " HOSTD_CONF ")", "FILE"},
+        {"version", 'V', 0, G_OPTION_ARG_NONE, &show_version,
+         "Print the version and exit", NULL},
         {NULL}};
     const char *cmd;
     int r;
@@ -940,6 +943,10 @@ int main(int argc, char **argv)
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
         g_printerr("blkin-libvirt: %s\n", err->message);
         return 2;
+    }
+    if (show_version) {
+        g_print("blkin-libvirt %s\n", BLKIN_VERSION);
+        return 0;
     }
     if (argc < 3) {
         g_autofree char *help = g_option_context_get_help(ctx, TRUE, NULL);

@@ -511,6 +511,7 @@ int main(int argc, char **argv)
     g_autoptr(GError) err = NULL;
     g_autoptr(BlkinQmp) q = NULL;
     const char *cmd;
+    gboolean show_version = FALSE;
     GOptionEntry entries[] = {
         {"qmp", 'q', 0, G_OPTION_ARG_FILENAME, &qmp_path,
          "The QEMU process's QMP socket", "SOCKET"},
@@ -526,6 +527,8 @@ int main(int argc, char **argv)
          "Record one request in N (default 1)", "N"},
         {"timeout-ms", 0, 0, G_OPTION_ARG_INT, &timeout_ms,
          "How long to wait for QEMU's answers (default 10000)", "MS"},
+        {"version", 'V', 0, G_OPTION_ARG_NONE, &show_version,
+         "Print the version and exit", NULL},
         {NULL}};
     int r;
 
@@ -536,6 +539,10 @@ int main(int argc, char **argv)
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
         fprintf(stderr, "blkin-live: %s\n", err->message);
         return 2;
+    }
+    if (show_version) {
+        g_print("blkin-live %s\n", BLKIN_VERSION);
+        return 0;
     }
     if (argc != 2 || !qmp_path == !domain) {
         fprintf(stderr, "usage: blkin-live enable|disable|status "

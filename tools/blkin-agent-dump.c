@@ -213,6 +213,24 @@ static void on_state(void *user, bool connected, uint64_t now, size_t partial)
     fflush(out);
 }
 
+/* A number from 0 to @max, nothing else; the duration may have decimals. */
+static int parse_number(const char *s, double max, double *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtod(s, &end);
+    if (errno || end == s || *end || !(*out >= 0 && *out <= max))
+        return -EINVAL;
+    return 0;
+}
+
+static void bad_value(const char *option, const char *value)
+{
+    fprintf(stderr, "blkin-agent-dump: bad value for --%s: '%s'\n", option,
+            value);
+}
+
 static void usage(FILE *f)
 {
     fputs("Usage: blkin-agent-dump [OPTIONS] SOCKET\n"
@@ -233,6 +251,7 @@ static void usage(FILE *f)
           "instead of reconnecting\n"
           "      --no-requests          validate and count requests but do "
           "not print them\n"
+          "  -V, --version              print the version and exit\n"
           "  -h, --help                 show this help\n",
           f);
 }
@@ -245,6 +264,7 @@ int main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"once", no_argument, NULL, 'O'},
         {"no-requests", no_argument, NULL, 'N'},
+        {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -252,17 +272,26 @@ int main(int argc, char **argv)
     struct blkin_host_link link;
     struct dump d = {0};
     uint64_t probe_ns = 200000000ull, end_ns = 0, tnow = 0;
+    double v;
     int c;
     struct sigaction sa = {.sa_handler = on_signal};
 
     out = stdout;
-    while ((c = getopt_long(argc, argv, "i:t:o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "i:t:o:Vh", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
-            probe_ns = strtoull(optarg, NULL, 10) * 1000000ull;
+            if (parse_number(optarg, 3600000, &v) < 0) {
+                bad_value("probe-interval-ms", optarg);
+                return 2;
+            }
+            probe_ns = (uint64_t)v * 1000000ull;
             break;
         case 't':
-            end_ns = now_ns() + (uint64_t)(strtod(optarg, NULL) * 1e9);
+            if (parse_number(optarg, 365 * 86400, &v) < 0) {
+                bad_value("duration", optarg);
+                return 2;
+            }
+            end_ns = now_ns() + (uint64_t)(v * 1e9);
             break;
         case 'o':
             out = fopen(optarg, "we");
@@ -277,6 +306,9 @@ int main(int argc, char **argv)
         case 'N':
             no_requests = true;
             break;
+        case 'V':
+            puts("blkin-agent-dump " BLKIN_VERSION);
+            return 0;
         case 'h':
             usage(stdout);
             return 0;
