@@ -7,13 +7,11 @@ Installs the build into a scratch DESTDIR (nothing outside it is touched)."""
 import glob
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 
+from destdir import installed_tree
 from tap import Tap
 
-BUILD = os.environ.get("BLKIN_BUILD_ROOT", "build")
 PROJECT_VERSION = re.search(r"version: '([^']+)'",
                             open(os.path.join(os.environ.get("BLKIN_SOURCE_ROOT", "."),
                                               "meson.build")).read()).group(1)
@@ -28,13 +26,7 @@ def long_options(help_text):
 
 def main():
     t = Tap()
-    dest = tempfile.mkdtemp(prefix="blkin-man-")
-    try:
-        r = subprocess.run(["meson", "install", "-C", BUILD, "--destdir", dest,
-                            "--no-rebuild", "--quiet"],
-                           capture_output=True, text=True, timeout=120)
-        if not t.eq(r.returncode, 0, "meson install into a DESTDIR"):
-            t.diag(r.stdout + r.stderr)
+    with installed_tree(t, "blkin-man-") as dest:
         installed = {os.path.basename(p): p for p in
                      glob.glob(os.path.join(dest, "**", "bin", "blkin*"), recursive=True) +
                      glob.glob(os.path.join(dest, "**", "sbin", "blkin*"), recursive=True)}
@@ -62,8 +54,6 @@ def main():
                  and PROJECT_VERSION in text,
                  f"{prog}: --version prints '{prog} {PROJECT_VERSION}', as the page does",
                  detail=f"rc {v.returncode}, {v.stdout!r}")
-    finally:
-        shutil.rmtree(dest, ignore_errors=True)
     t.done()
 
 

@@ -8,14 +8,12 @@ then compiles a small program with `pkg-config --cflags --libs libblkin`.
 """
 import glob
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
+from destdir import installed_tree
 from tap import Tap
 
-BUILD = os.environ.get("BLKIN_BUILD_ROOT", "build")
 
 PROGRAM = r"""
 #include <blkin.h>
@@ -42,13 +40,7 @@ int main(void)
 
 def main():
     t = Tap()
-    dest = tempfile.mkdtemp(prefix="blkin-install-")
-    try:
-        r = subprocess.run(["meson", "install", "-C", BUILD, "--destdir", dest,
-                            "--no-rebuild", "--quiet"],
-                           capture_output=True, text=True, timeout=120)
-        if not t.eq(r.returncode, 0, "meson install into a DESTDIR"):
-            t.diag(r.stdout + r.stderr)
+    with installed_tree(t, "blkin-install-") as dest:
         pcs = glob.glob(os.path.join(dest, "**", "pkgconfig", "libblkin.pc"), recursive=True)
         libs = glob.glob(os.path.join(dest, "**", "libblkin.so*"), recursive=True)
         hdrs = glob.glob(os.path.join(dest, "**", "include", "blkin.h"), recursive=True)
@@ -79,8 +71,6 @@ def main():
                                       LD_LIBRARY_PATH=os.path.dirname(sorted(libs)[0])))
         t.eq((run.returncode, run.stdout.strip()), (0, "1"),
              "and runs against the installed library: a packed context makes a child")
-    finally:
-        shutil.rmtree(dest, ignore_errors=True)
     t.done()
 
 
