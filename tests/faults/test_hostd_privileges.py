@@ -84,10 +84,17 @@ def main():
             t.eq(st.get("Uid", "").split()[0], "0", "hostd is still uid 0 (its files are root's)")
             # Capabilities are per thread: GLib's worker and the export
             # thread must not have kept root's.
-            threads = {}
-            for tid in os.listdir(f"/proc/{h.proc.pid}/task"):
-                ts = status_of(f"{h.proc.pid}/task/{tid}")
-                threads[ts["Name"]] = tuple(ts[k] for k in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs"))
+            # Keyed by thread id: a thread GLib has just started still has
+            # the process's name until it names itself.
+            def threads_now():
+                threads = {}
+                for tid in os.listdir(f"/proc/{h.proc.pid}/task"):
+                    ts = status_of(f"{h.proc.pid}/task/{tid}")
+                    threads[f"{tid} {ts['Name']}"] = tuple(
+                        ts[k] for k in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs"))
+                return threads
+            h_wait(lambda: len(threads_now()) >= 3)
+            threads = threads_now()
             t.diag(threads)
             t.ok(len(threads) >= 3 and all(v == (want, want, want, "1") for v in threads.values()),
                  "every thread (GLib's worker and the export thread too) has the same", detail=threads)
