@@ -17,7 +17,6 @@ import time
 
 MAGIC = 0x4E4B4C42
 HELLO, DEVMAP, REQUESTS, PROBE, REPLY, DROPS = 1, 2, 3, 4, 5, 6
-FRAME_HEADER = 12
 
 
 def frame(ftype, payload):
@@ -149,11 +148,13 @@ class FakeAgent:
     def _disk(self):
         return [("vda", 252, 0, self.serial, 1 << 30)]
 
-    def _batch(self, n, dev=(252, 0)):
+    def _records(self, n, dev=(252, 0)):
         now = time.monotonic_ns()
-        recs = [record(dev[0], dev[1], (self.seq + i) * 8 % (1 << 20), 4096, 0,
+        return [record(dev[0], dev[1], (self.seq + i) * 8 % (1 << 20), 4096, 0,
                        now - 200000, now - 100000, now - 300000) for i in range(n)]
-        fr = requests(self.seq, recs)
+
+    def _batch(self, n, dev=(252, 0)):
+        fr = requests(self.seq, self._records(n, dev))
         self.seq += n
         return fr
 
@@ -217,9 +218,9 @@ class FakeAgent:
             if answer:
                 answered.wait(5)
             dev = (252, 7) if mode == "invalid" else (252, 0)
-            body = self._batch(1000, dev)[FRAME_HEADER + 16:]
+            recs = self._records(1000, dev)
             while not done.is_set() and not self.stopping:
-                send(frame(REQUESTS, struct.pack("<IIQ", 1000, 56, self.seq) + body))
-                self.seq += 1000
+                send(requests(self.seq, recs))
+                self.seq += len(recs)
         finally:
             done.set()
