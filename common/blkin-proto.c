@@ -492,20 +492,6 @@ int blkin_decode_drops(const uint8_t *p, size_t n, struct blkin_drops *d)
     return 0;
 }
 
-const char *blkin_op_name(unsigned op)
-{
-    static const char *const names[] = {
-        [BLKIN_OP_READ] = "read",
-        [BLKIN_OP_WRITE] = "write",
-        [BLKIN_OP_FLUSH] = "flush",
-        [BLKIN_OP_DISCARD] = "discard",
-        [BLKIN_OP_WRITE_ZEROES] = "write-zeroes",
-        [BLKIN_OP_OTHER] = "other",
-    };
-
-    return op <= BLKIN_OP__MAX ? names[op] : "invalid";
-}
-
 const char *blkin_frame_type_name(unsigned type)
 {
     switch (type) {

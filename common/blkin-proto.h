@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "blkin-schema.h"
+
 /* "BLKN" read as a little-endian u32: lets a reader resynchronise. */
 #define BLKIN_PROTO_MAGIC   0x4e4b4c42u
 #define BLKIN_PROTO_VERSION 1
@@ -68,16 +70,6 @@ struct blkin_devmap {
     uint32_t generation;
     uint32_t count;
     struct blkin_device dev[BLKIN_DEVICES_MAX];
-};
-
-enum blkin_op {
-    BLKIN_OP_READ = 0,
-    BLKIN_OP_WRITE = 1,
-    BLKIN_OP_FLUSH = 2,
-    BLKIN_OP_DISCARD = 3,
-    BLKIN_OP_WRITE_ZEROES = 4,
-    BLKIN_OP_OTHER = 5,
-    BLKIN_OP__MAX = 5,
 };
 
 enum blkin_req_flags {
@@ -241,5 +233,4 @@ int blkin_decode_clock_reply(const uint8_t *p, size_t n,
                              struct blkin_clock_reply *c);
 int blkin_decode_drops(const uint8_t *p, size_t n, struct blkin_drops *d);
 
-const char *blkin_op_name(unsigned op);
 const char *blkin_frame_type_name(unsigned type);

@@ -13,13 +13,13 @@
 #include <stdio.h>
 
 #include "config.h"
-#include "control.h"
-#include "metrics.h"
-#include "span-export.h"
-#include "model.h"
+#include "serve/control.h"
+#include "serve/metrics.h"
+#include "serve/span-export.h"
+#include "vms/model.h"
 #include "stats/history-store.h"
-#include "trace-feed.h"
-#include "trace-source.h"
+#include "ingest/trace-feed.h"
+#include "ingest/trace-source.h"
 
 typedef struct Hostd {
     HostdModel *model;
@@ -29,6 +29,8 @@ typedef struct Hostd {
     HostdMetrics *metrics;
     GPtrArray *exporters; /* HostdSpanExport *, owned */
     HostdHistory *history;
+    struct HostdLibvirtWatch *libvirt_watch; /* --libvirt, or NULL */
+    struct HostdGanetiWatch *ganeti_watch;   /* --ganeti-runtime, or NULL */
     GMainLoop *loop;
     char *live_url;          /* LTTng live session to read, or NULL */
     char *offline_dir;       /* recorded trace to read, or NULL */

@@ -183,7 +183,7 @@ static int coroutine_fn blkin_co_preadv_part(BlockDriverState *bs,
     BlkinReq r;
     int ret;
 
-    blkin_req_begin(bs, &r, BLKIN_OP_READ, offset, bytes, flags);
+    blkin_req_begin(bs, &r, BLKIN_TP_OP_READ, offset, bytes, flags);
     ret =
         bdrv_co_preadv_part(bs->file, offset, bytes, qiov, qiov_offset, flags);
     blkin_req_end(bs, &r, ret);
@@ -199,7 +199,7 @@ static int coroutine_fn blkin_co_pwritev_part(BlockDriverState *bs,
     BlkinReq r;
     int ret;
 
-    blkin_req_begin(bs, &r, BLKIN_OP_WRITE, offset, bytes, flags);
+    blkin_req_begin(bs, &r, BLKIN_TP_OP_WRITE, offset, bytes, flags);
     ret =
         bdrv_co_pwritev_part(bs->file, offset, bytes, qiov, qiov_offset, flags);
     blkin_req_end(bs, &r, ret);
@@ -213,7 +213,7 @@ static int coroutine_fn blkin_co_pwrite_zeroes(BlockDriverState *bs,
     BlkinReq r;
     int ret;
 
-    blkin_req_begin(bs, &r, BLKIN_OP_WRITE_ZEROES, offset, bytes, flags);
+    blkin_req_begin(bs, &r, BLKIN_TP_OP_WRITE_ZEROES, offset, bytes, flags);
     ret = bdrv_co_pwrite_zeroes(bs->file, offset, bytes, flags);
     blkin_req_end(bs, &r, ret);
     return ret;
@@ -229,7 +229,7 @@ static int coroutine_fn blkin_co_pwritev_compressed_part(BlockDriverState *bs,
     BlkinReq r;
     int ret;
 
-    blkin_req_begin(bs, &r, BLKIN_OP_WRITE, offset, bytes,
+    blkin_req_begin(bs, &r, BLKIN_TP_OP_WRITE, offset, bytes,
                     BDRV_REQ_WRITE_COMPRESSED);
     ret = bdrv_co_pwritev_part(bs->file, offset, bytes, qiov, qiov_offset,
                                BDRV_REQ_WRITE_COMPRESSED);
@@ -243,7 +243,7 @@ static int coroutine_fn blkin_co_pdiscard(BlockDriverState *bs, int64_t offset,
     BlkinReq r;
     int ret;
 
-    blkin_req_begin(bs, &r, BLKIN_OP_DISCARD, offset, bytes, 0);
+    blkin_req_begin(bs, &r, BLKIN_TP_OP_DISCARD, offset, bytes, 0);
     ret = bdrv_co_pdiscard(bs->file, offset, bytes);
     blkin_req_end(bs, &r, ret);
     return ret;
@@ -254,7 +254,7 @@ static int coroutine_fn blkin_co_flush(BlockDriverState *bs)
     BlkinReq r;
     int ret;
 
-    blkin_req_begin(bs, &r, BLKIN_OP_FLUSH, 0, 0, 0);
+    blkin_req_begin(bs, &r, BLKIN_TP_OP_FLUSH, 0, 0, 0);
     ret = bdrv_co_flush(bs->file->bs);
     blkin_req_end(bs, &r, ret);
     return ret;

@@ -54,7 +54,7 @@ typedef struct BDRVBlkinState {
 
 /* blkin-trace.c: per-request bookkeeping around the forwarded call. */
 void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
-                                  enum blkin_op op, int64_t offset,
+                                  enum blkin_tp_op op, int64_t offset,
                                   int64_t bytes, BdrvRequestFlags flags);
 void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret);
 uint64_t blkin_now_ns(void);

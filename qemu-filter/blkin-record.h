@@ -11,28 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Request types, as recorded in the `op` field. */
-enum blkin_op {
-    BLKIN_OP_READ = 1,
-    BLKIN_OP_WRITE = 2,
-    BLKIN_OP_WRITE_ZEROES = 3,
-    BLKIN_OP_DISCARD = 4,
-    BLKIN_OP_FLUSH = 5,
-};
-
-/* Why a request was recorded, as in the `why` field. */
-enum blkin_why {
-    BLKIN_WHY_SAMPLED = 1, /* chosen by the node's 1-in-N sampling */
-    BLKIN_WHY_SLOW = 2,    /* not sampled, but slower than slow-ms */
-    BLKIN_WHY_PARENT = 4,  /* its parent span (a blkin node above) was */
-};
-
-/* Lifecycle of a disk map entry, as in the `state` field of `disk`. */
-enum blkin_disk_state {
-    BLKIN_DISK_OPEN = 0,    /* the node was opened */
-    BLKIN_DISK_REFRESH = 1, /* periodic or on-demand re-emission */
-    BLKIN_DISK_CLOSE = 2,   /* the node is being closed */
-};
+#include "blkin-schema.h"
 
 /*
  * One traced request, laid out as the `request` event's three array fields
@@ -53,7 +32,7 @@ struct blkin_span {
     /* `req`, all signed 32-bit: */
     int32_t vpid;     /* getpid(): the disk index is unique per process */
     int32_t disk;     /* process-local index, see the `disk` event */
-    int32_t op;       /* enum blkin_op */
+    int32_t op;       /* enum blkin_tp_op */
     int32_t flags;    /* QEMU's BdrvRequestFlags bits (all below 2^31) */
     int32_t ret;      /* 0 or a negative errno */
     int32_t inflight; /* requests in flight in this node at entry */

@@ -98,7 +98,7 @@ static bool blkin_tracing(void)
 }
 
 void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
-                                  enum blkin_op op, int64_t offset,
+                                  enum blkin_tp_op op, int64_t offset,
                                   int64_t bytes, BdrvRequestFlags flags)
 {
     BDRVBlkinState *s = bs->opaque;

@@ -10,34 +10,14 @@
 #define BLOCKS         12 /* blocks in the 1-hour window */
 #define NS_PER_MIN     (60 * HOSTD_NS_PER_SEC)
 #define ROLLUP_VERSION 1
-#define N_OPS          HOSTD_STATS_OP__N
-#define N_PHASES       HOSTD_STATS_PHASE__N
+#define N_OPS          BLKIN_OP__N
+#define N_PHASES       BLKIN_PHASE__N
 #define N_COUNTERS     HOSTD_STATS_COUNTER__N
 
-const char *const hostd_stats_op_names[N_OPS] = {
-    [HOSTD_STATS_OP_READ] = "read",
-    [HOSTD_STATS_OP_WRITE] = "write",
-    [HOSTD_STATS_OP_FLUSH] = "flush",
-    [HOSTD_STATS_OP_DISCARD] = "discard",
-    [HOSTD_STATS_OP_WRITE_ZEROES] = "write_zeroes",
-};
-
-const char *const hostd_stats_phase_names[N_PHASES] = {
-    [HOSTD_STATS_PHASE_GUEST_QUEUE] = "guest_queue",
-    [HOSTD_STATS_PHASE_GUEST_TO_QEMU] = "guest_to_qemu",
-    [HOSTD_STATS_PHASE_QEMU] = "qemu",
-    [HOSTD_STATS_PHASE_BACKEND] = "backend",
-    [HOSTD_STATS_PHASE_QEMU_TO_GUEST] = "qemu_to_guest",
-    [HOSTD_STATS_PHASE_TOTAL] = "total",
-    [HOSTD_STATS_PHASE_NETWORK] = "network",
-    [HOSTD_STATS_PHASE_REMOTE] = "remote",
-};
-
-const HostdStatsPhase hostd_stats_phase_order[N_PHASES] = {
-    HOSTD_STATS_PHASE_TOTAL,         HOSTD_STATS_PHASE_GUEST_QUEUE,
-    HOSTD_STATS_PHASE_GUEST_TO_QEMU, HOSTD_STATS_PHASE_QEMU,
-    HOSTD_STATS_PHASE_NETWORK,       HOSTD_STATS_PHASE_REMOTE,
-    HOSTD_STATS_PHASE_BACKEND,       HOSTD_STATS_PHASE_QEMU_TO_GUEST,
+const enum blkin_phase hostd_stats_phase_order[N_PHASES] = {
+    BLKIN_PHASE_TOTAL,   BLKIN_PHASE_GUEST_QUEUE,   BLKIN_PHASE_GUEST_TO_QEMU,
+    BLKIN_PHASE_QEMU,    BLKIN_PHASE_NETWORK,       BLKIN_PHASE_REMOTE,
+    BLKIN_PHASE_BACKEND, BLKIN_PHASE_QEMU_TO_GUEST,
 };
 
 const char *const hostd_stats_counter_names[N_COUNTERS] = {
@@ -137,13 +117,13 @@ static double rate(const HostdStatsRollup *r, uint64_t v)
     return (double)v * 1e9 / (double)(r->end_ns - r->start_ns);
 }
 
-double hostd_stats_rollup_iops(const HostdStatsRollup *r, HostdStatsOp op)
+double hostd_stats_rollup_iops(const HostdStatsRollup *r, enum blkin_op op)
 {
     return op < N_OPS ? rate(r, r->requests[op]) : 0;
 }
 
 double hostd_stats_rollup_bytes_per_sec(const HostdStatsRollup *r,
-                                        HostdStatsOp op)
+                                        enum blkin_op op)
 {
     return op < N_OPS ? rate(r, r->bytes[op]) : 0;
 }

@@ -68,7 +68,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "joined-request.h"
+#include "join/joined-request.h"
 #include "latency-hist.h"
 
 #define HOSTD_NS_PER_SEC UINT64_C(1000000000)
@@ -89,11 +89,9 @@ typedef enum HostdStatsWindow {
     HOSTD_STATS_WINDOW__N,
 } HostdStatsWindow;
 
-extern const char *const hostd_stats_op_names[HOSTD_STATS_OP__N];
-extern const char *const hostd_stats_phase_names[HOSTD_STATS_PHASE__N];
 /* Every phase once, total first, then in the order a request passes them
  * (the enum's numbering is historical, see joined-request.h). */
-extern const HostdStatsPhase hostd_stats_phase_order[HOSTD_STATS_PHASE__N];
+extern const enum blkin_phase hostd_stats_phase_order[BLKIN_PHASE__N];
 extern const char *const hostd_stats_counter_names[HOSTD_STATS_COUNTER__N];
 extern const char *const hostd_stats_window_names[HOSTD_STATS_WINDOW__N];
 
@@ -105,11 +103,11 @@ typedef struct HostdStatsRollup {
     uint64_t start_ns; /* [start_ns, end_ns), host CLOCK_MONOTONIC (history:
                           whatever time base the writer used) */
     uint64_t end_ns;
-    uint64_t requests[HOSTD_STATS_OP__N];
-    uint64_t bytes[HOSTD_STATS_OP__N];
+    uint64_t requests[BLKIN_OP__N];
+    uint64_t bytes[BLKIN_OP__N];
     uint64_t counters[HOSTD_STATS_COUNTER__N];
     /* Owned; NULL when the op/phase has no sample. */
-    HostdLatencyHist *hist[HOSTD_STATS_OP__N][HOSTD_STATS_PHASE__N];
+    HostdLatencyHist *hist[BLKIN_OP__N][BLKIN_PHASE__N];
 } HostdStatsRollup;
 
 /* Frees the histograms and zeroes @r (NULL accepted). */
@@ -123,9 +121,9 @@ void hostd_stats_rollup_merge(HostdStatsRollup *dst,
 void hostd_stats_rollup_copy(HostdStatsRollup *dst,
                              const HostdStatsRollup *src);
 /* Requests of @op per second over [start_ns, end_ns); 0 if empty. */
-double hostd_stats_rollup_iops(const HostdStatsRollup *r, HostdStatsOp op);
+double hostd_stats_rollup_iops(const HostdStatsRollup *r, enum blkin_op op);
 double hostd_stats_rollup_bytes_per_sec(const HostdStatsRollup *r,
-                                        HostdStatsOp op);
+                                        enum blkin_op op);
 
 /*
  * Serialized form (without the interval, which the container keys):

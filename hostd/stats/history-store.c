@@ -13,7 +13,7 @@
 
 /* Schema v1 spells out one column per op and counter; growing the enums
  * takes a migration that adds columns (and these asserts moved along). */
-G_STATIC_ASSERT(HOSTD_STATS_OP__N == 5);
+G_STATIC_ASSERT(BLKIN_OP__N == 5);
 G_STATIC_ASSERT(HOSTD_STATS_COUNTER__N == 4);
 
 /* migrations[i] takes the schema from version i to i + 1. */
@@ -77,7 +77,7 @@ static const char *const statements[ST__N] = {
 typedef struct Pending {
     char *disk;
     int64_t minute, start, end;
-    uint64_t counts[2 * HOSTD_STATS_OP__N + HOSTD_STATS_COUNTER__N];
+    uint64_t counts[2 * BLKIN_OP__N + HOSTD_STATS_COUNTER__N];
     GBytes *blob;
 } Pending;
 
@@ -402,7 +402,7 @@ static gboolean prepare_row(HostdHistory *h, const HostdHistoryRow *r,
     (void)row_key(r, &out->minute, &out->start, &out->end);
     out->disk = g_strdup(r->disk);
     int c = 0;
-    for (int o = 0; o < HOSTD_STATS_OP__N; o++) {
+    for (int o = 0; o < BLKIN_OP__N; o++) {
         out->counts[c++] = ru->requests[o];
         out->counts[c++] = ru->bytes[o];
     }

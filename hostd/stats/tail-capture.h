@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #include "disk-stats.h"
-#include "joined-request.h"
+#include "join/joined-request.h"
 
 #define HOSTD_TAIL_CAPTURE_MAX_K 1024
 

@@ -9,7 +9,7 @@ import time
 SRC = os.environ.get("BLKIN_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("BLKIN_BUILD_ROOT", os.path.join(SRC, "build"))
 HOSTD = os.path.join(BUILD, "hostd", "blkin-hostd")
-CLI = os.path.join(BUILD, "hostd", "blkin")
+CLI = os.path.join(BUILD, "cli", "blkin")
 
 
 class Hostd:

@@ -1,8 +1,9 @@
 /*
- * fuzz-agent-conn.c: hostd's side of a guest's channel (hostd/agent-conn.c)
- * end to end: the input is what the "guest" sends on the VM's agent socket,
- * and hostd takes it the way it does in production, through its connection,
- * its limits, the clock exchange and into the VM's disks and joins.
+ * fuzz-agent-conn.c: hostd's side of a guest's channel
+ * (hostd/ingest/agent-conn.c) end to end: the input is what the "guest" sends
+ * on the VM's agent socket, and hostd takes it the way it does in production,
+ * through its connection, its limits, the clock exchange and into the VM's
+ * disks and joins.
  *
  * Per input: a fresh model with one VM (two disks, serials ser-a/ser-b)
  * whose agent socket this harness listens on; hostd connects (and sends its
@@ -15,8 +16,8 @@
 #include "fuzz.h"
 #include "fuzz-glib.h"
 
-#include "agent-conn.h"
-#include "model.h"
+#include "ingest/agent-conn.h"
+#include "vms/model.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,5 +1,5 @@
 /*
- * fuzz-control.c: hostd's control requests (hostd/commands.c and the
+ * fuzz-control.c: hostd's control requests (hostd/serve/commands.c and the
  * report builders behind them) on hostile JSON. The control socket is for
  * root and the blkin group only, but a request is still outside input, and
  * a crash there takes every VM's tracing down.

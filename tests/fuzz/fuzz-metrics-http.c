@@ -1,7 +1,7 @@
 /*
  * fuzz-metrics-http.c: the metrics endpoint's request parsing
- * (hostd/metrics-http.c) as hostd/metrics.c drives it: the client's bytes
- * arrive in reads of a size the first input byte picks, into a buffer of
+ * (hostd/serve/metrics-http.c) as hostd/serve/metrics.c drives it: the client's
+ * bytes arrive in reads of a size the first input byte picks, into a buffer of
  * the server's size, and are judged after every read that brought a line
  * feed (or filled the buffer).
  *
@@ -13,7 +13,7 @@
  */
 #include "fuzz.h"
 
-#include "metrics-http.h"
+#include "serve/metrics-http.h"
 
 #include <string.h>
 

@@ -5,6 +5,7 @@ no daemon, bad requests refused with a reason and nothing changed, and
 import json
 import os
 import shutil
+import socket
 import subprocess
 
 from stack import BUILD, CLI, HostStack
@@ -14,6 +15,21 @@ from tap import Tap
 def blkin(*args, sock=None):
     argv = [CLI] + (["--socket", sock] if sock else []) + list(args)
     return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def control(sock_path, req):
+    """One request over the control socket, as any local client may send it."""
+    with socket.socket(socket.AF_UNIX) as c:
+        c.settimeout(30)
+        c.connect(sock_path)
+        c.sendall((json.dumps(req) + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return json.loads(buf)
 
 
 def main():
@@ -33,8 +49,16 @@ def main():
     with HostStack(wd) as st:
         s = st.socket
         r = blkin("register", "vm1", "--disk", "vda-without-serial", sock=s)
-        t.ok(r.returncode == 1 and "TARGET=SERIAL=FILTER-ID" in r.stderr, "a malformed disk spec is refused",
-             detail=r.stderr)
+        t.ok(r.returncode == 2 and "TARGET=SERIAL=FILTER-ID" in r.stderr,
+             "a malformed disk spec is refused by the CLI, naming the form", detail=r.stderr)
+        # The control protocol takes disks as objects only: a client that
+        # sends the text form (or a part that is not printable) is told so.
+        for disk, want in (("vda=s1=vm1/vda", "each disk is an object"),
+                           ({"target": "vda", "serial": "s 1", "filter_id": "vm1/vda"}, "invalid serial"),
+                           ({"target": "vda", "serial": "s1"}, "invalid filter id")):
+            ans = control(s, {"cmd": "register", "vm": "vm1", "disks": [disk]})
+            t.ok(ans.get("ok") is False and want in ans.get("error", ""),
+                 f"control protocol: register with disk {disk!r} refused ({want})", detail=ans)
         r = blkin("register", "vm1", "--disk", "vda=s1=vm1/vda", sock=s)
         t.ok(r.returncode == 0, "a good registration is accepted", detail=r.stderr)
         r = blkin("register", "vm2", "--disk", "vda=s2=vm1/vda", sock=s)

@@ -6,7 +6,7 @@ namespace with its own LTTng; the veth pair between them is the network.
 Node B's lttng-sessiond streams its session to the lttng-relayd on node A
 (LTTng's own streaming), which blkin-hostd on A reads live next to A's own
 session. NBD carries no trace context, so hostd joins B's server-side spans
-to A's requests by op, offset, length and time (hostd/remote-join.h), and
+to A's requests by op, offset, length and time (hostd/join/remote-join.h), and
 estimates B's clock offset from the pairs. The report must then show every
 phase for that disk -- guest, virtio, QEMU on A, network, the service on B,
 B's storage I/O -- and join at least 99 % of the guest's requests across all

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""hostd's trace source (hostd/trace-source.c) through tests/hostd/trace-dump:
+"""hostd's trace source (hostd/ingest/trace-source.c) through tests/hostd/trace-dump:
 offline reads of real sessions give exactly the requests QEMU issued through
 the filter (checked field by field against babeltrace2's own decode), live
 reads through an lttng-relayd started here see them while the session runs
@@ -76,16 +76,16 @@ def test_offline_exact(t):
 
     spans = spans_for(objs, "hd-off")
     # qemu-io flushes after each write command: flushes are counted apart.
-    got = [(o["op"], o["offset"], o["bytes"], o["ret"]) for o in spans if o["op"] != 5]
-    want = [(1, 0, 4096, 0), (2, 8 * KiB, 16 * KiB, 0), (3, 64 * KiB, 8 * KiB, 0),
-            (4, 128 * KiB, 64 * KiB, 0)]
+    got = [(o["op"], o["offset"], o["bytes"], o["ret"]) for o in spans if o["op"] != "flush"]
+    want = [("read", 0, 4096, 0), ("write", 8 * KiB, 16 * KiB, 0), ("write_zeroes", 64 * KiB, 8 * KiB, 0),
+            ("discard", 128 * KiB, 64 * KiB, 0)]
     t.eq(got, want, "qemu-io: read, write, write-zeroes, discard in order with offsets and lengths")
-    flushes = [o for o in spans if o["op"] == 5]
-    t.ok(flushes and all(o["offset"] == 0 and o["bytes"] == 0 for o in flushes) and spans[-1]["op"] == 5,
-         "flushes decoded (op 5, no range), the explicit one last", detail=flushes)
+    flushes = [o for o in spans if o["op"] == "flush"]
+    t.ok(flushes and all(o["offset"] == 0 and o["bytes"] == 0 for o in flushes) and spans[-1]["op"] == "flush",
+         "flushes decoded (no range), the explicit one last", detail=flushes)
 
     bench = spans_for(objs, "hd-bench")
-    t.eq(sorted(o["offset"] for o in bench if o["op"] == 1), [i * 4096 for i in range(300)],
+    t.eq(sorted(o["offset"] for o in bench if o["op"] == "read"), [i * 4096 for i in range(300)],
          "qemu-img bench: each of the 300 reads exactly once")
 
     maps = [o for o in of(objs, "disk") if o["id"] in ("hd-off", "hd-bench")]
@@ -116,14 +116,14 @@ def test_stacked_and_hung(t):
         r = qemu_io(top, "aio_read 0 4k", "sleep 1000", "aio_flush")
     t.ok(r.returncode == 0, "a 700 ms read through two stacked filters", detail=r.stderr)
     rc, objs, _ = dump(s.dir)
-    tops = [o for o in spans_for(objs, "hd-top") if o["op"] == 1]
-    lows = [o for o in spans_for(objs, "hd-low") if o["op"] == 1]
+    tops = [o for o in spans_for(objs, "hd-top") if o["op"] == "read"]
+    lows = [o for o in spans_for(objs, "hd-low") if o["op"] == "read"]
     t.ok(len(tops) == 1 and len(lows) == 1, "one span per node", detail=objs)
     if tops and lows:
         t.ok(lows[0]["trace_id"] == tops[0]["trace_id"] and lows[0]["parent_span_id"] == tops[0]["span_id"]
              and tops[0]["parent_span_id"] == 0, "lower span: same trace, parent = upper span")
     hung = spans_for(objs, "hd-top", ev="hung")
-    t.ok(len(hung) >= 1 and all(h["age_ns"] >= 200e6 and h["offset"] == 0 and h["op"] == 1 for h in hung),
+    t.ok(len(hung) >= 1 and all(h["age_ns"] >= 200e6 and h["offset"] == 0 and h["op"] == "read" for h in hung),
          "hung events decoded with the request's fields and an age past hung-ms", detail=hung)
     if hung and tops:
         h = hung[0]

@@ -16,7 +16,7 @@
 
 #include <glib.h>
 
-#include "trace-source.h"
+#include "ingest/trace-source.h"
 
 typedef struct Counts {
     uint64_t spans, hung, disks, discarded, bytes;
@@ -42,12 +42,12 @@ static void print_span_fields(const HostdSpan *s)
 {
     printf("\"vpid\":%" PRIu32 ",\"disk\":%" PRIu32 ",\"trace_id\":%" PRIu64
            ",\"span_id\":%" PRIu64 ",\"parent_span_id\":%" PRIu64
-           ",\"op\":%u,\"flags\":%" PRIu32 ",\"offset\":%" PRIu64
+           ",\"op\":\"%s\",\"flags\":%" PRIu32 ",\"offset\":%" PRIu64
            ",\"bytes\":%" PRIu64 ",\"start_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64
            ",\"ret\":%" PRId32 ",\"inflight\":%" PRIu32 ",\"why\":%u",
-           s->vpid, s->disk, s->trace_id, s->span_id, s->parent_span_id, s->op,
-           s->flags, s->offset, s->bytes, s->start_ns, s->end_ns, s->ret,
-           s->inflight, s->why);
+           s->vpid, s->disk, s->trace_id, s->span_id, s->parent_span_id,
+           blkin_op_name(s->op), s->flags, s->offset, s->bytes, s->start_ns,
+           s->end_ns, s->ret, s->inflight, s->why);
 }
 
 static void on_span(void *opaque, const HostdSpan *s)

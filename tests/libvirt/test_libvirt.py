@@ -23,7 +23,7 @@ from tap import Tap  # noqa: E402
 
 BUILD = vm.build_root()
 TOOL = os.path.join(BUILD, "libvirt-hooks", "blkin-libvirt")
-CLI = os.path.join(BUILD, "hostd", "blkin")
+CLI = os.path.join(BUILD, "cli", "blkin")
 HOSTD = os.path.join(BUILD, "hostd", "blkin-hostd")
 NAME = "blkin-lv-test"
 UUID = str(uuid.UUID("5b1e4f0c-8a7d-4c3e-9f21-0a1b2c3d4e5f"))

@@ -1,0 +1,76 @@
+/*
+ * agent-conn.h: hostd's connection to one VM's guest agent.
+ *
+ * QEMU exposes the agent's virtio-serial port as a UNIX socket it listens
+ * on; hostd connects as a client, and reconnects (every second) whenever
+ * QEMU restarts or the socket is not there yet. Everything received goes
+ * through common/blkin-channel (validation, device map, clock estimate); the
+ * channel is the only identity: records land only on this VM's disks.
+ * A channel that goes beyond its limits is closed with one log line and
+ * retried later with a growing delay (docs/security.md).
+ *
+ * What the channel decodes goes to a HostdAgentSink, as a trace source's
+ * events go to a HostdTraceSink: the connection knows nothing of VMs or
+ * joins. Runs in the GLib main context of the thread that created it.
+ */
+#ifndef HOSTD_AGENT_CONN_H
+#define HOSTD_AGENT_CONN_H
+
+#include <glib.h>
+#include <stdbool.h>
+
+#include "blkin-clock.h"
+#include "hostd-span.h"
+
+typedef struct HostdAgentConn HostdAgentConn;
+
+/* Where a VM's channel delivers; called on the connection's thread. */
+typedef struct HostdAgentSink {
+    /* The VM's own disk that the guest's device map names by @serial, or
+     * NULL (the record is then counted as foreign). Opaque here. */
+    void *(*disk)(void *opaque, const char *serial);
+    /* A guest request, on the host clock, for a disk disk() gave. */
+    void (*request)(void *opaque, void *disk, const HostdGuestReq *g);
+    /* The VM's requests waiting in its joins: they count against the
+     * channel's pending limit (docs/security.md). */
+    size_t (*pending)(void *opaque);
+} HostdAgentSink;
+
+/* What one VM's channel counted since it was created. */
+typedef struct HostdAgentCounters {
+    uint64_t foreign_records; /* devices not among the VM's disks */
+    uint64_t agent_drops;     /* records the agent reported dropped */
+    uint64_t agent_gap;       /* records missing in the stream */
+    uint64_t invalid;         /* frames or records refused */
+} HostdAgentCounters;
+
+/* Connects to @socket_path (and keeps reconnecting); @vm_name is for log
+ * lines. @sink is copied; @opaque is passed to its callbacks. */
+HostdAgentConn *hostd_agent_conn_new(const char *vm_name,
+                                     const char *socket_path,
+                                     const HostdAgentSink *sink, void *opaque);
+void hostd_agent_conn_free(HostdAgentConn *c);
+
+/* All zero for NULL (a VM without an agent). */
+HostdAgentCounters hostd_agent_conn_counters(const HostdAgentConn *c);
+
+bool hostd_agent_conn_connected(const HostdAgentConn *c);
+/* The current guest clock estimate; false before the first exchange. */
+bool hostd_agent_conn_clock(const HostdAgentConn *c,
+                            struct blkin_clock_estimate *out);
+/* How far apart guest and span times may be and still match (NULL: 2 ms). */
+int64_t hostd_agent_conn_tolerance_ns(const HostdAgentConn *c);
+/* The probe estimate's error bound; a large value before the first. */
+int64_t hostd_agent_conn_bound_ns(const HostdAgentConn *c);
+uint64_t hostd_agent_conn_reconnects(const HostdAgentConn *c);
+uint64_t hostd_agent_conn_pre_sync_dropped(const HostdAgentConn *c);
+/*
+ * Times the channel was closed for going beyond a limit (frame, record or
+ * byte rates, refused input, devices, pending requests; docs/security.md).
+ */
+uint64_t hostd_agent_conn_limit_breaches(const HostdAgentConn *c);
+/* Frames to the agent lost because its socket had no room (a guest that
+ * does not read its port): hostd never waits for a guest. */
+uint64_t hostd_agent_conn_unsent(const HostdAgentConn *c);
+
+#endif

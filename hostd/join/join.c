@@ -1,0 +1,494 @@
+/*
+ * join.c: the per-disk join of guest requests and filter spans (join.h).
+ *
+ * Pending spans are kept sorted by start time. They arrive in completion
+ * order, so inserting from the tail moves a new span back only past the
+ * spans that started after it and ended before it: a handful, bounded by
+ * the queue depth. Guest requests are matched in batches once the
+ * watermark has passed their completion.
+ */
+#include "join.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * How long after its end a span that no guest request has claimed is kept:
+ * the guest may take this long to see the completion (interrupt delivery,
+ * a busy vCPU, TCG) and still be matched to it.
+ */
+#define HOSTD_SPAN_KEEP_NS (2LL * 1000000000LL)
+
+typedef struct PendingSpan {
+    HostdSpan s;
+    HostdBelow below;
+    uint64_t served_bytes; /* bytes of guest requests matched to it */
+    uint32_t served;       /* guest requests matched to it */
+    bool expired;
+} PendingSpan;
+
+typedef struct CausalSlot {
+    int64_t sec; /* host second of the constraints; 0 = empty */
+    int64_t lo, hi;
+} CausalSlot;
+
+typedef struct Pair {
+    HostdGuestReq g;
+    PendingSpan *p;
+} Pair;
+
+struct HostdJoin {
+    HostdJoinEmit emit;
+    void *opaque;
+    CausalSlot causal[HOSTD_CAUSAL_WINDOW_S];
+    HostdClockCorrection corr;
+    GArray *spans;  /* PendingSpan, sorted by (start_ns, span_id) */
+    GArray *guests; /* HostdGuestReq, in arrival order */
+    HostdJoinCounters c;
+    /* The guest clock's error bound given to the latest flush; 0 before a
+     * clock estimate (the record's clock_error_ns). */
+    uint64_t probe_bound_ns;
+};
+
+HostdJoin *hostd_join_new(HostdJoinEmit emit, void *opaque)
+{
+    HostdJoin *j = g_new0(HostdJoin, 1);
+
+    j->emit = emit;
+    j->opaque = opaque;
+    j->spans = g_array_new(FALSE, FALSE, sizeof(PendingSpan));
+    j->guests = g_array_new(FALSE, FALSE, sizeof(HostdGuestReq));
+    return j;
+}
+
+void hostd_join_free(HostdJoin *j)
+{
+    if (!j)
+        return;
+    g_array_unref(j->spans);
+    g_array_unref(j->guests);
+    g_free(j);
+}
+
+const HostdClockCorrection *hostd_join_correction(const HostdJoin *j)
+{
+    return &j->corr;
+}
+
+const HostdJoinCounters *hostd_join_counters(const HostdJoin *j)
+{
+    return &j->c;
+}
+
+size_t hostd_join_pending(const HostdJoin *j)
+{
+    return j->spans->len + j->guests->len;
+}
+
+/* Phases of a request being emitted, signed: -1 where one does not apply.
+ * Only the two measured across the guest/host clock boundary can come out
+ * negative for real (within the clock error bound). */
+typedef struct Phases {
+    int64_t ns[BLKIN_PHASE__N];
+} Phases;
+
+static void phases_init(Phases *ph)
+{
+    for (int i = 0; i < BLKIN_PHASE__N; i++)
+        ph->ns[i] = -1;
+}
+
+/* The record's common part from what was seen of it: @g and/or @p. */
+static void record_init(HostdJoin *j, HostdJoinedRequest *r,
+                        const HostdGuestReq *g, const PendingSpan *p)
+{
+    memset(r, 0, sizeof(*r));
+    r->merged = 1;
+    if (p) {
+        r->disk.vpid = p->s.vpid;
+        r->disk.disk = p->s.disk;
+        r->op = p->s.op;
+        r->ret = p->s.ret;
+        r->offset = p->s.offset;
+        r->bytes = p->s.bytes;
+        r->flags |= HOSTD_JR_HAS_SPAN;
+        r->span_start_ns = p->s.start_ns;
+        r->span_end_ns = p->s.end_ns;
+        r->trace_id = p->s.trace_id;
+        r->span_id = p->s.span_id;
+        r->lower_total_ns = p->below.backend_ns;
+        if (p->below.remote)
+            r->lower_total_ns += p->below.network_ns + p->below.remote_ns;
+    }
+    if (g) {
+        r->op = g->op;
+        r->ret = r->ret ? r->ret : g->error;
+        r->offset = g->offset;
+        r->bytes = g->bytes;
+        r->flags |= HOSTD_JR_HAS_GUEST;
+        r->guest_queue_ns = g->queue_ns;
+        r->guest_issue_ns = g->issue_ns;
+        r->guest_complete_ns = g->complete_ns;
+        r->clock_error_ns = j->probe_bound_ns;
+    }
+    if (g && !p)
+        r->flags |= HOSTD_JR_UNMATCHED_GUEST;
+    if (p && !g)
+        r->flags |= HOSTD_JR_UNMATCHED_SPAN;
+    if (r->ret)
+        r->flags |= HOSTD_JR_ERROR;
+}
+
+/* Sets the record's phases from @ph and hands it on. */
+static void record_emit(HostdJoin *j, HostdJoinedRequest *r, const Phases *ph)
+{
+    bool joined =
+        (r->flags & HOSTD_JR_HAS_GUEST) && (r->flags & HOSTD_JR_HAS_SPAN);
+
+    if (r->merged > 1)
+        r->flags |= HOSTD_JR_MERGED;
+    for (int p = 0; p < BLKIN_PHASE__N; p++) {
+        bool cross_clock =
+            p == BLKIN_PHASE_GUEST_TO_QEMU || p == BLKIN_PHASE_QEMU_TO_GUEST;
+
+        if (ph->ns[p] < 0 && !(cross_clock && joined))
+            continue;
+        /* Histograms count a cross-clock phase a little below 0 as 0; the
+         * timestamps in the record stay exact. */
+        r->phase_valid |= 1u << p;
+        r->phase_ns[p] = ph->ns[p] > 0 ? (uint64_t)ph->ns[p] : 0;
+    }
+    if (!r->guest_queue_ns)
+        r->phase_valid &= ~(1u << BLKIN_PHASE_GUEST_QUEUE);
+    j->emit(j->opaque, r);
+}
+
+static void emit_guest_only(HostdJoin *j, const HostdGuestReq *g)
+{
+    HostdJoinedRequest r;
+    Phases ph;
+    int64_t first = g->queue_ns ? g->queue_ns : g->issue_ns;
+
+    record_init(j, &r, g, NULL);
+    phases_init(&ph);
+    if (g->queue_ns)
+        ph.ns[BLKIN_PHASE_GUEST_QUEUE] = g->issue_ns - g->queue_ns;
+    ph.ns[BLKIN_PHASE_TOTAL] = g->complete_ns - first;
+    j->c.unmatched_guest++;
+    record_emit(j, &r, &ph);
+}
+
+/* Splits a span's duration @dur into QEMU and what was below it. */
+static void below_phases(const HostdBelow *b, int64_t dur, int64_t *phase_ns)
+{
+    int64_t below = (int64_t)b->backend_ns;
+
+    phase_ns[BLKIN_PHASE_BACKEND] =
+        b->known || b->remote ? (int64_t)b->backend_ns : -1;
+    if (b->remote) {
+        phase_ns[BLKIN_PHASE_NETWORK] = (int64_t)b->network_ns;
+        phase_ns[BLKIN_PHASE_REMOTE] = (int64_t)b->remote_ns;
+        below += (int64_t)(b->network_ns + b->remote_ns);
+    }
+    phase_ns[BLKIN_PHASE_QEMU] = dur - below;
+}
+
+/* Keeps what is below a span within it, so the phases add up. */
+static void clamp_below(PendingSpan *p)
+{
+    uint64_t dur;
+
+    if (p->s.end_ns < p->s.start_ns)
+        p->s.end_ns = p->s.start_ns;
+    dur = p->s.end_ns - p->s.start_ns;
+    if (!p->below.remote) {
+        p->below.network_ns = p->below.remote_ns = 0;
+    }
+    p->below.backend_ns = MIN(p->below.backend_ns, dur);
+    p->below.remote_ns = MIN(p->below.remote_ns, dur - p->below.backend_ns);
+    p->below.network_ns = MIN(p->below.network_ns,
+                              dur - p->below.backend_ns - p->below.remote_ns);
+}
+
+static void emit_span_only(HostdJoin *j, const PendingSpan *p)
+{
+    HostdJoinedRequest r;
+    Phases ph;
+    int64_t dur = (int64_t)(p->s.end_ns - p->s.start_ns);
+
+    record_init(j, &r, NULL, p);
+    phases_init(&ph);
+    below_phases(&p->below, dur, ph.ns);
+    ph.ns[BLKIN_PHASE_TOTAL] = dur;
+    j->c.unmatched_span++;
+    record_emit(j, &r, &ph);
+}
+
+static void emit_joined(HostdJoin *j, const HostdGuestReq *guest,
+                        const PendingSpan *p, int64_t c)
+{
+    HostdGuestReq shifted = *guest;
+    const HostdGuestReq *g = &shifted;
+    HostdJoinedRequest r;
+    Phases ph;
+    int64_t start = (int64_t)p->s.start_ns, end = (int64_t)p->s.end_ns;
+
+    if (shifted.queue_ns)
+        shifted.queue_ns += c;
+    shifted.issue_ns += c;
+    shifted.complete_ns += c;
+    record_init(j, &r, g, p);
+    /* The guest's own range: a span larger than it served several. */
+    r.merged = p->s.bytes > g->bytes ? 2 : 1;
+    phases_init(&ph);
+    /* Each phase is a difference of consecutive timestamps: they add up. */
+    ph.ns[BLKIN_PHASE_GUEST_QUEUE] =
+        g->queue_ns ? g->issue_ns - g->queue_ns : -1;
+    ph.ns[BLKIN_PHASE_GUEST_TO_QEMU] = start - g->issue_ns;
+    below_phases(&p->below, end - start, ph.ns);
+    ph.ns[BLKIN_PHASE_QEMU_TO_GUEST] = g->complete_ns - end;
+    ph.ns[BLKIN_PHASE_TOTAL] =
+        g->complete_ns - (g->queue_ns ? g->queue_ns : g->issue_ns);
+    j->c.matched++;
+    if (r.merged > 1)
+        j->c.merged++;
+    record_emit(j, &r, &ph);
+}
+
+static int span_cmp(const PendingSpan *a, const PendingSpan *b)
+{
+    if (a->s.start_ns != b->s.start_ns)
+        return a->s.start_ns < b->s.start_ns ? -1 : 1;
+    return a->s.span_id < b->s.span_id ? -1 : a->s.span_id > b->s.span_id;
+}
+
+void hostd_join_add_span(HostdJoin *j, const HostdSpan *s,
+                         const HostdBelow *below)
+{
+    PendingSpan p = {.s = *s, .below = *below};
+    PendingSpan *a;
+    guint i;
+
+    clamp_below(&p);
+
+    if (j->spans->len >= HOSTD_JOIN_MAX_PENDING) {
+        /* Expire the oldest in bulk: one move of the array, not one per
+         * span, so an overloaded join stays linear. */
+        guint n = HOSTD_JOIN_MAX_PENDING / 16;
+
+        for (guint i = 0; i < n; i++) {
+            a = &g_array_index(j->spans, PendingSpan, i);
+            if (!a->served)
+                emit_span_only(j, a);
+        }
+        j->c.overflow += n;
+        g_array_remove_range(j->spans, 0, n);
+    }
+    g_array_append_val(j->spans, p);
+    a = (PendingSpan *)j->spans->data;
+    for (i = j->spans->len - 1; i > 0 && span_cmp(&a[i - 1], &p) > 0; i--)
+        a[i] = a[i - 1];
+    a[i] = p;
+}
+
+void hostd_join_span_alone(HostdJoin *j, const HostdSpan *s,
+                           const HostdBelow *below)
+{
+    PendingSpan p = {.s = *s, .below = *below};
+
+    clamp_below(&p);
+    emit_span_only(j, &p);
+}
+
+void hostd_join_add_guest(HostdJoin *j, const HostdGuestReq *g)
+{
+    if (j->guests->len >= HOSTD_JOIN_MAX_PENDING) {
+        guint n = HOSTD_JOIN_MAX_PENDING / 16;
+
+        for (guint i = 0; i < n; i++)
+            emit_guest_only(j, &g_array_index(j->guests, HostdGuestReq, i));
+        j->c.overflow += n;
+        g_array_remove_range(j->guests, 0, n);
+    }
+    g_array_append_val(j->guests, *g);
+}
+
+static int guest_cmp(const void *a, const void *b)
+{
+    const HostdGuestReq *x = a, *y = b;
+
+    if (x->issue_ns != y->issue_ns)
+        return x->issue_ns < y->issue_ns ? -1 : 1;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    return (int)x->op - (int)y->op;
+}
+
+/* First pending span starting at or after @t. */
+static guint spans_lower_bound(HostdJoin *j, int64_t t)
+{
+    const PendingSpan *a = (const PendingSpan *)j->spans->data;
+    guint lo = 0, hi = j->spans->len;
+
+    while (lo < hi) {
+        guint mid = lo + (hi - lo) / 2;
+
+        if ((int64_t)a[mid].s.start_ns < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static PendingSpan *find_span(HostdJoin *j, const HostdGuestReq *g,
+                              int64_t tol_ns)
+{
+    PendingSpan *a = (PendingSpan *)j->spans->data;
+    PendingSpan *containing = NULL;
+    guint first = spans_lower_bound(j, g->issue_ns - tol_ns);
+
+    for (guint i = first; i < j->spans->len &&
+                          (int64_t)a[i].s.start_ns <= g->complete_ns + tol_ns;
+         i++) {
+        PendingSpan *p = &a[i];
+
+        if (i - first >= HOSTD_JOIN_SCAN_MAX) {
+            if (!containing)
+                j->c.scan_limited++;
+            break;
+        }
+
+        if (p->expired || p->s.op != g->op ||
+            (int64_t)p->s.end_ns > g->complete_ns + tol_ns)
+            continue;
+        if (p->s.offset == g->offset && p->s.bytes == g->bytes) {
+            if (!p->served)
+                return p;
+            continue;
+        }
+        /* Contained, written so that no sum can wrap. */
+        if (!containing && p->s.offset <= g->offset && g->bytes <= p->s.bytes &&
+            g->offset - p->s.offset <= p->s.bytes - g->bytes &&
+            p->served_bytes + g->bytes <= p->s.bytes)
+            containing = p;
+    }
+    return containing;
+}
+
+/* Adds a joined pair's constraints to the slot of its second. */
+static void causal_add(HostdJoin *j, const HostdGuestReq *g,
+                       const PendingSpan *p)
+{
+    int64_t sec = g->complete_ns / 1000000000LL;
+    CausalSlot *s = &j->causal[sec % HOSTD_CAUSAL_WINDOW_S];
+    int64_t lo = (int64_t)p->s.end_ns - g->complete_ns;
+    int64_t hi = (int64_t)p->s.start_ns - g->issue_ns;
+
+    if (s->sec != sec) {
+        s->sec = sec;
+        s->lo = lo;
+        s->hi = hi;
+        return;
+    }
+    s->lo = MAX(s->lo, lo);
+    s->hi = MIN(s->hi, hi);
+}
+
+/* The correction from the last window's constraints and the probe bound. */
+static int64_t causal_offset(HostdJoin *j, int64_t now_sec,
+                             int64_t probe_bound_ns)
+{
+    int64_t lo = -probe_bound_ns, hi = probe_bound_ns;
+    bool any = false;
+
+    for (int i = 0; i < HOSTD_CAUSAL_WINDOW_S; i++) {
+        const CausalSlot *s = &j->causal[i];
+
+        if (!s->sec || s->sec <= now_sec - HOSTD_CAUSAL_WINDOW_S)
+            continue;
+        lo = MAX(lo, s->lo);
+        hi = MIN(hi, s->hi);
+        any = true;
+    }
+    if (!any)
+        return j->corr.valid ? j->corr.offset_ns : 0;
+    if (lo > hi) {
+        j->corr.inconsistent++;
+        j->corr.valid = false;
+        return 0;
+    }
+    j->corr.valid = true;
+    j->corr.lo_ns = lo;
+    j->corr.hi_ns = hi;
+    j->corr.offset_ns = lo + (hi - lo) / 2;
+    return j->corr.offset_ns;
+}
+
+void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
+                      int64_t probe_bound_ns, bool expect_guest)
+{
+    /* A bound this large means there is no estimate (yet). */
+    j->probe_bound_ns = probe_bound_ns > 0 && probe_bound_ns < INT64_MAX / 4
+                            ? probe_bound_ns
+                            : 0;
+    /* Without an agent no guest request will come: spans go out at once. */
+    int64_t keep_ns = expect_guest ? HOSTD_SPAN_KEEP_NS : 0;
+    g_autoptr(GArray) batch = g_array_new(FALSE, FALSE, sizeof(HostdGuestReq));
+    g_autoptr(GArray) pairs = g_array_new(FALSE, FALSE, sizeof(Pair));
+    int64_t newest_sec = 0, c;
+    guint kept = 0;
+
+    /* Guest requests complete by the watermark form this batch. */
+    for (guint i = 0; i < j->guests->len; i++) {
+        HostdGuestReq *g = &g_array_index(j->guests, HostdGuestReq, i);
+
+        if (g->complete_ns <= watermark_ns)
+            g_array_append_val(batch, *g);
+        else
+            g_array_index(j->guests, HostdGuestReq, kept++) = *g;
+    }
+    g_array_set_size(j->guests, kept);
+    if (batch->len)
+        qsort(batch->data, batch->len, sizeof(HostdGuestReq), guest_cmp);
+
+    for (guint i = 0; i < batch->len; i++) {
+        const HostdGuestReq *g = &g_array_index(batch, HostdGuestReq, i);
+        PendingSpan *p = find_span(j, g, tol_ns);
+
+        if (!p) {
+            emit_guest_only(j, g);
+            continue;
+        }
+        p->served++;
+        p->served_bytes += g->bytes;
+        causal_add(j, g, p);
+        newest_sec = MAX(newest_sec, g->complete_ns / 1000000000LL);
+        g_array_append_val(pairs, ((Pair){*g, p}));
+    }
+
+    /* Pairs go out once the batch's own constraints are known too. */
+    if (pairs->len) {
+        c = causal_offset(j, newest_sec, probe_bound_ns);
+        for (guint i = 0; i < pairs->len; i++) {
+            Pair *pr = &g_array_index(pairs, Pair, i);
+
+            emit_joined(j, &pr->g, pr->p, c);
+        }
+    }
+
+    /* Spans no guest request can claim any more leave. */
+    kept = 0;
+    for (guint i = 0; i < j->spans->len; i++) {
+        PendingSpan *p = &g_array_index(j->spans, PendingSpan, i);
+        bool done = p->served && p->served_bytes >= p->s.bytes;
+
+        if (!done && (int64_t)p->s.end_ns + keep_ns > watermark_ns) {
+            g_array_index(j->spans, PendingSpan, kept++) = *p;
+            continue;
+        }
+        if (!p->served)
+            emit_span_only(j, p);
+    }
+    g_array_set_size(j->spans, kept);
+}

@@ -1,0 +1,387 @@
+/*
+ * metrics.c: hostd's Prometheus endpoint (metrics.h).
+ *
+ * A deliberately small HTTP/1.0 responder: it answers GET /metrics and
+ * nothing else, reads at most one request head of bounded size, and closes
+ * the connection after each answer. Prometheus needs no more.
+ */
+#include "metrics.h"
+
+#include "ingest/agent-conn.h"
+#include "metrics-http.h"
+
+#include <gio/gio.h>
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+
+#define REQUEST_MAX 8192
+
+/* Bucket bounds: 1 us * 2^(k/4), k = 0..96 (1 us .. 16.8 s), then +Inf. */
+#define LADDER_N 97
+
+struct HostdMetrics {
+    GSocketService *service;
+    HostdModel *model;
+    double ladder[LADDER_N];
+};
+
+/* Label values are operator names and ids: escape as the format says. */
+static void label(GString *s, const char *k, const char *v, bool comma)
+{
+    g_string_append_printf(s, "%s%s=\"", comma ? "," : "", k);
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            g_string_append_c(s, '\\');
+        if (*v == '\n') {
+            g_string_append(s, "\\n");
+            continue;
+        }
+        g_string_append_c(s, *v);
+    }
+    g_string_append_c(s, '"');
+}
+
+static void disk_labels(GString *s, const HostdDisk *d)
+{
+    label(s, "domain", d->vm->name, false);
+    label(s, "disk", d->target, true);
+}
+
+static void histogram(HostdMetrics *m, GString *s, const HostdDisk *d, int op,
+                      int phase, const HostdLatencyHist *h)
+{
+    HostdLatencyHistIter it;
+    HostdLatencyBucket b;
+    bool more;
+    uint64_t below = 0;
+
+    hostd_latency_hist_iter_init(&it, h);
+    more = hostd_latency_hist_iter_next(&it, &b);
+    for (int k = 0; k < LADDER_N; k++) {
+        uint64_t le_ns = (uint64_t)(m->ladder[k] * 1e9);
+
+        /* A fine bucket counts below a bound when its upper end does; the
+         * fine buckets are 1.6 % wide, far narrower than the ladder. */
+        while (more && b.upper <= le_ns) {
+            below = b.cumulative;
+            more = hostd_latency_hist_iter_next(&it, &b);
+        }
+        g_string_append(s, "blkin_request_phase_seconds_bucket{");
+        disk_labels(s, d);
+        label(s, "op", blkin_op_name(op), true);
+        label(s, "phase", blkin_phase_name(phase), true);
+        g_string_append_printf(s, ",le=\"%.6g\"} %" PRIu64 "\n", m->ladder[k],
+                               below);
+    }
+    g_string_append(s, "blkin_request_phase_seconds_bucket{");
+    disk_labels(s, d);
+    label(s, "op", blkin_op_name(op), true);
+    label(s, "phase", blkin_phase_name(phase), true);
+    g_string_append_printf(s, ",le=\"+Inf\"} %" PRIu64 "\n",
+                           hostd_latency_hist_count(h));
+    g_string_append(s, "blkin_request_phase_seconds_sum{");
+    disk_labels(s, d);
+    label(s, "op", blkin_op_name(op), true);
+    label(s, "phase", blkin_phase_name(phase), true);
+    g_string_append_printf(s, "} %.9f\n", hostd_latency_hist_sum(h) / 1e9);
+    g_string_append(s, "blkin_request_phase_seconds_count{");
+    disk_labels(s, d);
+    label(s, "op", blkin_op_name(op), true);
+    label(s, "phase", blkin_phase_name(phase), true);
+    g_string_append_printf(s, "} %" PRIu64 "\n", hostd_latency_hist_count(h));
+}
+
+static void disk_counter(GString *s, const char *name, const HostdDisk *d,
+                         uint64_t v)
+{
+    g_string_append_printf(s, "%s{", name);
+    disk_labels(s, d);
+    g_string_append_printf(s, "} %" PRIu64 "\n", v);
+}
+
+static GPtrArray *sorted_disks(HostdModel *model)
+{
+    GPtrArray *disks = g_ptr_array_new();
+    g_autoptr(GList) names = g_hash_table_get_keys(model->vms);
+
+    names = g_list_sort(names, (GCompareFunc)g_strcmp0);
+    for (GList *l = names; l; l = l->next) {
+        HostdVm *vm = g_hash_table_lookup(model->vms, l->data);
+
+        for (guint i = 0; i < vm->disks->len; i++)
+            g_ptr_array_add(disks, g_ptr_array_index(vm->disks, i));
+    }
+    return disks;
+}
+
+char *hostd_metrics_render(HostdMetrics *m)
+{
+    GString *s = g_string_new(NULL);
+    g_autoptr(GPtrArray) disks = sorted_disks(m->model);
+
+    g_string_append(
+        s, "# HELP blkin_request_phase_seconds Time VM disk requests spent "
+           "in each phase (guest queue, guest to QEMU, QEMU, backend, QEMU "
+           "to guest, total).\n"
+           "# TYPE blkin_request_phase_seconds histogram\n");
+    for (guint i = 0; i < disks->len; i++) {
+        const HostdDisk *d = g_ptr_array_index(disks, i);
+
+        for (int op = 0; op < BLKIN_OP__N; op++)
+            for (int p = 0; p < BLKIN_PHASE__N; p++)
+                if (d->cum[op][p])
+                    histogram(m, s, d, op, p, d->cum[op][p]);
+    }
+
+    g_string_append(s, "# HELP blkin_requests_total Requests per VM disk "
+                       "and op.\n# TYPE blkin_requests_total counter\n");
+    for (guint i = 0; i < disks->len; i++) {
+        const HostdDisk *d = g_ptr_array_index(disks, i);
+
+        for (int op = 0; op < BLKIN_OP__N; op++) {
+            if (!d->cum_requests[op])
+                continue;
+            g_string_append(s, "blkin_requests_total{");
+            disk_labels(s, d);
+            label(s, "op", blkin_op_name(op), true);
+            g_string_append_printf(s, "} %" PRIu64 "\n", d->cum_requests[op]);
+        }
+    }
+    g_string_append(s, "# HELP blkin_request_bytes_total Bytes per VM disk "
+                       "and op.\n# TYPE blkin_request_bytes_total counter\n");
+    for (guint i = 0; i < disks->len; i++) {
+        const HostdDisk *d = g_ptr_array_index(disks, i);
+
+        for (int op = 0; op < BLKIN_OP__N; op++) {
+            if (!d->cum_requests[op])
+                continue;
+            g_string_append(s, "blkin_request_bytes_total{");
+            disk_labels(s, d);
+            label(s, "op", blkin_op_name(op), true);
+            g_string_append_printf(s, "} %" PRIu64 "\n", d->cum_bytes[op]);
+        }
+    }
+
+    struct {
+        const char *name, *help;
+        int which;
+    } counters[] = {
+        {"blkin_unmatched_guest_requests_total",
+         "Guest requests no QEMU span was found for.", 0},
+        {"blkin_unmatched_spans_total",
+         "QEMU spans no guest request was found for.", 1},
+        {"blkin_agent_dropped_records_total",
+         "Records the guest agent reported dropped.", 2},
+        {"blkin_agent_missing_records_total",
+         "Records missing from the agent's stream (sequence gaps).", 3},
+        {"blkin_hung_reports_total",
+         "Reports of requests in flight past the filter's hung-ms.", 4},
+        {"blkin_agent_limit_breaches_total",
+         "Times the VM's agent channel broke a limit and was closed.", 5},
+    };
+    for (size_t c = 0; c < G_N_ELEMENTS(counters); c++) {
+        g_string_append_printf(s, "# HELP %s %s\n# TYPE %s counter\n",
+                               counters[c].name, counters[c].help,
+                               counters[c].name);
+        for (guint i = 0; i < disks->len; i++) {
+            const HostdDisk *d = g_ptr_array_index(disks, i);
+            const HostdJoinCounters *jc = hostd_join_counters(d->join);
+            HostdAgentCounters ac = hostd_agent_conn_counters(d->vm->agent);
+            uint64_t v[] = {jc->unmatched_guest,
+                            jc->unmatched_span,
+                            ac.agent_drops,
+                            ac.agent_gap,
+                            d->hung_reports,
+                            hostd_agent_conn_limit_breaches(d->vm->agent)};
+
+            disk_counter(s, counters[c].name, d, v[counters[c].which]);
+        }
+    }
+
+    g_string_append(s, "# HELP blkin_guest_clock_error_bound_seconds Bound "
+                       "on the error of the guest clock correction.\n"
+                       "# TYPE blkin_guest_clock_error_bound_seconds gauge\n");
+    for (guint i = 0; i < disks->len; i++) {
+        const HostdDisk *d = g_ptr_array_index(disks, i);
+        const HostdClockCorrection *corr = hostd_join_correction(d->join);
+        struct blkin_clock_estimate est;
+        double bound;
+
+        if (corr->valid)
+            bound = (corr->hi_ns - corr->lo_ns) / 2 / 1e9;
+        else if (hostd_agent_conn_clock(d->vm->agent, &est))
+            bound = est.bound_ns / 1e9;
+        else
+            continue;
+        g_string_append(s, "blkin_guest_clock_error_bound_seconds{");
+        disk_labels(s, d);
+        g_string_append_printf(s, "} %.9f\n", bound);
+    }
+    g_string_append_printf(
+        s,
+        "# HELP blkin_lttng_discarded_events_total Events LTTng discarded "
+        "(ring buffer full).\n"
+        "# TYPE blkin_lttng_discarded_events_total counter\n"
+        "blkin_lttng_discarded_events_total %" PRIu64 "\n",
+        m->model->lttng_discarded);
+    if (m->model->live)
+        hostd_live_health_metrics(m->model->live, s,
+                                  g_get_monotonic_time() * 1000);
+    return g_string_free(s, FALSE);
+}
+
+/*
+ * One scrape, fully asynchronous: a peer that trickles its request or does
+ * not read the answer costs a buffer, never the main loop's time, and is
+ * dropped at the deadline.
+ */
+typedef struct Scrape {
+    HostdMetrics *m;
+    GSocketConnection *conn;
+    char buf[REQUEST_MAX];
+    gsize got;
+    char *answer;
+    guint deadline;
+} Scrape;
+
+#define SCRAPE_DEADLINE_S 10
+
+static void scrape_free(Scrape *c)
+{
+    g_clear_handle_id(&c->deadline, g_source_remove);
+    g_io_stream_close(G_IO_STREAM(c->conn), NULL, NULL);
+    g_object_unref(c->conn);
+    g_free(c->answer);
+    g_free(c);
+}
+
+static gboolean scrape_deadline(gpointer user)
+{
+    Scrape *c = user;
+
+    c->deadline = 0;
+    /* Pending operations complete with an error and free it. */
+    g_io_stream_close(G_IO_STREAM(c->conn), NULL, NULL);
+    return G_SOURCE_REMOVE;
+}
+
+static void written(GObject *src, GAsyncResult *res, gpointer user)
+{
+    g_output_stream_write_all_finish(G_OUTPUT_STREAM(src), res, NULL, NULL);
+    scrape_free(user);
+}
+
+static void answer(Scrape *c, HostdHttpDecision d)
+{
+    const char *status = hostd_metrics_http_status(d), *type = "text/plain";
+    g_autofree char *body = NULL;
+
+    if (d == HOSTD_HTTP_METRICS) {
+        type = "text/plain; version=0.0.4";
+        body = hostd_metrics_render(c->m);
+    } else if (d == HOSTD_HTTP_NOT_FOUND) {
+        body = g_strdup("only /metrics here\n");
+    } else {
+        body = g_strdup("bad request\n");
+    }
+    c->answer = g_strdup_printf("HTTP/1.0 %s\r\nContent-Type: %s\r\n"
+                                "Content-Length: %zu\r\nConnection: close"
+                                "\r\n\r\n%s",
+                                status, type, strlen(body), body);
+    g_output_stream_write_all_async(
+        g_io_stream_get_output_stream(G_IO_STREAM(c->conn)), c->answer,
+        strlen(c->answer), G_PRIORITY_DEFAULT, NULL, written, c);
+}
+
+static void read_more(Scrape *c);
+
+static void got_bytes(GObject *src, GAsyncResult *res, gpointer user)
+{
+    Scrape *c = user;
+    gssize n = g_input_stream_read_finish(G_INPUT_STREAM(src), res, NULL);
+    HostdHttpDecision d;
+
+    if (n <= 0) {
+        scrape_free(c);
+        return;
+    }
+    c->got += n;
+    /* A head ends with a line feed: without a new one, nothing changed
+     * (and a client trickling bytes costs no rescans). */
+    if (!memchr(c->buf + c->got - n, '\n', n) && c->got < REQUEST_MAX) {
+        read_more(c);
+        return;
+    }
+    d = hostd_metrics_http_decide(c->buf, c->got, REQUEST_MAX);
+    if (d == HOSTD_HTTP_MORE)
+        read_more(c);
+    else
+        answer(c, d);
+}
+
+static void read_more(Scrape *c)
+{
+    g_input_stream_read_async(
+        g_io_stream_get_input_stream(G_IO_STREAM(c->conn)), c->buf + c->got,
+        REQUEST_MAX - c->got, G_PRIORITY_DEFAULT, NULL, got_bytes, c);
+}
+
+static gboolean on_incoming(GSocketService *svc, GSocketConnection *conn,
+                            GObject *src, gpointer user)
+{
+    Scrape *c = g_new0(Scrape, 1);
+
+    c->m = user;
+    c->conn = g_object_ref(conn);
+    c->deadline = g_timeout_add_seconds(SCRAPE_DEADLINE_S, scrape_deadline, c);
+    read_more(c);
+    return TRUE;
+}
+
+HostdMetrics *hostd_metrics_new(HostdModel *model, const char *listen,
+                                GError **err)
+{
+    g_autoptr(GSocketConnectable) addr = NULL;
+    g_autoptr(GSocketAddressEnumerator) en = NULL;
+    g_autoptr(GSocketAddress) sa = NULL;
+    HostdMetrics *m;
+
+    addr = g_network_address_parse(listen, 0, err);
+    if (!addr)
+        return NULL;
+    en = g_socket_connectable_enumerate(addr);
+    sa = g_socket_address_enumerator_next(en, NULL, err);
+    if (!sa) {
+        if (err && !*err)
+            g_set_error(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                        "cannot resolve %s", listen);
+        return NULL;
+    }
+    m = g_new0(HostdMetrics, 1);
+    m->model = model;
+    for (int k = 0; k < LADDER_N; k++)
+        m->ladder[k] = 1e-6 * pow(2.0, k / 4.0);
+    m->service = g_socket_service_new();
+    if (!g_socket_listener_add_address(
+            G_SOCKET_LISTENER(m->service), sa, G_SOCKET_TYPE_STREAM,
+            G_SOCKET_PROTOCOL_TCP, NULL, NULL, err)) {
+        hostd_metrics_free(m);
+        return NULL;
+    }
+    g_signal_connect(m->service, "incoming", G_CALLBACK(on_incoming), m);
+    g_socket_service_start(m->service);
+    return m;
+}
+
+void hostd_metrics_free(HostdMetrics *m)
+{
+    if (!m)
+        return;
+    if (m->service) {
+        g_socket_service_stop(m->service);
+        g_socket_listener_close(G_SOCKET_LISTENER(m->service));
+        g_object_unref(m->service);
+    }
+    g_free(m);
+}

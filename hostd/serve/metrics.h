@@ -1,0 +1,32 @@
+/*
+ * metrics.h: hostd's Prometheus endpoint: GET /metrics on a TCP address
+ * (hostd binds it to loopback unless configured otherwise).
+ *
+ * Everything is cumulative since hostd started, as Prometheus expects:
+ * per VM disk, op and phase a latency histogram in seconds (fixed buckets
+ * 1 us * 2^(k/4) up to 16.8 s, so adjacent bounds are 19 % apart), request
+ * and byte counters, unmatched/dropped/discarded counters, and the guest
+ * clock's error bound as a gauge. Labels: domain, disk, op, phase.
+ *
+ * Scrapes are served asynchronously on the main loop, each with a deadline,
+ * so a slow or hostile peer cannot stall hostd.
+ */
+#ifndef HOSTD_METRICS_H
+#define HOSTD_METRICS_H
+
+#include <glib.h>
+
+#include "vms/model.h"
+
+typedef struct HostdMetrics HostdMetrics;
+
+/* @listen: "HOST:PORT", e.g. "127.0.0.1:9477". */
+HostdMetrics *hostd_metrics_new(HostdModel *model, const char *listen,
+                                GError **err);
+void hostd_metrics_free(HostdMetrics *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdMetrics, hostd_metrics_free)
+
+/* The exposition text (text format 0.0.4); the caller frees it. */
+char *hostd_metrics_render(HostdMetrics *m);
+
+#endif

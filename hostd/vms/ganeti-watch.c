@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ganeti-watch.c: Ganeti's running instances into the model
+ * (ganeti-watch.h). Polled on the main loop, as libvirt-watch.c does and
+ * for the same reasons: no thread hand-off, nothing stale can remain.
+ */
+#define G_LOG_DOMAIN "blkin-hostd-vms"
+
+#include "ganeti-watch.h"
+
+#include "ganeti-discovery.h"
+#include "registrar.h"
+
+#define GANETI_SCAN_MS 2000
+
+struct HostdGanetiWatch {
+    HostdRegistrar *registrar;
+    char *root;
+    guint source;
+};
+
+/* An instance's traced disks, typed; NULL (logged) if one is not valid. */
+static GPtrArray *instance_disks(const BlkinGanetiInstance *inst)
+{
+    g_autoptr(GPtrArray) specs = hostd_disk_specs_new();
+
+    for (guint i = 0; i < inst->disks->len; i++) {
+        const BlkinGanetiDisk *d = g_ptr_array_index(inst->disks, i);
+        g_autoptr(GError) err = NULL;
+        /* Without a serial QEMU's drive id names the disk to the guest. */
+        HostdDiskSpec *s =
+            hostd_disk_spec_new(d->target, d->serial ? d->serial : d->drive_id,
+                                d->filter_id, NULL, &err);
+
+        if (!s) {
+            g_warning("ganeti: %s: %s", inst->name, err->message);
+            return NULL;
+        }
+        g_ptr_array_add(specs, s);
+    }
+    return g_steal_pointer(&specs);
+}
+
+static gboolean scan(gpointer user)
+{
+    HostdGanetiWatch *w = user;
+    g_autoptr(GPtrArray) insts = NULL;
+
+    if (blkin_ganeti_discover(w->root, &insts) < 0)
+        insts = g_ptr_array_new();
+    hostd_registrar_scan_begin(w->registrar);
+    for (guint i = 0; i < insts->len; i++) {
+        BlkinGanetiInstance *inst = g_ptr_array_index(insts, i);
+        g_autoptr(GPtrArray) disks = instance_disks(inst);
+
+        if (disks)
+            hostd_registrar_offer(w->registrar, inst->name, inst->agent_socket,
+                                  disks);
+    }
+    hostd_registrar_scan_end(w->registrar);
+    return G_SOURCE_CONTINUE;
+}
+
+HostdGanetiWatch *hostd_ganeti_watch_new(HostdModel *model,
+                                         const char *runtime_dir)
+{
+    HostdGanetiWatch *w = g_new0(HostdGanetiWatch, 1);
+
+    w->registrar = hostd_registrar_new(model, "ganeti");
+    w->root = g_strdup(runtime_dir);
+    scan(w);
+    w->source = g_timeout_add(GANETI_SCAN_MS, scan, w);
+    return w;
+}
+
+void hostd_ganeti_watch_free(HostdGanetiWatch *w)
+{
+    if (!w)
+        return;
+    g_clear_handle_id(&w->source, g_source_remove);
+    hostd_registrar_free(w->registrar);
+    g_free(w->root);
+    g_free(w);
+}

@@ -1,0 +1,167 @@
+/*
+ * model.h: what hostd knows about the node: VMs, their disks, and how the
+ * identities of each source lead to a disk.
+ *
+ * Identity rules (the guest is untrusted):
+ * - A guest request belongs to the VM whose agent channel it came on; its
+ *   device is looked up only among that VM's registered disks, by the serial
+ *   the agent's device map gave for it. A serial another VM registered, or
+ *   none, leads nowhere (counted), whatever the guest claims.
+ * - A filter span belongs to the disk whose registered filter id the span's
+ *   (vpid, disk index) was mapped to by a blkin_qemu:disk event.
+ *
+ * Ownership: HostdModel owns its VMs, a VM owns its disks; lookups return
+ * borrowed pointers valid until the VM is removed.
+ */
+#ifndef HOSTD_MODEL_H
+#define HOSTD_MODEL_H
+
+#include <glib.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "blkin-channel.h"
+#include "disk-spec.h"
+#include "join/join.h"
+#include "join/remote-join.h"
+#include "ingest/live-health.h"
+#include "join/span-tree.h"
+#include "join/zipkin-spans.h"
+#include "stats/disk-stats.h"
+#include "stats/history-store.h"
+#include "stats/tail-capture.h"
+
+/* Trace inputs (one per node's LTTng session); HostdSpan.source. */
+#define HOSTD_MAX_SOURCES 16
+
+#define HOSTD_EARLY_MAX     4096
+#define HOSTD_EARLY_KEEP_NS (10LL * 1000000000LL)
+#define HOSTD_HUNG_MAX      64
+#define HOSTD_HUNG_KEEP_NS  (30LL * 1000000000LL)
+/* Storage services' spans kept for `blkin trace`, and services counted. */
+#define HOSTD_RECENT_BACKEND 4096
+#define HOSTD_MAX_SERVICES   256
+
+/* One storage service (zipkin service name): its spans since start. */
+typedef struct HostdService {
+    char *name;
+    uint64_t spans, incomplete;
+    HostdLatencyHist *hist; /* span durations (server: sr..ss) */
+} HostdService;
+
+typedef struct HostdVm HostdVm;
+typedef struct HostdModel HostdModel;
+
+typedef struct HostdDisk {
+    HostdVm *vm;
+    char *target;    /* the guest-visible name operators use: vda */
+    char *serial;    /* what the agent's device map reports */
+    char *filter_id; /* the blkin filter's id option */
+    /* A disk served by another node: the filter id of the server-side
+     * blkin node there (in qemu-nbd), or NULL. */
+    char *remote_id;
+    HostdRemoteJoin *remote; /* when remote_id */
+    uint16_t remote_source;  /* trace input the server spans came from */
+    bool has_lower; /* a lower span was seen: the backend phase applies */
+    uint64_t remote_spans;
+    HostdJoin *join;
+    HostdDiskStats *stats;
+    HostdTailCapture *tail;
+    /* The guest device (major:minor) the agent mapped to this disk. */
+    gboolean have_dev;
+    uint32_t major, minor;
+    uint64_t guest_records;
+    uint64_t spans;
+    uint64_t hung_reports;
+    /* Requests the filter reports still in flight (blkin_qemu:hung), until
+     * their span completes or they go unreported for HOSTD_HUNG_KEEP_NS:
+     * HostdSpan with end_ns = the latest report's time. */
+    GArray *hung;
+    uint64_t latest_ns; /* newest completion accounted: "current as of" */
+    /* Since hostd started (Prometheus counters and histograms). */
+    HostdLatencyHist *cum[BLKIN_OP__N][BLKIN_PHASE__N];
+    uint64_t cum_requests[BLKIN_OP__N];
+    uint64_t cum_bytes[BLKIN_OP__N];
+} HostdDisk;
+
+typedef struct HostdAgentConn HostdAgentConn;
+
+struct HostdVm {
+    HostdModel *model;
+    char *name;
+    char *agent_socket;    /* NULL: no agent for this VM */
+    GPtrArray *disks;      /* HostdDisk *, owned */
+    HostdAgentConn *agent; /* its counters: hostd_agent_conn_counters() */
+};
+
+struct HostdModel {
+    GHashTable *vms;        /* name -> HostdVm *, owned */
+    GHashTable *by_filter;  /* filter id -> HostdDisk * */
+    GHashTable *by_remote;  /* server-side filter id -> HostdDisk * */
+    GHashTable *qemu_disks; /* (source, vpid, index) -> char *filter id */
+    /* How far each trace input has been delivered, in its own clock. */
+    int64_t source_time_ns[HOSTD_MAX_SOURCES];
+    HostdSpanTree *children; /* lower spans waiting for their parent */
+    uint64_t lttng_discarded;
+    /* borrowed: the local live input's outages (trace-feed 0), NULL offline */
+    const HostdLiveHealth *live;
+    uint64_t spans_unknown_disk; /* top spans of no registered disk */
+    /* Top spans of mapped disks not registered yet (a VM's first requests
+     * race its registration): replayed when it comes, else dropped.
+     * HostdSpan, oldest first, at most HOSTD_EARLY_MAX. */
+    GArray *early;
+    HostdZipkinSpans *zipkin; /* services' annotations into spans */
+    HostdZipkinSpan *recent;  /* ring of HOSTD_RECENT_BACKEND */
+    guint recent_next, recent_len;
+    GHashTable *services;      /* name -> HostdService * */
+    uint64_t services_dropped; /* spans of services beyond the limit */
+    FILE *capture; /* borrowed: guest requests are logged here for replay */
+    HostdHistory *history; /* borrowed: closed minutes go here */
+    GPtrArray *exporters;  /* borrowed HostdSpanExport *: joined requests */
+    uint64_t latest_ns;    /* newest request completion accounted */
+    /* Reading a recorded trace: statistics start at time 0 instead of
+     * now, since the requests to come are from the past. */
+    gboolean offline;
+    int64_t started_ns;
+};
+
+HostdModel *hostd_model_new(void);
+void hostd_model_free(HostdModel *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdModel, hostd_model_free)
+
+/*
+ * Registers VM @name with its disks (HostdDiskSpec *, borrowed) and agent
+ * socket (NULL or "": none). Replaces a VM of the same name, unless it is
+ * registered exactly so already (then its statistics are kept).
+ */
+HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
+                            const char *agent_socket, GPtrArray *specs,
+                            GError **err);
+gboolean hostd_model_remove_vm(HostdModel *m, const char *name);
+HostdVm *hostd_model_vm(HostdModel *m, const char *name);
+HostdDisk *hostd_vm_disk(HostdVm *vm, const char *target);
+HostdDisk *hostd_vm_disk_by_serial(HostdVm *vm, const char *serial);
+
+/* Trace input: feeds deliver to this sink, with the model as opaque. */
+extern const HostdTraceSink hostd_model_trace_sink;
+
+void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map);
+void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns);
+void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns);
+void hostd_model_zipkin(HostdModel *m, const HostdZipkinEvent *e);
+
+/*
+ * A guest request (host clock) for a disk; logged to the capture file when
+ * there is one, so `--offline --replay` can redo the same join.
+ */
+void hostd_model_guest(HostdModel *m, HostdDisk *d, const HostdGuestReq *g);
+/* Replays one capture line; returns FALSE for a malformed line. */
+gboolean hostd_model_replay_line(HostdModel *m, const char *line);
+
+/* Trace input @source has been delivered up to @time_ns (its clock). */
+void hostd_model_source_time(HostdModel *m, unsigned source, int64_t time_ns);
+
+/* Matches what is older than @watermark_ns; ages out stale children. */
+void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns);
+
+#endif
