@@ -15,6 +15,8 @@
  *
  * Talks the control protocol (docs/hostd.md) over hostd's UNIX socket.
  */
+#define G_LOG_DOMAIN "blkin"
+
 #include <errno.h>
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
@@ -414,6 +416,155 @@ static int hand_over(int argc, char **argv)
     return 1;
 }
 
+/* ---- the verbs: each builds its request, sends it, prints the answer -- */
+
+static int cmd_report(const char *cmd, const char *a1, const char *a2)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (opt_store) {
+        g_autoptr(JsonNode) r = blkin_store_report(
+            opt_store, a1, a2, opt_window ? opt_window : "1m", &err);
+
+        if (!r) {
+            g_printerr("blkin: %s\n", err->message);
+            return 1;
+        }
+        if (opt_json) {
+            g_autofree char *text = json_to_string(r, TRUE);
+            printf("%s\n", text);
+            return 0;
+        }
+        return print_report(r);
+    }
+    g_autoptr(JsonNode) r = build("report", a1, a2);
+    return run(r, print_report);
+}
+
+static int cmd_tail(const char *cmd, const char *a1, const char *a2)
+{
+    g_autoptr(JsonNode) r = build("tail", a1, a2);
+    return run(r, print_tail);
+}
+
+static int cmd_status(const char *cmd, const char *a1, const char *a2)
+{
+    g_autoptr(JsonNode) r = build("status", NULL, NULL);
+    return run(r, NULL);
+}
+
+static int cmd_history(const char *cmd, const char *a1, const char *a2)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) r = NULL;
+
+    if (!a1) {
+        g_printerr("blkin: history needs a VM name\n");
+        return 2;
+    }
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "cmd");
+    json_builder_add_string_value(b, "history");
+    json_builder_set_member_name(b, "vm");
+    json_builder_add_string_value(b, a1);
+    if (a2) {
+        json_builder_set_member_name(b, "disk");
+        json_builder_add_string_value(b, a2);
+    }
+    json_builder_set_member_name(b, "minutes");
+    json_builder_add_int_value(b, opt_minutes);
+    json_builder_end_object(b);
+    r = json_builder_get_root(b);
+    return run(r, print_history);
+}
+
+static int cmd_top(const char *cmd, const char *a1, const char *a2)
+{
+    if (!opt_window)
+        opt_window = g_strdup("1s");
+    for (int n = 0; !opt_count || n < opt_count; n++) {
+        g_autoptr(JsonNode) r = build("report", a1, a2);
+        int ret;
+
+        if (!opt_json)
+            printf("\033[H\033[2J");
+        ret = run(r, print_report);
+        fflush(stdout);
+        if (ret)
+            return ret;
+        if (opt_count && n + 1 == opt_count)
+            break;
+        g_usleep((gulong)(opt_interval * G_USEC_PER_SEC));
+    }
+    return 0;
+}
+
+static int cmd_trace(const char *cmd, const char *a1, const char *a2)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) r = NULL;
+
+    if (!a1) {
+        g_printerr("blkin: trace needs a trace id\n");
+        return 2;
+    }
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "cmd");
+    json_builder_add_string_value(b, "trace");
+    json_builder_set_member_name(b, "id");
+    json_builder_add_string_value(b, a1);
+    json_builder_end_object(b);
+    r = json_builder_get_root(b);
+    return run(r, print_trace);
+}
+
+/* register and unregister; the edge where --disk's text form is parsed. */
+static int cmd_register(const char *cmd, const char *a1, const char *a2)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) r = NULL;
+
+    if (!a1) {
+        g_printerr("blkin: %s needs a VM name\n", cmd);
+        return 2;
+    }
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "cmd");
+    json_builder_add_string_value(b, cmd);
+    json_builder_set_member_name(b, "vm");
+    json_builder_add_string_value(b, a1);
+    if (opt_agent_socket) {
+        json_builder_set_member_name(b, "agent_socket");
+        json_builder_add_string_value(b, opt_agent_socket);
+    }
+    json_builder_set_member_name(b, "disks");
+    json_builder_begin_array(b);
+    for (char **d = opt_disks; d && *d; d++) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(HostdDiskSpec) spec = hostd_disk_spec_parse(*d, &err);
+
+        if (!spec) {
+            g_printerr("blkin: --disk: %s\n", err->message);
+            return 2;
+        }
+        hostd_disk_spec_to_json(spec, b);
+    }
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    r = json_builder_get_root(b);
+    return run(r, NULL);
+}
+
+static const struct {
+    const char *name;
+    int (*run)(const char *cmd, const char *a1, const char *a2);
+} verbs[] = {
+    {"report", cmd_report},     {"tail", cmd_tail},
+    {"history", cmd_history},   {"status", cmd_status},
+    {"top", cmd_top},           {"trace", cmd_trace},
+    {"register", cmd_register}, {"unregister", cmd_register},
+};
+
 int main(int argc, char **argv)
 {
     gboolean show_version = FALSE;
@@ -443,7 +594,6 @@ int main(int argc, char **argv)
         g_option_context_new("report|top|tail|trace|status|register|unregister "
                              "[ARGS]");
     g_autoptr(GError) err = NULL;
-    const char *cmd, *a1, *a2;
 
     setlocale(LC_ALL, "");
     if (argc > 1 &&
@@ -463,130 +613,10 @@ int main(int argc, char **argv)
         g_printerr("%s", help);
         return 2;
     }
-    cmd = argv[1];
-    a1 = argc > 2 ? argv[2] : NULL;
-    a2 = argc > 3 ? argv[3] : NULL;
-
-    if (g_str_equal(cmd, "report") && opt_store) {
-        g_autoptr(JsonNode) r = blkin_store_report(
-            opt_store, a1, a2, opt_window ? opt_window : "1m", &err);
-
-        if (!r) {
-            g_printerr("blkin: %s\n", err->message);
-            return 1;
-        }
-        if (opt_json) {
-            g_autofree char *text = json_to_string(r, TRUE);
-            printf("%s\n", text);
-            return 0;
-        }
-        return print_report(r);
-    }
-    if (g_str_equal(cmd, "report")) {
-        g_autoptr(JsonNode) r = build("report", a1, a2);
-        return run(r, print_report);
-    }
-    if (g_str_equal(cmd, "tail")) {
-        g_autoptr(JsonNode) r = build("tail", a1, a2);
-        return run(r, print_tail);
-    }
-    if (g_str_equal(cmd, "history")) {
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        g_autoptr(JsonNode) r = NULL;
-
-        if (!a1) {
-            g_printerr("blkin: history needs a VM name\n");
-            return 2;
-        }
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "cmd");
-        json_builder_add_string_value(b, "history");
-        json_builder_set_member_name(b, "vm");
-        json_builder_add_string_value(b, a1);
-        if (a2) {
-            json_builder_set_member_name(b, "disk");
-            json_builder_add_string_value(b, a2);
-        }
-        json_builder_set_member_name(b, "minutes");
-        json_builder_add_int_value(b, opt_minutes);
-        json_builder_end_object(b);
-        r = json_builder_get_root(b);
-        return run(r, print_history);
-    }
-    if (g_str_equal(cmd, "status")) {
-        g_autoptr(JsonNode) r = build("status", NULL, NULL);
-        return run(r, NULL);
-    }
-    if (g_str_equal(cmd, "top")) {
-        if (!opt_window)
-            opt_window = g_strdup("1s");
-        for (int n = 0; !opt_count || n < opt_count; n++) {
-            g_autoptr(JsonNode) r = build("report", a1, a2);
-            int ret;
-
-            if (!opt_json)
-                printf("\033[H\033[2J");
-            ret = run(r, print_report);
-            fflush(stdout);
-            if (ret)
-                return ret;
-            if (opt_count && n + 1 == opt_count)
-                break;
-            g_usleep((gulong)(opt_interval * G_USEC_PER_SEC));
-        }
-        return 0;
-    }
-    if (g_str_equal(cmd, "trace")) {
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        g_autoptr(JsonNode) r = NULL;
-
-        if (!a1) {
-            g_printerr("blkin: trace needs a trace id\n");
-            return 2;
-        }
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "cmd");
-        json_builder_add_string_value(b, "trace");
-        json_builder_set_member_name(b, "id");
-        json_builder_add_string_value(b, a1);
-        json_builder_end_object(b);
-        r = json_builder_get_root(b);
-        return run(r, print_trace);
-    }
-    if (g_str_equal(cmd, "register") || g_str_equal(cmd, "unregister")) {
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        g_autoptr(JsonNode) r = NULL;
-
-        if (!a1) {
-            g_printerr("blkin: %s needs a VM name\n", cmd);
-            return 2;
-        }
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "cmd");
-        json_builder_add_string_value(b, cmd);
-        json_builder_set_member_name(b, "vm");
-        json_builder_add_string_value(b, a1);
-        if (opt_agent_socket) {
-            json_builder_set_member_name(b, "agent_socket");
-            json_builder_add_string_value(b, opt_agent_socket);
-        }
-        json_builder_set_member_name(b, "disks");
-        json_builder_begin_array(b);
-        for (char **d = opt_disks; d && *d; d++) {
-            g_autoptr(GError) err = NULL;
-            g_autoptr(HostdDiskSpec) spec = hostd_disk_spec_parse(*d, &err);
-
-            if (!spec) {
-                g_printerr("blkin: --disk: %s\n", err->message);
-                return 2;
-            }
-            hostd_disk_spec_to_json(spec, b);
-        }
-        json_builder_end_array(b);
-        json_builder_end_object(b);
-        r = json_builder_get_root(b);
-        return run(r, NULL);
-    }
-    g_printerr("blkin: unknown command '%s'\n", cmd);
+    for (guint i = 0; i < G_N_ELEMENTS(verbs); i++)
+        if (g_str_equal(argv[1], verbs[i].name))
+            return verbs[i].run(argv[1], argc > 2 ? argv[2] : NULL,
+                                argc > 3 ? argv[3] : NULL);
+    g_printerr("blkin: unknown command '%s'\n", argv[1]);
     return 2;
 }

@@ -6,6 +6,8 @@
  * Percentiles are ClickHouse's exact ones over the stored requests; hostd's
  * own are within 0.8 % of exact (its histograms' resolution).
  */
+#define G_LOG_DOMAIN "blkin"
+
 #include "report-store.h"
 
 #include <gio/gio.h>

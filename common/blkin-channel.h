@@ -8,7 +8,8 @@
  * Nothing the guest sends is trusted: malformed frames and records are
  * counted and reported, never passed on; memory stays fixed.
  */
-#pragma once
+#ifndef BLKIN_CHANNEL_H
+#define BLKIN_CHANNEL_H
 
 #include "blkin-clock.h"
 #include "blkin-proto.h"
@@ -118,3 +119,5 @@ ssize_t blkin_channel_make_probe(struct blkin_channel *ch, uint8_t *buf,
 
 const struct blkin_device *blkin_channel_device(const struct blkin_channel *ch,
                                                 uint32_t major, uint32_t minor);
+
+#endif

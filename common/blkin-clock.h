@@ -12,7 +12,8 @@
  * Drift is the least-squares slope through the best sample of each
  * window of probes.
  */
-#pragma once
+#ifndef BLKIN_CLOCK_H
+#define BLKIN_CLOCK_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -74,3 +75,5 @@ static inline int64_t blkin_clock_to_host(const struct blkin_clock_estimate *e,
 {
     return (int64_t)guest_ns - e->offset_ns;
 }
+
+#endif

@@ -6,7 +6,8 @@
  * agent, sends clock probes once the agent has said HELLO, and feeds what
  * it reads into a blkin_channel. Poll-driven, so a daemon can run many.
  */
-#pragma once
+#ifndef BLKIN_HOST_LINK_H
+#define BLKIN_HOST_LINK_H
 
 #include <poll.h>
 #include <stdbool.h>
@@ -45,3 +46,5 @@ void blkin_host_link_dispatch(struct blkin_host_link *l, const struct pollfd *p,
 
 bool blkin_host_link_connected(const struct blkin_host_link *l);
 void blkin_host_link_close(struct blkin_host_link *l);
+
+#endif

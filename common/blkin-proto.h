@@ -9,7 +9,8 @@
  * Every multi-byte integer on the wire is little-endian regardless of the
  * host's byte order.
  */
-#pragma once
+#ifndef BLKIN_PROTO_H
+#define BLKIN_PROTO_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -234,3 +235,5 @@ int blkin_decode_clock_reply(const uint8_t *p, size_t n,
 int blkin_decode_drops(const uint8_t *p, size_t n, struct blkin_drops *d);
 
 const char *blkin_frame_type_name(unsigned type);
+
+#endif

@@ -5,7 +5,8 @@
  * record queue) and agent-host.c (the port: connection state, frames out,
  * probes in).
  */
-#pragma once
+#ifndef AGENT_INT_H
+#define AGENT_INT_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -83,3 +84,5 @@ void agent_host_connected(struct agent *a);
 void agent_host_gone(struct agent *a);
 void agent_read_port(struct agent *a);
 void agent_flush_port(struct agent *a, uint64_t now, bool force);
+
+#endif

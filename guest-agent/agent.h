@@ -3,7 +3,8 @@
  * The agent proper: collects block request timings from perf rings, keeps
  * them in bounded memory and streams them to the host when it is there.
  */
-#pragma once
+#ifndef AGENT_H
+#define AGENT_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,3 +35,5 @@ int agent_run(const struct agent_options *o);
 void agent_log(int prio, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 extern bool agent_log_syslog;
+
+#endif

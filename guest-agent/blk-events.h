@@ -3,7 +3,8 @@
  * Block tracepoint samples decoded into one small event form, using the
  * field offsets tracefs gave for the running kernel.
  */
-#pragma once
+#ifndef AGENT_BLK_EVENTS_H
+#define AGENT_BLK_EVENTS_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,3 +54,5 @@ static inline uint32_t blk_dev_minor(uint32_t dev)
 {
     return dev & 0xfffff;
 }
+
+#endif

@@ -3,7 +3,8 @@
  * The guest's disks as the host needs to know them: name, major:minor,
  * serial (how the host maps a guest disk to its own) and size, from sysfs.
  */
-#pragma once
+#ifndef AGENT_DEVMAP_H
+#define AGENT_DEVMAP_H
 
 #include <stdbool.h>
 
@@ -24,3 +25,5 @@ bool devmap_equal(const struct blkin_devmap *a, const struct blkin_devmap *b);
 
 /* The kernel's dev_t encoding of a mapped disk, as tracepoints report it. */
 bool devmap_has_dev(const struct blkin_devmap *m, uint32_t kdev);
+
+#endif

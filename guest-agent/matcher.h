@@ -10,7 +10,8 @@
  * completes without ever being issued (the flush machinery issues its own
  * request instead); those are not counted as unmatched.
  */
-#pragma once
+#ifndef AGENT_MATCHER_H
+#define AGENT_MATCHER_H
 
 #include <stdint.h>
 
@@ -48,3 +49,5 @@ void matcher_retry_orphans(struct matcher *m, matcher_emit_fn emit, void *user);
 
 /* Entries older than max_age_ns at now_ns are dropped as evicted. */
 void matcher_sweep(struct matcher *m, uint64_t now_ns, uint64_t max_age_ns);
+
+#endif

@@ -4,7 +4,8 @@
  * All events of one CPU share that CPU's ring (PERF_EVENT_IOC_SET_OUTPUT);
  * a sample tells its event apart by the raw payload's common_type.
  */
-#pragma once
+#ifndef AGENT_PERF_RINGS_H
+#define AGENT_PERF_RINGS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -41,3 +42,5 @@ typedef void (*perf_sample_fn)(void *user, uint64_t time, const uint8_t *raw,
                                uint32_t len);
 unsigned perf_rings_drain(struct perf_rings *r, unsigned max, perf_sample_fn fn,
                           void *user);
+
+#endif

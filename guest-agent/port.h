@@ -5,7 +5,8 @@
  * used non-blocking and its connection state is read from poll(): the
  * kernel reports POLLHUP for exactly as long as the host is absent.
  */
-#pragma once
+#ifndef AGENT_PORT_H
+#define AGENT_PORT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,3 +19,5 @@ int port_open(const char *path);
 
 /* True while the host end is open. */
 bool port_host_connected(int fd);
+
+#endif

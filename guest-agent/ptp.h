@@ -4,7 +4,8 @@
  * through a hypercall; offering its readings lets the host cross-check the
  * probe-based offset. Absent under TCG and on non-KVM hosts.
  */
-#pragma once
+#ifndef AGENT_PTP_H
+#define AGENT_PTP_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,3 +24,5 @@ void ptp_close(struct ptp_clock *p);
 bool ptp_read(const struct ptp_clock *p, int64_t *ptp_ns, uint64_t *mono_ns);
 
 uint64_t mono_now(void);
+
+#endif

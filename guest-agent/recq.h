@@ -5,7 +5,8 @@
  * exactly where records are missing; when the queue is full the newest are
  * dropped (the guest's I/O is never held up waiting for room).
  */
-#pragma once
+#ifndef AGENT_RECQ_H
+#define AGENT_RECQ_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,3 +44,5 @@ void recq_pop(struct recq *q, size_t n);
 
 /* Enqueue time of the oldest record (0 when empty). */
 uint64_t recq_oldest_ns(const struct recq *q);
+
+#endif

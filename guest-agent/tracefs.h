@@ -4,7 +4,8 @@
  * fields in the raw sample, read from each event's format file so that the
  * agent follows whatever layout the running kernel uses.
  */
-#pragma once
+#ifndef AGENT_TRACEFS_H
+#define AGENT_TRACEFS_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,3 +35,5 @@ int tracefs_read_format(const char *tracefs, const char *system,
 /* Reads an unsigned field of 1, 2, 4 or 8 bytes; absent fields read 0. */
 uint64_t tp_get_u(const struct tp_field *f, const uint8_t *raw, uint32_t len);
 int64_t tp_get_s(const struct tp_field *f, const uint8_t *raw, uint32_t len);
+
+#endif

@@ -1,6 +1,8 @@
 /*
  * config.c: the config file (config.h).
  */
+#define G_LOG_DOMAIN "blkin-hostd"
+
 #include "config.h"
 
 #include <string.h>

@@ -7,6 +7,8 @@
  * agents' channels, joins them per request and serves per-disk reports on a
  * control socket (docs/hostd.md).
  */
+#define G_LOG_DOMAIN "blkin-hostd"
+
 #include "hostd.h"
 #include "vms/ganeti-watch.h"
 #include "vms/libvirt-watch.h"

@@ -3,6 +3,8 @@
  * raw prctl(2) and capset(2): the kernel interface is small, and this
  * spares hostd a library for a dozen lines.
  */
+#define G_LOG_DOMAIN "blkin-hostd"
+
 #include "privileges.h"
 
 #include <errno.h>

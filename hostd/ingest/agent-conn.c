@@ -1,6 +1,8 @@
 /*
  * agent-conn.c: one VM's agent channel (agent-conn.h).
  */
+#define G_LOG_DOMAIN "blkin-hostd-ingest"
+
 #include "agent-conn.h"
 
 #include "blkin-channel.h"

@@ -2,6 +2,8 @@
  * live-health.c: bookkeeping of the LTTng live input's outages
  * (live-health.h).
  */
+#define G_LOG_DOMAIN "blkin-hostd-ingest"
+
 #include "live-health.h"
 
 #include <inttypes.h>

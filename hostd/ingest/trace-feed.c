@@ -2,6 +2,8 @@
  * trace-feed.c: a trace input kept read, reopened and accounted
  * (trace-feed.h).
  */
+#define G_LOG_DOMAIN "blkin-hostd-ingest"
+
 #include "trace-feed.h"
 
 #define LIVE_RETRY_MS 1000

@@ -7,6 +7,8 @@
  * the queue depth. Guest requests are matched in batches once the
  * watermark has passed their completion.
  */
+#define G_LOG_DOMAIN "blkin-hostd-join"
+
 #include "join.h"
 
 #include <stdlib.h>

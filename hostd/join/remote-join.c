@@ -2,6 +2,8 @@
  * remote-join.c: client spans on one node, server spans on another, joined
  * without ids (remote-join.h).
  */
+#define G_LOG_DOMAIN "blkin-hostd-join"
+
 #include "remote-join.h"
 
 #include <string.h>

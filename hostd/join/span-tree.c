@@ -1,6 +1,8 @@
 /*
  * span-tree.c: children by parent span id (span-tree.h).
  */
+#define G_LOG_DOMAIN "blkin-hostd-join"
+
 #include "span-tree.h"
 
 #include <stdlib.h>

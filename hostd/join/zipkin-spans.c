@@ -1,6 +1,8 @@
 /*
  * zipkin-spans.c: zipkin:* annotations into spans (zipkin-spans.h).
  */
+#define G_LOG_DOMAIN "blkin-hostd-join"
+
 #include "zipkin-spans.h"
 
 #include <string.h>

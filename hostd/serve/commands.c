@@ -1,6 +1,8 @@
 /*
  * commands.c: the control protocol's requests (docs/hostd.md).
  */
+#define G_LOG_DOMAIN "blkin-hostd-serve"
+
 #include "hostd.h"
 
 #include <errno.h>

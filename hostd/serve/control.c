@@ -1,6 +1,8 @@
 /*
  * control.c: the control socket (control.h).
  */
+#define G_LOG_DOMAIN "blkin-hostd-serve"
+
 #include "control.h"
 
 #include <errno.h>

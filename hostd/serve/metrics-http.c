@@ -4,6 +4,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
 #endif
+#define G_LOG_DOMAIN "blkin-hostd-serve"
+
 #include "metrics-http.h"
 
 #include <string.h>

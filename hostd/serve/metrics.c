@@ -5,6 +5,8 @@
  * nothing else, reads at most one request head of bounded size, and closes
  * the connection after each answer. Prometheus needs no more.
  */
+#define G_LOG_DOMAIN "blkin-hostd-serve"
+
 #include "metrics.h"
 
 #include "ingest/agent-conn.h"

@@ -5,6 +5,8 @@
  * they complete), so windows are read at now; each disk says how current
  * it is (latest_ns: the newest completion accounted).
  */
+#define G_LOG_DOMAIN "blkin-hostd-serve"
+
 #include "hostd.h"
 
 #include "ingest/agent-conn.h"

@@ -1,6 +1,8 @@
 /*
  * span-export.c: Zipkin v2 / OTLP JSON span export (span-export.h).
  */
+#define G_LOG_DOMAIN "blkin-hostd-serve"
+
 #include "span-export.h"
 
 #include <gio/gio.h>

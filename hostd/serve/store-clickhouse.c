@@ -2,6 +2,8 @@
  * store-clickhouse.c: the ClickHouse writer is the span exporter with the
  * ClickHouse format, every joined request kept (store-clickhouse.h).
  */
+#define G_LOG_DOMAIN "blkin-hostd-serve"
+
 #include "store-clickhouse.h"
 
 HostdSpanExport *hostd_store_clickhouse_new(const char *url, GError **err)

@@ -3,6 +3,8 @@
  * disk-record.c: a disk's joined requests into its statistics, tail capture
  * and exporters (disk-record.h).
  */
+#define G_LOG_DOMAIN "blkin-hostd-vms"
+
 #include "disk-record.h"
 
 #include "serve/span-export.h"

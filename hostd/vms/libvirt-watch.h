@@ -3,7 +3,8 @@
  * model while they run (--libvirt URI), so no hook or `blkin register` is
  * needed. Without libvirt at build time, hostd_libvirt_watch_new() fails.
  */
-#pragma once
+#ifndef HOSTD_LIBVIRT_WATCH_H
+#define HOSTD_LIBVIRT_WATCH_H
 
 #include "model.h"
 
@@ -16,3 +17,5 @@ HostdLibvirtWatch *hostd_libvirt_watch_new(HostdModel *model, const char *uri,
                                            GError **err);
 void hostd_libvirt_watch_free(HostdLibvirtWatch *w);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdLibvirtWatch, hostd_libvirt_watch_free)
+
+#endif

@@ -1,6 +1,8 @@
 /*
  * model.c: VMs, disks and the routing of trace input to them (model.h).
  */
+#define G_LOG_DOMAIN "blkin-hostd-vms"
+
 #include "model.h"
 
 #include "ingest/agent-conn.h"

@@ -5,7 +5,8 @@
  * them. Criticals (a GLib precondition broken: a bug, even where GLib
  * returns instead of crashing) abort, so the fuzzer reports the input.
  */
-#pragma once
+#ifndef FUZZ_GLIB_H
+#define FUZZ_GLIB_H
 
 #include <glib.h>
 
@@ -26,3 +27,5 @@ static inline void fuzz_glib_quiet(void)
         done = 1;
     }
 }
+
+#endif

@@ -3,7 +3,8 @@
  * (meson.build): with clang's libFuzzer as a fuzzer, or with driver.c as a
  * program that replays files (the seed corpus, crashes) under ASan/UBSan.
  */
-#pragma once
+#ifndef FUZZ_H
+#define FUZZ_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,3 +23,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             abort();                                                           \
         }                                                                      \
     } while (0)
+
+#endif

@@ -2,7 +2,8 @@
  * span-fixture.h: the filter span the join unit tests feed hostd, shared by
  * test-join.c and test-remote-join.c.
  */
-#pragma once
+#ifndef HOSTD_SPAN_FIXTURE_H
+#define HOSTD_SPAN_FIXTURE_H
 
 #include "ingest/hostd-span.h"
 
@@ -23,3 +24,5 @@ static inline HostdSpan fixture_span(uint64_t id, uint8_t op, uint64_t off,
                    .end_ns = end};
     return s;
 }
+
+#endif

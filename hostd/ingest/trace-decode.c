@@ -1,0 +1,592 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * trace-decode.c: blkin_qemu and zipkin events decoded into the source's
+ * sink (HostdSpan, HostdDiskMap, HostdZipkinEvent).
+ *
+ * This is hostd's hot path: per event class the schema is checked once and
+ * the payload member indices cached, so decoding an event is a pointer
+ * compare plus one indexed borrow and one integer read per field.
+ */
+#define G_LOG_DOMAIN "blkin-hostd-ingest"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "trace-source-priv.h"
+
+enum ev_kind {
+    EV_OTHER,    /* not blkin_qemu: ignored */
+    EV_REJECTED, /* blkin_qemu, but not the schema: counted, skipped */
+    EV_REQUEST,
+    EV_HUNG,
+    EV_DISK,
+    EV_ZK_TIMESTAMP, /* zipkin:* (blkin's schema, docs/backend.md) */
+    EV_ZK_STRING,
+    EV_ZK_INTEGER,
+};
+
+/* Payload members, in one index space for all three events. */
+enum fld {
+    F_IDS, /* request: u64[3] trace_id, span_id, parent_span_id */
+    F_IO,  /* request: u64[3] offset, bytes, start_ns */
+    F_REQ, /* request: s32[7] vpid, disk, op, flags, ret, inflight, why */
+    F_VPID,
+    F_TRACE_ID,
+    F_SPAN_ID,
+    F_PARENT_SPAN_ID,
+    F_DISK,
+    F_OP,
+    F_FLAGS,
+    F_OFFSET,
+    F_BYTES,
+    F_START_NS,
+    F_AGE_NS,
+    F_STATE,
+    F_ID,
+    F_NODE,
+    F_CHILD,
+    F_SAMPLE,
+    F_ZK_TRACE_NAME,
+    F_ZK_SERVICE,
+    F_ZK_PORT,
+    F_ZK_IP,
+    F_ZK_KEY,
+    F_ZK_VAL,
+    F_ZK_EVENT,
+    F_MAX,
+};
+
+enum fld_type {
+    T_U8,
+    T_U32,
+    T_U64,
+    T_S32,
+    T_STR,
+    T_ANY64,   /* any integer up to 64 bits, signed or not: taken as its bits
+                  (blkin declares ids `long`, libblkin int64_t) */
+    T_U64_ARR, /* static array of unsigned integers up to 64 bits */
+    T_S32_ARR, /* static array of signed integers up to 32 bits */
+};
+
+/* Elements of the request event's arrays (docs/tracepoints.md). */
+enum { IDS_TRACE, IDS_SPAN, IDS_PARENT, IDS_LEN };
+enum { IO_OFFSET, IO_BYTES, IO_START_NS, IO_LEN };
+enum {
+    REQ_VPID,
+    REQ_DISK,
+    REQ_OP,
+    REQ_FLAGS,
+    REQ_RET,
+    REQ_INFLIGHT,
+    REQ_WHY,
+    REQ_LEN,
+};
+
+static const struct {
+    const char *name;
+    enum fld_type type;
+    uint64_t len; /* arrays: at least this many elements */
+} fld_info[F_MAX] = {
+    [F_IDS] = {"ids", T_U64_ARR, IDS_LEN},
+    [F_IO] = {"io", T_U64_ARR, IO_LEN},
+    [F_REQ] = {"req", T_S32_ARR, REQ_LEN},
+    [F_VPID] = {"vpid", T_S32},
+    [F_TRACE_ID] = {"trace_id", T_U64},
+    [F_SPAN_ID] = {"span_id", T_U64},
+    [F_PARENT_SPAN_ID] = {"parent_span_id", T_U64},
+    [F_DISK] = {"disk", T_U32},
+    [F_OP] = {"op", T_U8},
+    [F_FLAGS] = {"flags", T_U32},
+    [F_OFFSET] = {"offset", T_U64},
+    [F_BYTES] = {"bytes", T_U64},
+    [F_START_NS] = {"start_ns", T_U64},
+    [F_AGE_NS] = {"age_ns", T_U64},
+    [F_STATE] = {"state", T_U8},
+    [F_ID] = {"id", T_STR},
+    [F_NODE] = {"node", T_STR},
+    [F_CHILD] = {"child", T_STR},
+    [F_SAMPLE] = {"sample", T_U32},
+    [F_ZK_TRACE_NAME] = {"trace_name", T_STR},
+    [F_ZK_SERVICE] = {"service_name", T_STR},
+    [F_ZK_PORT] = {"port_no", T_ANY64},
+    [F_ZK_IP] = {"ip", T_STR},
+    [F_ZK_KEY] = {"key", T_STR},
+    [F_ZK_VAL] = {"val", T_STR}, /* keyval_integer: T_ANY64 (resolve) */
+    [F_ZK_EVENT] = {"event", T_STR},
+};
+
+static const enum fld request_flds[] = {F_IDS, F_IO, F_REQ};
+static const enum fld hung_flds[] = {
+    F_TRACE_ID, F_SPAN_ID, F_PARENT_SPAN_ID, F_VPID,     F_DISK,   F_OP,
+    F_FLAGS,    F_OFFSET,  F_BYTES,          F_START_NS, F_AGE_NS,
+};
+static const enum fld disk_flds[] = {
+    F_VPID, F_DISK, F_STATE, F_ID, F_NODE, F_CHILD, F_SAMPLE,
+};
+/* zipkin:*'s ids are checked as T_ANY64 (zipkin_any64 below). */
+static const enum fld zk_timestamp_flds[] = {
+    F_ZK_TRACE_NAME, F_ZK_SERVICE, F_ZK_PORT,        F_ZK_IP,
+    F_TRACE_ID,      F_SPAN_ID,    F_PARENT_SPAN_ID, F_ZK_EVENT,
+};
+static const enum fld zk_keyval_flds[] = {
+    F_ZK_TRACE_NAME, F_ZK_SERVICE,     F_ZK_PORT, F_ZK_IP,  F_TRACE_ID,
+    F_SPAN_ID,       F_PARENT_SPAN_ID, F_ZK_KEY,  F_ZK_VAL,
+};
+
+/* One event class, resolved against the schema on first sight. */
+typedef struct EvClass {
+    const bt_event_class *ec; /* strong reference: pins the address */
+    enum ev_kind kind;
+    uint64_t signed_mask; /* bit per enum fld read as a signed integer */
+    uint64_t clock_freq;  /* of the stream's default clock; 0: none */
+    uint32_t idx[F_MAX];  /* payload member index per field */
+} EvClass;
+
+void hostd_trace_ev_class_free(gpointer p)
+{
+    EvClass *c = p;
+
+    if (!c)
+        return;
+    bt_event_class_put_ref(c->ec);
+    g_free(c);
+}
+
+/* Does an integer field class fit the schema's type without loss? */
+static bool int_fits(const bt_field_class *fc, enum fld_type want,
+                     bool *is_signed)
+{
+    bt_field_class_type t = bt_field_class_get_type(fc);
+    uint64_t bits, limit;
+    bool want_signed = want == T_S32;
+
+    if (!bt_field_class_type_is(t, BT_FIELD_CLASS_TYPE_INTEGER))
+        return false;
+    *is_signed = bt_field_class_type_is(t, BT_FIELD_CLASS_TYPE_SIGNED_INTEGER);
+    if (want == T_ANY64)
+        return true; /* babeltrace2 integers are at most 64 bits */
+    bits = bt_field_class_integer_get_field_value_range(fc);
+    limit = want == T_U8 ? 8 : want == T_U64 ? 64 : 32;
+    if (*is_signed && !want_signed)
+        return false;
+    /* An unsigned value needs one bit less than a signed target's width. */
+    if (!*is_signed && want_signed)
+        return bits < limit;
+    return bits <= limit;
+}
+
+/*
+ * Is an array field class a static array of at least @len integers that fit
+ * the schema's element type? Lengths are fixed by the event class, so the
+ * check is once per class; decoding then reads elements by index.
+ */
+static bool array_fits(const bt_field_class *fc, enum fld_type want,
+                       uint64_t len)
+{
+    const bt_field_class *el;
+    bool is_signed;
+
+    if (bt_field_class_get_type(fc) != BT_FIELD_CLASS_TYPE_STATIC_ARRAY ||
+        bt_field_class_array_static_get_length(fc) < len)
+        return false;
+    el = bt_field_class_array_borrow_element_field_class_const(fc);
+    if (!int_fits(el, want == T_S32_ARR ? T_S32 : T_U64, &is_signed))
+        return false;
+    /* Elements are read with one accessor: their signedness is fixed. */
+    return is_signed == (want == T_S32_ARR);
+}
+
+static bool find_member(const bt_field_class *st, const char *name,
+                        uint32_t *idx, const bt_field_class **fc)
+{
+    uint64_t n;
+
+    if (!st || bt_field_class_get_type(st) != BT_FIELD_CLASS_TYPE_STRUCTURE)
+        return false;
+    n = bt_field_class_structure_get_member_count(st);
+    for (uint64_t i = 0; i < n; i++) {
+        const bt_field_class_structure_member *m =
+            bt_field_class_structure_borrow_member_by_index_const(st, i);
+
+        if (strcmp(bt_field_class_structure_member_get_name(m), name) == 0) {
+            *idx = (uint32_t)i;
+            *fc = bt_field_class_structure_member_borrow_field_class_const(m);
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * blkin's own events carry no process context (services add what they
+ * like), so zipkin:* are resolved on their payload alone. The ids are
+ * whatever 64-bit integer the producer declared; val is a string in
+ * keyval_string and an integer in keyval_integer.
+ */
+static enum ev_kind resolve_zipkin(EvClass *c, const char *name)
+{
+    const bt_stream_class *sc = bt_event_class_borrow_stream_class_const(c->ec);
+    const bt_clock_class *clk =
+        bt_stream_class_borrow_default_clock_class_const(sc);
+    const bt_field_class *payload =
+        bt_event_class_borrow_payload_field_class_const(c->ec);
+    const enum fld *flds = zk_keyval_flds;
+    size_t nflds = G_N_ELEMENTS(zk_keyval_flds);
+    enum ev_kind kind;
+
+    if (strcmp(name, "timestamp") == 0) {
+        kind = EV_ZK_TIMESTAMP;
+        flds = zk_timestamp_flds;
+        nflds = G_N_ELEMENTS(zk_timestamp_flds);
+    } else if (strcmp(name, "keyval_string") == 0) {
+        kind = EV_ZK_STRING;
+    } else if (strcmp(name, "keyval_integer") == 0) {
+        kind = EV_ZK_INTEGER;
+    } else {
+        return EV_OTHER; /* not blkin's: other zipkin producers exist */
+    }
+    for (size_t i = 0; i < nflds; i++) {
+        enum fld f = flds[i];
+        enum fld_type want = fld_info[f].type;
+        const bt_field_class *fc;
+        bool is_signed;
+
+        if (f == F_TRACE_ID || f == F_SPAN_ID || f == F_PARENT_SPAN_ID ||
+            (f == F_ZK_VAL && kind == EV_ZK_INTEGER))
+            want = T_ANY64;
+        if (!find_member(payload, fld_info[f].name, &c->idx[f], &fc))
+            return EV_REJECTED;
+        if (want == T_STR) {
+            if (bt_field_class_get_type(fc) != BT_FIELD_CLASS_TYPE_STRING)
+                return EV_REJECTED;
+            continue;
+        }
+        if (!int_fits(fc, want, &is_signed))
+            return EV_REJECTED;
+        if (is_signed)
+            c->signed_mask |= UINT64_C(1) << f;
+    }
+    c->clock_freq = clk ? bt_clock_class_get_frequency(clk) : 0;
+    return kind;
+}
+
+static enum ev_kind resolve(EvClass *c)
+{
+    const char *name = bt_event_class_get_name(c->ec);
+    const bt_stream_class *sc = bt_event_class_borrow_stream_class_const(c->ec);
+    const bt_clock_class *clk =
+        bt_stream_class_borrow_default_clock_class_const(sc);
+    const bt_field_class *payload, *fc;
+    const enum fld *flds;
+    size_t nflds;
+    enum ev_kind kind;
+    bool is_signed;
+
+    if (name && g_str_has_prefix(name, "zipkin:"))
+        return resolve_zipkin(c, name + strlen("zipkin:"));
+    if (!name || !g_str_has_prefix(name, "blkin_qemu:"))
+        return EV_OTHER;
+    name += strlen("blkin_qemu:");
+    if (strcmp(name, "request") == 0) {
+        kind = EV_REQUEST;
+        flds = request_flds;
+        nflds = G_N_ELEMENTS(request_flds);
+    } else if (strcmp(name, "hung") == 0) {
+        kind = EV_HUNG;
+        flds = hung_flds;
+        nflds = G_N_ELEMENTS(hung_flds);
+    } else if (strcmp(name, "disk") == 0) {
+        kind = EV_DISK;
+        flds = disk_flds;
+        nflds = G_N_ELEMENTS(disk_flds);
+    } else {
+        /* A newer schema's event: not ours to guess at. */
+        return EV_REJECTED;
+    }
+
+    /* A request's end is its event's timestamp. */
+    c->clock_freq = clk ? bt_clock_class_get_frequency(clk) : 0;
+    if (kind == EV_REQUEST && !c->clock_freq)
+        return EV_REJECTED;
+
+    payload = bt_event_class_borrow_payload_field_class_const(c->ec);
+    for (size_t i = 0; i < nflds; i++) {
+        enum fld f = flds[i];
+
+        if (!find_member(payload, fld_info[f].name, &c->idx[f], &fc))
+            return EV_REJECTED;
+        if (fld_info[f].type == T_STR) {
+            if (bt_field_class_get_type(fc) != BT_FIELD_CLASS_TYPE_STRING)
+                return EV_REJECTED;
+            continue;
+        }
+        if (fld_info[f].type == T_U64_ARR || fld_info[f].type == T_S32_ARR) {
+            if (!array_fits(fc, fld_info[f].type, fld_info[f].len))
+                return EV_REJECTED;
+            continue;
+        }
+        if (!int_fits(fc, fld_info[f].type, &is_signed))
+            return EV_REJECTED;
+        if (is_signed)
+            c->signed_mask |= UINT64_C(1) << f;
+    }
+    return kind;
+}
+
+static EvClass *lookup_class(HostdTraceSource *src, const bt_event_class *ec)
+{
+    EvClass *c = g_hash_table_lookup(src->classes, ec);
+
+    if (!c) {
+        c = g_new0(EvClass, 1);
+        c->ec = ec;
+        bt_event_class_get_ref(ec);
+        c->kind = resolve(c);
+        g_hash_table_insert(src->classes, (gpointer)ec, c);
+    }
+    src->last = c;
+    return c;
+}
+
+static inline const bt_field *member(const bt_field *st, const EvClass *c,
+                                     enum fld f)
+{
+    return bt_field_structure_borrow_member_field_by_index_const(st, c->idx[f]);
+}
+
+static inline uint64_t get_u(const bt_field *st, const EvClass *c, enum fld f)
+{
+    const bt_field *v = member(st, c, f);
+
+    /* Only the schema's signed fields may be signed (int_fits). */
+    if (G_UNLIKELY(c->signed_mask & (UINT64_C(1) << f)))
+        return (uint64_t)bt_field_integer_signed_get_value(v);
+    return bt_field_integer_unsigned_get_value(v);
+}
+
+/* Element @i of a static array of unsigned (or of signed) integers. */
+static inline uint64_t elem_u(const bt_field *a, uint64_t i)
+{
+    return bt_field_integer_unsigned_get_value(
+        bt_field_array_borrow_element_field_by_index_const(a, i));
+}
+
+static inline int64_t elem_s(const bt_field *a, uint64_t i)
+{
+    return bt_field_integer_signed_get_value(
+        bt_field_array_borrow_element_field_by_index_const(a, i));
+}
+
+/* blkin_qemu:request: three arrays, and the event's time as the end. */
+static inline void decode_request(const bt_field *p, const EvClass *c,
+                                  HostdSpan *s)
+{
+    const bt_field *ids = member(p, c, F_IDS);
+    const bt_field *io = member(p, c, F_IO);
+    const bt_field *req = member(p, c, F_REQ);
+
+    s->trace_id = elem_u(ids, IDS_TRACE);
+    s->span_id = elem_u(ids, IDS_SPAN);
+    s->parent_span_id = elem_u(ids, IDS_PARENT);
+    s->offset = elem_u(io, IO_OFFSET);
+    s->bytes = elem_u(io, IO_BYTES);
+    s->start_ns = elem_u(io, IO_START_NS);
+    s->vpid = (uint32_t)elem_s(req, REQ_VPID);
+    s->disk = (uint32_t)elem_s(req, REQ_DISK);
+    s->op = blkin_op_from_tp((unsigned)elem_s(req, REQ_OP));
+    s->flags = (uint32_t)elem_s(req, REQ_FLAGS);
+    s->ret = (int32_t)elem_s(req, REQ_RET);
+    s->inflight = (uint32_t)elem_s(req, REQ_INFLIGHT);
+    s->why = (uint8_t)elem_s(req, REQ_WHY);
+}
+
+/* blkin_qemu:hung: named fields (off the request path, so not packed). */
+static inline void decode_hung(const bt_field *p, const EvClass *c,
+                               HostdSpan *s)
+{
+    s->trace_id = get_u(p, c, F_TRACE_ID);
+    s->span_id = get_u(p, c, F_SPAN_ID);
+    s->parent_span_id = get_u(p, c, F_PARENT_SPAN_ID);
+    s->vpid = (uint32_t)get_u(p, c, F_VPID);
+    s->disk = (uint32_t)get_u(p, c, F_DISK);
+    s->op = blkin_op_from_tp((unsigned)get_u(p, c, F_OP));
+    s->flags = (uint32_t)get_u(p, c, F_FLAGS);
+    s->offset = get_u(p, c, F_OFFSET);
+    s->bytes = get_u(p, c, F_BYTES);
+    s->start_ns = get_u(p, c, F_START_NS);
+}
+
+/* The event's own time in ns of its clock (CLOCK_MONOTONIC for LTTng-UST). */
+static bool event_time_ns(const bt_message *msg, const EvClass *c, uint64_t *ns)
+{
+    uint64_t cycles;
+
+    if (!c->clock_freq)
+        return false;
+    cycles = bt_clock_snapshot_get_value(
+        bt_message_event_borrow_default_clock_snapshot_const(msg));
+    if (c->clock_freq == UINT64_C(1000000000))
+        *ns = cycles;
+    else
+        *ns =
+            (uint64_t)((unsigned __int128)cycles * 1000000000u / c->clock_freq);
+    return true;
+}
+
+static void decode_zipkin(HostdTraceSource *src, const bt_message *msg,
+                          const bt_event *ev, const EvClass *c)
+{
+    const bt_field *p = bt_event_borrow_payload_field_const(ev);
+    HostdZipkinEvent e = {
+        .source = src->index,
+        .trace_id = get_u(p, c, F_TRACE_ID),
+        .span_id = get_u(p, c, F_SPAN_ID),
+        .parent_span_id = get_u(p, c, F_PARENT_SPAN_ID),
+        .port = (int32_t)get_u(p, c, F_ZK_PORT),
+        .trace_name = bt_field_string_get_value(member(p, c, F_ZK_TRACE_NAME)),
+        .service_name = bt_field_string_get_value(member(p, c, F_ZK_SERVICE)),
+        .ip = bt_field_string_get_value(member(p, c, F_ZK_IP)),
+    };
+
+    /* An annotation without a time says nothing about the span's. */
+    if (!event_time_ns(msg, c, &e.time_ns))
+        return;
+    switch (c->kind) {
+    case EV_ZK_TIMESTAMP:
+        e.kind = HOSTD_ZIPKIN_TIMESTAMP;
+        e.key = bt_field_string_get_value(member(p, c, F_ZK_EVENT));
+        break;
+    case EV_ZK_STRING:
+        e.kind = HOSTD_ZIPKIN_STRING;
+        e.key = bt_field_string_get_value(member(p, c, F_ZK_KEY));
+        e.str_val = bt_field_string_get_value(member(p, c, F_ZK_VAL));
+        break;
+    default:
+        e.kind = HOSTD_ZIPKIN_INTEGER;
+        e.key = bt_field_string_get_value(member(p, c, F_ZK_KEY));
+        e.int_val = (int64_t)get_u(p, c, F_ZK_VAL);
+        break;
+    }
+    src->sink.zipkin(src->opaque, &e);
+}
+
+void hostd_trace_decode_event(HostdTraceSource *src, const bt_message *msg)
+{
+    const bt_event *ev = bt_message_event_borrow_event_const(msg);
+    const bt_event_class *ec = bt_event_borrow_class_const(ev);
+    EvClass *c = G_LIKELY(src->last && src->last->ec == ec)
+                     ? src->last
+                     : lookup_class(src, ec);
+    const bt_field *p;
+    HostdSpan s;
+
+    src->stats.events++;
+    switch (c->kind) {
+    case EV_REQUEST:
+        src->stats.spans++;
+        if (!src->sink.span)
+            return;
+        p = bt_event_borrow_payload_field_const(ev);
+        decode_request(p, c, &s);
+        event_time_ns(msg, c, &s.end_ns); /* resolve() checked the clock */
+        s.source = src->index;
+        src->sink.span(src->opaque, &s);
+        return;
+    case EV_HUNG: {
+        uint64_t age;
+
+        src->stats.hung++;
+        if (!src->sink.hung)
+            return;
+        p = bt_event_borrow_payload_field_const(ev);
+        decode_hung(p, c, &s);
+        age = get_u(p, c, F_AGE_NS);
+        if (!event_time_ns(msg, c, &s.end_ns))
+            s.end_ns = s.start_ns + age;
+        s.ret = 0;
+        s.inflight = 0;
+        s.why = 0;
+        s.source = src->index;
+        src->sink.hung(src->opaque, &s, age);
+        return;
+    }
+    case EV_DISK: {
+        HostdDiskMap m;
+
+        src->stats.disks++;
+        if (!src->sink.disk)
+            return;
+        p = bt_event_borrow_payload_field_const(ev);
+        m.vpid = (uint32_t)get_u(p, c, F_VPID);
+        m.source = src->index;
+        m.disk = (uint32_t)get_u(p, c, F_DISK);
+        m.state = (uint8_t)get_u(p, c, F_STATE);
+        m.sample = (uint32_t)get_u(p, c, F_SAMPLE);
+        m.id = bt_field_string_get_value(member(p, c, F_ID));
+        m.node = bt_field_string_get_value(member(p, c, F_NODE));
+        m.child = bt_field_string_get_value(member(p, c, F_CHILD));
+        src->sink.disk(src->opaque, &m);
+        return;
+    }
+    case EV_ZK_TIMESTAMP:
+    case EV_ZK_STRING:
+    case EV_ZK_INTEGER:
+        src->stats.zipkin++;
+        if (src->sink.zipkin)
+            decode_zipkin(src, msg, ev, c);
+        return;
+    case EV_REJECTED:
+        src->stats.rejected++;
+        return;
+    case EV_OTHER:
+        src->stats.ignored++;
+        return;
+    }
+}
+
+void hostd_trace_decode_discarded(HostdTraceSource *src, const bt_message *msg)
+{
+    uint64_t count;
+
+    if (bt_message_discarded_events_get_count(msg, &count) !=
+        BT_PROPERTY_AVAILABILITY_AVAILABLE) {
+        /* LTTng always counts; another producer might not. */
+        src->stats.discarded_unknown++;
+        return;
+    }
+    src->stats.discarded += count;
+    if (src->sink.discarded && count)
+        src->sink.discarded(src->opaque, count);
+}
+
+static uint64_t snapshot_ns(const bt_clock_snapshot *snap)
+{
+    uint64_t cycles = bt_clock_snapshot_get_value(snap);
+    uint64_t freq = bt_clock_class_get_frequency(
+        bt_clock_snapshot_borrow_clock_class_const(snap));
+
+    if (freq == UINT64_C(1000000000) || freq == 0)
+        return cycles;
+    return (uint64_t)((unsigned __int128)cycles * 1000000000u / freq);
+}
+
+/* Advances the source's time to an event's or an inactivity beacon's. */
+void hostd_trace_note_time(HostdTraceSource *src, const bt_message *msg)
+{
+    const bt_clock_snapshot *snap;
+    uint64_t ns;
+
+    if (bt_message_get_type(msg) == BT_MESSAGE_TYPE_EVENT) {
+        if (!bt_message_event_borrow_stream_class_default_clock_class_const(
+                msg))
+            return;
+        snap = bt_message_event_borrow_default_clock_snapshot_const(msg);
+    } else {
+        snap =
+            bt_message_message_iterator_inactivity_borrow_clock_snapshot_const(
+                msg);
+    }
+    ns = snapshot_ns(snap);
+    if (ns > src->time_ns)
+        src->time_ns = ns;
+}
