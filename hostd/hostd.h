@@ -27,8 +27,10 @@ typedef struct Hostd {
     guint feeds_open; /* offline: feeds not yet read to their end */
     HostdControl *control;
     HostdMetrics *metrics;
-    GPtrArray *exporters; /* HostdSpanExport *, owned */
-    HostdHistory *history;
+    GPtrArray *exporters;  /* HostdSpanExport *, owned */
+    HostdHistory *history; /* NULL: no history, or it cannot be written */
+    char *history_path;    /* NULL with --no-history */
+    HostdHistoryOptions history_opts;
     struct HostdLibvirtWatch *libvirt_watch; /* --libvirt, or NULL */
     struct HostdGanetiWatch *ganeti_watch;   /* --ganeti-runtime, or NULL */
     GMainLoop *loop;

@@ -76,6 +76,32 @@ static gboolean open_feeds(Hostd *h, GError **err)
 /* ---- the join tick and history ---------------------------------------- */
 
 /*
+ * Opens the history store. When it cannot be (its directory is full or not
+ * writable), hostd traces on without history rather than refuse to start:
+ * under systemd a refusal is a restart loop and no tracing at all. One log
+ * line when history goes, one when it is back; the checkpoint tick retries.
+ */
+static void history_reopen(Hostd *h)
+{
+    g_autoptr(GError) err = NULL;
+
+    h->history = hostd_history_open(h->history_path, &h->history_opts, &err);
+    h->model->history = h->history;
+    if (h->history) {
+        if (h->model->history_error)
+            g_message("history: %s is writable again", h->history_path);
+        g_clear_pointer(&h->model->history_error, g_free);
+        return;
+    }
+    if (!h->model->history_error)
+        g_warning("history: %s: %s; tracing goes on without history, "
+                  "retrying every %d s",
+                  h->history_path, err->message, CHECKPOINT_S);
+    g_free(h->model->history_error);
+    h->model->history_error = g_strdup(err->message);
+}
+
+/*
  * Hands every disk's minute in progress to the history store, so that a
  * crash loses at most a checkpoint interval; the complete minute replaces
  * the checkpoint when it closes.
@@ -86,6 +112,8 @@ static void checkpoint(Hostd *h, uint64_t now)
     GHashTableIter it;
     gpointer v;
 
+    if (!h->history && h->history_path)
+        history_reopen(h);
     if (!h->history)
         return;
     if (!hostd_history_prune(h->history, g_get_real_time() / 60000000, NULL,
@@ -342,16 +370,12 @@ static int open_state(Hostd *h, const HostdOptions *o)
         h->model->capture = h->capture;
     }
     if (!o->no_history) {
-        g_autofree char *db =
+        h->history_path =
             g_build_filename(o->state_dir ? o->state_dir : "/var/lib/blkin",
                              "history.sqlite", NULL);
-        HostdHistoryOptions hopts = {.retention_minutes =
-                                         (uint32_t)o->retention_days * 24 * 60};
-
-        h->history = hostd_history_open(db, &hopts, &err);
-        h->model->history = h->history;
-        if (!h->history)
-            return fail(1, "%s", err->message);
+        h->history_opts.retention_minutes =
+            (uint32_t)o->retention_days * 24 * 60;
+        history_reopen(h);
     }
     return 0;
 }
@@ -470,6 +494,7 @@ static void hostd_clear(Hostd *h)
         g_ptr_array_unref(h->exporters);
     hostd_model_free(h->model);
     hostd_history_close(h->history);
+    g_free(h->history_path);
     if (h->capture)
         fclose(h->capture);
     if (h->loop)

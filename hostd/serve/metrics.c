@@ -222,11 +222,15 @@ char *hostd_metrics_render(HostdMetrics *m)
     }
     g_string_append_printf(
         s,
+        "# HELP blkin_history_up 1 while the per-minute history can be "
+        "written (0: degraded, tracing goes on)\n"
+        "# TYPE blkin_history_up gauge\n"
+        "blkin_history_up %d\n"
         "# HELP blkin_lttng_discarded_events_total Events LTTng discarded "
         "(ring buffer full).\n"
         "# TYPE blkin_lttng_discarded_events_total counter\n"
         "blkin_lttng_discarded_events_total %" PRIu64 "\n",
-        m->model->lttng_discarded);
+        m->model->history_error ? 0 : 1, m->model->lttng_discarded);
     if (m->model->live)
         hostd_live_health_metrics(m->model->live, s,
                                   g_get_monotonic_time() * 1000);

@@ -652,6 +652,13 @@ JsonNode *hostd_report_status(Hostd *h)
     if (h->model->live)
         hostd_live_health_json(h->model->live, b, mono_ns());
     add_int(b, "lttng_discarded", h->model->lttng_discarded);
+    /* "ok", "off" (--no-history) or "down" with the reason. */
+    json_builder_set_member_name(b, "history");
+    json_builder_begin_object(b);
+    add_str(b, "state", h->history ? "ok" : h->history_path ? "down" : "off");
+    if (h->model->history_error)
+        add_str(b, "error", h->model->history_error);
+    json_builder_end_object(b);
     add_int(b, "spans_unknown_disk", h->model->spans_unknown_disk);
     add_int(b, "children_pending", hostd_span_tree_size(h->model->children));
     json_builder_set_member_name(b, "export");
@@ -689,6 +696,12 @@ JsonNode *hostd_report_history(Hostd *h, const char *vm, const char *disk,
     g_autofree char *prefix = g_strdup_printf("%s/", vm);
     int64_t now_minute = g_get_real_time() / G_USEC_PER_SEC / 60;
 
+    if (!h->history && h->history_path) {
+        g_set_error(err, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED,
+                    "hostd's history cannot be written now: %s",
+                    h->model->history_error);
+        return NULL;
+    }
     if (!h->history) {
         g_set_error(err, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                     "hostd keeps no history (--no-history)");

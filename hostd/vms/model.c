@@ -230,6 +230,7 @@ void hostd_model_free(HostdModel *m)
     g_hash_table_unref(m->vms);
     g_hash_table_unref(m->qemu_disks);
     hostd_span_tree_free(m->children);
+    g_free(m->history_error);
     g_free(m);
 }
 

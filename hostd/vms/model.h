@@ -117,8 +117,11 @@ struct HostdModel {
     uint64_t services_dropped; /* spans of services beyond the limit */
     FILE *capture; /* borrowed: guest requests are logged here for replay */
     HostdHistory *history; /* borrowed: closed minutes go here */
-    GPtrArray *exporters;  /* borrowed HostdSpanExport *: joined requests */
-    uint64_t latest_ns;    /* newest request completion accounted */
+    /* Why the history store cannot be opened (hostd traces on without it
+     * and retries), or NULL. Owned. */
+    char *history_error;
+    GPtrArray *exporters; /* borrowed HostdSpanExport *: joined requests */
+    uint64_t latest_ns;   /* newest request completion accounted */
     /* Reading a recorded trace: statistics start at time 0 instead of
      * now, since the requests to come are from the past. */
     gboolean offline;

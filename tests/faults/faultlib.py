@@ -16,7 +16,7 @@ class Hostd:
     """blkin-hostd with a live URL nobody serves: it keeps retrying LTTng
     once a second and serves its agent channels and control socket."""
 
-    def __init__(self, workdir, hold_ms=500, live=None, args=(), wrapper=()):
+    def __init__(self, workdir, hold_ms=500, live=None, args=(), wrapper=(), history=False):
         self.workdir = workdir
         self.socket = os.path.join(workdir, "hostd.sock")
         self.log = os.path.join(workdir, "hostd.log")
@@ -24,6 +24,7 @@ class Hostd:
         self.hold_ms = hold_ms
         self.args = list(args)
         self.wrapper = list(wrapper)  # e.g. valgrind and its options
+        self.history = history  # keep a history in workdir (else --no-history)
         self.proc = None
 
     def start(self):
@@ -31,7 +32,7 @@ class Hostd:
             os.unlink(self.socket)
         self.proc = subprocess.Popen(
             [*self.wrapper, HOSTD, "--live", self.live, "--socket", self.socket, "--state-dir", self.workdir,
-             "--hold-ms", str(self.hold_ms), "--no-history", *self.args],
+             "--hold-ms", str(self.hold_ms), *([] if self.history else ["--no-history"]), *self.args],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
         for _ in range(200 * (20 if self.wrapper else 1)):
             if os.path.exists(self.socket):
