@@ -19,6 +19,7 @@ struct HostdTraceFeed {
     void *opaque;
     HostdTraceFeedEnded ended;
     void *ended_opaque;
+    bool outage_logged; /* this outage has had its log line */
     HostdTraceSource *src;
     bool established;        /* src has delivered (poll > 0) at least once */
     guint timer;             /* pending poll or reopen */
@@ -58,6 +59,25 @@ static void close_source(HostdTraceFeed *f)
     g_clear_pointer(&f->src, hostd_trace_source_free);
 }
 
+/*
+ * A live input that cannot be read: one log line per outage, however many
+ * times a second the retry fails (the counters and `blkin status` tell the
+ * rest); "is back" ends it.
+ */
+static void outage(HostdTraceFeed *f, const char *why)
+{
+    if (f->offline) {
+        g_warning("trace input %u (%s) failed: %s", f->index, f->url, why);
+        return;
+    }
+    if (f->outage_logged)
+        return;
+    g_warning("trace input %u (%s) unavailable: %s; retrying every %d ms "
+              "(logged once per outage)",
+              f->index, f->url, why, LIVE_RETRY_MS);
+    f->outage_logged = true;
+}
+
 static gboolean poll_feed(gpointer user)
 {
     HostdTraceFeed *f = user;
@@ -78,18 +98,18 @@ static gboolean poll_feed(gpointer user)
         if (!f->established && hostd_trace_source_time_ns(f->src) > 0) {
             f->established = true;
             if (f->health) {
-                if (f->health->state == HOSTD_LIVE_LOST)
+                if (f->health->state == HOSTD_LIVE_LOST || f->outage_logged)
                     g_message("trace input %u (%s) is back", f->index, f->url);
                 hostd_live_health_up(f->health, now_ns());
             }
+            f->outage_logged = false;
         }
         f->timer = g_timeout_add(
             ret == HOSTD_TRACE_MORE ? 0 : HOSTD_TRACE_IDLE_MS, poll_feed, f);
         return G_SOURCE_REMOVE;
     }
     if (ret < 0)
-        g_warning("trace input %u (%s) failed: %s", f->index, f->url,
-                  hostd_trace_source_error(f->src)
+        outage(f, hostd_trace_source_error(f->src)
                       ? hostd_trace_source_error(f->src)
                       : g_strerror(-ret));
     close_source(f);
@@ -101,9 +121,11 @@ static gboolean poll_feed(gpointer user)
     /* The session was destroyed, its daemons died, or the relay went away:
      * a gap begins; wait for the session to come back. A source that never
      * delivered (the session is not there yet) continues the same wait. */
-    if (f->established)
+    if (f->established && !f->outage_logged) {
         g_warning("trace input %u (%s) lost; waiting for it to return",
                   f->index, f->url);
+        f->outage_logged = true;
+    }
     hostd_live_health_down(f->health, now_ns(),
                            ret < 0 ? g_strerror(-ret) : "session ended");
     f->established = false;
@@ -119,7 +141,7 @@ static gboolean open_live(gpointer user)
     f->timer = 0;
     f->src = hostd_trace_source_new_live(f->url, f->sink, f->opaque, &err);
     if (!f->src) {
-        g_warning("cannot read %s: %s", f->url, err->message);
+        outage(f, err->message);
         hostd_live_health_down(f->health, now_ns(), err->message);
         f->timer = g_timeout_add(LIVE_RETRY_MS, open_live, f);
         return G_SOURCE_REMOVE;

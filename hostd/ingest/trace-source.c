@@ -168,11 +168,13 @@ static int finish_graph(HostdTraceSource *src,
     utils = find_plugin("utils", err);
     if (!utils)
         return -ENOENT;
+    /* The muxer logs its input's failures again at each live retry; they
+     * reach hostd's log once, as the error's causes (trace-feed.c). */
     if (bt_graph_add_filter_component(
             src->graph,
             bt_plugin_borrow_filter_component_class_by_name_const(utils,
                                                                   "muxer"),
-            "muxer", NULL, BT_LOGGING_LEVEL_WARNING,
+            "muxer", NULL, BT_LOGGING_LEVEL_NONE,
             &mux) != BT_GRAPH_ADD_COMPONENT_STATUS_OK)
         goto fail;
     for (size_t i = 0; i < nsources; i++) {
@@ -256,7 +258,10 @@ static int add_ctf_source(HostdTraceSource *src, const bt_plugin *ctf,
     st = bt_graph_add_source_component(
         src->graph,
         bt_plugin_borrow_source_component_class_by_name_const(ctf, cls), name,
-        params, live ? BT_LOGGING_LEVEL_WARNING : BT_LOGGING_LEVEL_ERROR, out);
+        /* A live source that cannot connect logs several lines at each
+         * retry; hostd takes the error's causes and logs them once per
+         * outage (trace-feed.c). */
+        params, live ? BT_LOGGING_LEVEL_NONE : BT_LOGGING_LEVEL_ERROR, out);
     bt_value_put_ref(params);
     if (st != BT_GRAPH_ADD_COMPONENT_STATUS_OK) {
         g_autofree char *m = take_bt_error(what);
