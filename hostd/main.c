@@ -218,7 +218,7 @@ typedef struct HostdOptions {
     char *metrics, *zipkin, *otlp, *store, *ganeti_root, *libvirt_uri;
     char **vms;
     int export_sample, export_slow_ms, export_queue;
-    int hold_ms, retention_days;
+    int hold_ms, retention_days, pending_budget;
     gboolean print_report, no_history, keep_privileges, show_version;
 } HostdOptions;
 
@@ -304,6 +304,10 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
          "With --offline: guest requests captured by --capture", "FILE"},
         {"report", 0, 0, G_OPTION_ARG_NONE, &o->print_report,
          "With --offline: print the 1 h report as JSON at the end", NULL},
+        {"pending-budget", 0, 0, G_OPTION_ARG_INT, &o->pending_budget,
+         "Guest requests all VMs together may have waiting to be joined "
+         "(default 786432, ~37 MiB)",
+         "N"},
         {"retention-days", 0, 0, G_OPTION_ARG_INT, &o->retention_days,
          "Keep per-minute history this long (default 30)", "DAYS"},
         {"no-history", 0, 0, G_OPTION_ARG_NONE, &o->no_history,
@@ -346,6 +350,8 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
             (h->remote_offline ? g_strv_length(h->remote_offline) : 0) >=
         HOSTD_MAX_SOURCES)
         return fail(2, "at most %d remote trace inputs", HOSTD_MAX_SOURCES - 1);
+    if (o->pending_budget < 0)
+        return fail(2, "--pending-budget must be positive");
     if (o->hold_ms < 0 || o->retention_days < 1)
         return fail(2, "--hold-ms and --retention-days must be positive");
     return 0;
@@ -359,6 +365,8 @@ static int open_state(Hostd *h, const HostdOptions *o)
     h->hold_ns = (int64_t)o->hold_ms * 1000000;
     h->model = hostd_model_new();
     h->model->offline = h->offline_dir != NULL;
+    if (o->pending_budget)
+        h->model->pending_budget = (size_t)o->pending_budget;
     h->loop = g_main_loop_new(NULL, FALSE);
     for (char **v = o->vms; v && *v; v++)
         if (!add_vm_spec(h, *v, &err))

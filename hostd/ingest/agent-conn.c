@@ -48,8 +48,9 @@
 /* Requests that arrive before the first clock estimate wait, up to this:
  * an agent's whole backlog and what completes while it answers the probe. */
 #define PRE_SYNC_MAX (2 * BLKIN_BACKLOG_MAX)
-/* Guest requests (and their spans) waiting in this VM's joins. */
-#define LIMIT_PENDING 196608
+/* Guest requests (and their spans) waiting in this VM's joins. The node's
+ * budget for all VMs together is the sink's (--pending-budget). */
+#define LIMIT_PENDING HOSTD_AGENT_PENDING_PER_VM
 /* A record completing further than this in the host's future is refused:
  * it would sit in the join until then. */
 #define FUTURE_NS (60LL * 1000000000)
@@ -290,6 +291,20 @@ static size_t vm_pending(HostdAgentConn *c)
     return c->pre_sync->len + c->sink.pending(c->opaque);
 }
 
+/*
+ * The node's pending requests are over its budget, and this VM holds at
+ * least its even share of them: hostile VMs together cannot make hostd hold
+ * more than the budget, and a quiet VM is never the one cut.
+ */
+static bool over_node_budget(HostdAgentConn *c)
+{
+    unsigned vms = 0;
+    size_t budget = 0;
+    size_t total = c->sink.pending_total(c->opaque, &vms, &budget);
+
+    return total > budget && vms && vm_pending(c) >= total / vms;
+}
+
 /* Feeds one read and checks the connection's limits; false on breach. */
 static bool feed(HostdAgentConn *c, const uint8_t *buf, size_t n)
 {
@@ -320,6 +335,8 @@ static bool feed(HostdAgentConn *c, const uint8_t *buf, size_t n)
         breach(c, "too many bytes that are not frames");
     if (!c->breach && vm_pending(c) > LIMIT_PENDING)
         breach(c, "too many requests pending");
+    if (!c->breach && over_node_budget(c))
+        breach(c, "too many requests pending on the node");
     if (!c->breach)
         return true;
 

@@ -24,6 +24,12 @@
 
 typedef struct HostdAgentConn HostdAgentConn;
 
+/* Requests one VM may have waiting in its joins (docs/security.md). */
+#define HOSTD_AGENT_PENDING_PER_VM 196608
+/* The node's default budget for all VMs together (--pending-budget): ~48
+ * bytes each, ~37 MiB. */
+#define HOSTD_AGENT_PENDING_NODE (4 * HOSTD_AGENT_PENDING_PER_VM)
+
 /* Where a VM's channel delivers; called on the connection's thread. */
 typedef struct HostdAgentSink {
     /* The VM's own disk that the guest's device map names by @serial, or
@@ -34,6 +40,9 @@ typedef struct HostdAgentSink {
     /* The VM's requests waiting in its joins: they count against the
      * channel's pending limit (docs/security.md). */
     size_t (*pending)(void *opaque);
+    /* Every VM's requests waiting in the node's joins, how many VMs hold
+     * some, and the node's budget for them (docs/security.md). */
+    size_t (*pending_total)(void *opaque, unsigned *vms, size_t *budget);
 } HostdAgentSink;
 
 /* What one VM's channel counted since it was created. */

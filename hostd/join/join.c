@@ -47,6 +47,7 @@ struct HostdJoin {
     GArray *spans;  /* PendingSpan, sorted by (start_ns, span_id) */
     GArray *guests; /* HostdGuestReq, in arrival order */
     HostdJoinCounters c;
+    guint spans_peak, guests_peak; /* longest since last shrunk */
     /* The guest clock's error bound given to the latest flush; 0 before a
      * clock estimate (the record's clock_error_ns). */
     uint64_t probe_bound_ns;
@@ -80,6 +81,33 @@ const HostdClockCorrection *hostd_join_correction(const HostdJoin *j)
 const HostdJoinCounters *hostd_join_counters(const HostdJoin *j)
 {
     return &j->c;
+}
+
+/*
+ * GArray never gives back what it grew to: after a burst (a flood, a stalled
+ * trace input) drained, the memory would stay held for good. Once an array
+ * is down to a quarter of its peak, it is copied into one of its size.
+ */
+#define SHRINK_MIN 4096
+
+static void shrink(GArray **a, guint elt, guint *peak)
+{
+    GArray *b;
+
+    *peak = MAX(*peak, (*a)->len);
+    if (*peak < SHRINK_MIN || (*a)->len > *peak / 4)
+        return;
+    b = g_array_sized_new(FALSE, FALSE, elt, (*a)->len);
+    g_array_append_vals(b, (*a)->data, (*a)->len);
+    g_array_unref(*a);
+    *a = b;
+    *peak = b->len;
+}
+
+size_t hostd_join_room(const HostdJoin *j)
+{
+    return MAX(j->spans_peak, j->spans->len) +
+           MAX(j->guests_peak, j->guests->len);
 }
 
 size_t hostd_join_pending(const HostdJoin *j)
@@ -430,6 +458,9 @@ static int64_t causal_offset(HostdJoin *j, int64_t now_sec,
 void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
                       int64_t probe_bound_ns, bool expect_guest)
 {
+    /* What the arrays grew to since the last flush (shrink()). */
+    j->spans_peak = MAX(j->spans_peak, j->spans->len);
+    j->guests_peak = MAX(j->guests_peak, j->guests->len);
     /* A bound this large means there is no estimate (yet). */
     j->probe_bound_ns = probe_bound_ns > 0 && probe_bound_ns < INT64_MAX / 4
                             ? probe_bound_ns
@@ -493,4 +524,6 @@ void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
             emit_span_only(j, p);
     }
     g_array_set_size(j->spans, kept);
+    shrink(&j->spans, sizeof(PendingSpan), &j->spans_peak);
+    shrink(&j->guests, sizeof(HostdGuestReq), &j->guests_peak);
 }

@@ -127,5 +127,8 @@ void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
 const HostdClockCorrection *hostd_join_correction(const HostdJoin *j);
 const HostdJoinCounters *hostd_join_counters(const HostdJoin *j);
 size_t hostd_join_pending(const HostdJoin *j);
+/* Entries the join's arrays keep room for: back near hostd_join_pending()
+ * once a burst has drained (a quarter of the peak, or 4,096). */
+size_t hostd_join_room(const HostdJoin *j);
 
 #endif

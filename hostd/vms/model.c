@@ -129,10 +129,30 @@ static size_t agent_pending(void *opaque)
     return n;
 }
 
+static size_t agent_pending_total(void *opaque, unsigned *vms, size_t *budget)
+{
+    HostdVm *vm = opaque;
+    GHashTableIter it;
+    gpointer v;
+    size_t total = 0;
+
+    *vms = 0;
+    *budget = vm->model->pending_budget;
+    g_hash_table_iter_init(&it, vm->model->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        size_t n = agent_pending(v);
+
+        total += n;
+        *vms += n > 0;
+    }
+    return total;
+}
+
 static const HostdAgentSink agent_sink = {
     .disk = agent_disk,
     .request = agent_request,
     .pending = agent_pending,
+    .pending_total = agent_pending_total,
 };
 
 static void vm_free(gpointer p)
@@ -214,6 +234,7 @@ HostdModel *hostd_model_new(void)
     m->services =
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, service_free);
     m->started_ns = g_get_monotonic_time() * 1000;
+    m->pending_budget = HOSTD_AGENT_PENDING_NODE;
     return m;
 }
 

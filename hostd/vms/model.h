@@ -117,6 +117,8 @@ struct HostdModel {
     uint64_t services_dropped; /* spans of services beyond the limit */
     FILE *capture; /* borrowed: guest requests are logged here for replay */
     HostdHistory *history; /* borrowed: closed minutes go here */
+    /* Guest requests all VMs together may have waiting in their joins. */
+    size_t pending_budget;
     /* Why the history store cannot be opened (hostd traces on without it
      * and retries), or NULL. Owned. */
     char *history_error;

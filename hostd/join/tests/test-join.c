@@ -329,6 +329,26 @@ static void test_causal_correction(void)
     g_array_unref(c.out);
 }
 
+/* A burst of 100,000 requests drains: the join gives its room back. */
+static void test_room_given_back(void)
+{
+    Collected c = {g_array_new(FALSE, FALSE, sizeof(HostdJoinedRequest))};
+    g_autoptr(HostdJoin) j = hostd_join_new(collect, &c);
+
+    for (int i = 0; i < 100000; i++) {
+        HostdGuestReq g = guest(BLKIN_OP_READ, (uint64_t)i * 4096, 4096, 0,
+                                SEC + i * US, SEC + i * US + 100 * US);
+        hostd_join_add_guest(j, &g);
+    }
+    hostd_join_flush(j, 0, 1 * MS, NOBOUND, true);
+    g_assert_cmpuint(hostd_join_room(j), >=, 100000);
+    hostd_join_flush(j, G_MAXINT64, 1 * MS, NOBOUND, true);
+    g_assert_cmpuint(hostd_join_pending(j), ==, 0);
+    g_assert_cmpuint(c.out->len, ==, 100000);
+    g_assert_cmpuint(hostd_join_room(j), <, 4096);
+    g_array_unref(c.out);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -339,5 +359,6 @@ int main(int argc, char **argv)
     g_test_add_func("/join/unmatched", test_unmatched);
     g_test_add_func("/join/hostile-windows", test_hostile_windows);
     g_test_add_func("/join/causal-correction", test_causal_correction);
+    g_test_add_func("/join/room-given-back", test_room_given_back);
     return g_test_run();
 }
