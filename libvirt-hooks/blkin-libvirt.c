@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-libvirt: enable and disable blkin tracing on libvirt domains, and
  * the libvirt hook that tells blkin-hostd when a traced domain starts/stops.
@@ -10,6 +11,9 @@
  * Changes go to the persistent definition only (docs/libvirt.md); they take
  * effect when the domain next starts.
  */
+#define G_LOG_DOMAIN "blkin-libvirt"
+
+#include "disk-id.h"
 #include "domxml.h"
 
 #include <errno.h>
@@ -521,19 +525,24 @@ static void when(virDomain *d, const char *what)
 }
 
 /* Whether the definition, unchanged since blkin defined it, already has what
- * `enable` would make of it. */
-static bool same_setup(const BlkinState *st, GPtrArray *targets,
-                       const EnableOptions *eo)
+ * `enable` would make of it. Filter ids made by an older rule (<uuid>/...)
+ * are not: enabling again moves them to the disk identity. */
+static bool same_setup(const char *name, const BlkinState *st,
+                       GPtrArray *targets, const EnableOptions *eo)
 {
     if (st->disks->len != targets->len ||
         g_strcmp0(st->preload, eo->preload) != 0 ||
         (eo->agent_socket && g_strcmp0(st->agent_socket, eo->agent_socket)))
         return false;
-    for (guint i = 0; i < st->disks->len; i++)
-        if (!g_ptr_array_find_with_equal_func(
-                targets, ((TracedDisk *)st->disks->pdata[i])->target,
-                g_str_equal, NULL))
+    for (guint i = 0; i < st->disks->len; i++) {
+        const TracedDisk *d = st->disks->pdata[i];
+        g_autofree char *id = blkin_disk_id(name, d->target, NULL);
+
+        if (!g_ptr_array_find_with_equal_func(targets, d->target, g_str_equal,
+                                              NULL) ||
+            g_strcmp0(d->filter_id, id) != 0)
             return false;
+    }
     return true;
 }
 
@@ -605,7 +614,7 @@ static int cmd_enable(virConnect *c, const char *name)
     r = check_running(d, bdoc, targets);
     if (r < 0)
         return r;
-    if (unchanged && same_setup(st, targets, &eo)) {
+    if (unchanged && same_setup(name, st, targets, &eo)) {
         g_print("blkin is already enabled on %s of %s; nothing changed\n", list,
                 name);
         return 0;
