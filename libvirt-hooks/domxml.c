@@ -6,7 +6,7 @@
  * mean the right thing; byte-exact restoring comes from keeping libvirt's own
  * text of the original definition in the metadata.
  */
-#define G_LOG_DOMAIN "blkin-domxml"
+#define G_LOG_DOMAIN "blkin-libvirt"
 
 #include "domxml.h"
 #include "disk-id.h"
