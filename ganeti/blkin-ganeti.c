@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-ganeti: what blkin sees of a Ganeti node's KVM instances
  * (ganeti-discovery.h); the instance-start hook reads it to know which
@@ -8,7 +9,8 @@
  * One line per disk, tab-separated: instance, Ganeti disk name, drive id,
  * serial (- if none), filter id, QMP socket, agent socket (- if none).
  */
-#include <errno.h>
+#define G_LOG_DOMAIN "blkin-ganeti"
+
 #include <locale.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,12 +69,16 @@ int main(int argc, char **argv)
     }
     for (int i = 2; i < argc; i++) {
         g_autoptr(BlkinGanetiInstance) inst = NULL;
+        g_autoptr(GError) ierr = NULL;
 
-        r = blkin_ganeti_read_instance(root, argv[i], &inst);
-        if (r < 0) {
-            fprintf(stderr, "blkin-ganeti: instance %s: %s\n", argv[i],
-                    r == -ENOENT ? "no runtime file (not running here)"
-                                 : g_strerror(-r));
+        inst = blkin_ganeti_load_instance(root, argv[i], &ierr);
+        if (!inst) {
+            if (g_error_matches(ierr, BLKIN_GANETI_ERROR,
+                                BLKIN_GANETI_ERROR_IDENTITY))
+                fprintf(stderr, "blkin-ganeti: %s\n", ierr->message);
+            else
+                fprintf(stderr, "blkin-ganeti: instance %s: %s\n", argv[i],
+                        ierr->message);
             rc = 1;
             continue;
         }

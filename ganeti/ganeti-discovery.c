@@ -1,7 +1,11 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * ganeti-discovery.c: Ganeti 3.0 KVM instances from Ganeti's state
  * directory and QEMU's command line (see ganeti-discovery.h).
  */
+#define G_LOG_DOMAIN "blkin-ganeti"
+
+#include "disk-id.h"
 #include "ganeti-discovery.h"
 
 #include <errno.h>
@@ -11,6 +15,8 @@
 #include <string.h>
 
 #define AGENT_PORT_NAME "org.blkin.agent.0"
+
+G_DEFINE_QUARK(blkin - ganeti - error - quark, blkin_ganeti_error)
 
 static void disk_free(BlkinGanetiDisk *d)
 {
@@ -174,13 +180,22 @@ static const char *obj_str(JsonObject *o, const char *member)
                : NULL;
 }
 
-int blkin_ganeti_read_instance(const char *root, const char *name,
-                               BlkinGanetiInstance **ret)
+/* The runtime file is not what Ganeti writes. */
+static BlkinGanetiInstance *bad_format(const char *path, GError **error)
+{
+    g_set_error(error, BLKIN_GANETI_ERROR, BLKIN_GANETI_ERROR_FORMAT,
+                "%s is not a Ganeti KVM runtime file", path);
+    return NULL;
+}
+
+BlkinGanetiInstance *
+blkin_ganeti_load_instance(const char *root, const char *name, GError **error)
 {
     g_autofree char *file = NULL, *path = NULL;
     g_autofree char *text = NULL;
     g_autoptr(JsonParser) p = json_parser_new();
     g_autoptr(BlkinGanetiInstance) inst = NULL;
+    g_autoptr(GError) err = NULL;
     g_auto(GStrv) argv = NULL;
     JsonNode *root_node;
     JsonArray *rt, *disks;
@@ -188,17 +203,21 @@ int blkin_ganeti_read_instance(const char *root, const char *name,
 
     file = g_strdup_printf("%s.runtime", name);
     path = g_build_filename(root, "conf", file, NULL);
-    if (!g_file_get_contents(path, &text, &len, NULL))
-        return -ENOENT;
+    if (!g_file_get_contents(path, &text, &len, NULL)) {
+        g_set_error_literal(error, BLKIN_GANETI_ERROR,
+                            BLKIN_GANETI_ERROR_NOT_FOUND,
+                            "no runtime file (not running here)");
+        return NULL;
+    }
     if (!json_parser_load_from_data(p, text, len, NULL))
-        return -EBADMSG;
+        return bad_format(path, error);
     root_node = json_parser_get_root(p);
     if (!root_node || !JSON_NODE_HOLDS_ARRAY(root_node))
-        return -EBADMSG;
+        return bad_format(path, error);
     rt = json_node_get_array(root_node);
     if (json_array_get_length(rt) < 4 ||
         !JSON_NODE_HOLDS_ARRAY(json_array_get_element(rt, 3)))
-        return -EBADMSG;
+        return bad_format(path, error);
     disks = json_array_get_array_element(rt, 3);
 
     inst = g_new0(BlkinGanetiInstance, 1);
@@ -216,10 +235,10 @@ int blkin_ganeti_read_instance(const char *root, const char *name,
         /* [disk, link_name, uri] */
         if (!JSON_NODE_HOLDS_ARRAY(e) ||
             json_array_get_length(json_node_get_array(e)) < 1)
-            return -EBADMSG;
+            return bad_format(path, error);
         e = json_array_get_element(json_node_get_array(e), 0);
         if (!JSON_NODE_HOLDS_OBJECT(e))
-            return -EBADMSG;
+            return bad_format(path, error);
         dobj = json_node_get_object(e);
         e = json_object_get_member(dobj, "hvinfo");
         hvinfo =
@@ -232,8 +251,13 @@ int blkin_ganeti_read_instance(const char *root, const char *name,
         d->target = iv && *iv ? g_strdup(iv) : g_strdup_printf("disk/%u", i);
         d->drive_id = g_strdup(id);
         d->uuid = g_strdup(obj_str(dobj, "uuid"));
-        d->filter_id = g_strdup_printf("%s/%s", name, d->target);
         g_ptr_array_add(inst->disks, d);
+        d->filter_id = blkin_disk_id(name, d->target, &err);
+        if (!d->filter_id) {
+            g_set_error(error, BLKIN_GANETI_ERROR, BLKIN_GANETI_ERROR_IDENTITY,
+                        "instance %s: %s", name, err->message);
+            return NULL;
+        }
     }
     inst->pid = read_pid(root, name);
     if (inst->pid > 0)
@@ -263,8 +287,25 @@ int blkin_ganeti_read_instance(const char *root, const char *name,
         argv = (char **)g_ptr_array_free(v, FALSE);
     }
     apply_cmdline(inst, argv);
-    *ret = g_steal_pointer(&inst);
-    return 0;
+    return g_steal_pointer(&inst);
+}
+
+int blkin_ganeti_read_instance(const char *root, const char *name,
+                               BlkinGanetiInstance **ret)
+{
+    g_autoptr(GError) err = NULL;
+
+    *ret = blkin_ganeti_load_instance(root, name, &err);
+    if (*ret)
+        return 0;
+    switch (err->code) {
+    case BLKIN_GANETI_ERROR_NOT_FOUND:
+        return -ENOENT;
+    case BLKIN_GANETI_ERROR_FORMAT:
+        return -EBADMSG;
+    default:
+        return -EINVAL;
+    }
 }
 
 static gint cmp_instance(gconstpointer a, gconstpointer b)
@@ -289,13 +330,22 @@ int blkin_ganeti_discover(const char *root, GPtrArray **ret)
     dir = g_dir_open(conf, 0, NULL);
     while (dir && (ent = g_dir_read_name(dir))) {
         g_autofree char *name = NULL;
+        g_autoptr(GError) err = NULL;
         BlkinGanetiInstance *inst = NULL;
 
         if (!g_str_has_suffix(ent, ".runtime"))
             continue;
         name = g_strndup(ent, strlen(ent) - strlen(".runtime"));
-        if (blkin_ganeti_read_instance(root, name, &inst) < 0)
+        inst = blkin_ganeti_load_instance(root, name, &err);
+        if (!inst) {
+            /* Unreadable runtime files are skipped; an instance no disk
+             * identity can name would be untraceable: say so. */
+            if (g_error_matches(err, BLKIN_GANETI_ERROR,
+                                BLKIN_GANETI_ERROR_IDENTITY))
+                g_warning("%s", err->message);
+            g_clear_error(&err);
             continue;
+        }
         if (inst->pid <= 0) {
             blkin_ganeti_instance_free(inst);
             continue;

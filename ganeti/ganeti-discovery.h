@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * ganeti-discovery.h: the KVM instances a Ganeti 3.0 node runs, found from
  * Ganeti's own state directory (default /var/run/ganeti/kvm-hypervisor):
@@ -22,13 +23,23 @@
 #include <sys/types.h>
 
 #define BLKIN_GANETI_DEFAULT_ROOT "/var/run/ganeti/kvm-hypervisor"
+#define BLKIN_GANETI_ERROR        (blkin_ganeti_error_quark())
+
+GQuark blkin_ganeti_error_quark(void);
+
+typedef enum {
+    BLKIN_GANETI_ERROR_NOT_FOUND, /* no runtime file: not running here */
+    BLKIN_GANETI_ERROR_FORMAT,    /* the runtime file is not Ganeti's */
+    BLKIN_GANETI_ERROR_IDENTITY,  /* a name no disk identity can have */
+} BlkinGanetiError;
 
 typedef struct BlkinGanetiDisk {
     char *target;    /* Ganeti's name: disk/0 */
     char *drive_id;  /* -drive id and -device id: disk-<uuid part> */
     char *uuid;      /* the disk's Ganeti UUID */
     char *serial;    /* the virtio serial QEMU runs with, or NULL */
-    char *filter_id; /* the blkin filter id blkin uses: <instance>/disk/0 */
+    char *filter_id; /* the disk identity (libvirt-hooks/disk-id.h,
+                      * docs/hostd.md): <instance>/disk/0 */
 } BlkinGanetiDisk;
 
 typedef struct BlkinGanetiInstance {
@@ -43,8 +54,17 @@ void blkin_ganeti_instance_free(BlkinGanetiInstance *inst);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(BlkinGanetiInstance, blkin_ganeti_instance_free)
 
 /*
- * Reads one instance's runtime file. -ENOENT when there is none; -EBADMSG
- * when it is not Ganeti's format.
+ * Reads one instance's runtime file; NULL with @error set (BLKIN_GANETI_ERROR)
+ * when there is none, it is not Ganeti's format, or the instance's or a
+ * disk's name cannot be part of a disk identity.
+ */
+BlkinGanetiInstance *
+blkin_ganeti_load_instance(const char *root, const char *name, GError **error);
+
+/*
+ * The same with a negative errno (-ENOENT no runtime file, -EBADMSG not
+ * Ganeti's format, -EINVAL no disk identity), for hostd until it takes the
+ * GError form.
  */
 int blkin_ganeti_read_instance(const char *root, const char *name,
                                BlkinGanetiInstance **ret);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-libvirt: enable and disable blkin tracing on libvirt domains, and
  * the libvirt hook that tells blkin-hostd when a traced domain starts/stops.
@@ -10,6 +11,9 @@
  * Changes go to the persistent definition only (docs/libvirt.md); they take
  * effect when the domain next starts.
  */
+#define G_LOG_DOMAIN "blkin-libvirt"
+
+#include "disk-id.h"
 #include "domxml.h"
 
 #include <errno.h>
@@ -36,6 +40,20 @@
 #endif
 #define HOSTD_CONF     "/etc/blkin/hostd.conf"
 #define CLI_TIMEOUT_MS 5000
+
+/* Errors are GErrors in this domain; main() prints them, "blkin-libvirt: "
+ * first. Warnings and notes are printed where they arise. */
+#define BLKIN_LIBVIRT_ERROR (blkin_libvirt_error_quark())
+G_DEFINE_QUARK(blkin - libvirt - error - quark, blkin_libvirt_error)
+
+typedef enum {
+    BLKIN_LIBVIRT_ERROR_NOT_FOUND,   /* no such domain, disk or file */
+    BLKIN_LIBVIRT_ERROR_UNSUPPORTED, /* a transient domain */
+    BLKIN_LIBVIRT_ERROR_INVALID,     /* a definition blkin cannot change */
+    BLKIN_LIBVIRT_ERROR_MISMATCH,    /* libvirt numbered nodes differently */
+    BLKIN_LIBVIRT_ERROR_TIMEOUT,     /* the blkin CLI did not answer */
+    BLKIN_LIBVIRT_ERROR_FAILED,      /* libvirt or the system refused */
+} BlkinLibvirtError;
 
 static char *opt_connect = NULL;
 static char **opt_disks = NULL;
@@ -72,41 +90,43 @@ static char *free_lv_string(char *s)
 
 /* ------------------------------------------------------------ connection */
 
-static virConnect *open_conn(void)
+static virConnect *open_conn(GError **error)
 {
     virConnect *c = virConnectOpen(opt_connect);
 
     if (!c)
-        g_printerr("blkin-libvirt: cannot connect to libvirt (%s): %s\n",
-                   opt_connect ? opt_connect : "default URI", lv_error());
+        g_set_error(error, BLKIN_LIBVIRT_ERROR, BLKIN_LIBVIRT_ERROR_FAILED,
+                    "cannot connect to libvirt (%s): %s",
+                    opt_connect ? opt_connect : "default URI", lv_error());
     return c;
 }
 
-static virDomain *lookup(virConnect *c, const char *name)
+static virDomain *lookup(virConnect *c, const char *name, GError **error)
 {
     virDomain *d = virDomainLookupByName(c, name);
 
     if (!d) {
         if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
-            g_printerr("blkin-libvirt: libvirt has no domain named '%s'\n",
-                       name);
+            g_set_error(error, BLKIN_LIBVIRT_ERROR,
+                        BLKIN_LIBVIRT_ERROR_NOT_FOUND,
+                        "libvirt has no domain named '%s'", name);
         else
-            g_printerr("blkin-libvirt: cannot look up domain '%s': %s\n", name,
-                       lv_error());
+            g_set_error(error, BLKIN_LIBVIRT_ERROR, BLKIN_LIBVIRT_ERROR_FAILED,
+                        "cannot look up domain '%s': %s", name, lv_error());
     }
     return d;
 }
 
 /* The persistent definition exactly as libvirt prints it (with secrets, so
  * that defining it again loses nothing). */
-static char *inactive_xml(virDomain *d)
+static char *inactive_xml(virDomain *d, GError **error)
 {
     char *x =
         virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
 
     if (!x) {
-        g_printerr("blkin-libvirt: cannot read the domain's definition: %s\n",
-                   lv_error());
+        g_set_error(error, BLKIN_LIBVIRT_ERROR, BLKIN_LIBVIRT_ERROR_FAILED,
+                    "cannot read the domain's definition: %s", lv_error());
         return NULL;
     }
     return free_lv_string(x);
@@ -132,29 +152,31 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Definition, definition_clear)
 
 /* Loads @name's definition; a transient domain is refused when
  * @persistent_only, because blkin changes persistent definitions only. */
-static int definition_load(virConnect *c, const char *name,
-                           bool persistent_only, Definition *def)
+static gboolean definition_load(virConnect *c, const char *name,
+                                bool persistent_only, Definition *def,
+                                GError **error)
 {
     g_autoptr(GError) err = NULL;
 
-    def->dom = lookup(c, name);
+    def->dom = lookup(c, name, error);
     if (!def->dom)
-        return -ENOENT;
+        return FALSE;
     if (persistent_only && virDomainIsPersistent(def->dom) != 1) {
-        g_printerr("blkin-libvirt: '%s' is a transient domain; blkin changes "
-                   "persistent definitions only (virsh define it first)\n",
-                   name);
-        return -EOPNOTSUPP;
+        g_set_error(error, BLKIN_LIBVIRT_ERROR, BLKIN_LIBVIRT_ERROR_UNSUPPORTED,
+                    "'%s' is a transient domain; blkin changes persistent "
+                    "definitions only (virsh define it first)",
+                    name);
+        return FALSE;
     }
-    def->xml = inactive_xml(def->dom);
+    def->xml = inactive_xml(def->dom, error);
     if (!def->xml)
-        return -EIO;
+        return FALSE;
     def->doc = domxml_parse(def->xml, &err);
     if (!def->doc || (!(def->st = domxml_state(def->doc, &err)) && err)) {
-        g_printerr("blkin-libvirt: %s\n", err->message);
-        return -EINVAL;
+        g_propagate_error(error, g_steal_pointer(&err));
+        return FALSE;
     }
-    return 0;
+    return TRUE;
 }
 
 /* ------------------------------------------------------------ checks */
@@ -172,7 +194,7 @@ static const char *preload_path(const BlkinState *st)
     return BLKIN_PRELOAD_DEFAULT;
 }
 
-static GHashTable *qmp_nodes(virDomain *d)
+static GHashTable *qmp_nodes(virDomain *d, GError **error)
 {
     g_autoptr(JsonParser) p = json_parser_new();
     g_autoptr(GError) err = NULL;
@@ -184,15 +206,16 @@ static GHashTable *qmp_nodes(virDomain *d)
 
     if (virDomainQemuMonitorCommand(
             d, "{\"execute\":\"query-named-block-nodes\"}", &raw, 0) < 0) {
-        g_printerr("blkin-libvirt: cannot query the running domain's block "
-                   "nodes: %s\n",
-                   lv_error());
+        g_set_error(error, BLKIN_LIBVIRT_ERROR, BLKIN_LIBVIRT_ERROR_FAILED,
+                    "cannot query the running domain's block nodes: %s",
+                    lv_error());
         return NULL;
     }
     out = free_lv_string(raw);
     if (!json_parser_load_from_data(p, out, -1, &err) ||
         !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
-        g_printerr("blkin-libvirt: unexpected QMP answer: %s\n", out);
+        g_set_error(error, BLKIN_LIBVIRT_ERROR, BLKIN_LIBVIRT_ERROR_FAILED,
+                    "unexpected QMP answer: %s", out);
         return NULL;
     }
     o = json_node_get_object(json_parser_get_root(p));
@@ -258,30 +281,33 @@ static unsigned live_index(xmlDoc *live, const char *target)
  * and QEMU has the nodes: if the running disks are the defined ones, the
  * derivation must agree with both, else blkin's idea of libvirt's numbering
  * is wrong and nothing may be changed. */
-static int check_running(virDomain *d, xmlDoc *inactive, GPtrArray *targets)
+static gboolean check_running(virDomain *d, xmlDoc *inactive,
+                              GPtrArray *targets, GError **error)
 {
     g_autoptr(GHashTable) nodes = NULL;
     g_autoptr(xmlDoc) live = NULL;
     g_autoptr(GPtrArray) ldisks = NULL;
     g_autoptr(GPtrArray) idisks = domxml_disks(inactive);
+    g_autoptr(GString) wrong = g_string_new(NULL);
     g_autofree char *xml = NULL;
     char *raw;
     bool same;
-    int r = 0;
 
     if (virDomainIsActive(d) != 1)
-        return 0;
+        return TRUE;
     raw = virDomainGetXMLDesc(d, 0);
     if (!raw) {
-        g_printerr("blkin-libvirt: cannot read the running definition: %s\n",
-                   lv_error());
-        return -EIO;
+        g_set_error(error, BLKIN_LIBVIRT_ERROR, BLKIN_LIBVIRT_ERROR_FAILED,
+                    "cannot read the running definition: %s", lv_error());
+        return FALSE;
     }
     xml = free_lv_string(raw);
-    live = domxml_parse(xml, NULL);
-    nodes = qmp_nodes(d);
-    if (!live || !nodes)
-        return -EIO;
+    live = domxml_parse(xml, error);
+    if (!live)
+        return FALSE;
+    nodes = qmp_nodes(d, error);
+    if (!nodes)
+        return FALSE;
     ldisks = domxml_disks(live);
     /* Backing images libvirt found are in the live XML as <backingStore>;
      * they do not move top images, so compare the top images only. */
@@ -295,7 +321,7 @@ static int check_running(virDomain *d, xmlDoc *inactive, GPtrArray *targets)
         g_print("note: the running domain's disks differ from its "
                 "definition, so its node names cannot confirm the ones "
                 "derived for the next start\n");
-        return 0;
+        return TRUE;
     }
     for (guint t = 0; t < targets->len; t++) {
         const char *target = targets->pdata[t];
@@ -314,20 +340,27 @@ static int check_running(virDomain *d, xmlDoc *inactive, GPtrArray *targets)
         file = g_hash_table_lookup(nodes, node);
         if (idx != id->index || !file ||
             (id->source && !g_str_equal(file, id->source))) {
-            g_printerr("blkin-libvirt: libvirt numbered the running domain's "
-                       "nodes differently from what blkin-libvirt derives: "
-                       "%s should be on %s (%s), libvirt gave it index %u "
-                       "and QEMU's %s is %s; refusing to change the "
-                       "definition\n",
-                       target, id->node, id->source ? id->source : "?", idx,
-                       node, file ? file : "missing");
-            r = -EPROTO;
+            /* One line per disk, as main() prints the first. */
+            g_string_append_printf(
+                wrong,
+                "%slibvirt numbered the running domain's nodes differently "
+                "from what blkin-libvirt derives: %s should be on %s (%s), "
+                "libvirt gave it index %u and QEMU's %s is %s; refusing to "
+                "change the definition",
+                wrong->len ? "\nblkin-libvirt: " : "", target, id->node,
+                id->source ? id->source : "?", idx, node,
+                file ? file : "missing");
             continue;
         }
         g_print("%s: node %s checked in the running domain (%s)\n", target,
                 id->node, file);
     }
-    return r;
+    if (wrong->len) {
+        g_set_error_literal(error, BLKIN_LIBVIRT_ERROR,
+                            BLKIN_LIBVIRT_ERROR_MISMATCH, wrong->str);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 /* ------------------------------------------------------------ state file */
@@ -340,8 +373,10 @@ static char *state_path(const char *name)
 }
 
 /* What hostd needs to know about the domain, in hostd's config syntax, so
- * that it can be read without libvirt. */
-static int write_state(const char *name, const char *uuid, const BlkinState *st)
+ * that it can be read without libvirt. A failure is only warned about: the
+ * definition's metadata is what counts. */
+static void write_state(const char *name, const char *uuid,
+                        const BlkinState *st)
 {
     g_autofree char *path = state_path(name);
     g_autofree char *dir = g_path_get_dirname(path);
@@ -365,9 +400,7 @@ static int write_state(const char *name, const char *uuid, const BlkinState *st)
         !g_file_set_contents(path, text->str, -1, &err)) {
         g_printerr("blkin-libvirt: warning: cannot write %s: %s\n", path,
                    err ? err->message : g_strerror(errno));
-        return -EIO;
     }
-    return 0;
 }
 
 static void remove_state(const char *name)
@@ -382,21 +415,24 @@ static void remove_state(const char *name)
 /* QEMU (running as libvirt's QEMU user) binds the agent's socket, so its
  * directory must exist and be writable by that group before the domain
  * starts. /run is emptied at boot: the hook makes it again at prepare. */
-static int make_socket_dir(const char *sock)
+static gboolean make_socket_dir(const char *sock, GError **error)
 {
     g_autofree char *dir = g_path_get_dirname(sock);
     struct group *g;
 
     if (g_file_test(dir, G_FILE_TEST_IS_DIR))
-        return 0;
-    if (g_mkdir_with_parents(dir, 0755) < 0)
-        return -errno;
+        return TRUE;
+    if (g_mkdir_with_parents(dir, 0755) < 0) {
+        g_set_error_literal(error, BLKIN_LIBVIRT_ERROR,
+                            BLKIN_LIBVIRT_ERROR_FAILED, g_strerror(errno));
+        return FALSE;
+    }
     g = getgrnam("libvirt-qemu");
     if (!g)
         g = getgrnam("kvm");
     if (g && chown(dir, 0, g->gr_gid) == 0)
         chmod(dir, 02770);
-    return 0;
+    return TRUE;
 }
 
 /* ------------------------------------------------------------ enable */
@@ -430,83 +466,78 @@ static char *join_targets(GPtrArray *a)
 /* The definition blkin's changes are made on, and the one `disable` goes
  * back to: the stored original while the definition is unchanged since
  * blkin changed it, else the current one without blkin's parts (keeping the
- * operator's later edits). */
-static int base_of(const char *cur, const BlkinState *st, char **ret_base)
+ * operator's later edits). *@unchanged tells which. */
+static char *base_of(const char *cur, const BlkinState *st, bool *unchanged,
+                     GError **error)
 {
-    g_autoptr(GError) err = NULL;
     g_autofree char *stripped = NULL;
     g_autofree char *fp = NULL;
 
-    if (!st) {
-        *ret_base = g_strdup(cur);
-        return 0;
-    }
+    *unchanged = false;
+    if (!st)
+        return g_strdup(cur);
     fp = domxml_fingerprint(cur);
     if (st->original && st->fingerprint && fp &&
         g_str_equal(fp, st->fingerprint)) {
-        *ret_base = g_strdup(st->original);
-        return 1;
+        *unchanged = true;
+        return g_strdup(st->original);
     }
-    stripped = domxml_strip(cur, &err);
-    if (!stripped) {
-        g_printerr("blkin-libvirt: %s\n", err->message);
-        return -EINVAL;
-    }
+    stripped = domxml_strip(cur, error);
+    if (!stripped)
+        return NULL;
     g_printerr("blkin-libvirt: note: the definition was edited since blkin "
                "changed it; keeping those edits\n");
-    *ret_base = g_steal_pointer(&stripped);
-    return 0;
+    return g_steal_pointer(&stripped);
 }
 
-static int define_once(virConnect *c, const char *xml, char **ret_printed)
+/* Defines `xml` and returns the definition as libvirt prints it back. */
+static char *define_once(virConnect *c, const char *xml, GError **error)
 {
     g_autoptr(virDomain) d = virDomainDefineXML(c, xml);
     char *raw;
 
     if (!d) {
-        g_printerr("blkin-libvirt: libvirt refused the new definition: %s\n",
-                   lv_error());
-        return -EIO;
+        g_set_error(error, BLKIN_LIBVIRT_ERROR, BLKIN_LIBVIRT_ERROR_FAILED,
+                    "libvirt refused the new definition: %s", lv_error());
+        return NULL;
     }
     raw =
         virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
     if (!raw) {
-        g_printerr("blkin-libvirt: cannot read the new definition back: %s\n",
-                   lv_error());
-        return -EIO;
+        g_set_error(error, BLKIN_LIBVIRT_ERROR, BLKIN_LIBVIRT_ERROR_FAILED,
+                    "cannot read the new definition back: %s", lv_error());
+        return NULL;
     }
-    *ret_printed = free_lv_string(raw);
-    return 0;
+    return free_lv_string(raw);
 }
 
 /* Defines `xml`; a definition with blkin's metadata is defined twice, the
  * second time with the fingerprint of what libvirt made of the first (libvirt
  * adds controllers and addresses), so that later runs can tell whether it is
- * still blkin's. */
-static int define(virConnect *c, const char *xml, char **ret_printed)
+ * still blkin's. Returns the definition as libvirt prints it. */
+static char *define(virConnect *c, const char *xml, GError **error)
 {
     g_autofree char *first = NULL, *fp = NULL, *marked = NULL;
     g_autoptr(xmlDoc) doc = NULL;
     g_autoptr(BlkinState) st = NULL;
-    g_autoptr(GError) err = NULL;
-    int r;
 
-    r = define_once(c, xml, &first);
-    if (r < 0)
-        return r;
+    first = define_once(c, xml, error);
+    if (!first)
+        return NULL;
     doc = domxml_parse(first, NULL);
     st = doc ? domxml_state(doc, NULL) : NULL;
-    if (!st) {
-        *ret_printed = g_steal_pointer(&first);
-        return 0;
-    }
+    if (!st)
+        return g_steal_pointer(&first);
     fp = domxml_fingerprint(first);
-    marked = fp ? domxml_set_fingerprint(first, fp, &err) : NULL;
-    if (!marked) {
-        g_printerr("blkin-libvirt: %s\n", err ? err->message : "no digest");
-        return -EIO;
+    if (!fp) {
+        g_set_error_literal(error, BLKIN_LIBVIRT_ERROR,
+                            BLKIN_LIBVIRT_ERROR_FAILED, "no digest");
+        return NULL;
     }
-    return define_once(c, marked, ret_printed);
+    marked = domxml_set_fingerprint(first, fp, error);
+    if (!marked)
+        return NULL;
+    return define_once(c, marked, error);
 }
 
 static void when(virDomain *d, const char *what)
@@ -521,23 +552,28 @@ static void when(virDomain *d, const char *what)
 }
 
 /* Whether the definition, unchanged since blkin defined it, already has what
- * `enable` would make of it. */
-static bool same_setup(const BlkinState *st, GPtrArray *targets,
-                       const EnableOptions *eo)
+ * `enable` would make of it. Filter ids made by an older rule (<uuid>/...)
+ * are not: enabling again moves them to the disk identity. */
+static bool same_setup(const char *name, const BlkinState *st,
+                       GPtrArray *targets, const EnableOptions *eo)
 {
     if (st->disks->len != targets->len ||
         g_strcmp0(st->preload, eo->preload) != 0 ||
         (eo->agent_socket && g_strcmp0(st->agent_socket, eo->agent_socket)))
         return false;
-    for (guint i = 0; i < st->disks->len; i++)
-        if (!g_ptr_array_find_with_equal_func(
-                targets, ((TracedDisk *)st->disks->pdata[i])->target,
-                g_str_equal, NULL))
+    for (guint i = 0; i < st->disks->len; i++) {
+        const TracedDisk *d = st->disks->pdata[i];
+        g_autofree char *id = blkin_disk_id(name, d->target, NULL);
+
+        if (!g_ptr_array_find_with_equal_func(targets, d->target, g_str_equal,
+                                              NULL) ||
+            g_strcmp0(d->filter_id, id) != 0)
             return false;
+    }
     return true;
 }
 
-static int cmd_enable(virConnect *c, const char *name)
+static gboolean cmd_enable(virConnect *c, const char *name, GError **error)
 {
     g_auto(Definition) def = {0};
     g_autofree char *base = NULL, *next = NULL;
@@ -551,28 +587,25 @@ static int cmd_enable(virConnect *c, const char *name)
     virDomain *d;
     const char *cur;
     bool unchanged;
-    int r;
 
-    r = definition_load(c, name, true, &def);
-    if (r < 0)
-        return r;
+    if (!definition_load(c, name, true, &def, error))
+        return FALSE;
     d = def.dom;
     cur = def.xml;
     st = def.st;
-    r = base_of(cur, st, &base);
-    if (r < 0)
-        return r;
-    bdoc = domxml_parse(base, &err);
-    if (!bdoc) {
-        g_printerr("blkin-libvirt: %s\n", err->message);
-        return -EINVAL;
-    }
+    base = base_of(cur, st, &unchanged, error);
+    if (!base)
+        return FALSE;
+    bdoc = domxml_parse(base, error);
+    if (!bdoc)
+        return FALSE;
 
     if (opt_disks && *opt_disks) {
         targets = strv_array(opt_disks);
         if (!domxml_check_targets(bdoc, targets, &err)) {
-            g_printerr("blkin-libvirt: %s: %s\n", name, err->message);
-            return -EINVAL;
+            g_set_error(error, err->domain, err->code, "%s: %s", name,
+                        err->message);
+            return FALSE;
         }
     } else {
         targets = domxml_default_targets(bdoc);
@@ -581,8 +614,9 @@ static int cmd_enable(virConnect *c, const char *name)
     for (guint i = 0; st && i < st->disks->len; i++)
         add_unique(targets, ((TracedDisk *)st->disks->pdata[i])->target);
     if (targets->len == 0) {
-        g_printerr("blkin-libvirt: %s has no virtio-blk disk to trace\n", name);
-        return -ENOENT;
+        g_set_error(error, BLKIN_LIBVIRT_ERROR, BLKIN_LIBVIRT_ERROR_NOT_FOUND,
+                    "%s has no virtio-blk disk to trace", name);
+        return FALSE;
     }
 
     eo.preload = preload_path(st);
@@ -590,25 +624,25 @@ static int cmd_enable(virConnect *c, const char *name)
                       : st             ? st->agent_socket
                                        : NULL;
     if (!g_file_test(eo.preload, G_FILE_TEST_IS_REGULAR)) {
-        g_printerr("blkin-libvirt: the filter's preload object %s does not "
-                   "exist (install blkin, or name it with --preload)\n",
-                   eo.preload);
-        return -ENOENT;
+        g_set_error(error, BLKIN_LIBVIRT_ERROR, BLKIN_LIBVIRT_ERROR_NOT_FOUND,
+                    "the filter's preload object %s does not exist (install "
+                    "blkin, or name it with --preload)",
+                    eo.preload);
+        return FALSE;
     }
     next = domxml_enable(base, base, targets, &eo, &err);
     if (!next) {
-        g_printerr("blkin-libvirt: %s: %s\n", name, err->message);
-        return -EINVAL;
+        g_set_error(error, err->domain, err->code, "%s: %s", name,
+                    err->message);
+        return FALSE;
     }
     list = join_targets(targets);
-    unchanged = r > 0;
-    r = check_running(d, bdoc, targets);
-    if (r < 0)
-        return r;
-    if (unchanged && same_setup(st, targets, &eo)) {
+    if (!check_running(d, bdoc, targets, error))
+        return FALSE;
+    if (unchanged && same_setup(name, st, targets, &eo)) {
         g_print("blkin is already enabled on %s of %s; nothing changed\n", list,
                 name);
-        return 0;
+        return TRUE;
     }
     if (opt_dry_run) {
         g_autofree char *diff = domxml_diff(cur, next);
@@ -616,20 +650,20 @@ static int cmd_enable(virConnect *c, const char *name)
         g_print("%s", diff);
         g_print("dry run: %s not changed (would enable blkin on %s)\n", name,
                 list);
-        return 0;
+        return TRUE;
     }
-    r = define(c, next, &printed);
-    if (r < 0)
-        return r;
-    ndoc = printed ? domxml_parse(printed, NULL) : NULL;
+    printed = define(c, next, error);
+    if (!printed)
+        return FALSE;
+    ndoc = domxml_parse(printed, NULL);
     nst = ndoc ? domxml_state(ndoc, NULL) : NULL;
     if (!nst) {
-        g_printerr("blkin-libvirt: libvirt dropped blkin's metadata from the "
-                   "definition\n");
-        return -EIO;
+        g_set_error(error, BLKIN_LIBVIRT_ERROR, BLKIN_LIBVIRT_ERROR_FAILED,
+                    "libvirt dropped blkin's metadata from the definition");
+        return FALSE;
     }
     uuid = domxml_uuid(ndoc);
-    if (make_socket_dir(nst->agent_socket) < 0)
+    if (!make_socket_dir(nst->agent_socket, NULL))
         g_printerr("blkin-libvirt: warning: cannot make the directory of %s\n",
                    nst->agent_socket);
     write_state(name, uuid, nst);
@@ -642,10 +676,10 @@ static int cmd_enable(virConnect *c, const char *name)
     g_print("agent channel: %s\n", nst->agent_socket);
     g_print("blkin is enabled on %s of %s\n", list, name);
     when(d, "The change takes effect");
-    return 0;
+    return TRUE;
 }
 
-static int cmd_disable(virConnect *c, const char *name)
+static gboolean cmd_disable(virConnect *c, const char *name, GError **error)
 {
     g_auto(Definition) def = {0};
     g_autofree char *base = NULL, *next = NULL;
@@ -656,17 +690,15 @@ static int cmd_disable(virConnect *c, const char *name)
     virDomain *d;
     const char *cur;
     bool unchanged;
-    int r;
 
-    r = definition_load(c, name, true, &def);
-    if (r < 0)
-        return r;
+    if (!definition_load(c, name, true, &def, error))
+        return FALSE;
     d = def.dom;
     cur = def.xml;
     st = def.st;
     if (!st) {
         g_print("blkin is not enabled on %s; nothing changed\n", name);
-        return 0;
+        return TRUE;
     }
     keep = g_ptr_array_new_with_free_func(g_free);
     for (char **p = opt_disks; p && *p; p++) {
@@ -676,10 +708,12 @@ static int cmd_disable(virConnect *c, const char *name)
             if (g_str_equal(((TracedDisk *)st->disks->pdata[i])->target, *p))
                 found = true;
         if (!found) {
-            g_printerr("blkin-libvirt: %s: disk '%s' is not traced by blkin; "
-                       "nothing changed\n",
-                       name, *p);
-            return -ENOENT;
+            g_set_error(error, BLKIN_LIBVIRT_ERROR,
+                        BLKIN_LIBVIRT_ERROR_NOT_FOUND,
+                        "%s: disk '%s' is not traced by blkin; nothing "
+                        "changed",
+                        name, *p);
+            return FALSE;
         }
     }
     for (guint i = 0; opt_disks && *opt_disks && i < st->disks->len; i++) {
@@ -689,10 +723,9 @@ static int cmd_disable(virConnect *c, const char *name)
             add_unique(keep, t);
     }
 
-    r = base_of(cur, st, &base);
-    if (r < 0)
-        return r;
-    unchanged = r > 0;
+    base = base_of(cur, st, &unchanged, error);
+    if (!base)
+        return FALSE;
     if (keep->len == 0) {
         next = g_strdup(base);
     } else {
@@ -701,8 +734,9 @@ static int cmd_disable(virConnect *c, const char *name)
 
         next = domxml_enable(base, base, keep, &eo, &err);
         if (!next) {
-            g_printerr("blkin-libvirt: %s: %s\n", name, err->message);
-            return -EINVAL;
+            g_set_error(error, err->domain, err->code, "%s: %s", name,
+                        err->message);
+            return FALSE;
         }
     }
     if (opt_dry_run) {
@@ -710,11 +744,11 @@ static int cmd_disable(virConnect *c, const char *name)
 
         g_print("%s", diff);
         g_print("dry run: %s not changed\n", name);
-        return 0;
+        return TRUE;
     }
-    r = define(c, next, &printed);
-    if (r < 0)
-        return r;
+    printed = define(c, next, error);
+    if (!printed)
+        return FALSE;
     if (keep->len == 0) {
         remove_state(name);
         if (unchanged && g_strcmp0(printed, base) != 0)
@@ -733,19 +767,17 @@ static int cmd_disable(virConnect *c, const char *name)
         g_print("blkin stays enabled on %s of %s\n", list, name);
     }
     when(d, "The change takes effect");
-    return 0;
+    return TRUE;
 }
 
-static int cmd_status(virConnect *c, const char *name)
+static gboolean cmd_status(virConnect *c, const char *name, GError **error)
 {
     g_auto(Definition) def = {0};
     g_autoptr(GPtrArray) disks = NULL;
     const BlkinState *st;
-    int r;
 
-    r = definition_load(c, name, false, &def);
-    if (r < 0)
-        return r;
+    if (!definition_load(c, name, false, &def, error))
+        return FALSE;
     st = def.st;
     disks = domxml_disks(def.doc);
     for (guint i = 0; i < disks->len; i++) {
@@ -762,7 +794,7 @@ static int cmd_status(virConnect *c, const char *name)
     }
     if (st)
         g_print("agent channel: %s\n", st->agent_socket);
-    return 0;
+    return TRUE;
 }
 
 /* ------------------------------------------------------------ the hook */
@@ -800,38 +832,48 @@ static char *hostd_socket(void)
 }
 
 /* Runs the blkin CLI, killing it after CLI_TIMEOUT_MS: a hung hostd must not
- * hold up the domain's start. */
-static int run_cli(GPtrArray *argv)
+ * hold up the domain's start. A CLI that cannot start is a G_SPAWN_ERROR;
+ * one killed after the timeout is BLKIN_LIBVIRT_ERROR_TIMEOUT. */
+static gboolean run_cli(GPtrArray *argv, GError **error)
 {
-    g_autoptr(GError) err = NULL;
     GPid pid;
     int status = 0;
 
     g_ptr_array_add(argv, NULL);
     if (!g_spawn_async(NULL, (char **)argv->pdata, NULL,
                        G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
-                       NULL, NULL, &pid, &err)) {
-        g_printerr("blkin-libvirt hook: %s\n", err->message);
-        return -ENOENT;
-    }
+                       NULL, NULL, &pid, error))
+        return FALSE;
     for (int waited = 0;; waited += 20) {
         pid_t r = waitpid(pid, &status, WNOHANG);
 
         if (r == pid)
             break;
-        if (r < 0)
-            return -errno;
+        if (r < 0) {
+            g_set_error_literal(error, BLKIN_LIBVIRT_ERROR,
+                                BLKIN_LIBVIRT_ERROR_FAILED, g_strerror(errno));
+            return FALSE;
+        }
         if (waited >= CLI_TIMEOUT_MS) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
-            return -ETIMEDOUT;
+            g_set_error_literal(error, BLKIN_LIBVIRT_ERROR,
+                                BLKIN_LIBVIRT_ERROR_TIMEOUT, "no answer");
+            return FALSE;
         }
         g_usleep(20000);
     }
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        g_set_error_literal(error, BLKIN_LIBVIRT_ERROR,
+                            BLKIN_LIBVIRT_ERROR_FAILED, "the blkin CLI failed");
+        return FALSE;
+    }
+    return TRUE;
 }
 
-static int hook(const char *name, const char *op, const char *sub)
+/* The hook never fails: what goes wrong is said on stderr (libvirtd's
+ * log). */
+static void hook(const char *name, const char *op, const char *sub)
 {
     g_autofree char *xml = read_stdin();
     g_autofree char *sock = NULL;
@@ -839,21 +881,20 @@ static int hook(const char *name, const char *op, const char *sub)
     g_autoptr(BlkinState) st = NULL;
     g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
     const char *cli = opt_cli ? opt_cli : g_getenv("BLKIN_CLI");
+    g_autoptr(GError) err = NULL;
     bool reg;
-    int r;
 
     doc = domxml_parse(xml, NULL);
     st = doc ? domxml_state(doc, NULL) : NULL;
     if (!st)
-        return 0; /* not a domain blkin traces */
+        return; /* not a domain blkin traces */
 
     if (g_str_equal(op, "prepare") && g_str_equal(sub, "begin")) {
-        r = make_socket_dir(st->agent_socket);
-        if (r < 0)
+        if (!make_socket_dir(st->agent_socket, &err))
             g_printerr("blkin-libvirt hook: cannot make the directory of "
                        "%s: %s\n",
-                       st->agent_socket, g_strerror(-r));
-        return 0;
+                       st->agent_socket, err->message);
+        return;
     }
     if ((g_str_equal(op, "started") || g_str_equal(op, "reconnect")) &&
         g_str_equal(sub, "begin"))
@@ -861,7 +902,7 @@ static int hook(const char *name, const char *op, const char *sub)
     else if (g_str_equal(op, "stopped") && g_str_equal(sub, "end"))
         reg = false;
     else
-        return 0;
+        return;
 
     g_ptr_array_add(argv, g_strdup(cli && *cli ? cli : BLKIN_CLI_DEFAULT));
     sock = hostd_socket();
@@ -882,13 +923,17 @@ static int hook(const char *name, const char *op, const char *sub)
                                                   t->serial, t->filter_id));
         }
     }
-    r = run_cli(argv);
-    if (r < 0)
+    if (!run_cli(argv, &err)) {
+        if (err->domain == G_SPAWN_ERROR)
+            g_printerr("blkin-libvirt hook: %s\n", err->message);
         g_printerr("blkin-libvirt hook: could not %s %s with blkin-hostd "
                    "(%s); the domain runs on untraced by hostd\n",
                    reg ? "register" : "unregister", name,
-                   r == -ETIMEDOUT ? "no answer" : "hostd not reachable");
-    return 0;
+                   g_error_matches(err, BLKIN_LIBVIRT_ERROR,
+                                   BLKIN_LIBVIRT_ERROR_TIMEOUT)
+                       ? "no answer"
+                       : "hostd not reachable");
+    }
 }
 
 /* ------------------------------------------------------------ main */
@@ -931,7 +976,7 @@ int main(int argc, char **argv)
          "Print the version and exit", NULL},
         {NULL}};
     const char *cmd;
-    int r;
+    gboolean ok;
 
     setlocale(LC_ALL, "");
     ctx = g_option_context_new(
@@ -971,14 +1016,18 @@ int main(int argc, char **argv)
         return 2;
     }
     virSetErrorFunc(NULL, quiet_errors);
-    conn = open_conn();
+    conn = open_conn(&err);
     if (!conn)
-        return 1;
-    if (g_str_equal(cmd, "enable"))
-        r = cmd_enable(conn, argv[2]);
+        ok = FALSE;
+    else if (g_str_equal(cmd, "enable"))
+        ok = cmd_enable(conn, argv[2], &err);
     else if (g_str_equal(cmd, "disable"))
-        r = cmd_disable(conn, argv[2]);
+        ok = cmd_disable(conn, argv[2], &err);
     else
-        r = cmd_status(conn, argv[2]);
-    return r < 0 ? 1 : 0;
+        ok = cmd_status(conn, argv[2], &err);
+    if (!ok) {
+        g_printerr("blkin-libvirt: %s\n", err->message);
+        return 1;
+    }
+    return 0;
 }

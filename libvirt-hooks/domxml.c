@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * domxml.c: blkin's changes to a libvirt domain definition (see domxml.h).
  *
@@ -5,7 +6,10 @@
  * mean the right thing; byte-exact restoring comes from keeping libvirt's own
  * text of the original definition in the metadata.
  */
+#define G_LOG_DOMAIN "blkin-libvirt"
+
 #include "domxml.h"
+#include "disk-id.h"
 
 #include <errno.h>
 #include <libxml/c14n.h>
@@ -523,9 +527,11 @@ char *domxml_enable(const char *base, const char *original, GPtrArray *targets,
         if (!g_ptr_array_find_with_equal_func(targets, d->target, g_str_equal,
                                               NULL))
             continue;
+        fid = blkin_disk_id(name, d->target, error);
+        if (!fid)
+            return NULL;
         dn = find_disk(doc, d->target);
         drive = g_strdup_printf("blkin-%s", d->target);
-        fid = g_strdup_printf("%s/%s", uuid, d->target);
 
         serial = g_strdup(d->serial);
         if (!serial) {

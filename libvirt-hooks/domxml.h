@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * domxml.h: blkin's changes to a libvirt domain definition, as pure XML
  * transformations (no libvirt connection), so they can be tested alone.
@@ -41,7 +42,9 @@ typedef struct DomDisk {
 typedef struct TracedDisk {
     char *target;
     char *serial;
-    char *filter_id; /* the blkin filter's id: <uuid>/<target> */
+    char *filter_id; /* the blkin filter's id: <domain name>/<target>
+                      * (disk-id.h); definitions enabled before that rule
+                      * have <uuid>/<target>, used as recorded */
     char *node;      /* the node the filter sits on */
     char *drive;     /* the filter's -drive id */
     bool serial_added;
@@ -93,7 +96,8 @@ gboolean domxml_check_targets(xmlDoc *doc, GPtrArray *targets, GError **error);
 
 /* The definition `base` (without blkin) with tracing enabled on `targets`,
  * which must not be empty. `original` is stored in the metadata for
- * `disable`; it is usually `base` itself. */
+ * `disable`; it is usually `base` itself. Refused when the domain's name or
+ * a target cannot be part of a disk identity (disk-id.h). */
 char *domxml_enable(const char *base, const char *original, GPtrArray *targets,
                     const EnableOptions *opts, GError **error);
 

@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-live: puts the blkin filter on top of a running QEMU's disk, or takes
  * it off, through the QEMU process's QMP socket (docs/live.md).
  *
- *   blkin-live enable  --qmp SOCKET --device ID [--id FILTER-ID] [--sample N]
+ *   blkin-live enable  --qmp SOCKET --device ID [--vm NAME] [--target NAME]
+ *                      [--id FILTER-ID] [--sample N]
  *   blkin-live disable --qmp SOCKET --device ID
  *   blkin-live status  --qmp SOCKET
  *   (or --libvirt DOMAIN [--connect URI] instead of --qmp: the same QMP
@@ -23,17 +25,36 @@
  * What enable created is found again from QEMU itself (the device's node
  * runs the blkin driver; its "file" child is the original), so nothing is
  * kept on the host between the two commands.
+ *
+ * The filter's id is the disk identity <vm>/<target> (disk-id.h,
+ * docs/hostd.md): the libvirt domain's name or QEMU's -name, and libvirt's
+ * target dev of the disk or the device's id; --vm, --target and --id
+ * override.
  */
-#include <errno.h>
+#define G_LOG_DOMAIN "blkin-live"
+
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk-id.h"
 #include "qmp.h"
 
 #define QMP_TIMEOUT_MS 10000
 #define NODE_NAME_MAX  31 /* QEMU's limit for node-name */
+
+#define BLKIN_LIVE_ERROR (blkin_live_error_quark())
+G_DEFINE_QUARK(blkin - live - error - quark, blkin_live_error)
+
+typedef enum {
+    BLKIN_LIVE_ERROR_NO_DEVICE, /* no such block device */
+    BLKIN_LIVE_ERROR_NO_MEDIUM, /* the device has no medium */
+    BLKIN_LIVE_ERROR_NO_FILTER, /* QEMU has no blkin driver */
+    BLKIN_LIVE_ERROR_IDENTITY,  /* no valid disk identity */
+    BLKIN_LIVE_ERROR_GRAPH,     /* the block graph is not as expected */
+    BLKIN_LIVE_ERROR_FAILED,    /* a step QEMU refused */
+} BlkinLiveError;
 
 typedef struct Device {
     char *qom_path; /* where the "drive" property is */
@@ -80,18 +101,17 @@ static gboolean qdev_matches(const char *qdev, const char *id)
 
 /*
  * Finds the device by its qdev id, its QOM path or its drive (backend) name.
- * -ENODEV with the known devices listed in *errmsg when there is none.
+ * BLKIN_LIVE_ERROR_NO_DEVICE, with the known devices listed, when there is
+ * none.
  */
-static int find_device(BlkinQmp *q, const char *id, Device **ret, char **errmsg)
+static Device *find_device(BlkinQmp *q, const char *id, GError **error)
 {
     g_autoptr(JsonNode) blocks = NULL;
     g_autoptr(GString) known = g_string_new(NULL);
     JsonArray *a;
-    int r;
 
-    r = blkin_qmp_execute(q, "query-block", NULL, &blocks, errmsg);
-    if (r < 0)
-        return r;
+    if (!blkin_qmp_execute(q, "query-block", NULL, &blocks, error))
+        return NULL;
     a = json_node_get_array(blocks);
     for (guint i = 0; a && i < json_array_get_length(a); i++) {
         JsonObject *b = json_array_get_object_element(a, i);
@@ -109,8 +129,9 @@ static int find_device(BlkinQmp *q, const char *id, Device **ret, char **errmsg)
             !(backend && *backend && g_str_equal(backend, id)))
             continue;
         if (!json_object_has_member(b, "inserted")) {
-            *errmsg = g_strdup_printf("device %s has no medium", id);
-            return -ENOMEDIUM;
+            g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_NO_MEDIUM,
+                        "device %s has no medium", id);
+            return NULL;
         }
         ins = json_object_get_object_member(b, "inserted");
         d = g_new0(Device, 1);
@@ -121,70 +142,77 @@ static int find_device(BlkinQmp *q, const char *id, Device **ret, char **errmsg)
         d->node = g_strdup(str_member(ins, "node-name"));
         d->drv = g_strdup(str_member(ins, "drv"));
         if (!d->node || !d->drv) {
-            *errmsg =
-                g_strdup_printf("device %s: query-block gave no node", id);
-            return -EPROTO;
+            g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_GRAPH,
+                        "device %s: query-block gave no node", id);
+            return NULL;
         }
-        *ret = g_steal_pointer(&d);
-        return 0;
+        return g_steal_pointer(&d);
     }
-    *errmsg = g_strdup_printf("no block device %s in this QEMU (devices: %s)",
-                              id, known->len ? known->str : "none");
-    return -ENODEV;
+    g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_NO_DEVICE,
+                "no block device %s in this QEMU (devices: %s)", id,
+                known->len ? known->str : "none");
+    return NULL;
 }
 
 /*
  * Is the filter loaded into the QEMU on the other end? Answered from the
- * process's mappings (needs the right to read them); 1 = loaded, 0 =
- * unknown, negative = not loaded, with the reason and the fix in *errmsg.
+ * process's mappings (needs the right to read them): TRUE when it is or
+ * that cannot be told, FALSE when it is not, with the reason and the fix.
  */
-static int check_filter_loaded(BlkinQmp *q, char **errmsg)
+static gboolean check_filter_loaded(BlkinQmp *q, GError **error)
 {
     pid_t pid = blkin_qmp_peer_pid(q);
     g_autofree char *path = NULL, *maps = NULL;
 
     if (pid <= 0)
-        return 0;
+        return TRUE;
     path = g_strdup_printf("/proc/%d/maps", (int)pid);
     if (!g_file_get_contents(path, &maps, NULL, NULL))
-        return 0;
+        return TRUE;
     if (strstr(maps, "/blkin-filter.so"))
-        return 1;
+        return TRUE;
     if (strstr(maps, "/libblkin-preload")) {
-        *errmsg = g_strdup_printf(
+        g_set_error(
+            error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_NO_FILTER,
             "QEMU (pid %d) has libblkin-preload.so but did not load the "
             "filter: it is not the QEMU build blkin was compiled for (QEMU's "
             "log says so). Run scripts/setup.sh again after a qemu update, "
             "then restart the VM. Nothing was changed.",
             (int)pid);
-        return -ENOPKG;
+        return FALSE;
     }
-    *errmsg = g_strdup_printf(
+    g_set_error(
+        error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_NO_FILTER,
         "QEMU (pid %d) was started without the blkin preload object, so its "
         "block layer has no blkin driver. Start the VM with "
         "LD_PRELOAD=<libdir>/blkin/libblkin-preload.so (Ganeti: the "
         "blkin-kvm kvm_path wrapper; libvirt: blkin-libvirt enable), then "
         "run this again. Nothing was changed.",
         (int)pid);
-    return -ENOPKG;
+    return FALSE;
+}
+
+/* The device's qdev id: /machine/peripheral/<id>/virtio-backend -> <id>;
+ * NULL for a device without one. */
+static char *device_qdev_id(const Device *d)
+{
+    const char *s, *e;
+
+    if (!g_str_has_prefix(d->qom_path, "/machine/peripheral/"))
+        return NULL;
+    s = d->qom_path + strlen("/machine/peripheral/");
+    e = strchr(s, '/');
+    return e ? g_strndup(s, e - s) : g_strdup(s);
 }
 
 /* Names of what enable creates, derived from the device so that they are
  * stable and recognisable; too long ids are hashed. */
 static void make_names(const Device *d, char **drive, char **node)
 {
-    const char *base = d->qom_path;
-    g_autofree char *tag = NULL;
+    g_autofree char *tag = device_qdev_id(d);
 
-    /* /machine/peripheral/<id>/virtio-backend -> <id> */
-    if (g_str_has_prefix(base, "/machine/peripheral/")) {
-        const char *s = base + strlen("/machine/peripheral/");
-        const char *e = strchr(s, '/');
-
-        tag = e ? g_strndup(s, e - s) : g_strdup(s);
-    } else {
-        tag = g_strdup_printf("%08x", g_str_hash(base));
-    }
+    if (!tag)
+        tag = g_strdup_printf("%08x", g_str_hash(d->qom_path));
     g_strcanon(tag,
                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                "0123456789-_.",
@@ -200,17 +228,14 @@ static void make_names(const Device *d, char **drive, char **node)
 }
 
 /* The node under @node's "file" edge, from QEMU's block graph. */
-static int filter_child(BlkinQmp *q, const char *node, char **child,
-                        char **errmsg)
+static char *filter_child(BlkinQmp *q, const char *node, GError **error)
 {
     g_autoptr(JsonNode) g = NULL;
     JsonArray *nodes, *edges;
     int64_t parent = -1;
-    int r;
 
-    r = blkin_qmp_execute(q, "x-debug-query-block-graph", NULL, &g, errmsg);
-    if (r < 0)
-        return r;
+    if (!blkin_qmp_execute(q, "x-debug-query-block-graph", NULL, &g, error))
+        return NULL;
     nodes = json_object_get_array_member(json_node_get_object(g), "nodes");
     edges = json_object_get_array_member(json_node_get_object(g), "edges");
     for (guint i = 0; i < json_array_get_length(nodes); i++) {
@@ -232,24 +257,27 @@ static int filter_child(BlkinQmp *q, const char *node, char **child,
             JsonObject *n = json_array_get_object_element(nodes, j);
 
             if (json_object_get_int_member(n, "id") == cid) {
-                *child = g_strdup(str_member(n, "name"));
-                return *child ? 0 : -EPROTO;
+                const char *name = str_member(n, "name");
+
+                if (!name)
+                    break;
+                return g_strdup(name);
             }
         }
     }
-    *errmsg = g_strdup_printf("cannot find the node below %s", node);
-    return -ENOENT;
+    g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_GRAPH,
+                "cannot find the node below %s", node);
+    return NULL;
 }
 
 /* Drives (backends) that no device uses and that sit on @node. */
 static GPtrArray *unattached_drives_on(BlkinQmp *q, const char *node)
 {
     g_autoptr(JsonNode) blocks = NULL;
-    g_autofree char *msg = NULL;
     GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
     JsonArray *a;
 
-    if (blkin_qmp_execute(q, "query-block", NULL, &blocks, &msg) < 0)
+    if (!blkin_qmp_execute(q, "query-block", NULL, &blocks, NULL))
         return out;
     a = json_node_get_array(blocks);
     for (guint i = 0; i < json_array_get_length(a); i++) {
@@ -268,8 +296,8 @@ static GPtrArray *unattached_drives_on(BlkinQmp *q, const char *node)
     return out;
 }
 
-static int qom_set_drive(BlkinQmp *q, const char *path, const char *node,
-                         char **errmsg)
+static gboolean qom_set_drive(BlkinQmp *q, const char *path, const char *node,
+                              GError **error)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonNode) args = NULL;
@@ -283,88 +311,155 @@ static int qom_set_drive(BlkinQmp *q, const char *path, const char *node,
     json_builder_add_string_value(b, node);
     json_builder_end_object(b);
     args = json_builder_get_root(b);
-    return blkin_qmp_execute(q, "qom-set", args, NULL, errmsg);
+    return blkin_qmp_execute(q, "qom-set", args, NULL, error);
 }
 
-static int hmp_expect_empty(BlkinQmp *q, const char *cmd, char **errmsg)
+static gboolean hmp_expect_empty(BlkinQmp *q, const char *cmd, GError **error)
 {
-    g_autofree char *out = NULL;
-    int r = blkin_qmp_hmp(q, cmd, &out, errmsg);
+    g_autofree char *out = blkin_qmp_hmp(q, cmd, error);
 
-    if (r < 0)
-        return r;
+    if (!out)
+        return FALSE;
     g_strstrip(out);
     if (*out && !g_str_equal(out, "OK")) {
-        *errmsg = g_strdup_printf("%s: %s", cmd, out);
-        return -EIO;
+        g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_FAILED, "%s: %s",
+                    cmd, out);
+        return FALSE;
     }
-    return 0;
+    return TRUE;
 }
 
-/* Deletes drive @name if it exists and no device uses it. */
-static int drop_stale_drive(BlkinQmp *q, const char *name)
+/* Deletes drive @name if it exists and no device uses it; FALSE when it
+ * is still there. */
+static gboolean drop_stale_drive(BlkinQmp *q, const char *name)
 {
     g_autoptr(JsonNode) blocks = NULL;
-    g_autofree char *msg = NULL;
     JsonArray *a;
-    int r;
 
-    r = blkin_qmp_execute(q, "query-block", NULL, &blocks, &msg);
-    if (r < 0)
-        return r;
+    if (!blkin_qmp_execute(q, "query-block", NULL, &blocks, NULL))
+        return FALSE;
     a = json_node_get_array(blocks);
     for (guint i = 0; i < json_array_get_length(a); i++) {
         JsonObject *b = json_array_get_object_element(a, i);
         const char *qdev = str_member(b, "qdev");
-        g_autofree char *cmd = NULL, *msg2 = NULL;
+        g_autofree char *cmd = NULL;
 
         if (g_strcmp0(str_member(b, "device"), name) != 0)
             continue;
         if (qdev && *qdev)
-            return -EBUSY;
+            return FALSE;
         cmd = g_strdup_printf("drive_del %s", name);
-        return hmp_expect_empty(q, cmd, &msg2);
+        return hmp_expect_empty(q, cmd, NULL);
     }
-    return 0;
+    return TRUE;
 }
 
-static int do_enable(BlkinQmp *q, const char *device, const char *filter_id,
-                     int sample, char **errmsg)
+/* What to call the disk: how the filter's id is made when --id is not
+ * given. */
+typedef struct Identity {
+    const char *id;     /* --id: the whole id, as given */
+    const char *vm;     /* --vm */
+    const char *target; /* --target */
+} Identity;
+
+/*
+ * The filter's id: --id as given, else the disk identity <vm>/<target>
+ * (disk-id.h) of the libvirt domain's name or QEMU's -name (query-name), and
+ * the libvirt disk's target dev or the device's id; --vm and --target
+ * override either piece.
+ */
+static char *filter_id(BlkinQmp *q, const Device *d, const char *device,
+                       const Identity *want, GError **error)
+{
+    g_autofree char *vm = g_strdup(want->vm), *target = g_strdup(want->target);
+    g_autofree char *qdev = device_qdev_id(d);
+    g_autoptr(GError) err = NULL;
+    char *id;
+
+    if (want->id)
+        return g_strdup(want->id);
+    if (!vm && blkin_qmp_libvirt_domain(q)) {
+        vm = g_strdup(blkin_qmp_libvirt_domain(q));
+    } else if (!vm) {
+        g_autoptr(JsonNode) ret = NULL;
+        const char *name = NULL;
+
+        if (!blkin_qmp_execute(q, "query-name", NULL, &ret, error))
+            return NULL;
+        if (JSON_NODE_HOLDS_OBJECT(ret))
+            name = str_member(json_node_get_object(ret), "name");
+        if (!name || !*name) {
+            g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_IDENTITY,
+                        "QEMU has no name (-name), so the disk has no "
+                        "identity <vm>/<target>: give the VM's name with "
+                        "--vm, or the whole filter id with --id. Nothing was "
+                        "changed.");
+            return NULL;
+        }
+        vm = g_strdup(name);
+    }
+    if (!target && qdev && blkin_qmp_libvirt_domain(q)) {
+        target = blkin_qmp_libvirt_target(q, qdev, &err);
+        if (!target) {
+            g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_IDENTITY,
+                        "%s: give the disk's target with --target. Nothing "
+                        "was changed.",
+                        err->message);
+            return NULL;
+        }
+    }
+    if (!target)
+        target = g_strdup(qdev ? qdev : device);
+    id = blkin_disk_id(vm, target, &err);
+    if (!id) {
+        g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_IDENTITY,
+                    "%s; give --vm and --target, or the whole filter id with "
+                    "--id. Nothing was changed.",
+                    err->message);
+        return NULL;
+    }
+    return id;
+}
+
+static gboolean do_enable(BlkinQmp *q, const char *device, const Identity *want,
+                          int sample, GError **error)
 {
     g_autoptr(Device) d = NULL, after = NULL;
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonNode) opts = NULL;
+    g_autoptr(GError) err = NULL;
     g_autofree char *drive = NULL, *node = NULL, *js = NULL, *cmd = NULL;
-    g_autofree char *out = NULL, *del = NULL, *msg = NULL;
+    g_autofree char *out = NULL, *del = NULL, *id = NULL;
     g_auto(GStrv) parts = NULL;
-    int r;
 
-    r = check_filter_loaded(q, errmsg);
-    if (r < 0)
-        return r;
-    r = find_device(q, device, &d, errmsg);
-    if (r < 0)
-        return r;
+    if (!check_filter_loaded(q, error))
+        return FALSE;
+    d = find_device(q, device, error);
+    if (!d)
+        return FALSE;
     if (g_str_equal(d->drv, "blkin")) {
         printf("%s: already on blkin node %s\n", device, d->node);
-        return 0;
+        return TRUE;
     }
+    id = filter_id(q, d, device, want, error);
+    if (!id)
+        return FALSE;
     make_names(d, &drive, &node);
     /* An enable interrupted between drive_add and the switch leaves its
      * drive behind, unused; its id would be refused as a duplicate. */
-    r = drop_stale_drive(q, drive);
-    if (r < 0) {
-        *errmsg = g_strdup_printf("a drive %s from an earlier attempt is in "
-                                  "the way and cannot be deleted",
-                                  drive);
-        return r;
+    if (!drop_stale_drive(q, drive)) {
+        g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_FAILED,
+                    "a drive %s from an earlier attempt is in the way and "
+                    "cannot be deleted",
+                    drive);
+        return FALSE;
     }
 
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "driver");
     json_builder_add_string_value(b, "blkin");
     json_builder_set_member_name(b, "id");
-    json_builder_add_string_value(b, filter_id ? filter_id : device);
+    json_builder_add_string_value(b, id);
     if (sample >= 0) {
         json_builder_set_member_name(b, "sample");
         json_builder_add_int_value(b, sample);
@@ -380,103 +475,98 @@ static int do_enable(BlkinQmp *q, const char *device, const char *filter_id,
     js = g_strjoinv(",,", parts);
     cmd = g_strdup_printf("drive_add 0 if=none,id=%s,node-name=%s,file=json:%s",
                           drive, node, js);
-    r = blkin_qmp_hmp(q, cmd, &out, errmsg);
-    if (r < 0)
-        return r;
+    out = blkin_qmp_hmp(q, cmd, error);
+    if (!out)
+        return FALSE;
     g_strstrip(out);
     if (!g_str_equal(out, "OK")) {
         if (strstr(out, "Unknown driver 'blkin'"))
-            *errmsg = g_strdup_printf(
-                "this QEMU has no blkin driver (%s): start it with "
-                "LD_PRELOAD=<libdir>/blkin/libblkin-preload.so. Nothing "
-                "was changed.",
-                out);
+            g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_NO_FILTER,
+                        "this QEMU has no blkin driver (%s): start it with "
+                        "LD_PRELOAD=<libdir>/blkin/libblkin-preload.so. "
+                        "Nothing was changed.",
+                        out);
         else
-            *errmsg = g_strdup_printf("adding the filter node failed: %s. "
-                                      "Nothing was changed.",
-                                      out);
-        return -EIO;
+            g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_FAILED,
+                        "adding the filter node failed: %s. Nothing was "
+                        "changed.",
+                        out);
+        return FALSE;
     }
-    r = qom_set_drive(q, d->qom_path, node, errmsg);
-    if (r < 0) {
+    if (!qom_set_drive(q, d->qom_path, node, &err)) {
         g_autofree char *undo = g_strdup_printf("drive_del %s", drive);
-        g_autofree char *msg2 = NULL;
-        char *orig = *errmsg;
 
         /* Leave the graph as it was. */
-        hmp_expect_empty(q, undo, &msg2);
-        *errmsg = g_strdup_printf("moving %s onto the filter failed: %s. "
-                                  "Nothing was changed.",
-                                  device, orig);
-        g_free(orig);
-        return r;
+        hmp_expect_empty(q, undo, NULL);
+        g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_FAILED,
+                    "moving %s onto the filter failed: %s. Nothing was "
+                    "changed.",
+                    device, err->message);
+        return FALSE;
     }
-    r = find_device(q, device, &after, errmsg);
-    if (r < 0)
-        return r;
+    after = find_device(q, device, error);
+    if (!after)
+        return FALSE;
     if (!g_str_equal(after->node, node)) {
-        *errmsg = g_strdup_printf("%s is on %s, not on the filter %s", device,
-                                  after->node, node);
-        return -EIO;
+        g_set_error(error, BLKIN_LIVE_ERROR, BLKIN_LIVE_ERROR_GRAPH,
+                    "%s is on %s, not on the filter %s", device, after->node,
+                    node);
+        return FALSE;
     }
     /* The drive drive_add made was only the way to create the node; the
      * device's backend holds the node now. Left in place it would keep the
      * disk open after Ganeti or libvirt hot-unplugs the device. */
     del = g_strdup_printf("drive_del %s", drive);
-    if (hmp_expect_empty(q, del, &msg) < 0)
-        fprintf(stderr, "blkin-live: warning: %s\n", msg);
-    printf("%s: enabled: blkin node %s (id %s) over %s\n", device, node,
-           filter_id ? filter_id : device, d->node);
-    return 0;
+    if (!hmp_expect_empty(q, del, &err))
+        fprintf(stderr, "blkin-live: warning: %s\n", err->message);
+    printf("%s: enabled: blkin node %s (id %s) over %s\n", device, node, id,
+           d->node);
+    return TRUE;
 }
 
-static int do_disable(BlkinQmp *q, const char *device, char **errmsg)
+static gboolean do_disable(BlkinQmp *q, const char *device, GError **error)
 {
     g_autoptr(Device) d = NULL, after = NULL;
     g_autoptr(GPtrArray) drives = NULL;
     g_autofree char *child = NULL;
-    int r;
 
-    r = find_device(q, device, &d, errmsg);
-    if (r < 0)
-        return r;
+    d = find_device(q, device, error);
+    if (!d)
+        return FALSE;
     if (!g_str_equal(d->drv, "blkin")) {
         printf("%s: not enabled (on %s, driver %s)\n", device, d->node, d->drv);
-        return 0;
+        return TRUE;
     }
-    r = filter_child(q, d->node, &child, errmsg);
-    if (r < 0)
-        return r;
-    r = qom_set_drive(q, d->qom_path, child, errmsg);
-    if (r < 0)
-        return r;
+    child = filter_child(q, d->node, error);
+    if (!child)
+        return FALSE;
+    if (!qom_set_drive(q, d->qom_path, child, error))
+        return FALSE;
     /* Filters enabled by older versions, or by hand, may still have the
      * drive that created them: delete it, and with it the node. */
     drives = unattached_drives_on(q, d->node);
     for (guint i = 0; i < drives->len; i++) {
         g_autofree char *cmd = g_strdup_printf(
             "drive_del %s", (char *)g_ptr_array_index(drives, i));
-        g_autofree char *msg = NULL;
+        g_autoptr(GError) err = NULL;
 
-        if (hmp_expect_empty(q, cmd, &msg) < 0)
-            fprintf(stderr, "blkin-live: warning: %s\n", msg);
+        if (!hmp_expect_empty(q, cmd, &err))
+            fprintf(stderr, "blkin-live: warning: %s\n", err->message);
     }
-    r = find_device(q, device, &after, errmsg);
-    if (r < 0)
-        return r;
+    after = find_device(q, device, error);
+    if (!after)
+        return FALSE;
     printf("%s: disabled: back on %s\n", device, after->node);
-    return 0;
+    return TRUE;
 }
 
-static int do_status(BlkinQmp *q, char **errmsg)
+static gboolean do_status(BlkinQmp *q, GError **error)
 {
     g_autoptr(JsonNode) blocks = NULL;
     JsonArray *a;
-    int r;
 
-    r = blkin_qmp_execute(q, "query-block", NULL, &blocks, errmsg);
-    if (r < 0)
-        return r;
+    if (!blkin_qmp_execute(q, "query-block", NULL, &blocks, error))
+        return FALSE;
     a = json_node_get_array(blocks);
     for (guint i = 0; i < json_array_get_length(a); i++) {
         JsonObject *b = json_array_get_object_element(a, i);
@@ -486,26 +576,26 @@ static int do_status(BlkinQmp *q, char **errmsg)
         const char *qdev = str_member(b, "qdev");
         const char *drv = str_member(ins, "drv");
         const char *node = str_member(ins, "node-name");
-        g_autofree char *child = NULL, *msg = NULL;
+        g_autofree char *child = NULL;
 
         if (!qdev || !*qdev)
             continue;
         if (g_strcmp0(drv, "blkin") == 0 &&
-            filter_child(q, node, &child, &msg) == 0)
+            (child = filter_child(q, node, NULL)) != NULL)
             printf("%s drive=%s node=%s blkin over %s\n", qdev,
                    str_member(b, "device"), node, child);
         else
             printf("%s drive=%s node=%s driver=%s\n", qdev,
                    str_member(b, "device"), node ? node : "-", drv ? drv : "-");
     }
-    return 0;
+    return TRUE;
 }
 
 int main(int argc, char **argv)
 {
-    g_autofree char *qmp_path = NULL, *device = NULL, *filter_id = NULL;
+    g_autofree char *qmp_path = NULL, *device = NULL, *opt_id = NULL;
     g_autofree char *domain = NULL, *connect_uri = NULL;
-    g_autofree char *errmsg = NULL;
+    g_autofree char *opt_vm = NULL, *opt_target = NULL;
     gint sample = -1, timeout_ms = QMP_TIMEOUT_MS;
     g_autoptr(GOptionContext) ctx = NULL;
     g_autoptr(GError) err = NULL;
@@ -521,8 +611,18 @@ int main(int argc, char **argv)
          "With --libvirt: libvirt's URI (default: libvirt's default)", "URI"},
         {"device", 'd', 0, G_OPTION_ARG_STRING, &device,
          "The disk: its device id, QOM path or drive id", "ID"},
-        {"id", 0, 0, G_OPTION_ARG_STRING, &filter_id,
-         "The filter's id in traces (default: the device argument)", "ID"},
+        {"vm", 0, 0, G_OPTION_ARG_STRING, &opt_vm,
+         "The VM's name in the disk identity VM/TARGET (default: the libvirt "
+         "domain's name, or QEMU's -name)",
+         "NAME"},
+        {"target", 0, 0, G_OPTION_ARG_STRING, &opt_target,
+         "The disk's name in the disk identity VM/TARGET (default: libvirt's "
+         "target dev, or the device's id)",
+         "NAME"},
+        {"id", 0, 0, G_OPTION_ARG_STRING, &opt_id,
+         "The filter's whole id in traces, as given (default: the disk "
+         "identity VM/TARGET)",
+         "ID"},
         {"sample", 0, 0, G_OPTION_ARG_INT, &sample,
          "Record one request in N (default 1)", "N"},
         {"timeout-ms", 0, 0, G_OPTION_ARG_INT, &timeout_ms,
@@ -530,7 +630,8 @@ int main(int argc, char **argv)
         {"version", 'V', 0, G_OPTION_ARG_NONE, &show_version,
          "Print the version and exit", NULL},
         {NULL}};
-    int r;
+    Identity want;
+    gboolean ok;
 
     setlocale(LC_ALL, "");
     ctx = g_option_context_new("enable|disable|status - blkin on a running "
@@ -547,7 +648,8 @@ int main(int argc, char **argv)
     if (argc != 2 || !qmp_path == !domain) {
         fprintf(stderr, "usage: blkin-live enable|disable|status "
                         "--qmp SOCKET|--libvirt DOMAIN [--device ID] "
-                        "[--id FILTER-ID] [--sample N]\n");
+                        "[--vm NAME] [--target NAME] [--id FILTER-ID] "
+                        "[--sample N]\n");
         return 2;
     }
     cmd = argv[1];
@@ -561,11 +663,13 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    want = (Identity){.id = opt_id, .vm = opt_vm, .target = opt_target};
     if (domain)
-        r = blkin_qmp_open_libvirt(connect_uri, domain, &q, &errmsg);
+        q = blkin_qmp_open_libvirt(connect_uri, domain, &err);
     else
-        r = blkin_qmp_open(qmp_path, timeout_ms, &q, &errmsg);
-    if (r == -ENOENT && !domain) {
+        q = blkin_qmp_open(qmp_path, timeout_ms, &err);
+    if (!domain &&
+        g_error_matches(err, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_NOENT)) {
         fprintf(stderr,
                 "blkin-live: QMP socket %s does not exist (is the VM "
                 "running? Ganeti: /var/run/ganeti/kvm-hypervisor/ctrl/"
@@ -573,16 +677,15 @@ int main(int argc, char **argv)
                 qmp_path);
         return 1;
     }
-    if (r >= 0) {
-        if (g_str_equal(cmd, "enable"))
-            r = do_enable(q, device, filter_id, sample, &errmsg);
-        else if (g_str_equal(cmd, "disable"))
-            r = do_disable(q, device, &errmsg);
-        else
-            r = do_status(q, &errmsg);
-    }
-    if (r < 0) {
-        fprintf(stderr, "blkin-live: %s\n", errmsg ? errmsg : g_strerror(-r));
+    ok = q != NULL;
+    if (ok && g_str_equal(cmd, "enable"))
+        ok = do_enable(q, device, &want, sample, &err);
+    else if (ok && g_str_equal(cmd, "disable"))
+        ok = do_disable(q, device, &err);
+    else if (ok)
+        ok = do_status(q, &err);
+    if (!ok) {
+        fprintf(stderr, "blkin-live: %s\n", err->message);
         return 1;
     }
     return 0;

@@ -1,10 +1,14 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * qmp.c: a minimal synchronous QMP client (see qmp.h).
  */
+#define G_LOG_DOMAIN "blkin-qmp"
+
 #include "qmp.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -15,7 +19,11 @@
 #include <libvirt/libvirt-qemu.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
 #endif
+
+G_DEFINE_QUARK(blkin - qmp - error - quark, blkin_qmp_error)
 
 struct BlkinQmp {
     int fd;
@@ -25,6 +33,7 @@ struct BlkinQmp {
 #ifdef BLKIN_LIVE_LIBVIRT
     virConnectPtr conn; /* set: commands go through libvirtd instead */
     virDomainPtr dom;
+    char *domain;
 #endif
 };
 
@@ -46,6 +55,7 @@ void blkin_qmp_close(BlkinQmp *q)
         virDomainFree(q->dom);
     if (q->conn)
         virConnectClose(q->conn);
+    g_free(q->domain);
 #endif
     g_free(q);
 }
@@ -54,6 +64,18 @@ pid_t blkin_qmp_peer_pid(BlkinQmp *q)
 {
     return q->peer;
 }
+
+const char *blkin_qmp_libvirt_domain(BlkinQmp *q)
+{
+#ifdef BLKIN_LIVE_LIBVIRT
+    return q->domain;
+#else
+    return NULL;
+#endif
+}
+
+/* The two system-call loops below return a negative errno, which
+ * read_message() turns into the error. */
 
 /* One line of input, without its newline; -ETIMEDOUT past the deadline. */
 static int read_line(BlkinQmp *q, char **line)
@@ -114,8 +136,17 @@ static int write_all(BlkinQmp *q, const char *data, size_t len)
     return 0;
 }
 
+static void set_errno_error(GError **error, int err)
+{
+    g_set_error_literal(error, BLKIN_QMP_ERROR,
+                        err == ETIMEDOUT ? BLKIN_QMP_ERROR_TIMEOUT
+                        : err == EPROTO  ? BLKIN_QMP_ERROR_PROTOCOL
+                                         : BLKIN_QMP_ERROR_FAILED,
+                        g_strerror(err));
+}
+
 /* The next message that is not an asynchronous event. */
-static int read_message(BlkinQmp *q, JsonNode **msg)
+static JsonNode *read_message(BlkinQmp *q, GError **error)
 {
     for (;;) {
         g_autofree char *line = NULL;
@@ -124,19 +155,22 @@ static int read_message(BlkinQmp *q, JsonNode **msg)
         int r;
 
         r = read_line(q, &line);
-        if (r < 0)
-            return r;
-        if (!json_parser_load_from_data(p, line, -1, NULL))
-            return -EPROTO;
-        root = json_parser_get_root(p);
-        if (!root || !JSON_NODE_HOLDS_OBJECT(root))
-            return -EPROTO;
+        if (r < 0) {
+            set_errno_error(error, -r);
+            return NULL;
+        }
+        root = json_parser_load_from_data(p, line, -1, NULL)
+                   ? json_parser_get_root(p)
+                   : NULL;
+        if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+            set_errno_error(error, EPROTO);
+            return NULL;
+        }
         /* Events (BLOCK_JOB_*, RESUME, ...) may come between a command and
          * its answer; nothing here needs them. */
         if (json_object_has_member(json_node_get_object(root), "event"))
             continue;
-        *msg = json_node_copy(root);
-        return 0;
+        return json_node_copy(root);
     }
 }
 
@@ -146,16 +180,15 @@ static void libvirt_quiet(void *opaque, virErrorPtr err)
 {
 }
 
-static char *libvirt_error(void)
+static const char *libvirt_error(void)
 {
     const char *m = virGetLastErrorMessage();
 
-    return g_strdup(m ? m : "unknown libvirt error");
+    return m ? m : "unknown libvirt error";
 }
 
 /* One QMP exchange through libvirtd; the reply has QMP's own form. */
-static int libvirt_command(BlkinQmp *q, const char *text, JsonNode **msg,
-                           char **errmsg)
+static JsonNode *libvirt_command(BlkinQmp *q, const char *text, GError **error)
 {
     g_autoptr(JsonParser) p = json_parser_new();
     char *reply = NULL;
@@ -163,27 +196,63 @@ static int libvirt_command(BlkinQmp *q, const char *text, JsonNode **msg,
     gboolean ok;
 
     if (virDomainQemuMonitorCommand(q->dom, text, &reply, 0) < 0) {
-        *errmsg = libvirt_error();
-        return -EIO;
+        g_set_error_literal(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_FAILED,
+                            libvirt_error());
+        return NULL;
     }
     ok = json_parser_load_from_data(p, reply, -1, NULL);
     free(reply);
     root = ok ? json_parser_get_root(p) : NULL;
-    if (!root || !JSON_NODE_HOLDS_OBJECT(root))
-        return -EPROTO;
-    *msg = json_node_copy(root);
-    return 0;
+    if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+        set_errno_error(error, EPROTO);
+        return NULL;
+    }
+    return json_node_copy(root);
 }
 #endif
 
-int blkin_qmp_execute(BlkinQmp *q, const char *command, JsonNode *args,
-                      JsonNode **result, char **errmsg)
+/* Sends @text and returns QEMU's answer; failures before an answer are
+ * "QMP <command>: <reason>" (libvirt's own message as it is). */
+static JsonNode *exchange(BlkinQmp *q, const char *command, const char *text,
+                          GError **error)
+{
+    g_autoptr(GError) err = NULL;
+    JsonNode *msg;
+    int r;
+
+#ifdef BLKIN_LIVE_LIBVIRT
+    if (q->dom) {
+        msg = libvirt_command(q, text, &err);
+        if (!msg && err->code != BLKIN_QMP_ERROR_FAILED)
+            g_prefix_error(&err, "QMP %s: ", command);
+        if (!msg)
+            g_propagate_error(error, g_steal_pointer(&err));
+        return msg;
+    }
+#endif
+    r = write_all(q, text, strlen(text));
+    if (r >= 0)
+        r = write_all(q, "\n", 1);
+    if (r < 0) {
+        set_errno_error(&err, -r);
+        msg = NULL;
+    } else {
+        msg = read_message(q, &err);
+    }
+    if (!msg) {
+        g_prefix_error(&err, "QMP %s: ", command);
+        g_propagate_error(error, g_steal_pointer(&err));
+    }
+    return msg;
+}
+
+gboolean blkin_qmp_execute(BlkinQmp *q, const char *command, JsonNode *args,
+                           JsonNode **result, GError **error)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonNode) req = NULL, msg = NULL;
     g_autofree char *text = NULL;
     JsonObject *o;
-    int r;
 
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "execute");
@@ -195,24 +264,9 @@ int blkin_qmp_execute(BlkinQmp *q, const char *command, JsonNode *args,
     json_builder_end_object(b);
     req = json_builder_get_root(b);
     text = json_to_string(req, FALSE);
-#ifdef BLKIN_LIVE_LIBVIRT
-    if (q->dom)
-        r = libvirt_command(q, text, &msg, errmsg);
-    else
-#endif
-    {
-        r = write_all(q, text, strlen(text));
-        if (r >= 0)
-            r = write_all(q, "\n", 1);
-        if (r >= 0)
-            r = read_message(q, &msg);
-    }
-    if (r < 0 && *errmsg)
-        return r;
-    if (r < 0) {
-        *errmsg = g_strdup_printf("QMP %s: %s", command, g_strerror(-r));
-        return r;
-    }
+    msg = exchange(q, command, text, error);
+    if (!msg)
+        return FALSE;
     o = json_node_get_object(msg);
     if (json_object_has_member(o, "error")) {
         JsonObject *e = json_object_get_object_member(o, "error");
@@ -220,42 +274,39 @@ int blkin_qmp_execute(BlkinQmp *q, const char *command, JsonNode *args,
             e ? json_object_get_string_member_with_default(e, "desc", "?")
               : "?";
 
-        *errmsg = g_strdup(desc);
-        return -EREMOTEIO;
+        g_set_error_literal(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_COMMAND,
+                            desc);
+        return FALSE;
     }
     if (!json_object_has_member(o, "return")) {
-        *errmsg = g_strdup_printf("QMP %s: no return value", command);
-        return -EPROTO;
+        g_set_error(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_PROTOCOL,
+                    "QMP %s: no return value", command);
+        return FALSE;
     }
     if (result)
         *result = json_node_copy(json_object_get_member(o, "return"));
-    return 0;
+    return TRUE;
 }
 
-int blkin_qmp_hmp(BlkinQmp *q, const char *command_line, char **output,
-                  char **errmsg)
+char *blkin_qmp_hmp(BlkinQmp *q, const char *command_line, GError **error)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonNode) args = NULL, ret = NULL;
-    int r;
+    const char *out;
 
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "command-line");
     json_builder_add_string_value(b, command_line);
     json_builder_end_object(b);
     args = json_builder_get_root(b);
-    r = blkin_qmp_execute(q, "human-monitor-command", args, &ret, errmsg);
-    if (r < 0)
-        return r;
-    *output =
-        g_strdup(JSON_NODE_HOLDS_VALUE(ret) ? json_node_get_string(ret) : "");
-    if (!*output)
-        *output = g_strdup("");
-    return 0;
+    if (!blkin_qmp_execute(q, "human-monitor-command", args, &ret, error))
+        return NULL;
+    out = JSON_NODE_HOLDS_VALUE(ret) ? json_node_get_string(ret) : NULL;
+    return g_strdup(out ? out : "");
 }
 
-int blkin_qmp_open_libvirt(const char *uri, const char *domain, BlkinQmp **ret,
-                           char **errmsg)
+BlkinQmp *blkin_qmp_open_libvirt(const char *uri, const char *domain,
+                                 GError **error)
 {
 #ifdef BLKIN_LIVE_LIBVIRT
     g_autoptr(BlkinQmp) q = g_new0(BlkinQmp, 1);
@@ -265,78 +316,145 @@ int blkin_qmp_open_libvirt(const char *uri, const char *domain, BlkinQmp **ret,
     virSetErrorFunc(NULL, libvirt_quiet);
     q->conn = virConnectOpen(uri);
     if (!q->conn) {
-        *errmsg = g_strdup_printf("cannot connect to libvirt: %s",
-                                  virGetLastErrorMessage());
-        return -ECONNREFUSED;
+        g_set_error(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_CONNECT,
+                    "cannot connect to libvirt: %s", virGetLastErrorMessage());
+        return NULL;
     }
     q->dom = virDomainLookupByName(q->conn, domain);
     if (!q->dom) {
-        *errmsg = g_strdup_printf("no libvirt domain %s", domain);
-        return -ENOENT;
+        g_set_error(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_NOENT,
+                    "no libvirt domain %s", domain);
+        return NULL;
     }
     if (virDomainIsActive(q->dom) != 1) {
-        *errmsg = g_strdup_printf("libvirt domain %s is not running", domain);
-        return -ESRCH;
+        g_set_error(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_NOT_RUNNING,
+                    "libvirt domain %s is not running", domain);
+        return NULL;
     }
+    q->domain = g_strdup(virDomainGetName(q->dom));
+    if (!q->domain)
+        q->domain = g_strdup(domain);
     /* libvirt's QEMU driver keeps the process's pid here (system and session
      * instances alike name it <domain>.pid); unknown is allowed. */
     pidfile = g_strdup_printf("/run/libvirt/qemu/%s.pid", domain);
     if (g_file_get_contents(pidfile, &text, NULL, NULL))
         q->peer = (pid_t)g_ascii_strtoll(text, NULL, 10);
-    *ret = g_steal_pointer(&q);
-    return 0;
+    return g_steal_pointer(&q);
 #else
-    *errmsg = g_strdup("blkin-live was built without libvirt "
-                       "(libvirt-dev, deps/60-libvirt.list)");
-    return -ENOTSUP;
+    g_set_error_literal(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_UNSUPPORTED,
+                        "blkin-live was built without libvirt "
+                        "(libvirt-dev, deps/60-libvirt.list)");
+    return NULL;
 #endif
 }
 
-int blkin_qmp_open(const char *path, int timeout_ms, BlkinQmp **ret,
-                   char **errmsg)
+#ifdef BLKIN_LIVE_LIBVIRT
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlXPathContext, xmlXPathFreeContext)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlXPathObject, xmlXPathFreeObject)
+#endif
+
+char *blkin_qmp_libvirt_target(BlkinQmp *q, const char *alias, GError **error)
+{
+#ifdef BLKIN_LIVE_LIBVIRT
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(xmlXPathContext) ctx = NULL;
+    g_autoptr(xmlXPathObject) res = NULL;
+    g_autofree char *expr = NULL;
+    char *xml;
+
+    if (!q->dom) {
+        g_set_error_literal(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_UNSUPPORTED,
+                            "not a libvirt domain");
+        return NULL;
+    }
+    /* An alias is a QEMU id: no quote in it can end the XPath literal. */
+    if (strchr(alias, '\'')) {
+        g_set_error(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_NOENT,
+                    "libvirt domain %s has no disk with alias %s", q->domain,
+                    alias);
+        return NULL;
+    }
+    xml = virDomainGetXMLDesc(q->dom, 0);
+    if (!xml) {
+        g_set_error(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_FAILED,
+                    "cannot read libvirt domain %s's definition: %s", q->domain,
+                    libvirt_error());
+        return NULL;
+    }
+    doc = xmlReadMemory(xml, strlen(xml), "domain.xml", NULL,
+                        XML_PARSE_NONET | XML_PARSE_NOERROR |
+                            XML_PARSE_NOWARNING);
+    free(xml);
+    ctx = doc ? xmlXPathNewContext(doc) : NULL;
+    expr = g_strdup_printf(
+        "string(/domain/devices/disk[alias/@name='%s']/target/@dev)", alias);
+    res = ctx ? xmlXPathEvalExpression(BAD_CAST expr, ctx) : NULL;
+    if (!res || res->type != XPATH_STRING || !res->stringval ||
+        !*res->stringval) {
+        g_set_error(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_NOENT,
+                    "libvirt domain %s has no disk with alias %s", q->domain,
+                    alias);
+        return NULL;
+    }
+    return g_strdup((const char *)res->stringval);
+#else
+    g_set_error_literal(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_UNSUPPORTED,
+                        "blkin-live was built without libvirt "
+                        "(libvirt-dev, deps/60-libvirt.list)");
+    return NULL;
+#endif
+}
+
+BlkinQmp *blkin_qmp_open(const char *path, int timeout_ms, GError **error)
 {
     g_autoptr(BlkinQmp) q = g_new0(BlkinQmp, 1);
     g_autoptr(JsonNode) greeting = NULL;
+    g_autoptr(GError) err = NULL;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct ucred cred;
     socklen_t clen = sizeof(cred);
-    int r;
 
     q->fd = -1;
     q->buf = g_string_new(NULL);
     q->timeout_ms = timeout_ms;
     if (strlen(path) >= sizeof(sa.sun_path)) {
-        *errmsg = g_strdup_printf("%s: path too long for a UNIX socket", path);
-        return -ENAMETOOLONG;
+        g_set_error(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_CONNECT,
+                    "%s: path too long for a UNIX socket", path);
+        return NULL;
     }
     strcpy(sa.sun_path, path);
     q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (q->fd < 0)
-        return -errno;
+    if (q->fd < 0) {
+        set_errno_error(error, errno);
+        return NULL;
+    }
     if (connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        r = -errno;
-        *errmsg = g_strdup_printf("cannot connect to the QMP socket %s: %s",
-                                  path, g_strerror(-r));
-        return r;
+        int e = errno;
+
+        g_set_error(
+            error, BLKIN_QMP_ERROR,
+            e == ENOENT ? BLKIN_QMP_ERROR_NOENT : BLKIN_QMP_ERROR_CONNECT,
+            "cannot connect to the QMP socket %s: %s", path, g_strerror(e));
+        return NULL;
     }
     if (getsockopt(q->fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
         q->peer = cred.pid;
-    r = read_message(q, &greeting);
-    if (r == -ETIMEDOUT) {
-        *errmsg = g_strdup_printf(
-            "%s: no QMP greeting within %d ms (is another client connected? "
-            "QEMU's monitor serves one at a time)",
-            path, timeout_ms);
-        return r;
+    greeting = read_message(q, &err);
+    if (g_error_matches(err, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_TIMEOUT)) {
+        g_set_error(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_TIMEOUT,
+                    "%s: no QMP greeting within %d ms (is another client "
+                    "connected? QEMU's monitor serves one at a time)",
+                    path, timeout_ms);
+        return NULL;
     }
-    if (r < 0 ||
+    if (!greeting ||
         !json_object_has_member(json_node_get_object(greeting), "QMP")) {
-        *errmsg = g_strdup_printf("%s: not a QMP monitor", path);
-        return r < 0 ? r : -EPROTO;
+        g_set_error(error, BLKIN_QMP_ERROR, BLKIN_QMP_ERROR_PROTOCOL,
+                    "%s: not a QMP monitor", path);
+        return NULL;
     }
-    r = blkin_qmp_execute(q, "qmp_capabilities", NULL, NULL, errmsg);
-    if (r < 0)
-        return r;
-    *ret = g_steal_pointer(&q);
-    return 0;
+    if (!blkin_qmp_execute(q, "qmp_capabilities", NULL, NULL, error))
+        return NULL;
+    return g_steal_pointer(&q);
 }

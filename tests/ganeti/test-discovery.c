@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Unit tests of ganeti/ganeti-discovery.c on hand-written Ganeti state
  * directories (the end-to-end test uses Ganeti's own files).
@@ -8,8 +9,10 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "disk-id.h"
 #include "ganeti-discovery.h"
 
 /* Ganeti's runtime: [kvm_cmd, nics, hvparams, [[disk, link, uri], ...]]. */
@@ -134,6 +137,12 @@ static void test_read_instance(Fixture *f, gconstpointer data)
     g_assert_cmpstr(d->uuid, ==, "aaaa-1-2");
     g_assert_cmpstr(d->serial, ==, "s,1"); /* a doubled comma is a comma */
     g_assert_cmpstr(d->filter_id, ==, "web1/disk/0");
+    {
+        /* The one rule blkin-libvirt and blkin-live use too. */
+        g_autofree char *want = blkin_disk_id("web1", "disk/0", NULL);
+
+        g_assert_cmpstr(d->filter_id, ==, want);
+    }
     d = g_ptr_array_index(inst->disks, 1);
     g_assert_cmpstr(d->target, ==, "disk/1"); /* no iv_name: by position */
     g_assert_null(d->serial);
@@ -216,6 +225,39 @@ static void test_errors(Fixture *f, gconstpointer data)
     g_assert_cmpint(blkin_ganeti_discover(f->root, &all), ==, 0);
 }
 
+/* An instance whose name no disk identity can have is refused with the
+ * reason; discovery says so and goes on with the others. */
+static void test_identity(Fixture *f, gconstpointer data)
+{
+    g_autoptr(BlkinGanetiInstance) inst = NULL;
+    g_autoptr(GPtrArray) all = NULL;
+    g_autoptr(GError) err = NULL;
+    pid_t q = fake_qemu("bad,name");
+    g_autofree char *pid = g_strdup_printf("%d", (int)q);
+
+    g_usleep(200000);
+    write_file(f->root, "conf", "bad,name.runtime", RUNTIME);
+    write_file(f->root, "pid", "bad,name", pid);
+    inst = blkin_ganeti_load_instance(f->root, "bad,name", &err);
+    g_assert_null(inst);
+    g_assert_error(err, BLKIN_GANETI_ERROR, BLKIN_GANETI_ERROR_IDENTITY);
+    g_assert_nonnull(strstr(err->message, "instance bad,name: VM name "
+                                          "'bad,name' cannot be part"));
+    g_assert_cmpint(blkin_ganeti_read_instance(f->root, "bad,name", &inst), ==,
+                    -EINVAL);
+    g_clear_error(&err);
+    inst = blkin_ganeti_load_instance(f->root, "none", &err);
+    g_assert_error(err, BLKIN_GANETI_ERROR, BLKIN_GANETI_ERROR_NOT_FOUND);
+    g_assert_cmpstr(err->message, ==, "no runtime file (not running here)");
+
+    g_test_expect_message("blkin-ganeti", G_LOG_LEVEL_WARNING,
+                          "instance bad,name: VM name*");
+    g_assert_cmpint(blkin_ganeti_discover(f->root, &all), ==, 0);
+    g_test_assert_expected_messages();
+    g_assert_cmpuint(all->len, ==, 0);
+    reap(q);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -224,6 +266,8 @@ int main(int argc, char **argv)
     g_test_add("/ganeti/discover", Fixture, NULL, fixture_set_up, test_discover,
                fixture_tear_down);
     g_test_add("/ganeti/errors", Fixture, NULL, fixture_set_up, test_errors,
+               fixture_tear_down);
+    g_test_add("/ganeti/identity", Fixture, NULL, fixture_set_up, test_identity,
                fixture_tear_down);
     return g_test_run();
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A KVM instance started by the Debian ganeti package's own KVM hypervisor
 code (ganeti_start.py: Ganeti's command line, -drive/-device ids, QMP
 sockets, pid and runtime files), with kvm_path = blkin's wrapper. Then:
@@ -206,6 +207,16 @@ def test_ganeti(t):
                  detail=r.stdout + r.stderr)
             t.eq(livelib.block_state(qmp), before,
                  "disk/0 back on the node Ganeti's -drive made, nothing left over")
+            # blkin-live by hand, without discovery's --id: QEMU's -name (the
+            # instance) and Ganeti's disk name give the same disk identity.
+            r = livelib.live("enable", "--qmp", qmp, "--device", "disk-" + serial,
+                             "--target", "disk/0")
+            t.ok(r.returncode == 0 and f"(id {want[4]})" in r.stdout,
+                 f"blkin-live's own id for the disk is discovery's ({want[4]})",
+                 detail=r.stdout + r.stderr)
+            r = livelib.live("disable", "--qmp", qmp, "--device", "disk-" + serial)
+            t.ok(r.returncode == 0 and livelib.block_state(qmp) == before,
+                 "and off again, nothing left over", detail=r.stdout + r.stderr)
             time.sleep(2)
             console.stop = True
             os.kill(pid, signal.SIGTERM)

@@ -1,8 +1,12 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * test-domxml.c: blkin's domain XML changes without libvirt: node numbering
- * as libvirt 9.0 does it, refusals, enable/strip round trip, metadata.
+ * as libvirt 9.0 does it, refusals, enable/strip round trip, metadata, disk
+ * identities (<domain name>/<target>; the older <uuid>/<target> still
+ * disables).
  */
 #include "domxml.h"
+#include "disk-id.h"
 
 #include <string.h>
 
@@ -136,7 +140,7 @@ static void test_enable_strip(void)
     g_assert_no_error(err);
     g_assert_nonnull(strstr(on,
                             "file=json:{&quot;driver&quot;:&quot;blkin&quot;,,"
-                            "&quot;id&quot;:&quot;" UUID "/vda&quot;,,"
+                            "&quot;id&quot;:&quot;web1/vda&quot;,,"
                             "&quot;file&quot;:&quot;libvirt-6-format&quot;}"));
     g_assert_nonnull(strstr(on, "name=\"LD_PRELOAD\""));
     g_assert_nonnull(strstr(on, "/run/blkin/agents/web1.sock"));
@@ -154,7 +158,14 @@ static void test_enable_strip(void)
     g_assert_true(vda->serial_added);
     g_assert_cmpstr(vdb->serial, ==, "own-serial");
     g_assert_false(vdb->serial_added);
-    g_assert_cmpstr(vdb->filter_id, ==, UUID "/vdb");
+    g_assert_cmpstr(vdb->filter_id, ==, "web1/vdb");
+    {
+        /* The one rule every road uses. */
+        g_autofree char *want = blkin_disk_id("web1", "vda", &err);
+
+        g_assert_no_error(err);
+        g_assert_cmpstr(vda->filter_id, ==, want);
+    }
 
     /* Enabling on a definition that has blkin already is a caller bug. */
     g_assert_null(domxml_enable(on, on, t, &eo, &err));
@@ -168,6 +179,65 @@ static void test_enable_strip(void)
     diff = domxml_diff(DOMAIN, on);
     g_assert_nonnull(strstr(diff, "+  <qemu:commandline>"));
     g_assert_null(strstr(diff, "-  <name>"));
+}
+
+/* A domain whose name cannot be part of a disk identity is refused with
+ * the reason, and nothing is made. */
+static void test_bad_name(void)
+{
+    g_autoptr(GPtrArray) t = targets("vda", NULL);
+    EnableOptions eo = {.preload = "/lib/blkin/libblkin-preload.so"};
+    g_autoptr(GError) err = NULL;
+    g_autofree char *bad = NULL, *on = NULL;
+    g_auto(GStrv) parts = g_strsplit(DOMAIN, "<name>web1</name>", 2);
+
+    bad = g_strjoinv("<name>web,1</name>", parts);
+    on = domxml_enable(bad, bad, t, &eo, &err);
+    g_assert_null(on);
+    g_assert_error(err, BLKIN_DISK_ID_ERROR, BLKIN_DISK_ID_ERROR_INVALID);
+    g_assert_nonnull(strstr(err->message, "VM name 'web,1'"));
+    g_assert_nonnull(strstr(err->message, "','"));
+}
+
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+    g_auto(GStrv) parts = g_strsplit(s, from, -1);
+
+    return g_strjoinv(to, parts);
+}
+
+/* Definitions enabled before the naming rule carry <uuid>/<target>: they
+ * read back as recorded, and disabling them gives the original again. */
+static void test_old_ids(void)
+{
+    g_autoptr(GPtrArray) t = targets("vda", "vdb", NULL);
+    EnableOptions eo = {.preload = "/lib/blkin/libblkin-preload.so"};
+    g_autoptr(GError) err = NULL;
+    g_autofree char *on = domxml_enable(DOMAIN, DOMAIN, t, &eo, &err);
+    g_autofree char *old1 = NULL, *old = NULL, *off = NULL;
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(BlkinState) st = NULL;
+
+    g_assert_no_error(err);
+    old1 = replace_all(on, "web1/vda", UUID "/vda");
+    old = replace_all(old1, "web1/vdb", UUID "/vdb");
+    g_assert_null(strstr(old, "web1/vd"));
+    doc = domxml_parse(old, &err);
+    g_assert_no_error(err);
+    st = domxml_state(doc, &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(((TracedDisk *)st->disks->pdata[0])->filter_id, ==,
+                    UUID "/vda");
+    g_assert_cmpstr(((TracedDisk *)st->disks->pdata[1])->filter_id, ==,
+                    UUID "/vdb");
+    /* disable restores the recorded original byte for byte ... */
+    g_assert_cmpstr(st->original, ==, DOMAIN);
+    /* ... or, when the definition was edited since, strips blkin's parts,
+     * old filter ids included. */
+    off = domxml_strip(old, &err);
+    g_assert_no_error(err);
+    g_assert_true(domxml_equal(off, DOMAIN));
+    g_assert_null(strstr(off, UUID "/vd"));
 }
 
 static void test_fingerprint(void)
@@ -199,5 +269,7 @@ int main(int argc, char **argv)
     g_test_add_func("/domxml/refusals", test_refusals);
     g_test_add_func("/domxml/enable-strip", test_enable_strip);
     g_test_add_func("/domxml/fingerprint", test_fingerprint);
+    g_test_add_func("/domxml/bad-name", test_bad_name);
+    g_test_add_func("/domxml/old-ids", test_old_ids);
     return g_test_run();
 }

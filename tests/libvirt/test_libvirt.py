@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """blkin-libvirt against a real libvirtd (private instance, qemu driver, TCG)
 and real QEMU: a domain with a raw disk, a qcow2 disk over a backing file and
 a cdrom. Refusals change nothing; enable is idempotent; the guest's agent and
@@ -27,6 +28,9 @@ CLI = os.path.join(BUILD, "cli", "blkin")
 HOSTD = os.path.join(BUILD, "hostd", "blkin-hostd")
 NAME = "blkin-lv-test"
 UUID = str(uuid.UUID("5b1e4f0c-8a7d-4c3e-9f21-0a1b2c3d4e5f"))
+# The disk identity (docs/hostd.md): <domain name>/<target>, the same string
+# blkin-live --libvirt gives the domain's vda (tests/live/test_live_libvirt.py).
+FILTER_ID = NAME + "/{}"
 VDA_SERIAL = "bk" + UUID.replace("-", "")[:8] + "-vda"  # what enable gives vda
 MARK_BLOCK = 15000  # 4 KiB block past the workload's data, for the data check
 
@@ -197,7 +201,8 @@ def enable_checks(c, before):
     for what, want in [
         ("the filter on vda's format node (libvirt-3-format)", '&quot;file&quot;:&quot;libvirt-3-format&quot;'),
         ("the filter on vdb's format node (libvirt-2-format)", '&quot;file&quot;:&quot;libvirt-2-format&quot;'),
-        ("the filter id is uuid/target", f'&quot;id&quot;:&quot;{UUID}/vda&quot;'),
+        ("the filter id is <domain>/<target>",
+         '&quot;id&quot;:&quot;' + FILTER_ID.format("vda") + '&quot;'),
         ("the preload object", f"<qemu:env name='LD_PRELOAD' value='{vm.preload_library()}'/>"),
         ("the device override", "<qemu:property name='drive' type='string' value='blkin-vdb'/>"),
         ("a serial for vda", f"<serial>{VDA_SERIAL}</serial>"),
@@ -210,7 +215,7 @@ def enable_checks(c, before):
          detail=r.stdout + r.stderr)
     t.eq(c.inactive(), after, "the second enable changes nothing")
     state = os.path.join(c.w, "libvirt", NAME + ".vm")
-    t.ok(os.path.exists(state) and f"vda={VDA_SERIAL}={UUID}/vda" in open(state).read(),
+    t.ok(os.path.exists(state) and f"vda={VDA_SERIAL}={FILTER_ID.format('vda')}" in open(state).read(),
          "the state file for hostd names the traced disks")
     return after
 
@@ -272,7 +277,7 @@ def traced_run(c, stack):
     t.ok(len(rec["ios"]) > 0 and not rec["mismatches"], "the workload's data verified",
          detail=text[-2000:])
     for tgt in ("vda", "vdb"):
-        ev = s.for_disk(f"{UUID}/{tgt}")
+        ev = s.for_disk(FILTER_ID.format(tgt))
         t.ok(len(ev) > 50, f"LTTng shows the requests of {tgt} under its filter id ({len(ev)})")
     s.cleanup()
     qlog = open(os.path.join(c.lv.root, "log", "qemu", NAME + ".log"), errors="replace").read()

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """blkin-live on paused QEMUs (no guest): enable/disable round trip on a
 -drive disk, and the refusals: QMP socket missing, QEMU without the preload
-object, QEMU whose preload could not load the filter, unknown device. A
-refusal changes nothing in the block graph."""
+object, QEMU whose preload could not load the filter, unknown device, no
+disk identity (QEMU without -name, a VM name the rule refuses). A refusal
+changes nothing in the block graph."""
 import os
 import subprocess
 
@@ -20,30 +22,33 @@ def env_with(preload):
     return env
 
 
-def start(work, name, preload):
+def start(work, name, preload, extra=()):
     sd = livelib.sockdir()
     sock = os.path.join(sd, "qmp.sock")
     img = os.path.join(work, f"{name}.img")
     subprocess.run(["qemu-img", "create", "-f", "raw", img, "16M"], check=True,
                    capture_output=True, timeout=60)
-    q = livelib.PausedQemu(livelib.paused_qemu_argv(sock, img), env=env_with(preload),
+    q = livelib.PausedQemu(livelib.paused_qemu_argv(sock, img, extra), env=env_with(preload),
                            log=os.path.join(work, f"{name}.log"))
     livelib.wait_socket(sock)
     return q, sock
 
 
 def test_round_trip(t, work):
-    q, sock = start(work, "roundtrip", vm.preload_library())
+    q, sock = start(work, "roundtrip", vm.preload_library(), ("-name", "vm1"))
     with q:
         before = livelib.block_state(sock)
         # What an enable interrupted before the switch leaves: its drive.
         with livelib.Qmp(sock) as m:
             m.cmd("human-monitor-command", **{
                 "command-line": "drive_add 0 if=none,id=blkinlive-drive-disk0,driver=null-co"})
-        r = livelib.live("enable", "--qmp", sock, "--device", "disk0", "--id", "vm1/vda",
+        # The disk identity (docs/hostd.md): QEMU's -name and the target.
+        r = livelib.live("enable", "--qmp", sock, "--device", "disk0", "--target", "vda",
                          "--sample", "1")
         t.ok(r.returncode == 0, "enable on a paused QEMU (over a leftover drive of an "
              "interrupted enable)", detail=r.stdout + r.stderr)
+        t.ok("(id vm1/vda)" in r.stdout, "the filter id is <QEMU's -name>/<--target>",
+             detail=r.stdout)
         dev, nodes = livelib.block_state(sock)
         t.eq([v[2] for k, v in dev.items() if k and "disk0" in k], ["blkin"],
              "the device's node runs the blkin driver")
@@ -93,6 +98,17 @@ def test_errors(t, work):
                 "no block device nosuchdisk", "unknown device")
         refused(t, sock, ["disable", "--qmp", sock, "--device", "nosuchdisk"],
                 "no block device nosuchdisk", "unknown device (disable)")
+        # No -name: no VM name for the disk identity, unless --vm or --id.
+        refused(t, sock, ["enable", "--qmp", sock, "--device", "disk0"],
+                "QEMU has no name", "QEMU without -name")
+        refused(t, sock, ["enable", "--qmp", sock, "--device", "disk0", "--vm", "web,1"],
+                "VM name 'web,1' cannot be part of blkin's disk identity",
+                "a VM name the identity rule refuses")
+        r = livelib.live("enable", "--qmp", sock, "--device", "disk0", "--vm", "web1")
+        t.ok(r.returncode == 0 and "(id web1/disk0)" in r.stdout,
+             "--vm: the filter id is <vm>/<device id>", detail=r.stdout + r.stderr)
+        r = livelib.live("disable", "--qmp", sock, "--device", "disk0")
+        t.ok(r.returncode == 0, "disable again", detail=r.stdout + r.stderr)
 
 
 def main():

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """blkin-live --libvirt: the same enable/disable through libvirtd
 (virDomainQemuMonitorCommand) on a running libvirt domain, under a private
 libvirtd (tests/libvirt/libvirtd.py). The domain boots no OS (SeaBIOS
@@ -85,8 +86,13 @@ def test_libvirt(t):
         before = status(lv, "blkinlive1")
         t.ok("virtio-disk0" in before, "status lists the domain's disk", detail=before)
         r = livelib.live("enable", "--libvirt", "blkinlive1", "--connect", lv.uri,
-                         "--device", "virtio-disk0", "--id", "blkinlive1/vda")
+                         "--device", "virtio-disk0")
         t.ok(r.returncode == 0, "enable through libvirtd", detail=r.stdout + r.stderr)
+        # The disk identity <domain name>/<target dev>: the string
+        # blkin-libvirt gives the same disk (tests/libvirt/test_libvirt.py).
+        t.ok("(id blkinlive1/vda)" in r.stdout,
+             "the filter id is <domain>/<target>, as blkin-libvirt makes it",
+             detail=r.stdout)
         after = status(lv, "blkinlive1")
         t.ok(re.search(r"virtio-disk0.* blkin over libvirt-1-format", after),
              "the device is on a blkin node over libvirt-1-format", detail=after)
