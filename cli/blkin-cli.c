@@ -25,6 +25,7 @@
 #include "report-store.h"
 #include "vms/disk-spec.h"
 #include <locale.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,19 @@ static int opt_minutes = 60;
 static char *opt_agent_socket = NULL;
 static char *opt_store = NULL;
 static char **opt_disks = NULL;
+static int opt_timeout = 30;
+/* json-glib complained while an answer was read: it is not what hostd
+ * sends (a member missing, a wrong type). */
+static bool answer_malformed;
+
+/* json-glib's and GLib's criticals while printing an answer mean that the
+ * answer was not hostd's shape; they become one clear error and a non-zero
+ * exit instead of GLib noise and success. */
+static void on_critical(const gchar *domain, GLogLevelFlags level,
+                        const gchar *message, gpointer user)
+{
+    answer_malformed = true;
+}
 
 static JsonNode *request(JsonNode *req, GError **err)
 {
@@ -52,6 +66,9 @@ static JsonNode *request(JsonNode *req, GError **err)
     g_autoptr(JsonParser) p = json_parser_new();
     GOutputStream *out;
 
+    /* Connecting, sending and the answer: a stuck hostd is reported, not
+     * waited for. */
+    g_socket_client_set_timeout(client, (guint)opt_timeout);
     conn =
         g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL, err);
     if (!conn) {
@@ -66,13 +83,23 @@ static JsonNode *request(JsonNode *req, GError **err)
         g_io_stream_get_input_stream(G_IO_STREAM(conn)));
     line = g_data_input_stream_read_line(in, NULL, NULL, err);
     if (!line) {
-        if (err && !*err)
+        if (err && *err &&
+            g_error_matches(*err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
+            g_clear_error(err);
+            g_set_error(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                        "blkin-hostd did not answer within %d s "
+                        "(--timeout)",
+                        opt_timeout);
+        } else if (err && !*err) {
             g_set_error(err, G_IO_ERROR, G_IO_ERROR_CLOSED,
                         "blkin-hostd closed the connection");
+        }
         return NULL;
     }
-    if (!json_parser_load_from_data(p, line, -1, err))
+    if (!json_parser_load_from_data(p, line, -1, err)) {
+        g_prefix_error(err, "malformed answer from blkin-hostd: ");
         return NULL;
+    }
     return json_node_copy(json_parser_get_root(p));
 }
 
@@ -311,6 +338,7 @@ static int run(JsonNode *req, int (*print)(JsonNode *))
     g_autoptr(GError) err = NULL;
     g_autoptr(JsonNode) resp = request(req, &err);
     JsonObject *o;
+    int ret;
 
     if (!resp) {
         g_printerr("blkin: %s\n", err->message);
@@ -329,7 +357,16 @@ static int run(JsonNode *req, int (*print)(JsonNode *))
         printf("%s\n", text);
         return 0;
     }
-    return print(resp);
+    answer_malformed = false;
+    ret = print(resp);
+    if (answer_malformed) {
+        fflush(stdout);
+        g_printerr("blkin: malformed answer from blkin-hostd (a member is "
+                   "missing or of the wrong type); --json shows it as it "
+                   "came\n");
+        return 1;
+    }
+    return ret;
 }
 
 static int print_history(JsonNode *resp)
@@ -587,6 +624,8 @@ int main(int argc, char **argv)
         {"disk", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &opt_disks,
          "register: TARGET=SERIAL=FILTER-ID[=REMOTE-FILTER-ID] (repeat)",
          "SPEC"},
+        {"timeout", 't', 0, G_OPTION_ARG_INT, &opt_timeout,
+         "Seconds to wait for blkin-hostd (default 30; 0: no limit)", "S"},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &show_version,
          "Print the version and exit", NULL},
         {NULL}};
@@ -608,6 +647,13 @@ int main(int argc, char **argv)
         g_print("blkin %s\n", BLKIN_VERSION);
         return 0;
     }
+    if (opt_timeout < 0) {
+        g_printerr("blkin: --timeout must be 0 or more seconds\n");
+        return 2;
+    }
+    g_log_set_handler("Json", G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING,
+                      on_critical, NULL);
+    g_log_set_handler("GLib", G_LOG_LEVEL_CRITICAL, on_critical, NULL);
     if (argc < 2) {
         g_autofree char *help = g_option_context_get_help(ctx, TRUE, NULL);
         g_printerr("%s", help);

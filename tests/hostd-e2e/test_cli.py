@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import socket
+import threading
+import time
 import subprocess
 
 from stack import BUILD, CLI, HostStack
@@ -32,6 +34,31 @@ def control(sock_path, req):
     return json.loads(buf)
 
 
+def fake_hostd(path, answer):
+    """A control socket that reads one request and answers @answer (bytes),
+    or never answers (None): what a stuck or broken hostd looks like."""
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen(4)
+    held = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            held.append(c)
+            try:
+                c.recv(65536)
+                if answer is not None:
+                    c.sendall(answer)
+            except OSError:
+                pass
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
 def main():
     t = Tap()
     wd = os.path.join(BUILD, "tests", "hostd-e2e", "work", "cli")
@@ -46,6 +73,24 @@ def main():
     r = blkin("disable", "no-such-domain", "--connect", "test:///default")
     t.ok(r.returncode != 0 and "no-such-domain" in r.stderr, "blkin disable hands over to blkin-libvirt",
          detail=r.stderr)
+    # A hostd that never answers: the CLI gives up after --timeout, saying so.
+    stuck = fake_hostd(os.path.join(wd, "stuck.sock"), None)
+    t0 = time.monotonic()
+    r = blkin("--timeout", "2", "status", sock=os.path.join(wd, "stuck.sock"))
+    took = time.monotonic() - t0
+    t.ok(r.returncode == 1 and "did not answer within 2 s" in r.stderr and took < 30,
+         f"a stuck hostd: blkin gives up after --timeout with a clear error ({took:.1f} s)",
+         detail=r.stderr)
+    stuck.close()
+    # Answers that are not hostd's: non-zero, one clear line, no GLib noise.
+    for name, answer in (("garbage", b"this is not json\n"),
+                         ("shape", b'{"ok":true,"disks":[{"vm":1}]}\n')):
+        path = os.path.join(wd, f"{name}.sock")
+        srv = fake_hostd(path, answer)
+        r = blkin("report", sock=path)
+        t.ok(r.returncode == 1 and "malformed answer" in r.stderr and "CRITICAL" not in r.stderr,
+             f"a malformed answer ({name}): exit 1 and a clear error", detail=r.stderr)
+        srv.close()
     with HostStack(wd) as st:
         s = st.socket
         r = blkin("register", "vm1", "--disk", "vda-without-serial", sock=s)
