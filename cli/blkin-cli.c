@@ -215,8 +215,13 @@ static void print_disk(JsonObject *d)
     JsonArray *ops = json_object_get_array_member(d, "ops");
     char a[32], b[32], e[32], f[32], g[32];
 
-    printf("VM %s  disk %s  (serial %s, filter %s)\n", get_str(d, "vm"),
+    printf("VM %s  disk %s  (serial %s, filter %s)", get_str(d, "vm"),
            get_str(d, "disk"), get_str(d, "serial"), get_str(d, "filter_id"));
+    /* Older hostds say nothing of it: running. */
+    if (json_object_has_member(d, "stopped_ago_ns"))
+        printf("  stopped %" G_GINT64_FORMAT " s ago",
+               get_int(d, "stopped_ago_ns") / 1000000000);
+    printf("\n");
     if (clk && get_int(clk, "bound_ns") >= 0) {
         JsonObject *causal = json_object_has_member(clk, "causal") &&
                                      JSON_NODE_HOLDS_OBJECT(

@@ -218,7 +218,7 @@ typedef struct HostdOptions {
     char *metrics, *zipkin, *otlp, *store, *ganeti_root, *libvirt_uri;
     char **vms;
     int export_sample, export_slow_ms, export_queue;
-    int hold_ms, retention_days, pending_budget;
+    int hold_ms, retention_days, pending_budget, linger_s;
     gboolean print_report, no_history, keep_privileges, show_version;
 } HostdOptions;
 
@@ -308,6 +308,11 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
          "Guest requests all VMs together may have waiting to be joined "
          "(default 786432, ~37 MiB)",
          "N"},
+        {"linger", 0, 0, G_OPTION_ARG_INT, &o->linger_s,
+         "Keep a stopped VM's report this long, in s (default 600; its last "
+         "requests reach the history only if it lingers longer than "
+         "--hold-ms + 12 s)",
+         "S"},
         {"retention-days", 0, 0, G_OPTION_ARG_INT, &o->retention_days,
          "Keep per-minute history this long (default 30)", "DAYS"},
         {"no-history", 0, 0, G_OPTION_ARG_NONE, &o->no_history,
@@ -350,6 +355,8 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
             (h->remote_offline ? g_strv_length(h->remote_offline) : 0) >=
         HOSTD_MAX_SOURCES)
         return fail(2, "at most %d remote trace inputs", HOSTD_MAX_SOURCES - 1);
+    if (o->linger_s < -1)
+        return fail(2, "--linger must be 0 or more seconds");
     if (o->pending_budget < 0)
         return fail(2, "--pending-budget must be positive");
     if (o->hold_ms < 0 || o->retention_days < 1)
@@ -367,6 +374,8 @@ static int open_state(Hostd *h, const HostdOptions *o)
     h->model->offline = h->offline_dir != NULL;
     if (o->pending_budget)
         h->model->pending_budget = (size_t)o->pending_budget;
+    if (o->linger_s >= 0)
+        h->model->linger_ns = (int64_t)o->linger_s * 1000000000;
     h->loop = g_main_loop_new(NULL, FALSE);
     for (char **v = o->vms; v && *v; v++)
         if (!add_vm_spec(h, *v, &err))
@@ -525,7 +534,8 @@ static int drop_privileges(gboolean limit_only, const char *metrics)
 
 int main(int argc, char **argv)
 {
-    HostdOptions o = {.export_sample = 100,
+    HostdOptions o = {.linger_s = -1,
+                      .export_sample = 100,
                       .export_slow_ms = 100,
                       .hold_ms = 800,
                       .retention_days = 30};

@@ -77,6 +77,10 @@ struct HostdAgentConn {
     HostdAgentSink sink;
     void *opaque;
     HostdAgentCounters counters;
+    /* Newest completion (host clock) of a record delivered, and whether the
+     * channel has closed since (hostd_agent_conn_lost_after()). */
+    int64_t last_record_ns;
+    bool lost;
     int fd;
     guint io_watch;
     guint reconnect_timer;
@@ -155,6 +159,7 @@ static void add_guest(HostdAgentConn *c, void *d, const struct blkin_request *r)
         c->counters.invalid++;
         return;
     }
+    c->last_record_ns = MAX(c->last_record_ns, g.complete_ns);
     c->sink.request(c->opaque, d, &g);
 }
 
@@ -372,6 +377,9 @@ static gboolean readable_cb(gint fd, GIOCondition cond, gpointer user)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return G_SOURCE_CONTINUE;
     g_info("agent %s: channel closed", c->vm_name);
+    /* QEMU closed it (it exited, or the VM stopped): what the agent had
+     * not sent yet is lost with the guest. */
+    c->lost = true;
     c->io_watch = 0;
     disconnect(c, RECONNECT_MS);
     return G_SOURCE_REMOVE;
@@ -401,6 +409,7 @@ static gboolean try_connect(gpointer user)
     c->fd = fd;
     c->reconnects++;
     c->connected_ns = now_ns();
+    c->lost = false;
     bucket_fill(&c->bytes, LIMIT_BYTES_BURST, c->connected_ns);
     bucket_fill(&c->frames, LIMIT_FRAMES_BURST, c->connected_ns);
     bucket_fill(&c->records, LIMIT_RECORDS_BURST, c->connected_ns);
@@ -449,6 +458,14 @@ void hostd_agent_conn_free(HostdAgentConn *c)
     g_free(c->vm_name);
     g_free(c->socket_path);
     g_free(c);
+}
+
+bool hostd_agent_conn_lost_after(const HostdAgentConn *c, int64_t *after_ns)
+{
+    if (!c || !c->lost)
+        return false;
+    *after_ns = c->last_record_ns;
+    return true;
 }
 
 HostdAgentCounters hostd_agent_conn_counters(const HostdAgentConn *c)

@@ -60,6 +60,13 @@ HostdAgentConn *hostd_agent_conn_new(const char *vm_name,
                                      const HostdAgentSink *sink, void *opaque);
 void hostd_agent_conn_free(HostdAgentConn *c);
 
+/*
+ * The channel closed (QEMU went away) and has not connected since: what
+ * the agent had not sent is lost. *@after_ns is the newest completion it
+ * delivered before: requests after it have no guest record to come.
+ */
+bool hostd_agent_conn_lost_after(const HostdAgentConn *c, int64_t *after_ns);
+
 /* All zero for NULL (a VM without an agent). */
 HostdAgentCounters hostd_agent_conn_counters(const HostdAgentConn *c);
 

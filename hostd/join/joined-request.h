@@ -29,6 +29,9 @@ enum {
     HOSTD_JR_UNMATCHED_SPAN = 1u << 4,  /* span, no guest request found */
     HOSTD_JR_ERROR = 1u << 5,           /* completed with an error */
     HOSTD_JR_HUNG = 1u << 6,            /* reported while still hanging */
+    /* A span whose guest record was lost with the agent's channel (QEMU
+     * exited before the agent could send it): not UNMATCHED_SPAN. */
+    HOSTD_JR_AGENT_GAP = 1u << 7,
 };
 
 /* Which filter disk: (QEMU's pid, the filter's process-local disk index). */

@@ -68,7 +68,7 @@ static JsonNode *cmd_unregister(Hostd *h, JsonObject *req)
 
     if (!vm)
         return hostd_control_error("unregister needs \"vm\"");
-    if (!hostd_model_remove_vm(h->model, vm))
+    if (!hostd_model_stop_vm(h->model, vm))
         return hostd_control_error("no VM '%s'", vm);
     g_message("unregistered VM %s", vm);
     return ok_node();

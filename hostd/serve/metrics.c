@@ -191,9 +191,9 @@ char *hostd_metrics_render(HostdMetrics *m)
             const HostdJoinCounters *jc = hostd_join_counters(d->join);
             HostdAgentCounters ac = hostd_agent_conn_counters(d->vm->agent);
             uint64_t v[] = {jc->unmatched_guest,
-                            jc->unmatched_span,
+                            hostd_disk_unmatched_spans(d),
                             ac.agent_drops,
-                            ac.agent_gap,
+                            hostd_disk_agent_gap(d),
                             d->hung_reports,
                             hostd_agent_conn_limit_breaches(d->vm->agent)};
 

@@ -224,6 +224,10 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
     add_str(b, "vm", d->vm->name);
     add_str(b, "disk", d->target);
     add_str(b, "serial", d->serial);
+    /* A stopped VM lingers (model.h): its report stays readable. */
+    add_str(b, "vm_state", d->vm->stopped_ns ? "stopped" : "running");
+    if (d->vm->stopped_ns)
+        add_int(b, "stopped_ago_ns", mono_ns() - d->vm->stopped_ns);
     add_str(b, "filter_id", d->filter_id);
     add_int(b, "latest_ns", d->latest_ns);
     add_int(b, "window_start_ns", r.start_ns);
@@ -248,12 +252,13 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
     add_int(b, "matched", jc->matched);
     add_int(b, "merged", jc->merged);
     add_int(b, "unmatched_guest", jc->unmatched_guest);
-    add_int(b, "unmatched_span", jc->unmatched_span);
+    add_int(b, "unmatched_span", hostd_disk_unmatched_spans(d));
     add_int(b, "pending", hostd_join_pending(d->join));
     add_int(b, "overflow", jc->overflow);
     add_int(b, "scan_limited", jc->scan_limited);
     add_int(b, "agent_drops", ac.agent_drops);
-    add_int(b, "agent_gap", ac.agent_gap);
+    add_int(b, "agent_gap", hostd_disk_agent_gap(d));
+    add_int(b, "agent_lost_at_close", d->agent_lost);
     add_int(b, "agent_invalid", ac.invalid);
     add_int(b, "agent_limit_breaches",
             hostd_agent_conn_limit_breaches(d->vm->agent));

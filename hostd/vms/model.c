@@ -31,10 +31,27 @@ static uint64_t qemu_disk_key(uint16_t source, uint32_t vpid, uint32_t disk)
 /* Tolerance between two blkin spans of one request (no guest clock). */
 #define HOSTD_REMOTE_TOL_NS (100LL * 1000)
 
-static void disk_emit(void *opaque, const HostdJoinedRequest *r)
+static void disk_emit(void *opaque, const HostdJoinedRequest *req)
 {
     HostdDisk *d = opaque;
-    uint64_t end = hostd_joined_request_end_ns(r);
+    uint64_t end = hostd_joined_request_end_ns(req);
+    HostdJoinedRequest lost;
+    const HostdJoinedRequest *r = req;
+    int64_t after;
+
+    /* A span with no guest record after the agent's channel closed: the
+     * guest's record was lost with QEMU (it exited while hostd was not
+     * reading), a gap in the agent's stream rather than a span the guest
+     * never issued. */
+    if ((req->flags & HOSTD_JR_UNMATCHED_SPAN) &&
+        hostd_agent_conn_lost_after(d->vm->agent, &after) &&
+        (int64_t)req->span_start_ns > after) {
+        lost = *req;
+        lost.flags =
+            (lost.flags & ~HOSTD_JR_UNMATCHED_SPAN) | HOSTD_JR_AGENT_GAP;
+        r = &lost;
+        d->agent_lost++;
+    }
 
     d->vm->model->latest_ns = MAX(d->vm->model->latest_ns, end);
     d->latest_ns = MAX(d->latest_ns, end);
@@ -235,6 +252,7 @@ HostdModel *hostd_model_new(void)
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, service_free);
     m->started_ns = g_get_monotonic_time() * 1000;
     m->pending_budget = HOSTD_AGENT_PENDING_NODE;
+    m->linger_ns = HOSTD_LINGER_DEFAULT_S * HOSTD_NS_PER_SEC;
     return m;
 }
 
@@ -352,6 +370,14 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
             }
         }
         other = g_hash_table_lookup(m->by_filter, spec->filter_id);
+        /* A stopped VM's disk gives way to a running one's. */
+        if (other && other->vm->stopped_ns &&
+            !g_str_equal(other->vm->name, name)) {
+            g_message("VM %s (stopped) gives filter id '%s' to VM %s",
+                      other->vm->name, spec->filter_id, name);
+            hostd_model_remove_vm(m, other->vm->name);
+            other = NULL;
+        }
         if (other && !g_str_equal(other->vm->name, name)) {
             g_set_error(err, G_IO_ERROR, G_IO_ERROR_EXISTS,
                         "filter id '%s' already belongs to VM '%s'",
@@ -377,8 +403,10 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
     /* Registering the same VM again (a hook firing twice, a restarted
      * registrar) keeps its statistics and channel. */
     vm = hostd_model_vm(m, name);
-    if (vm && same_vm(vm, agent_socket, disks))
+    if (vm && same_vm(vm, agent_socket, disks)) {
+        vm->stopped_ns = 0; /* a reboot, or a hook firing twice */
         return vm;
+    }
     hostd_model_remove_vm(m, name);
     vm = g_new0(HostdVm, 1);
     vm->model = m;
@@ -400,6 +428,46 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
             hostd_agent_conn_new(vm->name, vm->agent_socket, &agent_sink, vm);
     replay_early(m);
     return vm;
+}
+
+gboolean hostd_model_stop_vm(HostdModel *m, const char *name)
+{
+    HostdVm *vm = g_hash_table_lookup(m->vms, name);
+
+    if (!vm)
+        return FALSE;
+    if (m->offline || m->linger_ns <= 0)
+        return hostd_model_remove_vm(m, name);
+    if (!vm->stopped_ns)
+        vm->stopped_ns = g_get_monotonic_time() * 1000;
+    return TRUE;
+}
+
+/* Stopped VMs whose linger is over: their last minute to the history, then
+ * they go. */
+static void expire_stopped(HostdModel *m, int64_t now_ns)
+{
+    g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
+    GHashTableIter it;
+    gpointer v;
+
+    g_hash_table_iter_init(&it, m->vms);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        HostdVm *vm = v;
+
+        if (!vm->stopped_ns || now_ns - vm->stopped_ns < m->linger_ns)
+            continue;
+        for (guint i = 0; i < vm->disks->len; i++)
+            hostd_disk_stats_flush(
+                ((HostdDisk *)g_ptr_array_index(vm->disks, i))->stats,
+                (uint64_t)now_ns);
+        g_ptr_array_add(gone, g_strdup(vm->name));
+    }
+    for (guint i = 0; i < gone->len; i++) {
+        g_message("VM %s: stopped %" G_GINT64_FORMAT " s ago, forgotten",
+                  (char *)gone->pdata[i], m->linger_ns / 1000000000);
+        hostd_model_remove_vm(m, gone->pdata[i]);
+    }
 }
 
 gboolean hostd_model_remove_vm(HostdModel *m, const char *name)
@@ -566,6 +634,8 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
                              hostd_vm_expects_guest(vm));
         }
     }
+    if (!m->offline)
+        expire_stopped(m, now_ns);
     if (watermark_ns > HOSTD_CHILD_KEEP_NS)
         hostd_span_tree_expire(m->children, watermark_ns - HOSTD_CHILD_KEEP_NS);
     for (unsigned src = 0; src < HOSTD_MAX_SOURCES; src++)
@@ -670,3 +740,15 @@ const HostdTraceSink hostd_model_trace_sink = {
     .zipkin = sink_zipkin,
     .delivered = sink_delivered,
 };
+
+uint64_t hostd_disk_unmatched_spans(const HostdDisk *d)
+{
+    uint64_t n = hostd_join_counters(d->join)->unmatched_span;
+
+    return n > d->agent_lost ? n - d->agent_lost : 0;
+}
+
+uint64_t hostd_disk_agent_gap(const HostdDisk *d)
+{
+    return hostd_agent_conn_counters(d->vm->agent).agent_gap + d->agent_lost;
+}

@@ -38,6 +38,11 @@
 #define HOSTD_EARLY_KEEP_NS (10LL * 1000000000LL)
 #define HOSTD_HUNG_MAX      64
 #define HOSTD_HUNG_KEEP_NS  (30LL * 1000000000LL)
+/* How long a stopped VM stays readable by default (--linger); at least the
+ * join's hold plus a history checkpoint, so its last requests reach the
+ * history. */
+#define HOSTD_LINGER_DEFAULT_S 600
+
 /* Storage services' spans kept for `blkin trace`, and services counted. */
 #define HOSTD_RECENT_BACKEND 4096
 #define HOSTD_MAX_SERVICES   256
@@ -73,6 +78,9 @@ typedef struct HostdDisk {
     uint64_t guest_records;
     uint64_t spans;
     uint64_t hung_reports;
+    /* Spans whose guest record was lost with the agent's channel
+     * (HOSTD_JR_AGENT_GAP): counted as agent gaps, not unmatched spans. */
+    uint64_t agent_lost;
     /* Requests the filter reports still in flight (blkin_qemu:hung), until
      * their span completes or they go unreported for HOSTD_HUNG_KEEP_NS:
      * HostdSpan with end_ns = the latest report's time. */
@@ -92,6 +100,10 @@ struct HostdVm {
     char *agent_socket;    /* NULL: no agent for this VM */
     GPtrArray *disks;      /* HostdDisk *, owned */
     HostdAgentConn *agent; /* its counters: hostd_agent_conn_counters() */
+    /* When it was unregistered; 0 while registered. A stopped VM lingers
+     * (HostdModel.linger_ns): its last requests still join and reach the
+     * history, and its report stays readable. */
+    int64_t stopped_ns;
 };
 
 struct HostdModel {
@@ -117,6 +129,8 @@ struct HostdModel {
     uint64_t services_dropped; /* spans of services beyond the limit */
     FILE *capture; /* borrowed: guest requests are logged here for replay */
     HostdHistory *history; /* borrowed: closed minutes go here */
+    /* How long an unregistered VM lingers (--linger). */
+    int64_t linger_ns;
     /* Guest requests all VMs together may have waiting in their joins. */
     size_t pending_budget;
     /* Why the history store cannot be opened (hostd traces on without it
@@ -142,10 +156,21 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdModel, hostd_model_free)
 HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
                             const char *agent_socket, GPtrArray *specs,
                             GError **err);
+/* A VM stopped (unregistered): it lingers for m->linger_ns, then goes;
+ * registering it again meanwhile takes it up where it was. Offline, or with
+ * no linger, it goes at once. FALSE when there is no such VM. */
+gboolean hostd_model_stop_vm(HostdModel *m, const char *name);
+/* Removes a VM at once (replaced, or hostd stops). */
 gboolean hostd_model_remove_vm(HostdModel *m, const char *name);
 HostdVm *hostd_model_vm(HostdModel *m, const char *name);
 HostdDisk *hostd_vm_disk(HostdVm *vm, const char *target);
 HostdDisk *hostd_vm_disk_by_serial(HostdVm *vm, const char *serial);
+
+/* What reports and metrics call unmatched spans and agent gaps of a disk:
+ * the join's unmatched spans less those lost with the agent's channel,
+ * which count as gaps. */
+uint64_t hostd_disk_unmatched_spans(const HostdDisk *d);
+uint64_t hostd_disk_agent_gap(const HostdDisk *d);
 
 /* Trace input: feeds deliver to this sink, with the model as opaque. */
 extern const HostdTraceSink hostd_model_trace_sink;

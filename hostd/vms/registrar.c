@@ -32,7 +32,7 @@ void hostd_registrar_forget_all(HostdRegistrar *r)
     g_hash_table_iter_init(&it, r->known);
     while (g_hash_table_iter_next(&it, &name, NULL)) {
         g_message("%s: %s unregistered", r->road, (char *)name);
-        hostd_model_remove_vm(r->model, name);
+        hostd_model_stop_vm(r->model, name);
         g_hash_table_iter_remove(&it);
     }
 }
@@ -94,7 +94,7 @@ void hostd_registrar_scan_end(HostdRegistrar *r)
         if (g_hash_table_contains(r->seen, name))
             continue;
         g_message("%s: %s stopped, unregistered", r->road, (char *)name);
-        hostd_model_remove_vm(r->model, name);
+        hostd_model_stop_vm(r->model, name);
         g_hash_table_iter_remove(&it);
     }
 }
