@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "span-export.h"
 #include "model.h"
+#include "serve-gate.h"
 #include "stats/history-store.h"
 #include "trace-feed.h"
 #include "trace-source.h"
@@ -27,6 +28,8 @@ typedef struct Hostd {
     guint feeds_open; /* offline: feeds not yet read to their end */
     HostdControl *control;
     HostdMetrics *metrics;
+    /* Admits and limits the control socket's and the metrics' clients. */
+    HostdServeGate *gate;
     GPtrArray *exporters; /* HostdSpanExport *, owned */
     HostdHistory *history;
     GMainLoop *loop;

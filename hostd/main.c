@@ -279,6 +279,7 @@ int main(int argc, char **argv)
     GanetiScan ganeti = {0};
     gboolean print_report = FALSE, no_history = FALSE, keep_privileges = FALSE;
     gint hold_ms = 800, retention_days = 30;
+    HostdServeLimits limits = HOSTD_SERVE_LIMITS_DEFAULT;
     g_autoptr(GError) err = NULL;
     g_autoptr(GOptionContext) ctx = NULL;
     Hostd h = {0};
@@ -361,7 +362,8 @@ int main(int argc, char **argv)
     if (!hostd_config_load(config, &socket_path, &state_dir, &h.live_url,
                            &metrics, &hold_ms, &retention_days, &vms, &err) ||
         !hostd_config_load_bool(config, "keep-privileges", &keep_privileges,
-                                &err)) {
+                                &err) ||
+        !hostd_config_load_limits(config, &limits, &err)) {
         g_printerr("blkin-hostd: %s\n", err->message);
         return 2;
     }
@@ -430,15 +432,20 @@ int main(int argc, char **argv)
         }
     }
     if (!h.offline_dir) {
+        /* systemd and most shells start services with a soft limit of 1,024
+         * descriptors and a far higher hard one: take what is allowed, so
+         * that the clients' share (half, serve-gate.h) is not tight. */
+        hostd_serve_raise_fd_limit();
+        h.gate = hostd_serve_gate_new(&limits);
         h.control = hostd_control_new(socket_path ? socket_path
                                                   : "/run/blkin/hostd.sock",
-                                      hostd_handle_request, &h, &err);
+                                      h.gate, hostd_handle_request, &h, &err);
         if (!h.control) {
             g_printerr("blkin-hostd: control socket: %s\n", err->message);
             return 1;
         }
         if (metrics) {
-            h.metrics = hostd_metrics_new(h.model, metrics, &err);
+            h.metrics = hostd_metrics_new(h.model, h.gate, metrics, &err);
             if (!h.metrics) {
                 g_printerr("blkin-hostd: metrics on %s: %s\n", metrics,
                            err->message);
@@ -546,6 +553,7 @@ int main(int argc, char **argv)
         g_ptr_array_unref(h.feeds);
     hostd_control_free(h.control);
     hostd_metrics_free(h.metrics);
+    hostd_serve_gate_free(h.gate);
     if (h.exporters)
         g_ptr_array_unref(h.exporters);
     hostd_model_free(h.model);
