@@ -251,6 +251,20 @@ static void client_pump(Client *c)
         if (n < 0 &&
             (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             break;
+        if (n == 0 && hostd_out_queue_len(&c->out)) {
+            /* It finished sending (shutdown) and waits for answers still
+             * queued: they go out before the close, within its idle
+             * time. */
+            const HostdServeLimits *l = hostd_serve_gate_limits(c->ctl->gate);
+
+            g_clear_handle_id(&c->in_watch, g_source_remove);
+            c->closing = TRUE;
+            hostd_serve_conn_update(&c->conn, FALSE,
+                                    g_get_monotonic_time() +
+                                        (gint64)l->control_idle_s *
+                                            G_USEC_PER_SEC);
+            return;
+        }
         if (n <= 0) {
             client_free(c);
             return;
