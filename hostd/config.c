@@ -116,3 +116,53 @@ gboolean hostd_config_load_bool(const char *path, const char *key,
     *out = v;
     return TRUE;
 }
+
+gboolean hostd_config_load_limits(const char *path, HostdServeLimits *limits,
+                                  GError **err)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    static const struct {
+        const char *key;
+        gsize offset;
+        int min, scale;
+    } keys[] = {
+        {"max-clients", G_STRUCT_OFFSET(HostdServeLimits, max_clients), 2, 1},
+        {"max-control-clients",
+         G_STRUCT_OFFSET(HostdServeLimits, max_control_clients), 1, 1},
+        {"max-metrics-clients",
+         G_STRUCT_OFFSET(HostdServeLimits, max_metrics_clients), 1, 1},
+        {"control-idle-s", G_STRUCT_OFFSET(HostdServeLimits, control_idle_s), 1,
+         1},
+        {"control-queue-kib",
+         G_STRUCT_OFFSET(HostdServeLimits, control_queue_max), 64, 1024},
+    };
+
+    if (!path) {
+        if (!g_file_test(DEFAULT_CONFIG, G_FILE_TEST_EXISTS))
+            return TRUE;
+        path = DEFAULT_CONFIG;
+    }
+    /* hostd_config_load has read it already: errors are reported there. */
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL))
+        return TRUE;
+    for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
+        int v = -1;
+
+        if (!take_int(kf, keys[i].key, &v, err))
+            return FALSE;
+        if (v == -1)
+            continue;
+        if (v < keys[i].min) {
+            g_set_error(err, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                        "[hostd] %s must be at least %d", keys[i].key,
+                        keys[i].min);
+            return FALSE;
+        }
+        if (keys[i].scale == 1)
+            G_STRUCT_MEMBER(unsigned, limits, keys[i].offset) = (unsigned)v;
+        else
+            G_STRUCT_MEMBER(size_t, limits, keys[i].offset) =
+                (size_t)v * keys[i].scale;
+    }
+    return TRUE;
+}

@@ -9,6 +9,11 @@
  *   retention-days = 30
  *   metrics = 127.0.0.1:9477
  *   keep-privileges = false
+ *   max-clients = 160            (serve-limits.h: clients' limits)
+ *   max-control-clients = 128
+ *   max-metrics-clients = 64
+ *   control-idle-s = 30
+ *   control-queue-kib = 1024
  *
  *   [vm web1]
  *   agent-socket = /run/blkin/agents/web1.sock
@@ -20,6 +25,8 @@
 #define HOSTD_CONFIG_H
 
 #include <glib.h>
+
+#include "serve/serve-limits.h"
 
 /*
  * Fills each out-parameter that is still unset (NULL, or the default for
@@ -37,5 +44,12 @@ gboolean hostd_config_load(const char *path, char **socket_path,
  */
 gboolean hostd_config_load_bool(const char *path, const char *key,
                                 gboolean *out, GError **err);
+
+/*
+ * Overrides fields of @limits (already holding the defaults) with the
+ * [hostd] keys above that @path (NULL: as above) sets.
+ */
+gboolean hostd_config_load_limits(const char *path, HostdServeLimits *limits,
+                                  GError **err);
 
 #endif

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "serve/control.h"
 #include "serve/metrics.h"
+#include "serve/serve-gate.h"
 #include "serve/span-export.h"
 #include "vms/model.h"
 #include "stats/history-store.h"
@@ -27,6 +28,8 @@ typedef struct Hostd {
     guint feeds_open; /* offline: feeds not yet read to their end */
     HostdControl *control;
     HostdMetrics *metrics;
+    /* Admits and limits the control socket's and the metrics' clients. */
+    HostdServeGate *gate;
     GPtrArray *exporters;  /* HostdSpanExport *, owned */
     HostdHistory *history; /* NULL: no history, or it cannot be written */
     char *history_path;    /* NULL with --no-history */

@@ -220,6 +220,7 @@ typedef struct HostdOptions {
     int export_sample, export_slow_ms, export_queue;
     int hold_ms, retention_days, pending_budget, linger_s;
     gboolean print_report, no_history, keep_privileges, show_version;
+    HostdServeLimits limits; /* the clients' (config file) */
 } HostdOptions;
 
 static void options_clear(HostdOptions *o)
@@ -343,7 +344,8 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
                            &h->live_url, &o->metrics, &o->hold_ms,
                            &o->retention_days, &o->vms, &err) ||
         !hostd_config_load_bool(o->config, "keep-privileges",
-                                &o->keep_privileges, &err))
+                                &o->keep_privileges, &err) ||
+        !hostd_config_load_limits(o->config, &o->limits, &err))
         return fail(2, "%s", err->message);
     if (!!h->live_url == !!h->offline_dir)
         return fail(2, "give exactly one of --live and --offline");
@@ -435,13 +437,18 @@ static int start_live(Hostd *h, const HostdOptions *o)
     g_autoptr(GError) err = NULL;
     int r;
 
+    /* systemd and most shells start services with a soft limit of 1,024
+     * descriptors and a far higher hard one: take what is allowed, so that
+     * the clients' share (half, serve-gate.h) is not tight. */
+    hostd_serve_raise_fd_limit();
+    h->gate = hostd_serve_gate_new(&o->limits);
     h->control = hostd_control_new(o->socket_path ? o->socket_path
                                                   : "/run/blkin/hostd.sock",
-                                   hostd_handle_request, h, &err);
+                                   h->gate, hostd_handle_request, h, &err);
     if (!h->control)
         return fail(1, "control socket: %s", err->message);
     if (o->metrics) {
-        h->metrics = hostd_metrics_new(h->model, o->metrics, &err);
+        h->metrics = hostd_metrics_new(h->model, h->gate, o->metrics, &err);
         if (!h->metrics)
             return fail(1, "metrics on %s: %s", o->metrics, err->message);
     }
@@ -507,6 +514,7 @@ static void hostd_clear(Hostd *h)
         g_ptr_array_unref(h->feeds);
     hostd_control_free(h->control);
     hostd_metrics_free(h->metrics);
+    hostd_serve_gate_free(h->gate);
     if (h->exporters)
         g_ptr_array_unref(h->exporters);
     hostd_model_free(h->model);
@@ -534,7 +542,8 @@ static int drop_privileges(gboolean limit_only, const char *metrics)
 
 int main(int argc, char **argv)
 {
-    HostdOptions o = {.linger_s = -1,
+    HostdOptions o = {.limits = HOSTD_SERVE_LIMITS_DEFAULT,
+                      .linger_s = -1,
                       .export_sample = 100,
                       .export_slow_ms = 100,
                       .hold_ms = 800,

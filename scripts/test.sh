@@ -101,7 +101,8 @@ if has 3; then
             cat "$results/fuzz-setup.log"
     fi
     p=0 f=0
-    for name in proto channel agent-conn config control metrics-http; do
+    for name in proto channel agent-conn config control metrics-http http-reader line-reader \
+            out-queue; do
         exe=$fuzz/tests/fuzz/fuzz-$name
         corpus=$fuzz/fuzz-corpus/$name
         mkdir -p "$corpus" "$fuzz/fuzz-artifacts"

@@ -78,9 +78,51 @@ const char *hostd_metrics_http_status(HostdHttpDecision d)
         return "200 OK";
     case HOSTD_HTTP_NOT_FOUND:
         return "404 Not Found";
+    case HOSTD_HTTP_BUSY:
+        return "503 Service Unavailable";
     case HOSTD_HTTP_BAD_REQUEST:
     case HOSTD_HTTP_MORE:
         break;
     }
     return "400 Bad Request";
+}
+
+void hostd_http_reader_init(HostdHttpReader *r)
+{
+    r->got = 0;
+    r->d = HOSTD_HTTP_MORE;
+}
+
+char *hostd_http_reader_space(HostdHttpReader *r, size_t *room)
+{
+    *room = r->d == HOSTD_HTTP_MORE ? sizeof(r->buf) - r->got : 0;
+    return r->buf + r->got;
+}
+
+HostdHttpDecision hostd_http_reader_commit(HostdHttpReader *r, size_t n)
+{
+    if (r->d != HOSTD_HTTP_MORE || n > sizeof(r->buf) - r->got)
+        return r->d;
+    r->got += n;
+    /* Without a new line feed nothing changed, unless the buffer is full
+     * (then it is a head too long: 400). */
+    if (n && !memchr(r->buf + r->got - n, '\n', n) && r->got < sizeof(r->buf))
+        return r->d;
+    if (n || r->got == sizeof(r->buf))
+        r->d = hostd_metrics_http_decide(r->buf, r->got, sizeof(r->buf));
+    return r->d;
+}
+
+HostdHttpDecision hostd_http_reader_feed(HostdHttpReader *r, const void *data,
+                                         size_t n, size_t *taken)
+{
+    size_t room;
+    char *at = hostd_http_reader_space(r, &room);
+
+    if (n < room)
+        room = n;
+    if (room)
+        memcpy(at, data, room);
+    *taken = room;
+    return hostd_http_reader_commit(r, room);
 }

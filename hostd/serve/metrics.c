@@ -3,7 +3,8 @@
  *
  * A deliberately small HTTP/1.0 responder: it answers GET /metrics and
  * nothing else, reads at most one request head of bounded size, and closes
- * the connection after each answer. Prometheus needs no more.
+ * the connection after each answer. Prometheus needs no more. Connections
+ * are admitted, limited and timed out by the gate (serve-gate.h).
  */
 #define G_LOG_DOMAIN "blkin-hostd-serve"
 
@@ -11,19 +12,25 @@
 
 #include "ingest/agent-conn.h"
 #include "metrics-http.h"
+#include "serve-buf.h"
 
+#include <errno.h>
 #include <gio/gio.h>
+#include <glib-unix.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
-
-#define REQUEST_MAX 8192
 
 /* Bucket bounds: 1 us * 2^(k/4), k = 0..96 (1 us .. 16.8 s), then +Inf. */
 #define LADDER_N 97
 
 struct HostdMetrics {
-    GSocketService *service;
+    GSocket *listener;
+    HostdServeGate *gate;
+    GList *scrapes; /* Scrape *, to close them at the end */
+    gsize queued;   /* bytes of answers not yet written, all scrapes */
     HostdModel *model;
     double ladder[LADDER_N];
 };
@@ -238,115 +245,140 @@ char *hostd_metrics_render(HostdMetrics *m)
 }
 
 /*
- * One scrape, fully asynchronous: a peer that trickles its request or does
- * not read the answer costs a buffer, never the main loop's time, and is
- * dropped at the deadline.
+ * One scrape, on a non-blocking socket: a peer that trickles its request
+ * or does not read the answer costs a bounded buffer, never the main
+ * loop's time, and is dropped at the deadline (serve-gate.h). While it has
+ * sent no complete request it may also be closed to make room for a new
+ * scrape when the connection limit is reached.
  */
 typedef struct Scrape {
+    HostdServeConn conn; /* first: the gate hands it back */
     HostdMetrics *m;
-    GSocketConnection *conn;
-    char buf[REQUEST_MAX];
-    gsize got;
-    char *answer;
-    guint deadline;
+    GList *node; /* in m->scrapes */
+    int fd;
+    guint watch;
+    HostdHttpReader req;
+    HostdOutQueue answer;
+    gsize queued; /* counted in m->queued */
 } Scrape;
-
-#define SCRAPE_DEADLINE_S 10
 
 static void scrape_free(Scrape *c)
 {
-    g_clear_handle_id(&c->deadline, g_source_remove);
-    g_io_stream_close(G_IO_STREAM(c->conn), NULL, NULL);
-    g_object_unref(c->conn);
-    g_free(c->answer);
+    hostd_serve_conn_detach(&c->conn);
+    g_clear_handle_id(&c->watch, g_source_remove);
+    c->m->scrapes = g_list_delete_link(c->m->scrapes, c->node);
+    c->m->queued -= c->queued;
+    close(c->fd);
+    hostd_out_queue_clear(&c->answer);
     g_free(c);
 }
 
-static gboolean scrape_deadline(gpointer user)
+static void scrape_close(HostdServeConn *conn, HostdServeEvent why)
 {
-    Scrape *c = user;
-
-    c->deadline = 0;
-    /* Pending operations complete with an error and free it. */
-    g_io_stream_close(G_IO_STREAM(c->conn), NULL, NULL);
-    return G_SOURCE_REMOVE;
+    scrape_free((Scrape *)conn);
 }
 
-static void written(GObject *src, GAsyncResult *res, gpointer user)
+static gssize write_fd(void *opaque, const void *buf, gsize n)
 {
-    g_output_stream_write_all_finish(G_OUTPUT_STREAM(src), res, NULL, NULL);
-    scrape_free(user);
+    return send(GPOINTER_TO_INT(opaque), buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static gboolean on_writable(gint fd, GIOCondition cond, gpointer user)
+{
+    Scrape *c = user;
+    int r = hostd_out_queue_flush(&c->answer, write_fd, GINT_TO_POINTER(fd));
+
+    if (r == 0)
+        return G_SOURCE_CONTINUE;
+    /* Written, or the peer is gone. */
+    c->watch = 0;
+    scrape_free(c);
+    return G_SOURCE_REMOVE;
 }
 
 static void answer(Scrape *c, HostdHttpDecision d)
 {
-    const char *status = hostd_metrics_http_status(d), *type = "text/plain";
-    g_autofree char *body = NULL;
+    const char *status, *type = "text/plain";
+    g_autofree char *body = NULL, *head = NULL;
 
+    /* Answers nobody reads must not pile up: past the bound, a scrape is
+     * told to come back instead of rendering another exposition. */
+    if (d == HOSTD_HTTP_METRICS &&
+        c->m->queued >= HOSTD_SERVE_METRICS_QUEUE_MAX) {
+        hostd_serve_gate_note(c->m->gate, HOSTD_SURFACE_METRICS,
+                              HOSTD_SERVE_BUSY);
+        d = HOSTD_HTTP_BUSY;
+    }
+    status = hostd_metrics_http_status(d);
     if (d == HOSTD_HTTP_METRICS) {
         type = "text/plain; version=0.0.4";
         body = hostd_metrics_render(c->m);
     } else if (d == HOSTD_HTTP_NOT_FOUND) {
         body = g_strdup("only /metrics here\n");
+    } else if (d == HOSTD_HTTP_BUSY) {
+        body = g_strdup("busy, try again\n");
     } else {
         body = g_strdup("bad request\n");
     }
-    c->answer = g_strdup_printf("HTTP/1.0 %s\r\nContent-Type: %s\r\n"
-                                "Content-Length: %zu\r\nConnection: close"
-                                "\r\n\r\n%s",
-                                status, type, strlen(body), body);
-    g_output_stream_write_all_async(
-        g_io_stream_get_output_stream(G_IO_STREAM(c->conn)), c->answer,
-        strlen(c->answer), G_PRIORITY_DEFAULT, NULL, written, c);
+    head = g_strdup_printf("HTTP/1.0 %s\r\nContent-Type: %s\r\n"
+                           "Content-Length: %zu\r\nConnection: close"
+                           "\r\n\r\n",
+                           status, type, strlen(body));
+    /* An empty queue takes any answer; it is this connection's only one. */
+    hostd_out_queue_push(&c->answer, head, strlen(head));
+    hostd_out_queue_push(&c->answer, body, strlen(body));
+    c->queued = hostd_out_queue_len(&c->answer);
+    c->m->queued += c->queued;
+    g_clear_handle_id(&c->watch, g_source_remove);
+    hostd_serve_conn_update(&c->conn, FALSE, c->conn.deadline_us);
+    c->watch = g_unix_fd_add(c->fd, G_IO_OUT, on_writable, c);
 }
 
-static void read_more(Scrape *c);
-
-static void got_bytes(GObject *src, GAsyncResult *res, gpointer user)
+static gboolean on_readable(gint fd, GIOCondition cond, gpointer user)
 {
     Scrape *c = user;
-    gssize n = g_input_stream_read_finish(G_INPUT_STREAM(src), res, NULL);
+    size_t room;
+    char *at = hostd_http_reader_space(&c->req, &room);
+    gssize n = recv(fd, at, room, MSG_DONTWAIT);
     HostdHttpDecision d;
 
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return G_SOURCE_CONTINUE;
     if (n <= 0) {
+        c->watch = 0;
         scrape_free(c);
-        return;
+        return G_SOURCE_REMOVE;
     }
-    c->got += n;
-    /* A head ends with a line feed: without a new one, nothing changed
-     * (and a client trickling bytes costs no rescans). */
-    if (!memchr(c->buf + c->got - n, '\n', n) && c->got < REQUEST_MAX) {
-        read_more(c);
-        return;
-    }
-    d = hostd_metrics_http_decide(c->buf, c->got, REQUEST_MAX);
+    d = hostd_http_reader_commit(&c->req, n);
     if (d == HOSTD_HTTP_MORE)
-        read_more(c);
-    else
-        answer(c, d);
+        return G_SOURCE_CONTINUE;
+    c->watch = 0;
+    answer(c, d);
+    return G_SOURCE_REMOVE;
 }
 
-static void read_more(Scrape *c)
+static void on_accept(void *opaque, int fd)
 {
-    g_input_stream_read_async(
-        g_io_stream_get_input_stream(G_IO_STREAM(c->conn)), c->buf + c->got,
-        REQUEST_MAX - c->got, G_PRIORITY_DEFAULT, NULL, got_bytes, c);
-}
-
-static gboolean on_incoming(GSocketService *svc, GSocketConnection *conn,
-                            GObject *src, gpointer user)
-{
+    HostdMetrics *m = opaque;
     Scrape *c = g_new0(Scrape, 1);
 
-    c->m = user;
-    c->conn = g_object_ref(conn);
-    c->deadline = g_timeout_add_seconds(SCRAPE_DEADLINE_S, scrape_deadline, c);
-    read_more(c);
-    return TRUE;
+    c->m = m;
+    c->fd = fd;
+    hostd_http_reader_init(&c->req);
+    /* Bounded by the answer's size, which hostd makes; the total is
+     * bounded in answer(). */
+    hostd_out_queue_init(&c->answer, G_MAXSIZE);
+    m->scrapes = g_list_prepend(m->scrapes, c);
+    c->node = m->scrapes;
+    hostd_serve_conn_attach(m->gate, &c->conn, HOSTD_SURFACE_METRICS,
+                            g_get_monotonic_time() +
+                                HOSTD_SERVE_METRICS_DEADLINE_S * G_USEC_PER_SEC,
+                            scrape_close);
+    c->watch = g_unix_fd_add(fd, G_IO_IN, on_readable, c);
 }
 
-HostdMetrics *hostd_metrics_new(HostdModel *model, const char *listen,
-                                GError **err)
+HostdMetrics *hostd_metrics_new(HostdModel *model, HostdServeGate *gate,
+                                const char *listen, GError **err)
 {
     g_autoptr(GSocketConnectable) addr = NULL;
     g_autoptr(GSocketAddressEnumerator) en = NULL;
@@ -368,15 +400,14 @@ HostdMetrics *hostd_metrics_new(HostdModel *model, const char *listen,
     m->model = model;
     for (int k = 0; k < LADDER_N; k++)
         m->ladder[k] = 1e-6 * pow(2.0, k / 4.0);
-    m->service = g_socket_service_new();
-    if (!g_socket_listener_add_address(
-            G_SOCKET_LISTENER(m->service), sa, G_SOCKET_TYPE_STREAM,
-            G_SOCKET_PROTOCOL_TCP, NULL, NULL, err)) {
+    m->gate = gate;
+    m->listener = hostd_serve_listen_socket(sa, err);
+    if (!m->listener) {
         hostd_metrics_free(m);
         return NULL;
     }
-    g_signal_connect(m->service, "incoming", G_CALLBACK(on_incoming), m);
-    g_socket_service_start(m->service);
+    hostd_serve_gate_listen(gate, HOSTD_SURFACE_METRICS, m->listener, on_accept,
+                            m);
     return m;
 }
 
@@ -384,10 +415,12 @@ void hostd_metrics_free(HostdMetrics *m)
 {
     if (!m)
         return;
-    if (m->service) {
-        g_socket_service_stop(m->service);
-        g_socket_listener_close(G_SOCKET_LISTENER(m->service));
-        g_object_unref(m->service);
+    if (m->listener) {
+        hostd_serve_gate_unlisten(m->gate, HOSTD_SURFACE_METRICS);
+        g_socket_close(m->listener, NULL);
+        g_object_unref(m->listener);
     }
+    while (m->scrapes)
+        scrape_free(m->scrapes->data);
     g_free(m);
 }

@@ -9,20 +9,22 @@
  * clock's error bound as a gauge. Labels: domain, disk, op, phase.
  *
  * Scrapes are served asynchronously on the main loop, each with a deadline,
- * so a slow or hostile peer cannot stall hostd.
+ * in limited number, so a slow or hostile peer cannot stall hostd.
  */
 #ifndef HOSTD_METRICS_H
 #define HOSTD_METRICS_H
 
 #include <glib.h>
 
+#include "serve-gate.h"
 #include "vms/model.h"
 
 typedef struct HostdMetrics HostdMetrics;
 
-/* @listen: "HOST:PORT", e.g. "127.0.0.1:9477". */
-HostdMetrics *hostd_metrics_new(HostdModel *model, const char *listen,
-                                GError **err);
+/* @listen: "HOST:PORT", e.g. "127.0.0.1:9477". Connections are admitted
+ * and limited by @gate, which must outlive the endpoint. */
+HostdMetrics *hostd_metrics_new(HostdModel *model, HostdServeGate *gate,
+                                const char *listen, GError **err);
 void hostd_metrics_free(HostdMetrics *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdMetrics, hostd_metrics_free)
 

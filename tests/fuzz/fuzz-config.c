@@ -38,6 +38,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(strchr(*v, ':'));
     }
     g_clear_error(&err);
+    /* The clients' limits, from the same file. */
+    {
+        HostdServeLimits l = HOSTD_SERVE_LIMITS_DEFAULT;
+
+        ok = hostd_config_load_limits(path, &l, &err);
+        FUZZ_CHECK(ok != (err != NULL));
+        if (ok)
+            FUZZ_CHECK(l.max_clients >= 2 && l.max_control_clients >= 1 &&
+                       l.max_metrics_clients >= 1 && l.control_idle_s >= 1 &&
+                       l.control_queue_max >= 64 * 1024);
+        g_clear_error(&err);
+    }
     g_free(socket_path);
     g_free(state_dir);
     g_free(live_url);

@@ -39,6 +39,16 @@ def reply(pid):
     return fa.frame(fa.REPLY, struct.pack("<QQQQIIqQ", pid, T0, T0 + 500, T0 + 600, 0, 0, 0, 0))
 
 
+def pieces(data, n):
+    """@data cut into pieces of @n bytes, each after its length byte (odd
+    lengths: read into the reader's own buffer; even: copied in)."""
+    out = b""
+    for i in range(0, len(data), n):
+        p = data[i:i + n]
+        out += bytes([len(p)]) + p
+    return out
+
+
 def main():
     s = stream()
     for name in ("proto", "channel"):
@@ -72,6 +82,8 @@ def main():
         b"agent-socket = /run/a.sock\ndisks = vda=S1=a/vda;vdb=S2=a/vdb\n[vm b]\ndisks = vda=S3=b\n")
     put("config", "bad-int", b"[hostd]\nhold-ms = -5\n")
     put("config", "no-disks", b"[vm x]\nagent-socket = /x\n")
+    put("config", "limits", b"[hostd]\nmax-clients = 40\nmax-control-clients = 8\n"
+        b"max-metrics-clients = 0\ncontrol-idle-s = 5\ncontrol-queue-kib = 64\n")
 
     ctl = [
         b'{"cmd":"status"}',
@@ -109,6 +121,34 @@ def main():
     }
     for i, (name, req) in enumerate(sorted(http.items())):
         put("metrics-http", name, bytes([0x06 if i % 2 else 0x00]) + req)
+    # http-reader: the same requests cut into pieces (a length byte, then
+    # that many bytes; an odd length byte: read into the reader's buffer).
+    for name, req in sorted(http.items()):
+        put("http-reader", name + "-7", pieces(req, 7))
+        put("http-reader", name + "-bytewise", pieces(req, 1))
+    put("http-reader", "curl-whole", pieces(http["curl"], 255))
+
+    # line-reader: a limit byte (bit 7: the real 64 KiB, else 1..128),
+    # then pieces as above.
+    reqs = b"".join(c + b"\n" for c in ctl[:6])
+    put("line-reader", "requests-64k-whole", b"\x80" + pieces(reqs, 255))
+    put("line-reader", "requests-64k-bytewise", b"\x80" + pieces(reqs[:200], 1))
+    put("line-reader", "requests-64k-13", b"\x80" + pieces(reqs, 13))
+    put("line-reader", "limit-40-one-too-long", bytes([39]) + pieces(
+        b'{"cmd":"status"}\n' + b"x" * 41 + b"\n", 6))
+    put("line-reader", "limit-16-exact", bytes([15]) + pieces(b"a" * 16 + b"\n" + b"b" * 16, 5))
+    put("line-reader", "limit-1-blank-lines", bytes([0]) + pieces(b"\n\n\na\n\nbb", 2))
+    put("line-reader", "many-short-lines", bytes([127]) + pieces(b"{}\n" * 300, 254))
+
+    # out-queue: a bound byte (64 + 64 * it), then operation pairs: (odd op:
+    # push an answer of 1 + arg bytes, times 64 with bit 1; even op: flush
+    # into a socket taking arg bytes a call (times 37 with bit 1) for
+    # 1 + op >> 4 calls, or failing when op & 0x0e is 0x0e).
+    put("out-queue", "answers-drained", bytes([15]) + bytes([0x01, 200, 0x22, 255, 0x01, 50, 0xf2, 255]))
+    put("out-queue", "deaf-client", bytes([3]) + bytes([0x03, 10] * 20))
+    put("out-queue", "one-large-answer", bytes([0]) + bytes([0x03, 255, 0x00, 0, 0x42, 3, 0x03, 1]))
+    put("out-queue", "partial-writes", bytes([40]) + bytes([0x01, 255, 0x00, 7, 0x10, 7, 0x01, 9, 0x32, 1, 0xf0, 255]))
+    put("out-queue", "peer-gone", bytes([8]) + bytes([0x01, 100, 0x0e, 0, 0x01, 1]))
 
 
 if __name__ == "__main__":
