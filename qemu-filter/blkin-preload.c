@@ -29,6 +29,9 @@
 #error "BLKIN_QEMU_STAMP (qemu_stamp_<sha1> of the target QEMU) must be set"
 #endif
 #define BLKIN_FILTER_SO "blkin-filter.so"
+/* librbd's C API, interposed (blkin-rbd.c): global, so that it comes before
+ * librbd when QEMU loads its rbd driver. */
+#define BLKIN_RBD_SO "blkin-rbd.so"
 
 /* Present only in QEMU binaries with a block layer (exported by Debian's). */
 extern void bdrv_register(void *drv) __attribute__((weak));
@@ -130,6 +133,11 @@ __attribute__((constructor)) static void blkin_preload_init(void)
     slash = strrchr(self, '/');
     *slash = '\0';
     snprintf(path, sizeof(path), "%s/%s", self, BLKIN_FILTER_SO);
-    if (!dlopen(path, RTLD_NOW | RTLD_LOCAL))
+    if (!dlopen(path, RTLD_NOW | RTLD_LOCAL)) {
+        fprintf(stderr, "blkin: cannot load %s: %s\n", path, dlerror());
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%s", self, BLKIN_RBD_SO);
+    if (!dlopen(path, RTLD_NOW | RTLD_GLOBAL))
         fprintf(stderr, "blkin: cannot load %s: %s\n", path, dlerror());
 }
