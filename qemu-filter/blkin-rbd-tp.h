@@ -52,7 +52,7 @@ LTTNG_UST_TRACEPOINT_EVENT(
         lttng_ust_field_integer(uint32_t, nonce, im->nonce)
         lttng_ust_field_string(addr, im->addr)
         lttng_ust_field_string(pool, im->pool)
-        lttng_ust_field_string(name, im->name)
+        lttng_ust_field_string(image_name, im->name)
         lttng_ust_field_string(prefix, im->prefix)
         lttng_ust_field_integer(uint64_t, size, im->size)
         lttng_ust_field_integer(uint64_t, object_size, im->object_size)

@@ -54,12 +54,31 @@ stage_time() {
 rc=0
 has() { [[ " $stages " == *" $1 "* ]]; }
 
+# ONE Ceph cluster for the run, shared by the Ceph tests (tests/lib/ceph.py
+# finds it through BLKIN_CEPH_DIR; a test run alone starts its own).
+ceph_dir=
+stop_ceph() {
+    [ -n "$ceph_dir" ] && bash "$top/scripts/ceph-node.sh" stop "$ceph_dir" >/dev/null 2>&1
+    ceph_dir=
+}
+trap 'stop_ceph; rm -rf "$results"' EXIT
+if has 1 && { [ $# -eq 0 ] || [[ " $* " == *ceph* ]]; }; then
+    ceph_dir=$build/ceph-shared
+    if bash "$top/scripts/ceph-node.sh" start "$ceph_dir" >"$results/ceph-start.log" 2>&1; then
+        export BLKIN_CEPH_DIR=$ceph_dir
+    else
+        cat "$results/ceph-start.log"  # the Ceph tests then start their own, or say why not
+        stop_ceph
+    fi
+fi
+
 # -- 1: the suite ------------------------------------------------------------
 if has 1; then
     t0=$(date +%s)
     # meson runs tests in parallel; the heavy ones (VM boots) declare is_parallel:false.
     meson test -C "$build" --print-errorlogs --num-processes 2 "$@" || rc=1
     count_log "$build/meson-logs/testlog.json" 1-suite
+    stop_ceph
     stage_time "1 (suite)" "$t0"
 fi
 

@@ -112,6 +112,11 @@ REQUEST_ARRAYS = {
     "io": ("offset", "bytes", "start_ns"),
     "req": ("vpid", "disk", "op", "flags", "ret", "inflight", "why"),
 }
+# blkin_rbd:request's (docs/tracepoints.md, "Provider blkin_rbd").
+RBD_REQUEST_ARRAYS = {
+    "io": ("offset", "length", "start_ns"),
+    "req": ("vpid", "image", "op", "ret"),
+}
 
 
 def _value(v):
@@ -144,6 +149,10 @@ def read_trace(path):
             ev[k] = _value(v)
         if ev["name"] == "blkin_qemu:request":
             for arr, names in REQUEST_ARRAYS.items():
+                ev.update(zip(names, ev.get(arr, ())))
+            ev["end_ns"] = ev["time_ns"]
+        elif ev["name"] == "blkin_rbd:request":
+            for arr, names in RBD_REQUEST_ARRAYS.items():
                 ev.update(zip(names, ev.get(arr, ())))
             ev["end_ns"] = ev["time_ns"]
         events.append(ev)
