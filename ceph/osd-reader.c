@@ -234,11 +234,14 @@ static void poll_once(OsdReader *r, const char *filter)
         }
     }
     if (!r->set_size) {
-        if (!set_history_size(r, o->history_min, &err)) {
+        /* Raised, never lowered: an operator's larger size stands. */
+        int64_t size = MAX(o->history_min, r->orig_size);
+
+        if (!set_history_size(r, size, &err)) {
             failed(r, err);
             return;
         }
-        r->set_size = o->history_min;
+        r->set_size = size;
         g_message("osd.%u: op history size %" G_GINT64_FORMAT
                   " -> %" G_GINT64_FORMAT " for blkin (put back at stop)",
                   r->id, r->orig_size, r->set_size);
@@ -321,7 +324,7 @@ static void poll_once(OsdReader *r, const char *filter)
     } else if (r->have_count && now > r->last_wall) {
         double rate = (double)(count - r->last_count) * 1e9 /
                       (double)(now - r->last_wall);
-        int64_t want = wanted_size(r, rate);
+        int64_t want = MAX(wanted_size(r, rate), r->orig_size);
 
         if (want > r->set_size || want * 4 < r->set_size) {
             g_debug("osd.%u: %.0f ops/s: op history size %" G_GINT64_FORMAT
