@@ -597,7 +597,8 @@ int main(int argc, char **argv)
     g_autofree char *listen = NULL;
     g_auto(GStrv) globs = NULL;
     int interval = 250, timeout = 2000, max_mib = 64;
-    gint64 hmin = 2000, hmax = 100000;
+    gint64 hmin = 2000, hmax = 200000;
+    int duration = 2;
     gboolean print = FALSE, version = FALSE;
     GOptionEntry entries[] = {
         {"asok", 'a', 0, G_OPTION_ARG_STRING_ARRAY, &globs,
@@ -616,7 +617,11 @@ int main(int argc, char **argv)
         {"history-min", 0, 0, G_OPTION_ARG_INT64, &hmin,
          "op history size set at least (default 2000)", "N"},
         {"history-max", 0, 0, G_OPTION_ARG_INT64, &hmax,
-         "op history size set at most (default 100000)", "N"},
+         "op history size set at most (default 200000)", "N"},
+        {"history-duration", 0, 0, G_OPTION_ARG_INT, &duration,
+         "seconds the OSDs keep a finished op (osd_op_history_duration "
+         "set; default 2)",
+         "S"},
         {"print", 'p', 0, G_OPTION_ARG_NONE, &print,
          "print every client's ops on stdout (no hostd needed)", NULL},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version",
@@ -645,10 +650,11 @@ int main(int argc, char **argv)
         return 0;
     }
     if (interval < 10 || timeout < 10 || max_mib < 1 || hmin < 20 ||
-        hmax < hmin) {
+        hmax < hmin || duration < 1 || (gint64)duration * 1000 < 2 * interval) {
         fprintf(stderr, "blkin-ceph-collector: --interval and --asok-timeout "
                         "take 10 ms or more, --history-min 20 or more, "
-                        "--history-max at least --history-min\n");
+                        "--history-max at least --history-min, "
+                        "--history-duration at least two intervals\n");
         return 2;
     }
     if (listen) {
@@ -673,6 +679,7 @@ int main(int argc, char **argv)
     c.opt.max_answer = (gsize)max_mib << 20;
     c.opt.history_min = hmin;
     c.opt.history_max = hmax;
+    c.opt.history_duration_s = duration;
     c.opt.all_clients = print;
     c.print = print;
     c.asok_globs = globs && *globs ? globs : (char *[]){DEFAULT_ASOK, NULL};

@@ -676,8 +676,10 @@ int blkin_optracker_parse(const char *json, size_t len, uint32_t osd,
 
     memset(res, 0, sizeof(*res));
     res->history_size = -1;
+    res->history_duration = -1;
     while ((r = next_member(&c, &first, key, sizeof(key))) > 0) {
-        if (!strcmp(key, "ops")) {
+        /* "Ops" in dump_historic_slow_ops. */
+        if (!strcmp(key, "ops") || !strcmp(key, "Ops")) {
             have_ops = true;
             afirst = true;
             c.depth++;
@@ -687,8 +689,12 @@ int blkin_optracker_parse(const char *json, size_t len, uint32_t osd,
             c.depth--;
             if (e < 0)
                 goto err;
-        } else if (!strcmp(key, "size") || !strcmp(key, "num_ops")) {
+        } else if (!strcmp(key, "size") || !strcmp(key, "num_ops") ||
+                   !strcmp(key, "num to keep")) {
             if (number(&c, &res->history_size) < 0)
+                goto err;
+        } else if (!strcmp(key, "duration")) {
+            if (number(&c, &res->history_duration) < 0)
                 goto err;
         } else if (skip_value(&c) < 0) {
             goto err;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * optracker.h: reads a Ceph OSD's op tracker, as its admin socket answers
- * `dump_historic_ops`, `dump_historic_ops_by_duration` or
- * `dump_ops_in_flight` (JSON, pretty or not), into blkin_osd_op records
- * (common/blkin-osd-op.h).
+ * `dump_historic_ops`, `dump_historic_ops_by_duration`,
+ * `dump_historic_slow_ops` or `dump_ops_in_flight` (JSON, pretty or not), into
+ * blkin_osd_op records (common/blkin-osd-op.h).
  *
  * Written for hostile input: the answer comes from a socket anyone with
  * the right permissions can put in the collector's path. A strict JSON
@@ -35,11 +35,12 @@
 #define BLKIN_OPTRACKER_DESC_MAX 4096
 
 typedef struct blkin_optracker_result {
-    uint64_t ops;         /* op objects in the answer */
-    uint64_t client_ops;  /* of which client ops (osd_op of client.N) */
-    uint64_t new_ops;     /* of which not seen before: given to @op */
-    uint64_t unreadable;  /* client ops without a reqid, time or object */
-    int64_t history_size; /* the answer's "size" (-1: not given) */
+    uint64_t ops;             /* op objects in the answer */
+    uint64_t client_ops;      /* of which client ops (osd_op of client.N) */
+    uint64_t new_ops;         /* of which not seen before: given to @op */
+    uint64_t unreadable;      /* client ops without a reqid, time or object */
+    int64_t history_size;     /* the answer's "size" (-1: not given) */
+    int64_t history_duration; /* its "duration", seconds (-1: not given) */
     /* On error: where and why. */
     size_t error_offset;
     const char *error; /* static string */

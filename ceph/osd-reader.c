@@ -3,30 +3,58 @@
  * osd-reader.c: one OSD's op tracker, read every interval in a thread of
  * its own, so that a slow or dead admin socket stalls nothing but itself.
  *
- * Each round: the OSD's op counter (`perf dump osd op`, a few bytes), then
- * `dump_historic_ops` for the clients the hostds asked for (the OSD filters
- * by client address), parsed with the ops shipped before skipped
- * (keyset.h: the keys of the previous dump and this one).
+ * How an OSD keeps ops (Ceph 16, OpHistory): a finished op enters the
+ * history when its last reference goes; ops older than
+ * osd_op_history_duration (by initiation) leave it; and when it holds more
+ * than osd_op_history_size, the SHORTEST ops leave first. So a history that
+ * is full loses exactly the fast ops, silently. The reader therefore keeps
+ * it from filling: it sets the duration short (--history-duration, 2 s:
+ * ops stay that long, read eight times at the default interval, shipped
+ * once) and the size above what that duration holds at the OSD's op rate
+ * (all clients counted, from its op counter). An op slower than the
+ * duration leaves the history as it enters; the slow-op list keeps those
+ * (threshold set to the duration), and is read too. The OSD's own values
+ * are noted at the first contact (one log line) and put back at stop; an
+ * OSD that restarted comes back with its defaults, which its answers show,
+ * and gets ours again.
  *
- * The history size. Ceph keeps 20 ops by default; at the first contact the
- * reader notes the OSD's value and sets its own (one log line), and puts
- * the OSD's back when it stops. Its own is sized to the OSD's op rate, all
- * clients counted: about three intervals' worth, within [history_min,
- * history_max], changed when that is off by 2x. An OSD that restarted
- * comes back at its default: the answer's "size" says so and the reader
- * sets it again. When more ops went through the OSD between two reads than
- * its history holds, ops may have left it unread: that window is reported
- * (COLLECTOR_MSG_LOST), never silently missing.
+ * Each round, filtered by the clients the hostds watch (the OSD filters by
+ * client address): the op counter (`perf dump osd op`); the oldest op still
+ * in flight (`dump_ops_in_flight`), which bounds how far the history is
+ * complete (`progress`); `dump_historic_ops` and `dump_historic_slow_ops`,
+ * parsed with the ops shipped before skipped (keyset.h: the keys of the
+ * previous round and this one). When a round comes later than the duration
+ * after the last one, or more ops went through than the history holds, ops
+ * may have left it unread: that window is reported (COLLECTOR_MSG_LOST),
+ * never silently missing.
  */
 #define G_LOG_DOMAIN "blkin-ceph"
 
 #include <json-glib/json-glib.h>
 #include <math.h>
+#include <string.h>
 
 #include "asok.h"
 #include "collector.h"
 #include "keyset.h"
 #include "optracker.h"
+
+enum {
+    S_SIZE,
+    S_DURATION,
+    S_SLOW_THRESHOLD,
+    S_SLOW_SIZE,
+    S__N,
+};
+
+static const char *const setting_names[S__N] = {
+    [S_SIZE] = "osd_op_history_size",
+    [S_DURATION] = "osd_op_history_duration",
+    [S_SLOW_THRESHOLD] = "osd_op_history_slow_op_threshold",
+    [S_SLOW_SIZE] = "osd_op_history_slow_op_size",
+};
+
+#define SLOW_SIZE 1000
 
 struct OsdReader {
     Collector *col; /* borrowed */
@@ -38,12 +66,12 @@ struct OsdReader {
     gboolean stop;
     OsdReaderStats stats;
     /* The thread's own: */
-    int64_t orig_size; /* the OSD's history size before us; -1 unknown */
-    int64_t set_size;  /* ours; 0: not set */
+    char *orig[S__N];   /* the OSD's values before us (as it said them) */
+    int64_t ours[S__N]; /* ours; ours[S_SIZE] == 0: not set yet */
     BlkinKeySet prev, cur;
     gboolean have_count;
     uint64_t last_count;
-    int64_t last_wall;
+    int64_t last_wall; /* OSD read (wall) of the last complete round */
     gboolean up;
     int64_t down_since;
     char *last_error;
@@ -67,7 +95,7 @@ static void post(OsdReader *r, CollectorMsgType type, int64_t when,
     collector_post(r->col, m);
 }
 
-/* A small answer as a JSON object (config get, perf dump). */
+/* A small answer as a JSON object (config get/set, perf dump). */
 static JsonObject *small_command(OsdReader *r, const char *cmd, GError **error)
 {
     const CollectorOptions *o = collector_options(r->col);
@@ -96,40 +124,44 @@ static JsonObject *small_command(OsdReader *r, const char *cmd, GError **error)
     return json_object_ref(json_node_get_object(root));
 }
 
-static gboolean set_history_size(OsdReader *r, int64_t size, GError **error)
+static gboolean config_set(OsdReader *r, int s, const char *value,
+                           GError **error)
 {
-    g_autofree char *cmd = g_strdup_printf(
-        "{\"prefix\":\"config set\",\"var\":\"osd_op_history_size\","
-        "\"val\":[\"%" G_GINT64_FORMAT "\"],\"format\":\"json\"}",
-        size);
+    g_autofree char *cmd =
+        g_strdup_printf("{\"prefix\":\"config set\",\"var\":\"%s\","
+                        "\"val\":[\"%s\"],\"format\":\"json\"}",
+                        setting_names[s], value);
     g_autoptr(JsonObject) o = small_command(r, cmd, error);
 
     return o != NULL;
 }
 
-static int64_t get_history_size(OsdReader *r, GError **error)
+static gboolean config_set_int(OsdReader *r, int s, int64_t v, GError **error)
 {
-    g_autoptr(JsonObject) o = small_command(
-        r,
-        "{\"prefix\":\"config get\",\"var\":\"osd_op_history_size\","
-        "\"format\":\"json\"}",
-        error);
+    char buf[32];
+
+    g_snprintf(buf, sizeof(buf), "%" G_GINT64_FORMAT, v);
+    return config_set(r, s, buf, error);
+}
+
+static char *config_get(OsdReader *r, int s, GError **error)
+{
+    g_autofree char *cmd = g_strdup_printf(
+        "{\"prefix\":\"config get\",\"var\":\"%s\",\"format\":\"json\"}",
+        setting_names[s]);
+    g_autoptr(JsonObject) o = small_command(r, cmd, error);
     const char *v;
-    char *end;
-    gint64 n;
 
     if (!o)
-        return -1;
-    v = json_object_get_string_member_with_default(o, "osd_op_history_size",
-                                                   NULL);
-    n = v ? g_ascii_strtoll(v, &end, 10) : -1;
-    if (!v || *end || n < 0) {
+        return NULL;
+    v = json_object_get_string_member_with_default(o, setting_names[s], NULL);
+    if (!v || !*v || strpbrk(v, "\"\\")) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "admin socket %s: no osd_op_history_size in its config",
-                    r->path);
-        return -1;
+                    "admin socket %s: no %s in its config (not an OSD?)",
+                    r->path, setting_names[s]);
+        return NULL;
     }
-    return n;
+    return g_strdup(v);
 }
 
 /* The OSD's count of client ops since it started. */
@@ -156,7 +188,64 @@ static gboolean op_count(OsdReader *r, uint64_t *n, GError **error)
     return TRUE;
 }
 
-/* ---- parsing: the keys of the previous dump and of this one ----------- */
+/* ---- the settings: ours, and the OSD's put back ------------------------ */
+
+static int64_t orig_int(OsdReader *r, int s)
+{
+    return r->orig[s] ? g_ascii_strtoll(r->orig[s], NULL, 10) : 0;
+}
+
+/* Ours for @rate client ops/s: the duration's worth, four times over;
+ * never below the OSD's own or --history-min. */
+static int64_t size_for(OsdReader *r, double rate)
+{
+    const CollectorOptions *o = collector_options(r->col);
+    double want = ceil(4.0 * rate * o->history_duration_s);
+
+    return MAX(CLAMP((int64_t)want, o->history_min, o->history_max),
+               orig_int(r, S_SIZE));
+}
+
+static gboolean apply(OsdReader *r, GError **error)
+{
+    const CollectorOptions *o = collector_options(r->col);
+    char thr[32];
+
+    if (!config_set_int(r, S_SIZE, r->ours[S_SIZE], error) ||
+        !config_set_int(r, S_DURATION, o->history_duration_s, error))
+        return FALSE;
+    g_snprintf(thr, sizeof(thr), "%d", o->history_duration_s);
+    /* Ops slower than the duration leave the history as they enter it:
+     * the slow-op list keeps them (its oldest go first). */
+    if (!config_set(r, S_SLOW_THRESHOLD, thr, error) ||
+        !config_set_int(r, S_SLOW_SIZE,
+                        MAX(SLOW_SIZE, orig_int(r, S_SLOW_SIZE)), error))
+        return FALSE;
+    r->ours[S_DURATION] = o->history_duration_s;
+    return TRUE;
+}
+
+static gboolean first_contact(OsdReader *r, GError **error)
+{
+    const CollectorOptions *o = collector_options(r->col);
+
+    for (int s = 0; s < S__N; s++)
+        if (!r->orig[s] && !(r->orig[s] = config_get(r, s, error)))
+            return FALSE;
+    r->ours[S_SIZE] = size_for(r, 0);
+    if (!apply(r, error))
+        return FALSE;
+    g_message("osd.%u: op history size %s -> %" G_GINT64_FORMAT
+              ", duration %s -> %d s, slow ops over %s s -> over %d s, %s -> "
+              "%" G_GINT64_FORMAT " kept (put back at stop)",
+              r->id, r->orig[S_SIZE], r->ours[S_SIZE], r->orig[S_DURATION],
+              o->history_duration_s, r->orig[S_SLOW_THRESHOLD],
+              o->history_duration_s, r->orig[S_SLOW_SIZE],
+              MAX(SLOW_SIZE, orig_int(r, S_SLOW_SIZE)));
+    return TRUE;
+}
+
+/* ---- parsing: the keys of the previous round and of this one ---------- */
 
 static bool seen_cb(void *opaque, uint64_t key)
 {
@@ -183,14 +272,14 @@ static void op_cb(void *opaque, const blkin_osd_op *op, uint64_t key)
     collector_post(r->col, m);
 }
 
-/* The history size for the OSD's op rate (all clients): three reads'
- * worth, within the options' bounds. */
-static int64_t wanted_size(OsdReader *r, double ops_per_s)
+/* The oldest initiation among ops still in flight (INT64_MAX: none). */
+static void oldest_cb(void *opaque, const blkin_osd_op *op, uint64_t key)
 {
-    const CollectorOptions *o = collector_options(r->col);
-    double want = ceil(3.0 * ops_per_s * o->interval_ms / 1000.0);
+    int64_t *oldest = opaque;
 
-    return CLAMP((int64_t)want, o->history_min, o->history_max);
+    if (op->stamp[BLKIN_OSD_INITIATED] &&
+        op->stamp[BLKIN_OSD_INITIATED] < *oldest)
+        *oldest = op->stamp[BLKIN_OSD_INITIATED];
 }
 
 static void failed(OsdReader *r, GError *err)
@@ -212,87 +301,92 @@ static void failed(OsdReader *r, GError *err)
     r->have_count = FALSE;
 }
 
-static void poll_once(OsdReader *r, const char *filter)
+/* One dump command with the clients' filter, parsed into @res. */
+static gboolean dump(OsdReader *r, const char *what, const char *filter,
+                     const blkin_optracker_cb *cb, blkin_optracker_result *res,
+                     GError **error)
 {
     const CollectorOptions *o = collector_options(r->col);
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GBytes) answer = NULL;
-    g_autofree char *cmd = NULL;
-    blkin_optracker_result res;
-    blkin_optracker_cb cb = {.seen = seen_cb, .op = op_cb, .opaque = r};
-    uint64_t count = 0;
-    int64_t now;
+    g_autofree char *cmd =
+        filter && *filter
+            ? g_strdup_printf("{\"prefix\":\"%s\",\"format\":\"json\","
+                              "\"filterstr\":%s}",
+                              what, filter)
+            : g_strdup_printf("{\"prefix\":\"%s\",\"format\":\"json\"}", what);
+    g_autoptr(GBytes) answer = blkin_asok_command(
+        r->path, cmd, o->asok_timeout_ms, o->max_answer, error);
     const char *data;
     gsize len;
     int n;
 
-    if (r->orig_size < 0) {
-        r->orig_size = get_history_size(r, &err);
-        if (r->orig_size < 0) {
-            failed(r, err);
-            return;
-        }
+    if (!answer)
+        return FALSE;
+    data = g_bytes_get_data(answer, &len);
+    n = blkin_optracker_parse(data, len, r->id, cb, res);
+    g_mutex_lock(&r->lock);
+    r->stats.bytes += len;
+    r->stats.ops_read += res->ops;
+    r->stats.ops_new += res->new_ops;
+    g_mutex_unlock(&r->lock);
+    if (n < 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "admin socket %s: its answer to %s is not an op tracker's: "
+                    "%s at byte %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT,
+                    r->path, what, res->error, res->error_offset, len);
+        return FALSE;
     }
-    if (!r->set_size) {
-        /* Raised, never lowered: an operator's larger size stands. */
-        int64_t size = MAX(o->history_min, r->orig_size);
+    return TRUE;
+}
 
-        if (!set_history_size(r, size, &err)) {
-            failed(r, err);
-            return;
-        }
-        r->set_size = size;
-        g_message("osd.%u: op history size %" G_GINT64_FORMAT
-                  " -> %" G_GINT64_FORMAT " for blkin (put back at stop)",
-                  r->id, r->orig_size, r->set_size);
+static void keep_keys(OsdReader *r)
+{
+    /* What was read stands: its keys are kept for the next round. */
+    for (size_t i = 0; i < r->cur.cap; i++)
+        if (r->cur.slots[i])
+            blkin_keyset_add(&r->prev, r->cur.slots[i]);
+    blkin_keyset_clear(&r->cur);
+}
+
+static void poll_once(OsdReader *r, const char *filter)
+{
+    const CollectorOptions *o = collector_options(r->col);
+    g_autoptr(GError) err = NULL;
+    blkin_optracker_result res, slow;
+    blkin_optracker_cb cb = {.seen = seen_cb, .op = op_cb, .opaque = r};
+    int64_t oldest = INT64_MAX, now, horizon;
+    blkin_optracker_cb in_flight = {.op = oldest_cb, .opaque = &oldest};
+    int64_t duration_ns = (int64_t)o->history_duration_s * 1000000000LL;
+    uint64_t count = 0;
+    BlkinKeySet t;
+
+    if (!r->ours[S_SIZE] && !first_contact(r, &err)) {
+        failed(r, err);
+        return;
     }
     if (!op_count(r, &count, &err)) {
         failed(r, err);
         return;
     }
     now = wall_ns();
-    cmd = filter && *filter
-              ? g_strdup_printf("{\"prefix\":\"dump_historic_ops\","
-                                "\"format\":\"json\",\"filterstr\":%s}",
-                                filter)
-              : g_strdup("{\"prefix\":\"dump_historic_ops\","
-                         "\"format\":\"json\"}");
-    answer = blkin_asok_command(r->path, cmd, o->asok_timeout_ms, o->max_answer,
-                                &err);
-    if (!answer) {
+    if (!dump(r, "dump_ops_in_flight", filter, &in_flight, &res, &err)) {
         failed(r, err);
         return;
     }
-    data = g_bytes_get_data(answer, &len);
-    n = blkin_optracker_parse(data, len, r->id, &cb, &res);
-    g_mutex_lock(&r->lock);
-    r->stats.polls++;
-    r->stats.bytes += len;
-    r->stats.ops_read += res.ops;
-    r->stats.ops_new += res.new_ops;
-    g_mutex_unlock(&r->lock);
-    if (n < 0) {
-        g_set_error(
-            &err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-            "admin socket %s: its answer to dump_historic_ops is not an "
-            "op tracker's: %s at byte %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT,
-            r->path, res.error, res.error_offset, len);
-        /* What was read stands: its keys are kept for the next round. */
-        for (size_t i = 0; i < r->cur.cap; i++)
-            if (r->cur.slots[i])
-                blkin_keyset_add(&r->prev, r->cur.slots[i]);
-        blkin_keyset_clear(&r->cur);
-        {
-            failed(r, err);
-            return;
-        }
+    horizon = MIN(now, oldest);
+    if (!dump(r, "dump_historic_ops", filter, &cb, &res, &err) ||
+        !dump(r, "dump_historic_slow_ops", filter, &cb, &slow, &err)) {
+        keep_keys(r);
+        failed(r, err);
+        return;
     }
-    /* This dump's keys are the next round's "seen". */
-    BlkinKeySet t = r->prev;
-
+    /* This round's keys are the next round's "seen". */
+    t = r->prev;
     r->prev = r->cur;
     r->cur = t;
     blkin_keyset_clear(&r->cur);
+    g_mutex_lock(&r->lock);
+    r->stats.polls++;
+    g_mutex_unlock(&r->lock);
 
     if (!r->up) {
         if (r->last_error)
@@ -302,46 +396,49 @@ static void poll_once(OsdReader *r, const char *filter)
         r->up = TRUE;
         g_clear_pointer(&r->last_error, g_free);
     }
-    /* More ops than its history holds went through since the last read:
-     * some may have left it unread. */
     if (r->have_count && count < r->last_count)
-        r->have_count = FALSE; /* restarted between two reads */
-    if (r->have_count && count - r->last_count > (uint64_t)r->set_size) {
+        r->have_count = FALSE; /* restarted between two rounds */
+    /* Ops may have left the history unread: too long since the last round,
+     * or more ops than it holds. */
+    if (r->have_count && (now - r->last_wall > duration_ns ||
+                          count - r->last_count > (uint64_t)r->ours[S_SIZE])) {
         post(r, COLLECTOR_MSG_LOST, now, r->last_wall, NULL);
         g_mutex_lock(&r->lock);
         r->stats.lost_windows++;
         g_mutex_unlock(&r->lock);
     }
-    /* Restarted (its default again), or someone changed it: ours again. */
-    if (res.history_size >= 0 && res.history_size != r->set_size) {
-        g_message("osd.%u: op history size is %" G_GINT64_FORMAT
-                  " (restarted?); %" G_GINT64_FORMAT " again",
-                  r->id, res.history_size, r->set_size);
-        if (!set_history_size(r, r->set_size, &err)) {
+    /* Restarted (its defaults again), or someone changed them: ours. */
+    if ((res.history_size >= 0 && res.history_size != r->ours[S_SIZE]) ||
+        (res.history_duration >= 0 &&
+         res.history_duration != r->ours[S_DURATION])) {
+        g_message("osd.%u: op history size %" G_GINT64_FORMAT ", duration "
+                  "%" G_GINT64_FORMAT " s (restarted?): ours again",
+                  r->id, res.history_size, res.history_duration);
+        if (!apply(r, &err)) {
             failed(r, err);
             return;
         }
     } else if (r->have_count && now > r->last_wall) {
         double rate = (double)(count - r->last_count) * 1e9 /
                       (double)(now - r->last_wall);
-        int64_t want = MAX(wanted_size(r, rate), r->orig_size);
+        int64_t want = size_for(r, rate);
 
-        if (want > r->set_size || want * 4 < r->set_size) {
+        if (want > r->ours[S_SIZE] || want * 4 < r->ours[S_SIZE]) {
             g_debug("osd.%u: %.0f ops/s: op history size %" G_GINT64_FORMAT
                     " -> %" G_GINT64_FORMAT,
-                    r->id, rate, r->set_size, want);
-            if (set_history_size(r, want, NULL))
-                r->set_size = want;
+                    r->id, rate, r->ours[S_SIZE], want);
+            if (config_set_int(r, S_SIZE, want, NULL))
+                r->ours[S_SIZE] = want;
         }
     }
     r->have_count = TRUE;
     r->last_count = count;
     r->last_wall = now;
-    /* Ops done before the dump was asked for are in it (or were lost). */
-    post(r, COLLECTOR_MSG_PROGRESS, now, 0, NULL);
+    /* Ops initiated before the horizon are in what was read (or lost). */
+    post(r, COLLECTOR_MSG_PROGRESS, horizon, 0, NULL);
     g_mutex_lock(&r->lock);
     r->stats.up = TRUE;
-    r->stats.history_size = r->set_size;
+    r->stats.history_size = r->ours[S_SIZE];
     g_mutex_unlock(&r->lock);
 }
 
@@ -375,7 +472,6 @@ OsdReader *osd_reader_start(Collector *c, uint32_t id, const char *path)
     r->col = c;
     r->id = id;
     r->path = g_strdup(path);
-    r->orig_size = -1;
     g_mutex_init(&r->lock);
     g_cond_init(&r->cond);
     r->thread = g_thread_new("osd-reader", reader_thread, r);
@@ -384,7 +480,7 @@ OsdReader *osd_reader_start(Collector *c, uint32_t id, const char *path)
 
 void osd_reader_stop(OsdReader *r)
 {
-    g_autoptr(GError) err = NULL;
+    gboolean restored = TRUE;
 
     if (!r)
         return;
@@ -393,19 +489,26 @@ void osd_reader_stop(OsdReader *r)
     g_cond_signal(&r->cond);
     g_mutex_unlock(&r->lock);
     g_thread_join(r->thread);
-    if (r->set_size && r->orig_size >= 0) {
-        if (set_history_size(r, r->orig_size, &err))
-            g_message("osd.%u: op history size %" G_GINT64_FORMAT " again",
-                      r->id, r->orig_size);
-        else
-            g_warning("osd.%u: could not put its op history size back to "
-                      "%" G_GINT64_FORMAT ": %s",
-                      r->id, r->orig_size, err->message);
+    for (int s = 0; r->ours[S_SIZE] && s < S__N; s++) {
+        g_autoptr(GError) err = NULL;
+
+        if (r->orig[s] && !config_set(r, s, r->orig[s], &err)) {
+            g_warning("osd.%u: could not put %s back to %s: %s", r->id,
+                      setting_names[s], r->orig[s], err->message);
+            restored = FALSE;
+        }
     }
+    if (r->ours[S_SIZE] && restored)
+        g_message("osd.%u: op history size %s, duration %s s, slow ops over "
+                  "%s s, %s kept: as before",
+                  r->id, r->orig[S_SIZE], r->orig[S_DURATION],
+                  r->orig[S_SLOW_THRESHOLD], r->orig[S_SLOW_SIZE]);
     blkin_keyset_destroy(&r->prev);
     blkin_keyset_destroy(&r->cur);
     g_mutex_clear(&r->lock);
     g_cond_clear(&r->cond);
+    for (int s = 0; s < S__N; s++)
+        g_free(r->orig[s]);
     g_free(r->last_error);
     g_free(r->path);
     g_free(r);

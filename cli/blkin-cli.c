@@ -187,6 +187,44 @@ static void print_remote(JsonObject *d)
            get_int(r, "matched"), get_int(r, "unmatched_client"));
 }
 
+/* A disk on Ceph RBD: how its requests joined to librbd and the OSD ops,
+ * and the OSDs' clock relative to this one (docs/backend-ceph.md). */
+static void print_rbd(JsonObject *d)
+{
+    JsonNode *rn = json_object_get_member(d, "rbd");
+    JsonObject *r, *clk;
+    char a[32], b[32];
+
+    if (!rn || !JSON_NODE_HOLDS_OBJECT(rn))
+        return;
+    r = json_node_get_object(rn);
+    printf("  on RBD %s/%s (client.%" G_GINT64_FORMAT "): %" G_GINT64_FORMAT
+           " of %" G_GINT64_FORMAT " guest requests joined to their OSD op, "
+           "%" G_GINT64_FORMAT " merged; no OSD op %" G_GINT64_FORMAT
+           ", OSD op missing %" G_GINT64_FORMAT
+           ", no librbd call %" G_GINT64_FORMAT "\n",
+           get_str(r, "pool"), get_str(r, "image"), get_int(r, "client"),
+           get_int(r, "guest_joined"), get_int(r, "guest_requests"),
+           get_int(r, "merged"), get_int(r, "no_osd_op"),
+           get_int(r, "osd_op_missing"), get_int(r, "no_librbd_call"));
+    rn = json_object_get_member(r, "osd_clock");
+    if (rn && JSON_NODE_HOLDS_OBJECT(rn)) {
+        clk = json_node_get_object(rn);
+        printf(
+            "  OSD clock: %s%s +- %s from its wall clock (%s)\n",
+            get_int(clk, "offset_ns") < 0 ? "-" : "+",
+            dur(llabs(get_int(clk, "offset_ns")), a, sizeof(a)),
+            dur(get_int(clk, "bound_ns"), b, sizeof(b)),
+            json_object_get_boolean_member_with_default(clk, "same_host", FALSE)
+                ? "collector on this host"
+                : "another host: bounded by causality");
+    } else if (get_int(r, "collectors") == 0) {
+        printf("  OSD ops: no --ceph-collector given\n");
+    } else {
+        printf("  OSD clock: not known yet\n");
+    }
+}
+
 /* Requests in flight past the filter's hung-ms, with ids to follow. */
 static void print_hung(JsonObject *d)
 {
@@ -241,6 +279,7 @@ static void print_disk(JsonObject *d)
     } else
         printf("  guest clock: not synchronised (no agent data yet)\n");
     print_remote(d);
+    print_rbd(d);
     print_hung(d);
     /* Whatever counters the source has (hostd's, or a store's). */
     {

@@ -24,6 +24,11 @@ static const char *const phase_names[BLKIN_PHASE__N] = {
     [BLKIN_PHASE_TOTAL] = "total",
     [BLKIN_PHASE_NETWORK] = "network",
     [BLKIN_PHASE_REMOTE] = "remote",
+    [BLKIN_PHASE_LIBRBD] = "librbd",
+    [BLKIN_PHASE_NET_OUT] = "net_out",
+    [BLKIN_PHASE_OSD_QUEUE] = "osd_queue",
+    [BLKIN_PHASE_OSD_EXEC] = "osd_exec",
+    [BLKIN_PHASE_NET_BACK] = "net_back",
 };
 
 static const char *const disk_state_names[BLKIN_DISK__MAX + 1] = {

@@ -78,11 +78,20 @@ enum blkin_phase {
      * BACKEND, which then is the remote node's storage I/O. */
     BLKIN_PHASE_NETWORK = 6, /* client span minus server span */
     BLKIN_PHASE_REMOTE = 7,  /* server span minus its lower spans */
-    BLKIN_PHASE__N = 8,
+    /* Disks on Ceph RBD (docs/backend-ceph.md): the librbd call below the
+     * filter, split by the OSD op that served it; in time order between
+     * QEMU and QEMU_TO_GUEST, and then no BACKEND. */
+    BLKIN_PHASE_LIBRBD = 8,     /* in librbd, beyond the fastest round trip */
+    BLKIN_PHASE_NET_OUT = 9,    /* librbd sent -> the OSD began to receive */
+    BLKIN_PHASE_OSD_QUEUE = 10, /* OSD: initiated -> started */
+    BLKIN_PHASE_OSD_EXEC = 11,  /* OSD: started -> commit (reads: done) */
+    BLKIN_PHASE_NET_BACK = 12,  /* OSD commit -> librbd's completion */
+    BLKIN_PHASE__N = 13,
 };
 
 /* "guest_queue", "guest_to_qemu", "qemu", "backend", "qemu_to_guest",
- * "total", "network", "remote"; "invalid" beyond. */
+ * "total", "network", "remote", "librbd", "net_out", "osd_queue",
+ * "osd_exec", "net_back"; "invalid" beyond. */
 const char *blkin_phase_name(unsigned phase);
 /* The phase named @name, or -1. */
 int blkin_phase_from_name(const char *name);

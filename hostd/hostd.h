@@ -58,6 +58,11 @@ JsonNode *hostd_report_status(Hostd *h);
 JsonNode *hostd_report_history(Hostd *h, const char *vm, const char *disk,
                                int64_t minutes, GError **err);
 
+/* report-rbd.c: disks on Ceph RBD and the collectors (members "rbd" of a
+ * disk's report, "ceph" of the status). */
+void hostd_report_add_rbd(JsonBuilder *b, HostdModel *m, const HostdDisk *d);
+void hostd_report_add_ceph(JsonBuilder *b, HostdModel *m);
+
 /* commands.c */
 JsonNode *hostd_handle_request(void *opaque, JsonObject *req);
 

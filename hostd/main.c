@@ -217,6 +217,7 @@ typedef struct HostdOptions {
     char *config, *socket_path, *state_dir, *capture, *replay_path;
     char *metrics, *zipkin, *otlp, *store, *ganeti_root, *libvirt_uri;
     char **vms;
+    char **ceph_collectors; /* blkin-ceph-collector HOST:PORT (RBD) */
     int export_sample, export_slow_ms, export_queue;
     int hold_ms, retention_days, pending_budget, linger_s;
     gboolean print_report, no_history, keep_privileges, show_version;
@@ -237,6 +238,7 @@ static void options_clear(HostdOptions *o)
     g_free(o->ganeti_root);
     g_free(o->libvirt_uri);
     g_strfreev(o->vms);
+    g_strfreev(o->ceph_collectors);
 }
 
 /* Prints why hostd cannot start; returns the exit code @code. */
@@ -328,6 +330,10 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
          "Register Ganeti's running KVM instances from this directory "
          "(/var/run/ganeti/kvm-hypervisor)",
          "DIR"},
+        {"ceph-collector", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->ceph_collectors,
+         "A Ceph storage node's blkin-ceph-collector, for the OSD ops of "
+         "this node's RBD disks (repeatable, at most 16)",
+         "HOST:PORT"},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &o->show_version,
          "Print the version and exit", NULL},
         {NULL}};
@@ -357,6 +363,12 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
             (h->remote_offline ? g_strv_length(h->remote_offline) : 0) >=
         HOSTD_MAX_SOURCES)
         return fail(2, "at most %d remote trace inputs", HOSTD_MAX_SOURCES - 1);
+    if (o->ceph_collectors &&
+        g_strv_length(o->ceph_collectors) > HOSTD_RBD_MAX_COLLECTORS)
+        return fail(2, "at most %d --ceph-collector", HOSTD_RBD_MAX_COLLECTORS);
+    for (char **c = o->ceph_collectors; c && *c; c++)
+        if (!strrchr(*c, ':') || !strrchr(*c, ':')[1])
+            return fail(2, "--ceph-collector %s: not HOST:PORT", *c);
     if (o->linger_s < -1)
         return fail(2, "--linger must be 0 or more seconds");
     if (o->pending_budget < 0)
@@ -456,6 +468,7 @@ static int start_live(Hostd *h, const HostdOptions *o)
         return r;
     open_feeds(h, NULL);
     h->model->live = hostd_trace_feed_health(g_ptr_array_index(h->feeds, 0));
+    hostd_model_ceph_collectors(h->model, o->ceph_collectors);
     g_timeout_add(FLUSH_MS, flush_tick, h);
     if (o->ganeti_root)
         h->ganeti_watch = hostd_ganeti_watch_new(h->model, o->ganeti_root);

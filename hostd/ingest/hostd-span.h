@@ -84,6 +84,42 @@ typedef struct HostdZipkinEvent {
 } HostdZipkinEvent;
 
 /*
+ * blkin_rbd:image (the librbd interposer, docs/tracepoints.md): an RBD
+ * image a QEMU process opened (state: enum blkin_rbd_image_state, 0 open, 1
+ * re-emitted, 2 closed), with the keys its OSD ops are known by. Strings
+ * are borrowed for the callback.
+ */
+typedef struct HostdRbdImage {
+    uint16_t source; /* as HostdSpan.source */
+    uint32_t vpid;
+    uint32_t image; /* process-local index */
+    uint8_t state;
+    uint64_t gid;   /* client.<gid> */
+    uint32_t nonce; /* the client address's nonce */
+    const char *addr;
+    const char *pool;
+    const char *name;
+    const char *prefix; /* data objects: <prefix>.<object number, %016x> */
+    uint64_t size;
+    uint64_t object_size;
+    uint64_t stripe_unit;
+    uint64_t stripe_count;
+} HostdRbdImage;
+
+/* blkin_rbd:request: one librbd call, start to completion callback. */
+typedef struct HostdRbdCall {
+    uint16_t source;
+    uint32_t vpid;
+    uint32_t image;
+    uint8_t op; /* enum blkin_op */
+    int32_t ret;
+    uint64_t offset;
+    uint64_t length;
+    uint64_t start_ns; /* host CLOCK_MONOTONIC */
+    uint64_t end_ns;
+} HostdRbdCall;
+
+/*
  * Callbacks a trace source calls, in timestamp order, on the thread that
  * polls it. Any may be NULL.
  */
@@ -97,6 +133,9 @@ typedef struct HostdTraceSink {
     /* Trace input @source has been delivered up to @time_ns of its clock
      * (called by a feed, trace-feed.h, after each poll). */
     void (*delivered)(void *opaque, uint16_t source, int64_t time_ns);
+    /* The librbd interposer's events (provider blkin_rbd). */
+    void (*rbd_image)(void *opaque, const HostdRbdImage *im);
+    void (*rbd_call)(void *opaque, const HostdRbdCall *c);
 } HostdTraceSink;
 
 #endif

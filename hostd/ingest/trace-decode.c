@@ -23,6 +23,8 @@ enum ev_kind {
     EV_ZK_TIMESTAMP, /* zipkin:* (blkin's schema, docs/backend.md) */
     EV_ZK_STRING,
     EV_ZK_INTEGER,
+    EV_RBD_REQUEST, /* blkin_rbd:* (the librbd interposer) */
+    EV_RBD_IMAGE,
 };
 
 /* Payload members, in one index space for all three events. */
@@ -53,6 +55,19 @@ enum fld {
     F_ZK_KEY,
     F_ZK_VAL,
     F_ZK_EVENT,
+    F_RBD_IO,  /* blkin_rbd:request: u64[3] offset, length, start_ns */
+    F_RBD_REQ, /* blkin_rbd:request: s32[4] vpid, image, op, ret */
+    F_RBD_IMAGE,
+    F_RBD_GID,
+    F_RBD_NONCE,
+    F_RBD_ADDR,
+    F_RBD_POOL,
+    F_RBD_NAME,
+    F_RBD_PREFIX,
+    F_RBD_SIZE,
+    F_RBD_OBJECT_SIZE,
+    F_RBD_STRIPE_UNIT,
+    F_RBD_STRIPE_COUNT,
     F_MAX,
 };
 
@@ -71,6 +86,8 @@ enum fld_type {
 /* Elements of the request event's arrays (docs/tracepoints.md). */
 enum { IDS_TRACE, IDS_SPAN, IDS_PARENT, IDS_LEN };
 enum { IO_OFFSET, IO_BYTES, IO_START_NS, IO_LEN };
+enum { RBD_IO_OFFSET, RBD_IO_LENGTH, RBD_IO_START_NS, RBD_IO_LEN };
+enum { RBD_REQ_VPID, RBD_REQ_IMAGE, RBD_REQ_OP, RBD_REQ_RET, RBD_REQ_LEN };
 enum {
     REQ_VPID,
     REQ_DISK,
@@ -113,6 +130,19 @@ static const struct {
     [F_ZK_KEY] = {"key", T_STR},
     [F_ZK_VAL] = {"val", T_STR}, /* keyval_integer: T_ANY64 (resolve) */
     [F_ZK_EVENT] = {"event", T_STR},
+    [F_RBD_IO] = {"io", T_U64_ARR, RBD_IO_LEN},
+    [F_RBD_REQ] = {"req", T_S32_ARR, RBD_REQ_LEN},
+    [F_RBD_IMAGE] = {"image", T_U32},
+    [F_RBD_GID] = {"gid", T_U64},
+    [F_RBD_NONCE] = {"nonce", T_U32},
+    [F_RBD_ADDR] = {"addr", T_STR},
+    [F_RBD_POOL] = {"pool", T_STR},
+    [F_RBD_NAME] = {"image_name", T_STR},
+    [F_RBD_PREFIX] = {"prefix", T_STR},
+    [F_RBD_SIZE] = {"size", T_U64},
+    [F_RBD_OBJECT_SIZE] = {"object_size", T_U64},
+    [F_RBD_STRIPE_UNIT] = {"stripe_unit", T_U64},
+    [F_RBD_STRIPE_COUNT] = {"stripe_count", T_U64},
 };
 
 static const enum fld request_flds[] = {F_IDS, F_IO, F_REQ};
@@ -122,6 +152,22 @@ static const enum fld hung_flds[] = {
 };
 static const enum fld disk_flds[] = {
     F_VPID, F_DISK, F_STATE, F_ID, F_NODE, F_CHILD, F_SAMPLE,
+};
+static const enum fld rbd_request_flds[] = {F_RBD_IO, F_RBD_REQ};
+static const enum fld rbd_image_flds[] = {
+    F_VPID,
+    F_RBD_IMAGE,
+    F_STATE,
+    F_RBD_GID,
+    F_RBD_NONCE,
+    F_RBD_ADDR,
+    F_RBD_POOL,
+    F_RBD_NAME,
+    F_RBD_PREFIX,
+    F_RBD_SIZE,
+    F_RBD_OBJECT_SIZE,
+    F_RBD_STRIPE_UNIT,
+    F_RBD_STRIPE_COUNT,
 };
 /* zipkin:*'s ids are checked as T_ANY64 (zipkin_any64 below). */
 static const enum fld zk_timestamp_flds[] = {
@@ -284,18 +330,27 @@ static enum ev_kind resolve(EvClass *c)
 
     if (name && g_str_has_prefix(name, "zipkin:"))
         return resolve_zipkin(c, name + strlen("zipkin:"));
-    if (!name || !g_str_has_prefix(name, "blkin_qemu:"))
+    if (name && strcmp(name, "blkin_rbd:request") == 0) {
+        kind = EV_RBD_REQUEST;
+        flds = rbd_request_flds;
+        nflds = G_N_ELEMENTS(rbd_request_flds);
+    } else if (name && strcmp(name, "blkin_rbd:image") == 0) {
+        kind = EV_RBD_IMAGE;
+        flds = rbd_image_flds;
+        nflds = G_N_ELEMENTS(rbd_image_flds);
+    } else if (name && g_str_has_prefix(name, "blkin_rbd:")) {
+        return EV_REJECTED; /* a newer schema's event */
+    } else if (!name || !g_str_has_prefix(name, "blkin_qemu:")) {
         return EV_OTHER;
-    name += strlen("blkin_qemu:");
-    if (strcmp(name, "request") == 0) {
+    } else if (strcmp(name + strlen("blkin_qemu:"), "request") == 0) {
         kind = EV_REQUEST;
         flds = request_flds;
         nflds = G_N_ELEMENTS(request_flds);
-    } else if (strcmp(name, "hung") == 0) {
+    } else if (strcmp(name + strlen("blkin_qemu:"), "hung") == 0) {
         kind = EV_HUNG;
         flds = hung_flds;
         nflds = G_N_ELEMENTS(hung_flds);
-    } else if (strcmp(name, "disk") == 0) {
+    } else if (strcmp(name + strlen("blkin_qemu:"), "disk") == 0) {
         kind = EV_DISK;
         flds = disk_flds;
         nflds = G_N_ELEMENTS(disk_flds);
@@ -306,7 +361,7 @@ static enum ev_kind resolve(EvClass *c)
 
     /* A request's end is its event's timestamp. */
     c->clock_freq = clk ? bt_clock_class_get_frequency(clk) : 0;
-    if (kind == EV_REQUEST && !c->clock_freq)
+    if ((kind == EV_REQUEST || kind == EV_RBD_REQUEST) && !c->clock_freq)
         return EV_REJECTED;
 
     payload = bt_event_class_borrow_payload_field_class_const(c->ec);
@@ -535,6 +590,52 @@ void hostd_trace_decode_event(HostdTraceSource *src, const bt_message *msg)
         if (src->sink.zipkin)
             decode_zipkin(src, msg, ev, c);
         return;
+    case EV_RBD_REQUEST: {
+        HostdRbdCall rc;
+        const bt_field *io, *req;
+
+        src->stats.rbd++;
+        if (!src->sink.rbd_call)
+            return;
+        p = bt_event_borrow_payload_field_const(ev);
+        io = member(p, c, F_RBD_IO);
+        req = member(p, c, F_RBD_REQ);
+        rc.source = src->index;
+        rc.offset = elem_u(io, RBD_IO_OFFSET);
+        rc.length = elem_u(io, RBD_IO_LENGTH);
+        rc.start_ns = elem_u(io, RBD_IO_START_NS);
+        rc.vpid = (uint32_t)elem_s(req, RBD_REQ_VPID);
+        rc.image = (uint32_t)elem_s(req, RBD_REQ_IMAGE);
+        rc.op = blkin_op_from_tp((unsigned)elem_s(req, RBD_REQ_OP));
+        rc.ret = (int32_t)elem_s(req, RBD_REQ_RET);
+        event_time_ns(msg, c, &rc.end_ns); /* resolve() checked the clock */
+        src->sink.rbd_call(src->opaque, &rc);
+        return;
+    }
+    case EV_RBD_IMAGE: {
+        HostdRbdImage im;
+
+        src->stats.rbd++;
+        if (!src->sink.rbd_image)
+            return;
+        p = bt_event_borrow_payload_field_const(ev);
+        im.source = src->index;
+        im.vpid = (uint32_t)get_u(p, c, F_VPID);
+        im.image = (uint32_t)get_u(p, c, F_RBD_IMAGE);
+        im.state = (uint8_t)get_u(p, c, F_STATE);
+        im.gid = get_u(p, c, F_RBD_GID);
+        im.nonce = (uint32_t)get_u(p, c, F_RBD_NONCE);
+        im.addr = bt_field_string_get_value(member(p, c, F_RBD_ADDR));
+        im.pool = bt_field_string_get_value(member(p, c, F_RBD_POOL));
+        im.name = bt_field_string_get_value(member(p, c, F_RBD_NAME));
+        im.prefix = bt_field_string_get_value(member(p, c, F_RBD_PREFIX));
+        im.size = get_u(p, c, F_RBD_SIZE);
+        im.object_size = get_u(p, c, F_RBD_OBJECT_SIZE);
+        im.stripe_unit = get_u(p, c, F_RBD_STRIPE_UNIT);
+        im.stripe_count = get_u(p, c, F_RBD_STRIPE_COUNT);
+        src->sink.rbd_image(src->opaque, &im);
+        return;
+    }
     case EV_REJECTED:
         src->stats.rejected++;
         return;

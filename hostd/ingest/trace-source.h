@@ -28,6 +28,7 @@ typedef struct HostdTraceStats {
     uint64_t hung;              /* blkin_qemu:hung delivered */
     uint64_t disks;             /* blkin_qemu:disk delivered */
     uint64_t zipkin;            /* zipkin:* (blkin's schema) delivered */
+    uint64_t rbd;               /* blkin_rbd:* (the librbd interposer) */
     uint64_t rejected;          /* blkin_qemu or zipkin events not matching
                                    the schema */
     uint64_t ignored;           /* events of other providers */

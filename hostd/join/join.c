@@ -149,6 +149,10 @@ static void record_init(HostdJoin *j, HostdJoinedRequest *r,
         r->lower_total_ns = p->below.backend_ns;
         if (p->below.remote)
             r->lower_total_ns += p->below.network_ns + p->below.remote_ns;
+        for (int i = 0; p->below.rbd && i < HOSTD_RBD_PHASES; i++)
+            r->lower_total_ns += p->below.rbd_ns[i];
+        if (p->below.rbd_osd)
+            r->flags |= HOSTD_JR_OSD;
     }
     if (g) {
         r->op = g->op;
@@ -220,6 +224,13 @@ static void below_phases(const HostdBelow *b, int64_t dur, int64_t *phase_ns)
         phase_ns[BLKIN_PHASE_REMOTE] = (int64_t)b->remote_ns;
         below += (int64_t)(b->network_ns + b->remote_ns);
     }
+    /* RBD: the librbd call, split by its OSD op (rbd-join.h). */
+    for (int i = 0; b->rbd && i < HOSTD_RBD_PHASES; i++) {
+        if (i && !b->rbd_osd)
+            break;
+        phase_ns[BLKIN_PHASE_LIBRBD + i] = (int64_t)b->rbd_ns[i];
+        below += (int64_t)b->rbd_ns[i];
+    }
     phase_ns[BLKIN_PHASE_QEMU] = dur - below;
 }
 
@@ -238,6 +249,16 @@ static void clamp_below(PendingSpan *p)
     p->below.remote_ns = MIN(p->below.remote_ns, dur - p->below.backend_ns);
     p->below.network_ns = MIN(p->below.network_ns,
                               dur - p->below.backend_ns - p->below.remote_ns);
+    /* The librbd call within the span (rbd-join gives it so already). */
+    uint64_t left =
+        dur - p->below.backend_ns - p->below.remote_ns - p->below.network_ns;
+
+    for (int i = 0; i < HOSTD_RBD_PHASES; i++) {
+        if (!p->below.rbd)
+            p->below.rbd_ns[i] = 0;
+        p->below.rbd_ns[i] = MIN(p->below.rbd_ns[i], left);
+        left -= p->below.rbd_ns[i];
+    }
 }
 
 static void emit_span_only(HostdJoin *j, const PendingSpan *p)

@@ -63,7 +63,17 @@ typedef struct HostdBelow {
     uint64_t network_ns;
     uint64_t remote_ns;
     uint64_t server_trace_id, server_span_id; /* the joined server span */
+    /* A disk on Ceph RBD (rbd-join.h): the librbd call below the client
+     * span, split by the OSD op that served it; rbd_ns[i] is the phase
+     * BLKIN_PHASE_LIBRBD + i (librbd, net_out, osd_queue, osd_exec,
+     * net_back). Without an OSD op (a flush, a read librbd answered
+     * itself, an op not found) only LIBRBD is set: the whole call. */
+    bool rbd;
+    bool rbd_osd; /* an OSD op was joined: all five apply */
+    uint64_t rbd_ns[5];
 } HostdBelow;
+
+#define HOSTD_RBD_PHASES 5
 
 /* Each request, joined or alone, once: borrowed for the call. */
 typedef void (*HostdJoinEmit)(void *opaque, const HostdJoinedRequest *r);

@@ -32,6 +32,9 @@ enum {
     /* A span whose guest record was lost with the agent's channel (QEMU
      * exited before the agent could send it): not UNMATCHED_SPAN. */
     HOSTD_JR_AGENT_GAP = 1u << 7,
+    /* On RBD: its span was joined to its librbd call and OSD op(s)
+     * (rbd-join.h). */
+    HOSTD_JR_OSD = 1u << 8,
 };
 
 /* Which filter disk: (QEMU's pid, the filter's process-local disk index). */

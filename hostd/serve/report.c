@@ -241,6 +241,7 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
     json_builder_end_object(b);
     add_clock(b, d->vm, d->join);
     add_remote(b, d);
+    hostd_report_add_rbd(b, h->model, d);
 
     HostdAgentCounters ac = hostd_agent_conn_counters(d->vm->agent);
 
@@ -372,7 +373,7 @@ static void add_request(JsonBuilder *b, const HostdDisk *d,
     struct {
         const char *name;
         int64_t from, to;
-    } ph[8];
+    } ph[BLKIN_PHASE__N];
     int n = 0;
     char id[32];
 
@@ -386,7 +387,9 @@ static void add_request(JsonBuilder *b, const HostdDisk *d,
         /* Below QEMU, in order: network, remote service, backend I/O. The
          * network's two halves are shown as one, before the server. */
         static const enum blkin_phase below[] = {
-            BLKIN_PHASE_NETWORK, BLKIN_PHASE_REMOTE, BLKIN_PHASE_BACKEND};
+            BLKIN_PHASE_NETWORK,  BLKIN_PHASE_REMOTE,  BLKIN_PHASE_BACKEND,
+            BLKIN_PHASE_LIBRBD,   BLKIN_PHASE_NET_OUT, BLKIN_PHASE_OSD_QUEUE,
+            BLKIN_PHASE_OSD_EXEC, BLKIN_PHASE_NET_BACK};
         int64_t t = (int64_t)(r->span_end_ns - r->lower_total_ns);
 
         ph[n++] = (typeof(ph[0])){blkin_phase_name(BLKIN_PHASE_QEMU),
@@ -654,6 +657,7 @@ JsonNode *hostd_report_status(Hostd *h)
                hostd_trace_feed_source(g_ptr_array_index(h->feeds, 0)));
     add_trace_inputs(b, h);
     add_services(b, h->model);
+    hostd_report_add_ceph(b, h->model);
     if (h->model->live)
         hostd_live_health_json(h->model->live, b, mono_ns());
     add_int(b, "lttng_discarded", h->model->lttng_discarded);

@@ -53,6 +53,10 @@ static void disk_emit(void *opaque, const HostdJoinedRequest *req)
         d->agent_lost++;
     }
 
+    if (d->rbd.seen && (r->flags & HOSTD_JR_HAS_GUEST)) {
+        d->rbd.guest++;
+        d->rbd.guest_joined += !!(r->flags & HOSTD_JR_OSD);
+    }
     d->vm->model->latest_ns = MAX(d->vm->model->latest_ns, end);
     d->latest_ns = MAX(d->latest_ns, end);
     hostd_disk_record(
@@ -253,6 +257,7 @@ HostdModel *hostd_model_new(void)
     m->started_ns = g_get_monotonic_time() * 1000;
     m->pending_budget = HOSTD_AGENT_PENDING_NODE;
     m->linger_ns = HOSTD_LINGER_DEFAULT_S * HOSTD_NS_PER_SEC;
+    hostd_model_rbd_init(m);
     return m;
 }
 
@@ -260,6 +265,7 @@ void hostd_model_free(HostdModel *m)
 {
     if (!m)
         return;
+    hostd_model_rbd_free(m);
     g_hash_table_unref(m->by_filter);
     g_hash_table_unref(m->by_remote);
     g_array_unref(m->early);
@@ -484,6 +490,7 @@ gboolean hostd_model_remove_vm(HostdModel *m, const char *name)
         if (d->remote_id &&
             g_hash_table_lookup(m->by_remote, d->remote_id) == d)
             g_hash_table_remove(m->by_remote, d->remote_id);
+        hostd_rbd_join_forget(m->rbd, d);
     }
     return g_hash_table_remove(m->vms, name);
 }
@@ -567,6 +574,11 @@ static void model_span_at(HostdModel *m, const HostdSpan *s)
     if (n)
         d->has_lower = true;
     below.known = d->has_lower;
+    /* On RBD: the librbd call below and its OSD ops first (model-rbd.c);
+     * as for NBD, a single lower span is the client's own view. */
+    if (!d->remote && m->rbd_open &&
+        hostd_model_rbd_span(m, d, s, n == 1 ? &only : s))
+        return;
     if (d->remote) {
         /* A single lower span is the NBD client's own view; without it
          * the top span stands for the client. */
@@ -605,6 +617,7 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
     gpointer v;
     guint n;
 
+    hostd_model_rbd_flush(m, watermark_ns);
     g_hash_table_iter_init(&it, m->vms);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         HostdVm *vm = v;
@@ -629,6 +642,8 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
                 /* Guest requests after a span still held there wait. */
                 wm = MIN(wm, hostd_remote_join_horizon(d->remote) - tol - 1);
             }
+            if (d->rbd.seen)
+                wm = MIN(wm, hostd_model_rbd_horizon(m, d) - tol - 1);
             hostd_join_flush(d->join, wm, tol,
                              hostd_agent_conn_bound_ns(vm->agent),
                              hostd_vm_expects_guest(vm));
@@ -732,7 +747,19 @@ static void sink_delivered(void *opaque, uint16_t source, int64_t time_ns)
     hostd_model_source_time(opaque, source, time_ns);
 }
 
+static void sink_rbd_image(void *opaque, const HostdRbdImage *im)
+{
+    hostd_model_rbd_image(opaque, im);
+}
+
+static void sink_rbd_call(void *opaque, const HostdRbdCall *c)
+{
+    hostd_model_rbd_call(opaque, c);
+}
+
 const HostdTraceSink hostd_model_trace_sink = {
+    .rbd_image = sink_rbd_image,
+    .rbd_call = sink_rbd_call,
     .span = sink_span,
     .hung = sink_hung,
     .disk = sink_disk,

@@ -23,7 +23,9 @@
 #include "blkin-channel.h"
 #include "disk-spec.h"
 #include "join/join.h"
+#include "join/rbd-join.h"
 #include "join/remote-join.h"
+#include "ingest/ceph-feed.h"
 #include "ingest/live-health.h"
 #include "join/span-tree.h"
 #include "join/zipkin-spans.h"
@@ -90,6 +92,23 @@ typedef struct HostdDisk {
     HostdLatencyHist *cum[BLKIN_OP__N][BLKIN_PHASE__N];
     uint64_t cum_requests[BLKIN_OP__N];
     uint64_t cum_bytes[BLKIN_OP__N];
+    /* On Ceph RBD (model-rbd.c, rbd-join.h): since hostd started, its
+     * spans' librbd calls and the OSD ops that served them. */
+    struct {
+        gboolean seen;       /* a span of it had a librbd call below */
+        uint64_t calls;      /* spans with their librbd call */
+        uint64_t joined;     /* of which joined to OSD ops */
+        uint64_t merged;     /* of which sharing an op with others */
+        uint64_t no_op;      /* librbd needed no op (flush, unwritten) */
+        uint64_t op_missing; /* an op was due but not seen (gap) */
+        uint64_t no_call;    /* spans without their librbd call */
+        uint16_t collector;  /* of the last joined op */
+        /* Guest requests of the disk, and of those joined down to an OSD
+         * op (HOSTD_JR_OSD): the join rate users read. */
+        uint64_t guest, guest_joined;
+        /* Distinct OSD ops joined (one serving several requests once). */
+        uint64_t osd_reads, osd_writes, osd_read_bytes, osd_write_bytes;
+    } rbd;
 } HostdDisk;
 
 typedef struct HostdAgentConn HostdAgentConn;
@@ -137,7 +156,12 @@ struct HostdModel {
      * and retries), or NULL. Owned. */
     char *history_error;
     GPtrArray *exporters; /* borrowed HostdSpanExport *: joined requests */
-    uint64_t latest_ns;   /* newest request completion accounted */
+    /* Ceph RBD (model-rbd.c): spans -> librbd calls -> OSD ops. */
+    HostdRbdJoin *rbd;
+    GPtrArray *ceph_feeds;  /* HostdCephFeed *, owned: the collectors */
+    GHashTable *rbd_images; /* image key -> RbdOpen *: gids watched */
+    guint rbd_open;         /* images open: spans are checked for calls */
+    uint64_t latest_ns;     /* newest request completion accounted */
     /* Reading a recorded trace: statistics start at time 0 instead of
      * now, since the requests to come are from the past. */
     gboolean offline;
@@ -174,6 +198,24 @@ uint64_t hostd_disk_agent_gap(const HostdDisk *d);
 
 /* Trace input: feeds deliver to this sink, with the model as opaque. */
 extern const HostdTraceSink hostd_model_trace_sink;
+
+/* ---- model-rbd.c: disks on Ceph RBD ------------------------------------ */
+
+/* The collectors (blkin-ceph-collector) deliver here (model as opaque). */
+extern const HostdCephSink hostd_model_ceph_sink;
+void hostd_model_rbd_init(HostdModel *m);
+void hostd_model_rbd_free(HostdModel *m);
+/* Connects to the collectors at @addrs ("HOST:PORT" each). */
+void hostd_model_ceph_collectors(HostdModel *m, char **addrs);
+void hostd_model_rbd_image(HostdModel *m, const HostdRbdImage *im);
+void hostd_model_rbd_call(HostdModel *m, const HostdRbdCall *c);
+/* A top span of @d: TRUE when it went to the RBD join (it comes back to
+ * the disk's join from there). */
+gboolean hostd_model_rbd_span(HostdModel *m, HostdDisk *d, const HostdSpan *s,
+                              const HostdSpan *client);
+/* Before the disks' joins flush; and how far @d's join may go. */
+void hostd_model_rbd_flush(HostdModel *m, int64_t watermark_ns);
+int64_t hostd_model_rbd_horizon(HostdModel *m, HostdDisk *d);
 
 void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map);
 void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns);

@@ -98,9 +98,10 @@ class Cluster:
     def __exit__(self, *exc):
         self.close()
 
-    def run(self, *argv, check=True, timeout=120, **kw):
+    def run(self, *argv, check=True, timeout=120, env_extra=None, **kw):
+        env = dict(os.environ, CEPH_CONF=self.conf, **(env_extra or {}))
         r = subprocess.run(list(argv), capture_output=True, text=kw.pop("text", True),
-                           timeout=timeout, env=dict(os.environ, CEPH_CONF=self.conf), **kw)
+                           timeout=timeout, env=env, **kw)
         if check and r.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)}: {r.stderr[-2000:]}")
         return r
@@ -174,3 +175,63 @@ def wait_for(pred, timeout, interval=0.2):
             return v
         time.sleep(interval)
     return pred()
+
+
+COLLECTOR = os.path.join(os.environ.get("BLKIN_BUILD_ROOT", os.path.join(SRC, "build")),
+                         "ceph", "blkin-ceph-collector")
+
+
+class Collector:
+    """blkin-ceph-collector on the cluster's OSD admin sockets (or on the
+    sockets @asok names), under timeout, on a free loopback port."""
+
+    def __init__(self, workdir, cluster=None, asok=None, extra=(), lifetime=900):
+        import stack
+        self.port = stack.free_ports(1)[0]
+        self.addr = f"127.0.0.1:{self.port}"
+        globs = list(asok or []) or [os.path.join(os.path.dirname(cluster.osd_asok), "osd.*.asok")]
+        self.log_path = os.path.join(workdir, f"collector-{self.port}.log")
+        argv = ["timeout", "-s", "INT", "-k", "10", str(lifetime), COLLECTOR,
+                "--listen", self.addr]
+        for g in globs:
+            argv += ["--asok", g]
+        self.argv = argv + list(extra)
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=self.log,
+                                     env=dict(os.environ, G_MESSAGES_DEBUG="blkin-ceph"))
+        ok = wait_for(lambda: "listening on" in self.text() or self.proc.poll() is not None, 30)
+        if not ok or self.proc.poll() is not None:
+            raise RuntimeError("blkin-ceph-collector did not start: " + self.text()[-2000:])
+        return self
+
+    def text(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        """SIGINT (it puts the OSDs' history size back), then its exit code."""
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        self.log.close()
+        return rc
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
