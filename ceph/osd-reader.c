@@ -289,10 +289,16 @@ static void failed(OsdReader *r, GError *err)
     r->stats.up = FALSE;
     g_mutex_unlock(&r->lock);
     if (r->up || !r->last_error) {
+        int64_t now = wall_ns();
+
         g_warning("osd.%u: %s; retrying every %d ms", r->id, err->message,
                   collector_options(r->col)->interval_ms);
         r->down_since = g_get_monotonic_time();
-        post(r, COLLECTOR_MSG_DOWN, wall_ns(), 0, err->message);
+        /* What it finished since the last read may be gone with it (a
+         * crash takes its history): the window is reported. */
+        if (r->up && r->last_wall)
+            post(r, COLLECTOR_MSG_LOST, now, r->last_wall, NULL);
+        post(r, COLLECTOR_MSG_DOWN, now, 0, err->message);
     }
     r->up = FALSE;
     g_free(r->last_error);
@@ -363,6 +369,12 @@ static void poll_once(OsdReader *r, const char *filter)
         failed(r, err);
         return;
     }
+    /* Back after an outage: it may have restarted with its defaults, which
+     * lose fast ops; ours first, before reading. */
+    if (!r->up && r->last_error && !apply(r, &err)) {
+        failed(r, err);
+        return;
+    }
     if (!op_count(r, &count, &err)) {
         failed(r, err);
         return;
@@ -414,6 +426,9 @@ static void poll_once(OsdReader *r, const char *filter)
         g_message("osd.%u: op history size %" G_GINT64_FORMAT ", duration "
                   "%" G_GINT64_FORMAT " s (restarted?): ours again",
                   r->id, res.history_size, res.history_duration);
+        /* Meanwhile its history may have dropped fast ops. */
+        post(r, COLLECTOR_MSG_LOST, now, r->last_wall ? r->last_wall : now,
+             NULL);
         if (!apply(r, &err)) {
             failed(r, err);
             return;

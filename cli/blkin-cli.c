@@ -207,6 +207,10 @@ static void print_rbd(JsonObject *d)
            get_int(r, "guest_joined"), get_int(r, "guest_requests"),
            get_int(r, "merged"), get_int(r, "no_osd_op"),
            get_int(r, "osd_op_missing"), get_int(r, "no_librbd_call"));
+    if (get_int(r, "during_osd_gap") > 0)
+        printf("  %" G_GINT64_FORMAT " requests while an OSD was down or its "
+               "ops may have been lost (blkin status: ceph)\n",
+               get_int(r, "during_osd_gap"));
     rn = json_object_get_member(r, "osd_clock");
     if (rn && JSON_NODE_HOLDS_OBJECT(rn)) {
         clk = json_node_get_object(rn);

@@ -122,9 +122,19 @@ static void send_watch(HostdCephFeed *f, uint64_t gid, const char *addr)
                            addr);
 }
 
+static void tell_unreadable(HostdCephFeed *f)
+{
+    unsigned n = 0;
+
+    for (guint i = 0; i < f->osds->len; i++)
+        n += !g_array_index(f->osds, HostdCephOsd, i).up;
+    if (f->sink.unreadable)
+        f->sink.unreadable(f->opaque, f->index, n);
+}
+
 static HostdCephOsd *osd_of(HostdCephFeed *f, uint32_t id)
 {
-    HostdCephOsd o = {.id = id, .up = true};
+    HostdCephOsd o = {.id = id, .up = false};
 
     for (guint i = 0; i < f->osds->len; i++)
         if (g_array_index(f->osds, HostdCephOsd, i).id == id)
@@ -204,13 +214,18 @@ gboolean hostd_ceph_feed_line(HostdCephFeed *f, const char *line, gsize len)
             if (f->sink.gap)
                 f->sink.gap(f->opaque, f->index, o->id, a, INT64_MAX);
         } else if (up && !o->up) {
-            if (f->sink.gap)
+            /* An OSD that never answered had no ops read to miss. */
+            if (o->was_up && f->sink.gap)
                 f->sink.gap(f->opaque, f->index, o->id, o->since_ns, a);
+            o->since_ns = a;
+        } else if (!up && !o->was_up) {
             o->since_ns = a;
         }
         o->up = up;
+        o->was_up |= up;
         g_free(o->reason);
         o->reason = n == 5 ? g_strdup(w[4]) : NULL;
+        tell_unreadable(f);
         return TRUE;
     }
     if (n == 4 && !strcmp(w[0], "lost") &&

@@ -38,11 +38,16 @@ typedef struct HostdCephSink {
      * ops between @from_ns and @to_ns may not have been read. */
     void (*gap)(void *opaque, unsigned collector, uint32_t osd, int64_t from_ns,
                 int64_t to_ns);
+    /* How many of its OSDs do not answer now (never did, or went down):
+     * their ops cannot come, so a call without an op is not proof that
+     * librbd needed none. */
+    void (*unreadable)(void *opaque, unsigned collector, unsigned n);
 } HostdCephSink;
 
 typedef struct HostdCephOsd {
     uint32_t id;
     bool up;
+    bool was_up;      /* answered at least once since hostd connected */
     int64_t since_ns; /* OSD wall: went down or came up */
     char *reason;     /* why down (the collector's words), or NULL */
     uint64_t outages, lost_windows;

@@ -84,7 +84,8 @@ typedef struct Collector {
     bool connected;
     bool measured, same_host;
     int64_t measured_offset, measured_bound; /* our mono - OSD wall */
-    int64_t progress; /* OSD wall: its OSDs read up to here */
+    int64_t progress;    /* OSD wall: its OSDs read up to here */
+    unsigned unreadable; /* OSDs not answering now */
     Slot slots[WINDOW_S];
     Gap gaps[GAPS];
     unsigned gap_next;
@@ -552,6 +553,14 @@ void hostd_rbd_join_connected(HostdRbdJoin *j, unsigned collector, bool up)
         c->connected = up;
 }
 
+void hostd_rbd_join_unreadable(HostdRbdJoin *j, unsigned collector, unsigned n)
+{
+    Collector *c = col(j, collector);
+
+    if (c)
+        c->unreadable = n;
+}
+
 void hostd_rbd_join_gap(HostdRbdJoin *j, unsigned collector, int64_t from_ns,
                         int64_t to_ns)
 {
@@ -812,6 +821,15 @@ static void match_extent(void *opaque, uint64_t objno, uint64_t off,
     }
 }
 
+/* Some OSD's ops cannot be read now: an op not found may be its. */
+static bool any_unreadable(HostdRbdJoin *j)
+{
+    for (unsigned k = 0; k < j->n_collectors; k++)
+        if (j->col[k].unreadable)
+            return true;
+    return false;
+}
+
 static bool in_gap(HostdRbdJoin *j, const HostdRbdCall *call)
 {
     for (unsigned k = 0; k < j->n_collectors; k++) {
@@ -920,6 +938,7 @@ static void emit_client(HostdRbdJoin *j, Client *cl, HostdRbdOutcome outcome,
         j->emit(j->opaque, &m);
         return;
     }
+    m.in_gap = in_gap(j, &cl->call);
     m.below.rbd = true;
     m.below.rbd_ns[0] = re > rs ? (uint64_t)(re - rs) : 0;
     if (outcome == HOSTD_RBD_JOINED && x && x->n) {
@@ -1068,8 +1087,9 @@ static int try_client(HostdRbdJoin *j, Client *cl, int64_t watermark_ns)
         if (!x.n && x.im)
             debug_unjoined(j, x.im, &cl->call);
         emit_client(j, cl,
-                    !too_old && !in_gap(j, &cl->call) ? HOSTD_RBD_NO_OP
-                                                      : HOSTD_RBD_OP_MISSING,
+                    !too_old && !in_gap(j, &cl->call) && !any_unreadable(j)
+                        ? HOSTD_RBD_NO_OP
+                        : HOSTD_RBD_OP_MISSING,
                     NULL);
         return 1;
     }

@@ -83,6 +83,7 @@ typedef struct HostdRbdMatch {
     const HostdRbdCall *call; /* NULL: NO_CALL */
     HostdRbdOutcome outcome;
     unsigned ops; /* OSD ops joined (one per object extent) */
+    bool in_gap;  /* the call overlapped an OSD outage or a lost window */
     bool merged;  /* an op also served other requests */
     uint32_t osd; /* the critical op's OSD, client tid */
     uint64_t tid;
@@ -151,6 +152,8 @@ void hostd_rbd_join_clock(HostdRbdJoin *j, unsigned collector,
 void hostd_rbd_join_progress(HostdRbdJoin *j, unsigned collector,
                              int64_t wall_ns);
 void hostd_rbd_join_connected(HostdRbdJoin *j, unsigned collector, bool up);
+/* How many of the collector's OSDs do not answer now. */
+void hostd_rbd_join_unreadable(HostdRbdJoin *j, unsigned collector, unsigned n);
 /* Ops between @from_ns and @to_ns (OSD wall) may be missing, or an OSD
  * was down then: calls in that time without an op are OP_MISSING. */
 void hostd_rbd_join_gap(HostdRbdJoin *j, unsigned collector, int64_t from_ns,

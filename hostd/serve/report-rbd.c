@@ -55,6 +55,9 @@ void hostd_report_add_rbd(JsonBuilder *b, HostdModel *m, const HostdDisk *d)
     add_int(b, "no_osd_op", d->rbd.no_op);
     add_int(b, "osd_op_missing", d->rbd.op_missing);
     add_int(b, "no_librbd_call", d->rbd.no_call);
+    /* Calls while an OSD did not answer its collector, or ops may have
+     * left its history unread: their OSD phases may be missing or long. */
+    add_int(b, "during_osd_gap", d->rbd.in_gap);
     add_int(b, "collectors", m->ceph_feeds->len);
     /* Distinct OSD ops joined: what the OSD's own counters count. */
     json_builder_set_member_name(b, "osd_ops");

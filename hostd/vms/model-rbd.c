@@ -71,6 +71,7 @@ static void rbd_emit(void *opaque, const HostdRbdMatch *r)
     }
     if (r->call)
         d->rbd.calls++;
+    d->rbd.in_gap += r->in_gap;
     /* librbd's phases replace the lower spans': no backend phase. */
     below.known = false;
     below.backend_ns = 0;
@@ -238,7 +239,15 @@ static void ceph_gap(void *opaque, unsigned collector, uint32_t osd,
     hostd_rbd_join_gap(m->rbd, collector, from_ns, to_ns);
 }
 
+static void ceph_unreadable(void *opaque, unsigned collector, unsigned n)
+{
+    HostdModel *m = opaque;
+
+    hostd_rbd_join_unreadable(m->rbd, collector, n);
+}
+
 const HostdCephSink hostd_model_ceph_sink = {
+    .unreadable = ceph_unreadable,
     .op = ceph_op,
     .clock = ceph_clock,
     .progress = ceph_progress,

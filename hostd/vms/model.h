@@ -102,6 +102,7 @@ typedef struct HostdDisk {
         uint64_t no_op;      /* librbd needed no op (flush, unwritten) */
         uint64_t op_missing; /* an op was due but not seen (gap) */
         uint64_t no_call;    /* spans without their librbd call */
+        uint64_t in_gap;     /* calls during an OSD outage or lost window */
         uint16_t collector;  /* of the last joined op */
         /* Guest requests of the disk, and of those joined down to an OSD
          * op (HOSTD_JR_OSD): the join rate users read. */
