@@ -78,7 +78,8 @@ def main():
             p = subprocess.Popen(["timeout", "600", sys.executable,
                                   os.path.join(HERE, "fake_asok.py"),
                                   os.path.join(fake_dir, f"ceph-osd.{osd}.asok"), mode],
-                                 stdout=subprocess.PIPE, text=True)
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 text=True)
             fakes.append(p)
             t.ok(p.stdout.readline().strip() == "ready", f"a fake admin socket ({mode}) listens")
 
@@ -192,7 +193,7 @@ def main():
         if col:
             col.stop()
         for p in fakes:
-            p.kill()
+            p.terminate()  # timeout passes SIGTERM on to the fake
             p.wait()
         cluster.close()
     t.done()

@@ -11,7 +11,12 @@
 #include "join/rbd-join.h"
 
 #define MS 1000000LL
-#define W  1796592354000000000LL /* the OSD host's wall clock at mono 0 */
+/* The OSD host's wall clock at our monotonic 0: made up, except where a
+ * test needs it to be our own (another host's, before any pair). */
+static int64_t W = 1796592354000000000LL;
+/* Our monotonic clock when each test starts: times below are from here
+ * (a clock that has not run a second is not a real one). */
+#define B (100LL * 1000000000LL)
 
 typedef struct Got {
     HostdRbdOutcome outcome;
@@ -75,8 +80,8 @@ static HostdRbdCall call(uint8_t op, uint64_t off, uint64_t len, int64_t s,
                           .op = op,
                           .offset = off,
                           .length = len,
-                          .start_ns = (uint64_t)s,
-                          .end_ns = (uint64_t)e};
+                          .start_ns = (uint64_t)(B + s),
+                          .end_ns = (uint64_t)(B + e)};
 }
 
 static HostdSpan span(uint8_t op, uint64_t off, uint64_t len, int64_t s,
@@ -87,8 +92,8 @@ static HostdSpan span(uint8_t op, uint64_t off, uint64_t len, int64_t s,
                        .op = op,
                        .offset = off,
                        .bytes = len,
-                       .start_ns = (uint64_t)s,
-                       .end_ns = (uint64_t)e,
+                       .start_ns = (uint64_t)(B + s),
+                       .end_ns = (uint64_t)(B + e),
                        .span_id = (uint64_t)s};
 }
 
@@ -97,15 +102,15 @@ static blkin_osd_op op(uint32_t kind, uint64_t objno, uint64_t off,
                        uint64_t len, int64_t init, int64_t started,
                        int64_t commit, int64_t done, uint64_t tid)
 {
-    blkin_osd_op o = {.gid = 10, .tid = tid, .kind = kind, .offset = off,
-                      .length = len};
+    blkin_osd_op o = {
+        .gid = 10, .tid = tid, .kind = kind, .offset = off, .length = len};
 
     hostd_rbd_object_name("rbd_data.abc", objno, o.object, sizeof(o.object));
-    o.stamp[BLKIN_OSD_INITIATED] = W + init;
-    o.stamp[BLKIN_OSD_STARTED] = W + started;
+    o.stamp[BLKIN_OSD_INITIATED] = W + B + init;
+    o.stamp[BLKIN_OSD_STARTED] = W + B + started;
     if (commit)
-        o.stamp[BLKIN_OSD_COMMIT] = W + commit;
-    o.stamp[BLKIN_OSD_DONE] = W + done;
+        o.stamp[BLKIN_OSD_COMMIT] = W + B + commit;
+    o.stamp[BLKIN_OSD_DONE] = W + B + done;
     return o;
 }
 
@@ -145,9 +150,9 @@ static void test_striping(void)
     Ext *e;
 
     /* Default layout: one object after the other. */
-    g_assert_cmpuint(hostd_rbd_extents(4 << 20, 0, 0, (4 << 20) - 4096, 8192,
-                                       ext_cb, a),
-                     ==, 2);
+    g_assert_cmpuint(
+        hostd_rbd_extents(4 << 20, 0, 0, (4 << 20) - 4096, 8192, ext_cb, a), ==,
+        2);
     e = (Ext *)a->data;
     g_assert_cmpuint(e[0].objno, ==, 0);
     g_assert_cmpuint(e[0].off, ==, (4 << 20) - 4096);
@@ -156,9 +161,8 @@ static void test_striping(void)
     g_assert_cmpuint(e[1].off, ==, 0);
     /* Fancy striping: 64 KiB units over 4 objects of 4 MiB. */
     g_array_set_size(a, 0);
-    g_assert_cmpuint(hostd_rbd_extents(4 << 20, 65536, 4, 0, 5 * 65536, ext_cb,
-                                       a),
-                     ==, 5);
+    g_assert_cmpuint(
+        hostd_rbd_extents(4 << 20, 65536, 4, 0, 5 * 65536, ext_cb, a), ==, 5);
     e = (Ext *)a->data;
     for (int i = 0; i < 4; i++) {
         g_assert_cmpuint(e[i].objno, ==, (guint64)i);
@@ -195,9 +199,9 @@ static void test_joined(void)
     hostd_rbd_join_op(j, 0, &w);
     /* A read, joined the same way. */
     request(j, &disk, BLKIN_OP_READ, 4 << 20, 65536, 4 * MS, 6 * MS);
-    r = op(BLKIN_OSD_KIND_READ, 1, 0, 65536, 4100000, 4200000, 0, 5800000, 2);
+    r = op(BLKIN_OSD_KIND_READ, 1, 0, 65536, 4200000, 4300000, 0, 5500000, 2);
     hostd_rbd_join_op(j, 0, &r);
-    hostd_rbd_join_flush(j, 10 * MS);
+    hostd_rbd_join_flush(j, B + 10 * MS);
     g_assert_cmpuint(got->len, ==, 2);
     g = &g_array_index(got, Got, 0);
     g_assert_cmpint(g->outcome, ==, HOSTD_RBD_JOINED);
@@ -216,11 +220,10 @@ static void test_joined(void)
     g_assert_cmpint(g->outcome, ==, HOSTD_RBD_JOINED);
     g_assert_cmpuint(g->new_reads, ==, 1);
     g_assert_cmpuint(below_sum(&g->below), ==, g->call_len);
-    /* Its halves are above the write's: the rest is librbd's. */
+    /* Its halves are 100 us above the write's: that is librbd's. */
     g_assert_cmpuint(g->below.rbd_ns[1], ==, 1100000 - 1010000);
-    g_assert_cmpuint(g->below.rbd_ns[0], ==,
-                     (4100000 - 4010000) - (1100000 - 1010000) +
-                         (5990000 - 5800000) - (2990000 - 2600000));
+    g_assert_cmpuint(g->below.rbd_ns[4], ==, 2990000 - 2600000);
+    g_assert_cmpuint(g->below.rbd_ns[0], ==, 200000);
     g_assert_cmpuint(hostd_rbd_join_pending(j), ==, 2); /* ops kept a while */
     g_assert_true(hostd_rbd_join_clock_of(j, 0)->known);
     g_assert_cmpint(hostd_rbd_join_clock_of(j, 0)->bound_ns, <=, 1000);
@@ -235,10 +238,10 @@ static void test_merged(void)
     /* Two adjacent writes in flight together; librbd sent one op. */
     request(j, &disk, BLKIN_OP_WRITE, 0, 4096, 1 * MS, 4 * MS);
     request(j, &disk, BLKIN_OP_WRITE, 4096, 4096, 1 * MS + 1000, 4 * MS + 1000);
-    m = op(BLKIN_OSD_KIND_WRITE, 0, 0, 8192, 2000000, 2100000, 3000000,
-           3100000, 5);
+    m = op(BLKIN_OSD_KIND_WRITE, 0, 0, 8192, 2000000, 2100000, 3000000, 3100000,
+           5);
     hostd_rbd_join_op(j, 0, &m);
-    hostd_rbd_join_flush(j, 10 * MS);
+    hostd_rbd_join_flush(j, B + 10 * MS);
     g_assert_cmpuint(got->len, ==, 2);
     for (guint i = 0; i < 2; i++) {
         const Got *g = &g_array_index(got, Got, i);
@@ -265,7 +268,7 @@ static void test_identical_fifo(void)
     b = op(BLKIN_OSD_KIND_READ, 0, 0, 4096, 2500000, 2600000, 0, 5000000, 2);
     hostd_rbd_join_op(j, 0, &b);
     hostd_rbd_join_op(j, 0, &a);
-    hostd_rbd_join_flush(j, 10 * MS);
+    hostd_rbd_join_flush(j, B + 10 * MS);
     g_assert_cmpuint(got->len, ==, 2);
     g_assert_cmpint(g_array_index(got, Got, 0).outcome, ==, HOSTD_RBD_JOINED);
     g_assert_cmpint(g_array_index(got, Got, 1).outcome, ==, HOSTD_RBD_JOINED);
@@ -289,10 +292,10 @@ static void test_not_joined(void)
     /* A read of an object never written: no op, and the collector has
      * read past it: librbd answered itself. */
     request(j, &disk, BLKIN_OP_READ, 0, 4096, 3 * MS, 4 * MS);
-    hostd_rbd_join_flush(j, 10 * MS);
+    hostd_rbd_join_flush(j, B + 10 * MS);
     g_assert_cmpuint(got->len, ==, 1); /* the read waits for the collector */
-    hostd_rbd_join_progress(j, 0, W + 6 * MS);
-    hostd_rbd_join_flush(j, 10 * MS);
+    hostd_rbd_join_progress(j, 0, W + B + 6 * MS);
+    hostd_rbd_join_flush(j, B + 10 * MS);
     g_assert_cmpuint(got->len, ==, 2);
     g_assert_cmpint(g_array_index(got, Got, 0).outcome, ==, HOSTD_RBD_NO_OP);
     g_assert_cmpint(g_array_index(got, Got, 1).outcome, ==, HOSTD_RBD_NO_OP);
@@ -301,11 +304,11 @@ static void test_not_joined(void)
                      g_array_index(got, Got, 1).call_len);
 
     /* The same while the OSD was down: missing, in the gap. */
-    hostd_rbd_join_gap(j, 0, W + 20 * MS, INT64_MAX);
+    hostd_rbd_join_gap(j, 0, W + B + 20 * MS, INT64_MAX);
     request(j, &disk, BLKIN_OP_READ, 0, 4096, 21 * MS, 22 * MS);
-    hostd_rbd_join_gap(j, 0, W + 20 * MS, W + 30 * MS);
-    hostd_rbd_join_progress(j, 0, W + 40 * MS);
-    hostd_rbd_join_flush(j, 50 * MS);
+    hostd_rbd_join_gap(j, 0, W + B + 20 * MS, W + B + 30 * MS);
+    hostd_rbd_join_progress(j, 0, W + B + 40 * MS);
+    hostd_rbd_join_flush(j, B + 50 * MS);
     g_assert_cmpuint(got->len, ==, 3);
     g_assert_cmpint(g_array_index(got, Got, 2).outcome, ==,
                     HOSTD_RBD_OP_MISSING);
@@ -314,8 +317,8 @@ static void test_not_joined(void)
     /* Another OSD does not answer: not proof either. */
     hostd_rbd_join_unreadable(j, 0, 1);
     request(j, &disk, BLKIN_OP_READ, 0, 4096, 41 * MS, 42 * MS);
-    hostd_rbd_join_progress(j, 0, W + 60 * MS);
-    hostd_rbd_join_flush(j, 70 * MS);
+    hostd_rbd_join_progress(j, 0, W + B + 60 * MS);
+    hostd_rbd_join_flush(j, B + 70 * MS);
     g_assert_cmpint(g_array_index(got, Got, 3).outcome, ==,
                     HOSTD_RBD_OP_MISSING);
     g_assert_false(g_array_index(got, Got, 3).in_gap);
@@ -324,10 +327,10 @@ static void test_not_joined(void)
     hostd_rbd_join_unreadable(j, 0, 0);
     hostd_rbd_join_connected(j, 0, false);
     request(j, &disk, BLKIN_OP_READ, 0, 4096, 81 * MS, 82 * MS);
-    hostd_rbd_join_flush(j, 90 * MS);
+    hostd_rbd_join_flush(j, B + 90 * MS);
     g_assert_cmpuint(got->len, ==, 4);
-    g_assert_cmpint(hostd_rbd_join_horizon(j, &disk), ==, 81 * MS);
-    hostd_rbd_join_flush(j, 82 * MS + HOSTD_RBD_MAX_WAIT_NS + 1);
+    g_assert_cmpint(hostd_rbd_join_horizon(j, &disk), ==, B + 81 * MS);
+    hostd_rbd_join_flush(j, B + 82 * MS + HOSTD_RBD_MAX_WAIT_NS + 1);
     g_assert_cmpuint(got->len, ==, 5);
     g_assert_cmpint(g_array_index(got, Got, 4).outcome, ==,
                     HOSTD_RBD_OP_MISSING);
@@ -337,7 +340,7 @@ static void test_not_joined(void)
     hostd_rbd_join_connected(j, 0, true);
     sp = span(BLKIN_OP_WRITE, 0, 4096, 100 * MS, 101 * MS);
     g_assert_true(hostd_rbd_join_client(j, &disk, &sp, &sp));
-    hostd_rbd_join_flush(j, 500 * MS);
+    hostd_rbd_join_flush(j, B + 500 * MS);
     g_assert_cmpint(g_array_index(got, Got, 5).outcome, ==, HOSTD_RBD_NO_CALL);
     g_assert_false(g_array_index(got, Got, 5).below.rbd);
 }
@@ -346,25 +349,30 @@ static void test_not_joined(void)
  * tell, and the estimate must contain the truth within its bound. */
 static void test_remote_clock(void)
 {
-    g_autoptr(HostdRbdJoin) j = setup(false);
+    g_autoptr(HostdRbdJoin) j = NULL;
     int disk;
     const int64_t skew = 3 * MS; /* OSD wall = our mono + W + skew */
     const HostdRbdClock *c;
 
-    hostd_rbd_join_progress(j, 0, W + skew + 100 * MS);
+    /* Until pairs tell, another host's wall clock is taken as ours (NTP):
+     * the made-up one must be ours here, give or take the skew. */
+    W = g_get_real_time() * 1000 - g_get_monotonic_time() * 1000;
+    j = setup(false);
+    hostd_rbd_join_progress(j, 0, W + B + skew + 100 * MS);
     for (int i = 0; i < 20; i++) {
         int64_t t = (10 + 4 * i) * MS;
         blkin_osd_op o;
 
-        request(j, &disk, BLKIN_OP_WRITE, (uint64_t)i * 4096, 4096, t, t + 3 * MS);
+        request(j, &disk, BLKIN_OP_WRITE, (uint64_t)i * 4096, 4096, t,
+                t + 3 * MS);
         /* Sent 60 us after the call began, replied 40 us before its end. */
         o = op(BLKIN_OSD_KIND_WRITE, 0, (uint64_t)i * 4096, 4096,
                t + 10000 + 60000 + skew, t + 200000 + skew,
                t + 3 * MS - 10000 - 40000 + skew, t + 3 * MS + skew, 10 + i);
         hostd_rbd_join_op(j, 0, &o);
-        hostd_rbd_join_flush(j, t + 3 * MS);
+        hostd_rbd_join_flush(j, B + t + 3 * MS);
     }
-    hostd_rbd_join_flush(j, 200 * MS);
+    hostd_rbd_join_flush(j, B + 200 * MS);
     g_assert_cmpuint(got->len, ==, 20);
     for (guint i = 0; i < got->len; i++)
         g_assert_cmpint(g_array_index(got, Got, i).outcome, ==,
