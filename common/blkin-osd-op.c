@@ -198,8 +198,10 @@ int blkin_osd_parse_time(const char *s, size_t len, int64_t *ns)
         digits(s, len, &i, 2, &mi) < 0 || expect(s, len, &i, ":") < 0 ||
         digits(s, len, &i, 2, &sec) < 0)
         return -EBADMSG;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
-        sec > 60)
+    /* ns since the epoch in 64 bits: 1970 to 2261 (and a stamp before
+     * 1970 is no OSD's). */
+    if (y < 1970 || y > 2261 || mo < 1 || mo > 12 || d < 1 ||
+        d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
         return -EBADMSG;
     if (i < len && s[i] == '.') {
         i++;

@@ -75,7 +75,8 @@ int blkin_osd_op_parse(const char *line, size_t len, blkin_osd_op *op);
  * Days since 1970-01-01 of a proleptic Gregorian date, and the op tracker's
  * time stamps ("2026-12-06T21:25:54.004448+0000", or with a space for the T,
  * fractions of 0 to 9 digits, an offset of +HHMM or -HHMM or Z) as ns since
- * the epoch. -EBADMSG for anything else.
+ * the epoch, years 1970 to 2261 (64 bits of ns). -EBADMSG for anything
+ * else.
  */
 int64_t blkin_days_from_civil(int64_t y, unsigned m, unsigned d);
 int blkin_osd_parse_time(const char *s, size_t len, int64_t *ns);

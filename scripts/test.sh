@@ -121,7 +121,7 @@ if has 3; then
     fi
     p=0 f=0
     for name in proto channel agent-conn config control metrics-http http-reader line-reader \
-            out-queue; do
+            out-queue optracker; do
         exe=$fuzz/tests/fuzz/fuzz-$name
         corpus=$fuzz/fuzz-corpus/$name
         mkdir -p "$corpus" "$fuzz/fuzz-artifacts"

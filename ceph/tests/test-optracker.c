@@ -268,6 +268,9 @@ static void test_time(void)
         "",
         "x",
         "2026-12-06T21:25:54.004448+0000x",
+        /* found by fuzz-optracker: ns past 2262 overflow 64 bits */
+        "9999-12-31T23:59:59+0000",
+        "1969-12-31T23:59:59+0000",
     };
 
     g_assert_cmpint(
