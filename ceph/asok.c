@@ -57,7 +57,7 @@ static int read_all(int fd, void *buf, gsize len, gsize *got, gint64 deadline)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return 0;
-        if (!wait_fd(fd, POLLIN, deadline))
+        if (ms_left(deadline) <= 0 || !wait_fd(fd, POLLIN, deadline))
             return -1;
     }
     return 1;
@@ -86,20 +86,34 @@ GBytes *blkin_asok_command(const char *path, const char *command,
                     "admin socket %s: socket: %s", path, g_strerror(errno));
         return NULL;
     }
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
-        errno != EINPROGRESS && errno != EAGAIN) {
+    /* A UNIX socket whose listener does not accept (a daemon starting,
+     * or stuck) refuses at once with EAGAIN: try again until the deadline. */
+    while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         int e = errno;
 
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e),
-                    "admin socket %s: connect: %s", path, g_strerror(e));
+        if (e == EINTR)
+            continue;
+        if (e == EAGAIN && ms_left(deadline) > 0) {
+            g_usleep(10000);
+            continue;
+        }
+        if (e == EAGAIN)
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                        "admin socket %s: not accepting connections within "
+                        "%d ms",
+                        path, timeout_ms);
+        else
+            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e),
+                        "admin socket %s: connect: %s", path, g_strerror(e));
         close(fd);
         return NULL;
     }
-    /* Send the command, NUL included. */
+    /* Send the command, NUL included. Every wait is checked against the
+     * deadline: poll() says "ready" for a socket that has hung up. */
     while (sent < len) {
         ssize_t w;
 
-        if (!wait_fd(fd, POLLOUT, deadline)) {
+        if (ms_left(deadline) <= 0 || !wait_fd(fd, POLLOUT, deadline)) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                         "admin socket %s: not accepting a command within %d "
                         "ms",
@@ -108,8 +122,8 @@ GBytes *blkin_asok_command(const char *path, const char *command,
             return NULL;
         }
         w = send(fd, command + sent, len - sent, MSG_NOSIGNAL);
-        if (w < 0 && (errno == EINTR || errno == EAGAIN ||
-                      errno == EWOULDBLOCK || errno == ENOTCONN))
+        if (w < 0 &&
+            (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
             continue;
         if (w < 0) {
             int e = errno;

@@ -596,8 +596,8 @@ int main(int argc, char **argv)
 {
     g_autofree char *listen = NULL;
     g_auto(GStrv) globs = NULL;
-    int interval = 250, timeout = 2000, max_mib = 64;
-    gint64 hmin = 2000, hmax = 200000;
+    int interval = 500, timeout = 2000, max_mib = 64;
+    gint64 hsize = 20000;
     int duration = 2;
     gboolean print = FALSE, version = FALSE;
     GOptionEntry entries[] = {
@@ -609,15 +609,15 @@ int main(int argc, char **argv)
          "address)",
          "HOST:PORT"},
         {"interval", 'i', 0, G_OPTION_ARG_INT, &interval,
-         "milliseconds between two reads of an OSD (default 250)", "MS"},
+         "milliseconds between two reads of an OSD (default 500)", "MS"},
         {"asok-timeout", 0, 0, G_OPTION_ARG_INT, &timeout,
          "milliseconds an admin-socket command may take (default 2000)", "MS"},
         {"max-answer-mib", 0, 0, G_OPTION_ARG_INT, &max_mib,
          "largest admin-socket answer read (default 64)", "MIB"},
-        {"history-min", 0, 0, G_OPTION_ARG_INT64, &hmin,
-         "op history size set at least (default 2000)", "N"},
-        {"history-max", 0, 0, G_OPTION_ARG_INT64, &hmax,
-         "op history size set at most (default 200000)", "N"},
+        {"history-size", 0, 0, G_OPTION_ARG_INT64, &hsize,
+         "op history size set, at least (default 20000: ops of the duration "
+         "at up to 10,000 ops/s per OSD)",
+         "N"},
         {"history-duration", 0, 0, G_OPTION_ARG_INT, &duration,
          "seconds the OSDs keep a finished op (osd_op_history_duration "
          "set; default 2)",
@@ -649,11 +649,10 @@ int main(int argc, char **argv)
         printf("blkin-ceph-collector %s\n", BLKIN_VERSION);
         return 0;
     }
-    if (interval < 10 || timeout < 10 || max_mib < 1 || hmin < 20 ||
-        hmax < hmin || duration < 1 || (gint64)duration * 1000 < 2 * interval) {
+    if (interval < 10 || timeout < 10 || max_mib < 1 || hsize < 20 ||
+        duration < 1 || (gint64)duration * 1000 < 2 * interval) {
         fprintf(stderr, "blkin-ceph-collector: --interval and --asok-timeout "
-                        "take 10 ms or more, --history-min 20 or more, "
-                        "--history-max at least --history-min, "
+                        "take 10 ms or more, --history-size 20 or more, "
                         "--history-duration at least two intervals\n");
         return 2;
     }
@@ -677,8 +676,7 @@ int main(int argc, char **argv)
     c.opt.interval_ms = interval;
     c.opt.asok_timeout_ms = timeout;
     c.opt.max_answer = (gsize)max_mib << 20;
-    c.opt.history_min = hmin;
-    c.opt.history_max = hmax;
+    c.opt.history_size = hsize;
     c.opt.history_duration_s = duration;
     c.opt.all_clients = print;
     c.print = print;

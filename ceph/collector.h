@@ -20,8 +20,7 @@ typedef struct CollectorOptions {
     int interval_ms;        /* between two reads of one OSD */
     int asok_timeout_ms;    /* one admin-socket command, whole */
     gsize max_answer;       /* bytes of one answer */
-    int64_t history_min;    /* the op history size we set, at least */
-    int64_t history_max;    /* and at most */
+    int64_t history_size;   /* the op history size we set, at least */
     int history_duration_s; /* osd_op_history_duration we set */
     gboolean all_clients;   /* --print: every client, no hostd needed */
 } CollectorOptions;

@@ -9,7 +9,7 @@
  * than osd_op_history_size, the SHORTEST ops leave first. So a history that
  * is full loses exactly the fast ops, silently. The reader therefore keeps
  * it from filling: it sets the duration short (--history-duration, 2 s:
- * ops stay that long, read eight times at the default interval, shipped
+ * ops stay that long, read four times at the default interval, shipped
  * once) and the size above what that duration holds at the OSD's op rate
  * (all clients counted, from its op counter). An op slower than the
  * duration leaves the history as it enters; the slow-op list keeps those
@@ -21,12 +21,13 @@
  * Each round, filtered by the clients the hostds watch (the OSD filters by
  * client address): the op counter (`perf dump osd op`); the oldest op still
  * in flight (`dump_ops_in_flight`), which bounds how far the history is
- * complete (`progress`); `dump_historic_ops` and `dump_historic_slow_ops`,
- * parsed with the ops shipped before skipped (keyset.h: the keys of the
- * previous round and this one). When a round comes later than the duration
- * after the last one, or more ops went through than the history holds, ops
- * may have left it unread: that window is reported (COLLECTOR_MSG_LOST),
- * never silently missing.
+ * complete (`progress`: an interval behind that, for ops between the
+ * in-flight list and the history); `dump_historic_ops` and
+ * `dump_historic_slow_ops`, parsed with the ops shipped before skipped
+ * (keyset.h: the keys of the previous round and this one). When a round comes
+ * later than the duration after the last one, or more ops went through than the
+ * history holds, ops may have left it unread: that window is reported
+ * (COLLECTOR_MSG_LOST), never silently missing.
  */
 #define G_LOG_DOMAIN "blkin-ceph"
 
@@ -67,11 +68,17 @@ struct OsdReader {
     OsdReaderStats stats;
     /* The thread's own: */
     char *orig[S__N];   /* the OSD's values before us (as it said them) */
-    int64_t ours[S__N]; /* ours; ours[S_SIZE] == 0: not set yet */
+    int64_t ours[S__N]; /* ours; ours[S_SIZE] == 0: OSD's not read yet */
+    gboolean applied;   /* ours are in force (since it last answered) */
+    gboolean announced; /* the log line was written */
     BlkinKeySet prev, cur;
     gboolean have_count;
     uint64_t last_count;
     int64_t last_wall; /* OSD read (wall) of the last complete round */
+    /* Ops initiated before this were read in the last complete round (its
+     * progress: not later than the oldest op then still in flight). A
+     * window of possibly lost ops begins here. */
+    int64_t last_horizon;
     gboolean up;
     int64_t down_since;
     char *last_error;
@@ -195,15 +202,10 @@ static int64_t orig_int(OsdReader *r, int s)
     return r->orig[s] ? g_ascii_strtoll(r->orig[s], NULL, 10) : 0;
 }
 
-/* Ours for @rate client ops/s: the duration's worth, four times over;
- * never below the OSD's own or --history-min. */
-static int64_t size_for(OsdReader *r, double rate)
+/* Ours: --history-size, never below the OSD's own. */
+static int64_t our_size(OsdReader *r)
 {
-    const CollectorOptions *o = collector_options(r->col);
-    double want = ceil(4.0 * rate * o->history_duration_s);
-
-    return MAX(CLAMP((int64_t)want, o->history_min, o->history_max),
-               orig_int(r, S_SIZE));
+    return MAX(collector_options(r->col)->history_size, orig_int(r, S_SIZE));
 }
 
 static gboolean apply(OsdReader *r, GError **error)
@@ -225,23 +227,47 @@ static gboolean apply(OsdReader *r, GError **error)
     return TRUE;
 }
 
+/* The OSD's own values, read once (reading is safe at any time). */
 static gboolean first_contact(OsdReader *r, GError **error)
 {
-    const CollectorOptions *o = collector_options(r->col);
-
     for (int s = 0; s < S__N; s++)
         if (!r->orig[s] && !(r->orig[s] = config_get(r, s, error)))
             return FALSE;
-    r->ours[S_SIZE] = size_for(r, 0);
+    r->ours[S_SIZE] = our_size(r);
+    return TRUE;
+}
+
+/*
+ * Ours, when it is safe. A `config set` of these options calls the OSD's
+ * observer, which takes its main lock; while the OSD initialises (or shuts
+ * down) it holds that lock and waits for admin commands in progress to end
+ * before it unregisters some (BlueFS), so the two wait for each other for
+ * good (Ceph 16: seen with an OSD restarted under the collector). An OSD
+ * that served client ops since the last round is past its initialisation:
+ * only then are the settings applied. Until then its history may drop fast
+ * ops: that window is reported.
+ */
+static gboolean maybe_apply(OsdReader *r, uint64_t count, int64_t now,
+                            GError **error)
+{
+    const CollectorOptions *o = collector_options(r->col);
+
+    if (r->applied || !r->have_count || count <= r->last_count)
+        return TRUE;
     if (!apply(r, error))
         return FALSE;
-    g_message("osd.%u: op history size %s -> %" G_GINT64_FORMAT
-              ", duration %s -> %d s, slow ops over %s s -> over %d s, %s -> "
-              "%" G_GINT64_FORMAT " kept (put back at stop)",
-              r->id, r->orig[S_SIZE], r->ours[S_SIZE], r->orig[S_DURATION],
-              o->history_duration_s, r->orig[S_SLOW_THRESHOLD],
-              o->history_duration_s, r->orig[S_SLOW_SIZE],
-              MAX(SLOW_SIZE, orig_int(r, S_SLOW_SIZE)));
+    if (!r->announced)
+        g_message("osd.%u: op history size %s -> %" G_GINT64_FORMAT
+                  ", duration %s -> %d s, slow ops over %s s -> over %d s, "
+                  "%s -> %" G_GINT64_FORMAT " kept (put back at stop)",
+                  r->id, r->orig[S_SIZE], r->ours[S_SIZE], r->orig[S_DURATION],
+                  o->history_duration_s, r->orig[S_SLOW_THRESHOLD],
+                  o->history_duration_s, r->orig[S_SLOW_SIZE],
+                  MAX(SLOW_SIZE, orig_int(r, S_SLOW_SIZE)));
+    r->announced = TRUE;
+    r->applied = TRUE;
+    post(r, COLLECTOR_MSG_LOST, now, r->last_horizon ? r->last_horizon : now,
+         NULL);
     return TRUE;
 }
 
@@ -296,11 +322,12 @@ static void failed(OsdReader *r, GError *err)
         r->down_since = g_get_monotonic_time();
         /* What it finished since the last read may be gone with it (a
          * crash takes its history): the window is reported. */
-        if (r->up && r->last_wall)
-            post(r, COLLECTOR_MSG_LOST, now, r->last_wall, NULL);
+        if (r->up && r->last_horizon)
+            post(r, COLLECTOR_MSG_LOST, now, r->last_horizon, NULL);
         post(r, COLLECTOR_MSG_DOWN, now, 0, err->message);
     }
     r->up = FALSE;
+    r->applied = FALSE; /* it may come back restarted, with its defaults */
     g_free(r->last_error);
     r->last_error = g_strdup(err->message);
     /* Its history may be gone (a restart): after it, nothing seen counts. */
@@ -369,22 +396,27 @@ static void poll_once(OsdReader *r, const char *filter)
         failed(r, err);
         return;
     }
-    /* Back after an outage: it may have restarted with its defaults, which
-     * lose fast ops; ours first, before reading. */
-    if (!r->up && r->last_error && !apply(r, &err)) {
-        failed(r, err);
-        return;
-    }
     if (!op_count(r, &count, &err)) {
         failed(r, err);
         return;
     }
     now = wall_ns();
+    if (r->have_count && count < r->last_count) {
+        r->have_count = FALSE; /* restarted between two rounds */
+        r->applied = FALSE;
+    }
+    if (!maybe_apply(r, count, now, &err)) {
+        failed(r, err);
+        return;
+    }
     if (!dump(r, "dump_ops_in_flight", filter, &in_flight, &res, &err)) {
         failed(r, err);
         return;
     }
-    horizon = MIN(now, oldest);
+    /* An op that left the in-flight list reaches the history through a
+     * queue of the OSD's history thread (OpHistory's service thread): for
+     * a moment it is in neither. The horizon stays an interval behind. */
+    horizon = MIN(now, oldest) - (int64_t)o->interval_ms * 1000000;
     if (!dump(r, "dump_historic_ops", filter, &cb, &res, &err) ||
         !dump(r, "dump_historic_slow_ops", filter, &cb, &slow, &err)) {
         keep_keys(r);
@@ -408,47 +440,33 @@ static void poll_once(OsdReader *r, const char *filter)
         r->up = TRUE;
         g_clear_pointer(&r->last_error, g_free);
     }
-    if (r->have_count && count < r->last_count)
-        r->have_count = FALSE; /* restarted between two rounds */
     /* Ops may have left the history unread: too long since the last round,
      * or more ops than it holds. */
     if (r->have_count && (now - r->last_wall > duration_ns ||
                           count - r->last_count > (uint64_t)r->ours[S_SIZE])) {
-        post(r, COLLECTOR_MSG_LOST, now, r->last_wall, NULL);
+        post(r, COLLECTOR_MSG_LOST, now, r->last_horizon, NULL);
         g_mutex_lock(&r->lock);
         r->stats.lost_windows++;
         g_mutex_unlock(&r->lock);
     }
-    /* Restarted (its defaults again), or someone changed them: ours. */
-    if ((res.history_size >= 0 && res.history_size != r->ours[S_SIZE]) ||
-        (res.history_duration >= 0 &&
-         res.history_duration != r->ours[S_DURATION])) {
+    /* Restarted (its defaults again), or someone changed them: ours again
+     * at the next round that sees ops (maybe_apply), the window since the
+     * last round reported. */
+    if (r->applied &&
+        ((res.history_size >= 0 && res.history_size != r->ours[S_SIZE]) ||
+         (res.history_duration >= 0 &&
+          res.history_duration != r->ours[S_DURATION]))) {
         g_message("osd.%u: op history size %" G_GINT64_FORMAT ", duration "
                   "%" G_GINT64_FORMAT " s (restarted?): ours again",
                   r->id, res.history_size, res.history_duration);
-        /* Meanwhile its history may have dropped fast ops. */
-        post(r, COLLECTOR_MSG_LOST, now, r->last_wall ? r->last_wall : now,
-             NULL);
-        if (!apply(r, &err)) {
-            failed(r, err);
-            return;
-        }
-    } else if (r->have_count && now > r->last_wall) {
-        double rate = (double)(count - r->last_count) * 1e9 /
-                      (double)(now - r->last_wall);
-        int64_t want = size_for(r, rate);
-
-        if (want > r->ours[S_SIZE] || want * 4 < r->ours[S_SIZE]) {
-            g_debug("osd.%u: %.0f ops/s: op history size %" G_GINT64_FORMAT
-                    " -> %" G_GINT64_FORMAT,
-                    r->id, rate, r->ours[S_SIZE], want);
-            if (config_set_int(r, S_SIZE, want, NULL))
-                r->ours[S_SIZE] = want;
-        }
+        post(r, COLLECTOR_MSG_LOST, now,
+             r->last_horizon ? r->last_horizon : now, NULL);
+        r->applied = FALSE;
     }
     r->have_count = TRUE;
     r->last_count = count;
     r->last_wall = now;
+    r->last_horizon = horizon;
     /* Ops initiated before the horizon are in what was read (or lost). */
     post(r, COLLECTOR_MSG_PROGRESS, horizon, 0, NULL);
     g_mutex_lock(&r->lock);
@@ -504,7 +522,7 @@ void osd_reader_stop(OsdReader *r)
     g_cond_signal(&r->cond);
     g_mutex_unlock(&r->lock);
     g_thread_join(r->thread);
-    for (int s = 0; r->ours[S_SIZE] && s < S__N; s++) {
+    for (int s = 0; r->announced && s < S__N; s++) {
         g_autoptr(GError) err = NULL;
 
         if (r->orig[s] && !config_set(r, s, r->orig[s], &err)) {
@@ -513,7 +531,7 @@ void osd_reader_stop(OsdReader *r)
             restored = FALSE;
         }
     }
-    if (r->ours[S_SIZE] && restored)
+    if (r->announced && restored)
         g_message("osd.%u: op history size %s, duration %s s, slow ops over "
                   "%s s, %s kept: as before",
                   r->id, r->orig[S_SIZE], r->orig[S_DURATION],

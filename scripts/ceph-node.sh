@@ -133,15 +133,24 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
     done
 }
 
-osd_up() {
-    [ "$(timeout 10 ceph osd dump -f json 2>/dev/null |
-        python3 -c 'import json,sys; print(sum(o["up"] for o in json.load(sys.stdin)["osds"]))')" = 1 ]
+# The epoch osd.0 last came up in (0: down or not there).
+osd_up_from() {
+    timeout 10 ceph osd dump -f json 2>/dev/null | python3 -c '
+import json, sys
+o = [o for o in json.load(sys.stdin)["osds"] if o["osd"] == 0]
+print(o[0]["up_from"] if o and o[0]["up"] else 0)' 2>/dev/null || echo 0
 }
 
+# Up in a map after @1: this process booted (a killed OSD stays "up" in the
+# map until the monitor hears otherwise).
+osd_up_after() { [ "$(osd_up_from)" -gt "$1" ]; }
+
 start_osd() {
+    local before
+    before=$(osd_up_from)
     spawn osd.0 ceph-osd -i 0
     daemon_pid osd.0 >/dev/null || die "ceph-osd did not start (see $D/log/osd.0.log, osd.0.out)"
-    wait_for 60 "the OSD comes up" osd_up
+    wait_for 120 "the OSD comes up" osd_up_after "$before"
 }
 
 cmd_start() {
@@ -189,7 +198,7 @@ mon_data_avail_crit = 0
 admin_socket = $D/run/\$name.asok
 osd_objectstore = $STORE
 memstore_device_bytes = 1073741824
-bluestore_block_size = 2147483648
+bluestore_block_size = 8589934592
 bluestore_block_create = true
 bluestore_fsck_on_mkfs = false
 osd_memory_target = 939524096

@@ -8,11 +8,15 @@ guest (Debian's kernel, busybox, the BlkKin guest agent and a workload) with
 three virtio disks behind the blkin filter -- node B's NBD export, a raw
 file, and a qcow2 image with a second blkin node below qcow2 so QEMU's format
 layer and the backend are told apart -- and blkin-hostd reads both nodes'
-sessions and the agent. A mixed read/write/flush/discard workload runs at
+sessions and the agent. A fourth disk is an image on a one-node Ceph
+cluster (scripts/ceph-node.sh) through QEMU's rbd driver, joined down to the
+OSD ops that served it (blkin-ceph-collector reads the OSD's op tracker;
+docs/backend-ceph.md). A mixed read/write/flush/discard workload runs at
 queue depth 1 and 16, then `blkin report` prints every disk's phases (for the
 NBD disk: network, node B's service and node B's storage I/O, with node B's
-clock offset). Everything it started is stopped at the end. Run through
-scripts/demo.sh, which sets the machine up first.
+clock offset; for the RBD disk: librbd, network out, OSD queue, OSD execution,
+network back, with the OSD clock's bound). Everything it started is stopped
+at the end. Run through scripts/demo.sh, which sets the machine up first.
 """
 import argparse
 import os
@@ -26,6 +30,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
 os.environ.setdefault("BLKIN_SOURCE_ROOT", os.path.join(HERE, ".."))
 os.environ.setdefault("BLKIN_BUILD_ROOT", os.path.join(HERE, "..", "build"))
 
+import ceph  # noqa: E402
 import node  # noqa: E402
 import vm  # noqa: E402
 from stack import CLI, HostStack, StackedDisk  # noqa: E402
@@ -38,7 +43,7 @@ blkin-guest-agent 2>/tmp/agent.log &
 AGENT=$!
 sleep 1
 blkin-workload --seed {seed} -n {count} -q 1,16 -w 40 -f 2 -d 2 -Q -o "$BLKIN_RESULTS" \\
-    "$(blkin_disk demo-remote)" "$(blkin_disk demo-data)" "$(blkin_disk demo-root)"
+    "$(blkin_disk demo-remote)" "$(blkin_disk demo-data)" "$(blkin_disk demo-root)" {rbd}
 rc=$?
 sleep 1
 kill -TERM $AGENT
@@ -58,6 +63,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--keep", help="keep the work directory here")
+    ap.add_argument("--no-ceph", action="store_true",
+                    help="no RBD disk (no one-node Ceph cluster, ~15 s less)")
     opts = ap.parse_args()
 
     wd = opts.keep or tempfile.mkdtemp(prefix="blkin-demo-")
@@ -65,29 +72,55 @@ def main():
     name = "demo"
     print(f"demo: two nodes, node B serving a disk over NBD (work dir {wd}) ...", file=sys.stderr)
     a, b = node.Node("a"), node.Node("b")
-    srv = None
+    srv = cluster = col = None
     try:
         node.link(a, b, ADDR_A + "/24", ADDR_B + "/24")
         node.isolate(netns=a)  # this process, and all it starts, is node A
-        st = HostStack(wd, hold_ms=1500, relayd_addr=ADDR_A)
+        rbd = None
+        if not opts.no_ceph:
+            cluster, col, rbd = start_ceph(wd)
+        st = HostStack(wd, hold_ms=1500, relayd_addr=ADDR_A,
+                       events=("blkin_qemu:*", "blkin_rbd:*"))
         try:
             st.start_lttng()
             srv = NbdServer(b, st, wd, ADDR_A, ADDR_B).__enter__()
             st.hostd_args = ["--remote-live", srv.live_url]
+            if col:
+                st.hostd_args += ["--ceph-collector", col.addr]
             st.start_hostd()
             time.sleep(2)  # hostd reads node B's session before qemu-nbd opens
             srv.start_nbd()
-            return run_vm(opts, wd, name, st, srv)
+            return run_vm(opts, wd, name, st, srv, cluster, rbd)
         finally:
             st.close()
     finally:
+        if col:
+            col.stop()
+        if cluster:
+            cluster.close()
         if srv:
             srv.close()
         b.close()
         a.close()
 
 
-def run_vm(opts, wd, name, st, srv):
+def start_ceph(wd):
+    """A one-node cluster on node A's loopback, an image for the guest (its
+    first 8 MiB written, so that reads have objects to read), and a collector
+    on the OSD's admin socket. (None, None, None) when Ceph is missing."""
+    print("demo: a one-node Ceph cluster for the RBD disk ...", file=sys.stderr)
+    try:
+        cluster = ceph.Cluster(wd).__enter__()
+    except ceph.CephUnavailable as e:
+        print(f"demo: no RBD disk: {e}", file=sys.stderr)
+        return None, None, None
+    img = cluster.create_image("demo", size_mb=128)
+    cluster.fill(img, 0, bytes(8 << 20))
+    col = ceph.Collector(wd, cluster).start()
+    return cluster, col, img
+
+
+def run_vm(opts, wd, name, st, srv, cluster=None, rbd=None):
     # vda: node B's export over NBD; vdb: a raw file;
     # vdc: blkin -> qcow2 -> blkin -> file, so "backend" is the file's time.
     disks = [srv.client_disk(name, "demo-remote", "vda", blkin_opts=UNMAP),
@@ -97,9 +130,15 @@ def run_vm(opts, wd, name, st, srv):
                          blkin={"id": "demo/vdc", **UNMAP})]
     specs = [srv.register_spec("vda", "demo-remote", name), "vdb=demo-data=demo/vdb",
              "vdc=demo-root=demo/vdc"]
+    # vdd: an RBD image, rbd -> raw -> blkin (docs/backend-ceph.md).
+    if rbd:
+        disks.append(cluster.disk(rbd, "demo-rbd", blkin={"id": "demo/vdd", **UNMAP}))
+        specs.append("vdd=demo-rbd=demo/vdd")
 
-    print("demo: booting a guest with three traced disks ...", file=sys.stderr)
-    with vm.GuestVM(wd, disks, GUEST.format(seed=opts.seed, count=opts.count), timeout=300, cpus=2,
+    print(f"demo: booting a guest with {len(disks)} traced disks ...", file=sys.stderr)
+    script = GUEST.format(seed=opts.seed, count=opts.count,
+                          rbd='"$(blkin_disk demo-rbd)"' if rbd else "")
+    with vm.GuestVM(wd, disks, script, timeout=300, cpus=2,
                     extra_files={"/bin/blkin-guest-agent": vm.agent_binary()}) as g:
         g.start()  # the agent socket's path is known from here on
         st.register(name, g.agent_socket, specs)
@@ -119,7 +158,6 @@ def run_vm(opts, wd, name, st, srv):
     if opts.json:
         args.append("--json")
     subprocess.run(args, check=True)
-    return 0
     return 0
 
 

@@ -969,11 +969,16 @@ static void emit_client(HostdRbdJoin *j, Client *cl, HostdRbdOutcome outcome,
         I = clamp64(crit->op.stamp[BLKIN_OSD_INITIATED] + d, rs, re);
         S = clamp64(started(&crit->op) + d, I, re);
         C = clamp64(phase_end(&crit->op) + d, S, re);
-        out = I - rs;
-        back = re - C;
-        note_halves(j, crit, re / 1000000000LL, out, back);
+        note_halves(j, crit, re / 1000000000LL, I - rs, re - C);
         fo = col(j, crit->collector)->clock.floor_out_ns;
         fb = col(j, crit->collector)->clock.floor_back_ns;
+        /* A read's last stamp ("done") comes after its reply, often after
+         * librbd had it: its reply left no later than the fastest way back
+         * allows. */
+        if (crit->op.kind == BLKIN_OSD_KIND_READ)
+            C = MAX(S, MIN(C, re - fb));
+        out = I - rs;
+        back = re - C;
         m.below.rbd_osd = true;
         m.below.rbd_ns[1] = (uint64_t)MIN(out, fo);
         m.below.rbd_ns[2] = (uint64_t)(S - I);
