@@ -214,10 +214,16 @@ static void print_rbd(JsonObject *d)
     rn = json_object_get_member(r, "osd_clock");
     if (rn && JSON_NODE_HOLDS_OBJECT(rn)) {
         clk = json_node_get_object(rn);
+        gint64 off = get_int(clk, "offset_ns");
+
+        (void)a;
+        /* Ours = its wall clock + offset: about minus the time since the
+         * epoch at our boot, so in seconds, to the ns. */
         printf(
-            "  OSD clock: %s%s +- %s from its wall clock (%s)\n",
-            get_int(clk, "offset_ns") < 0 ? "-" : "+",
-            dur(llabs(get_int(clk, "offset_ns")), a, sizeof(a)),
+            "  OSD clock: ours = its wall clock %s %" G_GINT64_FORMAT
+            ".%09" G_GINT64_FORMAT " s +- %s (%s)\n",
+            off < 0 ? "-" : "+", llabs(off) / 1000000000,
+            llabs(off) % 1000000000,
             dur(get_int(clk, "bound_ns"), b, sizeof(b)),
             json_object_get_boolean_member_with_default(clk, "same_host", FALSE)
                 ? "collector on this host"
