@@ -223,7 +223,7 @@ static void print_rbd(JsonObject *d)
             "  OSD clock: ours = its wall clock %s %" G_GINT64_FORMAT
             ".%09" G_GINT64_FORMAT " s +- %s (%s)\n",
             off < 0 ? "-" : "+", (gint64)(llabs(off) / 1000000000),
-            llabs(off) % 1000000000,
+            (gint64)(llabs(off) % 1000000000),
             dur(get_int(clk, "bound_ns"), b, sizeof(b)),
             json_object_get_boolean_member_with_default(clk, "same_host", FALSE)
                 ? "collector on this host"
