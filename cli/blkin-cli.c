@@ -41,6 +41,7 @@ static char *opt_agent_socket = NULL;
 static char *opt_store = NULL;
 static char **opt_disks = NULL;
 static int opt_timeout = 30;
+static gboolean opt_buckets = FALSE;
 /* json-glib complained while an answer was read: it is not what hostd
  * sends (a member missing, a wrong type). */
 static bool answer_malformed;
@@ -121,6 +122,10 @@ static JsonNode *build(const char *cmd, const char *vm, const char *disk)
     if (opt_window) {
         json_builder_set_member_name(b, "window");
         json_builder_add_string_value(b, opt_window);
+    }
+    if (opt_buckets) {
+        json_builder_set_member_name(b, "buckets");
+        json_builder_add_boolean_value(b, TRUE);
     }
     json_builder_end_object(b);
     return json_builder_get_root(b);
@@ -629,6 +634,8 @@ int main(int argc, char **argv)
         {"disk", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &opt_disks,
          "register: TARGET=SERIAL=FILTER-ID[=REMOTE-FILTER-ID] (repeat)",
          "SPEC"},
+        {"buckets", 0, 0, G_OPTION_ARG_NONE, &opt_buckets,
+         "report --json: each phase's histogram buckets too", NULL},
         {"timeout", 't', 0, G_OPTION_ARG_INT, &opt_timeout,
          "Seconds to wait for blkin-hostd (default 30; 0: no limit)", "S"},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &show_version,

@@ -24,6 +24,12 @@ static const char *const phase_names[BLKIN_PHASE__N] = {
     [BLKIN_PHASE_TOTAL] = "total",
     [BLKIN_PHASE_NETWORK] = "network",
     [BLKIN_PHASE_REMOTE] = "remote",
+    [BLKIN_PHASE_GUEST_TO_DEVICE] = "guest_to_device",
+    [BLKIN_PHASE_DEVICE] = "device",
+    [BLKIN_PHASE_DEVICE_COMPLETION] = "device_completion",
+    [BLKIN_PHASE_DEVICE_TO_GUEST] = "device_to_guest",
+    [BLKIN_PHASE_IN_QEMU] = "in_qemu",
+    [BLKIN_PHASE_SPAN_ALONE] = "span_alone",
 };
 
 static const char *const disk_state_names[BLKIN_DISK__MAX + 1] = {

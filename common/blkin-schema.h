@@ -78,11 +78,34 @@ enum blkin_phase {
      * BACKEND, which then is the remote node's storage I/O. */
     BLKIN_PHASE_NETWORK = 6, /* client span minus server span */
     BLKIN_PHASE_REMOTE = 7,  /* server span minus its lower spans */
-    BLKIN_PHASE__N = 8,
+    /* virtio-blk disks, where QEMU's own device times are known (the
+     * filter's device_request event): in place of GUEST_TO_QEMU and
+     * QEMU_TO_GUEST, in time order around QEMU and what is below it. */
+    BLKIN_PHASE_GUEST_TO_DEVICE = 8,    /* guest issue -> device entry */
+    BLKIN_PHASE_DEVICE = 9,             /* device entry -> filter entry */
+    BLKIN_PHASE_DEVICE_COMPLETION = 10, /* filter exit -> device completion */
+    BLKIN_PHASE_DEVICE_TO_GUEST = 11,   /* device completion -> guest's */
+    /* Summaries, not part of the sum: */
+    BLKIN_PHASE_IN_QEMU = 12,    /* device entry -> device completion: what
+                                    QEMU's own accounting measures */
+    BLKIN_PHASE_SPAN_ALONE = 13, /* a filter span no guest request joined,
+                                    on a disk with an agent: its own time,
+                                    kept out of TOTAL */
+    BLKIN_PHASE__N = 14,
 };
 
+/* TOTAL, IN_QEMU and SPAN_ALONE summarise; the other phases of a request
+ * are consecutive and sum to its TOTAL. */
+static inline int blkin_phase_is_summary(unsigned phase)
+{
+    return phase == BLKIN_PHASE_TOTAL || phase == BLKIN_PHASE_IN_QEMU ||
+           phase == BLKIN_PHASE_SPAN_ALONE;
+}
+
 /* "guest_queue", "guest_to_qemu", "qemu", "backend", "qemu_to_guest",
- * "total", "network", "remote"; "invalid" beyond. */
+ * "total", "network", "remote", "guest_to_device", "device",
+ * "device_completion", "device_to_guest", "in_qemu", "span_alone";
+ * "invalid" beyond. */
 const char *blkin_phase_name(unsigned phase);
 /* The phase named @name, or -1. */
 int blkin_phase_from_name(const char *name);

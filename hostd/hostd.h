@@ -10,6 +10,7 @@
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -49,8 +50,9 @@ typedef struct Hostd {
 } Hostd;
 
 /* report.c */
+/* @buckets: each phase's occupied buckets too. */
 JsonNode *hostd_report(Hostd *h, const char *vm, const char *disk,
-                       const char *window, GError **err);
+                       const char *window, bool buckets, GError **err);
 JsonNode *hostd_report_tail(Hostd *h, const char *vm, const char *disk,
                             const char *window, GError **err);
 JsonNode *hostd_report_trace(Hostd *h, uint64_t trace_id, GError **err);

@@ -495,7 +495,7 @@ static int finish(Hostd *h, const HostdOptions *o)
     /* Everything has arrived: join it all. */
     hostd_model_flush(h->model, INT64_MAX, now_ns());
     if (o->print_report) {
-        g_autoptr(JsonNode) r = hostd_report(h, NULL, NULL, "all", &err);
+        g_autoptr(JsonNode) r = hostd_report(h, NULL, NULL, "all", false, &err);
         g_autofree char *text = r ? json_to_string(r, TRUE) : NULL;
 
         if (!r)

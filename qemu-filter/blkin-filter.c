@@ -46,6 +46,12 @@ static QemuOptsList blkin_runtime_opts = {
                      "every period while they hang (0 = off; default 1000)",
          },
          {
+             .name = "device-timing",
+             .type = QEMU_OPT_BOOL,
+             .help = "On a virtio-blk device, record QEMU's own device "
+                     "entry and completion times (default on)",
+         },
+         {
              .name = "map-interval",
              .type = QEMU_OPT_STRING,
              .help = "Re-emit the disk map event every N seconds "
@@ -112,6 +118,10 @@ static int blkin_parse_opts(BlockDriverState *bs, QDict *options, Error **errp)
 
     if (!s->id)
         s->id = g_strdup(bs->node_name);
+    if (!qemu_opt_get_bool(opts, "device-timing", true)) {
+        s->dev_mode = BLKIN_DEV_OFF;
+        s->device = g_strdup("off: device-timing=off");
+    }
     blkin_set_sample(s, sample);
     s->slow_ns = slow_ms * 1000000;
     s->hung_ns = hung_ms * 1000000;
@@ -167,6 +177,7 @@ static void blkin_close(BlockDriverState *bs)
     blkin_emit_disk(bs, BLKIN_DISK_CLOSE);
     qatomic_dec(&blkin_instances);
     g_clear_pointer(&s->id, g_free);
+    g_clear_pointer(&s->device, g_free);
 }
 
 static int64_t blkin_getlength(BlockDriverState *bs)

@@ -50,7 +50,19 @@ typedef struct BDRVBlkinState {
     uint64_t id_end;
     QLIST_HEAD(, BlkinReq) reqs;
     QEMUBH *tick_bh;
+    /* Device timing (blkin-device.c): what the node's BlockBackend is
+     * attached to, learned from its first recorded request. */
+    int dev_mode;          /* BLKIN_DEV_* */
+    BlockBackend *dev_blk; /* the backend dev_mode was learned for */
+    char *device;          /* the disk event's `device`; NULL: unknown */
 } BDRVBlkinState;
+
+enum {
+    BLKIN_DEV_UNKNOWN,    /* no request of a BlockBackend seen yet */
+    BLKIN_DEV_VIRTIO_BLK, /* device timing on */
+    BLKIN_DEV_OTHER,      /* another device: the filter's own times only */
+    BLKIN_DEV_OFF,        /* device-timing=off, or a check failed */
+};
 
 /* blkin-trace.c: per-request bookkeeping around the forwarded call. */
 void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
@@ -60,6 +72,12 @@ void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret);
 uint64_t blkin_now_ns(void);
 int32_t blkin_vpid(void); /* getpid(), cached */
 void blkin_set_sample(BDRVBlkinState *s, uint32_t sample);
+
+/* blkin-device.c: a virtio-blk request's device times. At the filter's
+ * exit of a recorded request: true when the `device_request` event will go
+ * out at the device's completion instead of `request` now. */
+bool coroutine_fn blkin_device_defer(BlockDriverState *bs, const BlkinReq *r,
+                                     uint64_t exit_ns);
 
 /* blkin-parent.c: which traced request a lower filter runs on behalf of. */
 extern int blkin_instances; /* open blkin nodes in this process */

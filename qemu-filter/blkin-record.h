@@ -55,4 +55,26 @@ _Static_assert(offsetof(struct blkin_span, parent_span_id) ==
                        offsetof(struct blkin_span, vpid) + 6 * 4,
                "struct blkin_span must match the request event's arrays");
 
+/*
+ * One traced request of a virtio-blk device (the `device_request` event,
+ * docs/tracepoints.md): its block-layer span as above, when it left the
+ * filter, and the device requests QEMU's virtio-blk merged into it, each
+ * with the time its accounting started (`block_acct_start`), its offset and
+ * bytes. The event's own timestamp is the device's completion (after
+ * `block_acct_done`).
+ */
+#define BLKIN_DEV_MAX 32 /* virtio-blk merges at most 32 requests */
+
+struct blkin_dev_record {
+    struct blkin_span span;
+    uint64_t exit_ns; /* when the request left the filter */
+    uint32_t ndev;    /* device requests below, 1..BLKIN_DEV_MAX */
+    /* `dev`: per device request start_ns, offset, bytes; start_ns 0 where
+     * QEMU does not account the request (discards in 7.2). */
+    uint64_t dev[3 * BLKIN_DEV_MAX];
+};
+
+/* What the disk event's `device` field says. */
+#define BLKIN_DEVICE_VIRTIO_BLK "virtio-blk"
+
 #endif

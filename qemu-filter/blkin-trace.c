@@ -150,6 +150,7 @@ void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
 void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret)
 {
     BDRVBlkinState *s = bs->opaque;
+    uint64_t exit_ns = 0;
 
     if (!r->traced)
         return;
@@ -160,10 +161,18 @@ void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret)
     if (r->co) /* only with stacked blkin nodes: no call otherwise */
         blkin_parent_pop(r);
 
-    /* The only clock read at the end, and only when slow-ms needs it. */
-    if (!r->sampled && s->slow_ns &&
-        blkin_now_ns() - r->span.start_ns >= s->slow_ns)
-        r->span.why |= BLKIN_WHY_SLOW;
-    if (r->span.why)
-        lttng_ust_tracepoint(blkin_qemu, request, &r->span);
+    /* The one clock read at the end: for slow-ms, and for device timing,
+     * which needs the filter's exit (the event then stamps the device's
+     * completion). Without either the `request` event's stamp is the end. */
+    if (!r->sampled && s->slow_ns) {
+        exit_ns = blkin_now_ns();
+        if (exit_ns - r->span.start_ns >= s->slow_ns)
+            r->span.why |= BLKIN_WHY_SLOW;
+    }
+    if (!r->span.why)
+        return;
+    if (s->dev_mode != BLKIN_DEV_OFF && s->dev_mode != BLKIN_DEV_OTHER &&
+        blkin_device_defer(bs, r, exit_ns ? exit_ns : blkin_now_ns()))
+        return;
+    lttng_ust_tracepoint(blkin_qemu, request, &r->span);
 }

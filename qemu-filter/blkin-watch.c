@@ -42,7 +42,7 @@ void blkin_emit_disk(BlockDriverState *bs, enum blkin_disk_state state)
 
     lttng_ust_tracepoint(blkin_qemu, disk, blkin_vpid(), s->disk, state, s->id,
                          bs->node_name, bs->file ? bs->file->bs->node_name : "",
-                         s->sample);
+                         s->sample, s->device ? s->device : "");
 }
 
 static void blkin_watch_hung(BDRVBlkinState *s, uint64_t now)

@@ -49,7 +49,7 @@ static void emit_disks(unsigned disks, uint8_t state)
         snprintf(node, sizeof(node), "blkin%u", d);
         snprintf(child, sizeof(child), "fmt%u", d);
         lttng_ust_tracepoint(blkin_qemu, disk, (int32_t)getpid(), d, state, id,
-                             node, child, 1);
+                             node, child, 1, "");
     }
 }
 

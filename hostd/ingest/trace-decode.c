@@ -18,6 +18,7 @@ enum ev_kind {
     EV_OTHER,    /* not blkin_qemu: ignored */
     EV_REJECTED, /* blkin_qemu, but not the schema: counted, skipped */
     EV_REQUEST,
+    EV_DEVICE_REQUEST, /* a virtio-blk request, with QEMU's device times */
     EV_HUNG,
     EV_DISK,
     EV_ZK_TIMESTAMP, /* zipkin:* (blkin's schema, docs/backend.md) */
@@ -53,6 +54,9 @@ enum fld {
     F_ZK_KEY,
     F_ZK_VAL,
     F_ZK_EVENT,
+    F_EXIT_NS, /* device_request: when the request left the filter */
+    F_DEV,     /* device_request: u64 sequence, (start_ns, offset, bytes)... */
+    F_DEVICE,  /* disk: what the node's requests come from (optional) */
     F_MAX,
 };
 
@@ -66,6 +70,7 @@ enum fld_type {
                   (blkin declares ids `long`, libblkin int64_t) */
     T_U64_ARR, /* static array of unsigned integers up to 64 bits */
     T_S32_ARR, /* static array of signed integers up to 32 bits */
+    T_U64_SEQ, /* dynamic array of unsigned integers up to 64 bits */
 };
 
 /* Elements of the request event's arrays (docs/tracepoints.md). */
@@ -113,9 +118,14 @@ static const struct {
     [F_ZK_KEY] = {"key", T_STR},
     [F_ZK_VAL] = {"val", T_STR}, /* keyval_integer: T_ANY64 (resolve) */
     [F_ZK_EVENT] = {"event", T_STR},
+    [F_EXIT_NS] = {"exit_ns", T_U64},
+    [F_DEV] = {"dev", T_U64_SEQ},
+    [F_DEVICE] = {"device", T_STR},
 };
 
 static const enum fld request_flds[] = {F_IDS, F_IO, F_REQ};
+static const enum fld device_request_flds[] = {F_IDS, F_IO, F_REQ, F_EXIT_NS,
+                                               F_DEV};
 static const enum fld hung_flds[] = {
     F_TRACE_ID, F_SPAN_ID, F_PARENT_SPAN_ID, F_VPID,     F_DISK,   F_OP,
     F_FLAGS,    F_OFFSET,  F_BYTES,          F_START_NS, F_AGE_NS,
@@ -291,6 +301,10 @@ static enum ev_kind resolve(EvClass *c)
         kind = EV_REQUEST;
         flds = request_flds;
         nflds = G_N_ELEMENTS(request_flds);
+    } else if (strcmp(name, "device_request") == 0) {
+        kind = EV_DEVICE_REQUEST;
+        flds = device_request_flds;
+        nflds = G_N_ELEMENTS(device_request_flds);
     } else if (strcmp(name, "hung") == 0) {
         kind = EV_HUNG;
         flds = hung_flds;
@@ -304,12 +318,18 @@ static enum ev_kind resolve(EvClass *c)
         return EV_REJECTED;
     }
 
-    /* A request's end is its event's timestamp. */
+    /* A request's end (the device's completion) is its event's timestamp. */
     c->clock_freq = clk ? bt_clock_class_get_frequency(clk) : 0;
-    if (kind == EV_REQUEST && !c->clock_freq)
+    if ((kind == EV_REQUEST || kind == EV_DEVICE_REQUEST) && !c->clock_freq)
         return EV_REJECTED;
 
     payload = bt_event_class_borrow_payload_field_class_const(c->ec);
+    /* The disk event's `device` came later: a trace without it reads on. */
+    c->idx[F_DEVICE] = UINT32_MAX;
+    if (kind == EV_DISK &&
+        find_member(payload, "device", &c->idx[F_DEVICE], &fc) &&
+        bt_field_class_get_type(fc) != BT_FIELD_CLASS_TYPE_STRING)
+        return EV_REJECTED;
     for (size_t i = 0; i < nflds; i++) {
         enum fld f = flds[i];
 
@@ -317,6 +337,21 @@ static enum ev_kind resolve(EvClass *c)
             return EV_REJECTED;
         if (fld_info[f].type == T_STR) {
             if (bt_field_class_get_type(fc) != BT_FIELD_CLASS_TYPE_STRING)
+                return EV_REJECTED;
+            continue;
+        }
+        if (fld_info[f].type == T_U64_SEQ) {
+            bool el_signed;
+
+            if (bt_field_class_get_type(fc) !=
+                    BT_FIELD_CLASS_TYPE_DYNAMIC_ARRAY_WITH_LENGTH_FIELD &&
+                bt_field_class_get_type(fc) !=
+                    BT_FIELD_CLASS_TYPE_DYNAMIC_ARRAY_WITHOUT_LENGTH_FIELD)
+                return EV_REJECTED;
+            if (!int_fits(
+                    bt_field_class_array_borrow_element_field_class_const(fc),
+                    T_U64, &el_signed) ||
+                el_signed)
                 return EV_REJECTED;
             continue;
         }
@@ -398,6 +433,34 @@ static inline void decode_request(const bt_field *p, const EvClass *c,
     s->ret = (int32_t)elem_s(req, REQ_RET);
     s->inflight = (uint32_t)elem_s(req, REQ_INFLIGHT);
     s->why = (uint8_t)elem_s(req, REQ_WHY);
+}
+
+/*
+ * blkin_qemu:device_request: the request event's arrays, the filter's exit,
+ * the device requests; the event's time is the device's completion. Fills
+ * @dev (at most BLKIN_DEV_MAX); the count, or -1 for a malformed list.
+ */
+static int decode_device_request(const bt_field *p, const EvClass *c,
+                                 HostdSpan *s, HostdDevReq *dev)
+{
+    const bt_field *seq = member(p, c, F_DEV);
+    uint64_t len = bt_field_array_get_length(seq);
+    int n = (int)(len / 3);
+
+    decode_request(p, c, s);
+    s->dev_end_ns = s->end_ns;
+    s->end_ns = get_u(p, c, F_EXIT_NS);
+    if (len % 3 || n < 1 || n > HOSTD_DEV_MAX)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        dev[i].start_ns = elem_u(seq, 3 * i);
+        dev[i].offset = elem_u(seq, 3 * i + 1);
+        dev[i].bytes = elem_u(seq, 3 * i + 2);
+    }
+    /* The device's order of events: entry, filter, exit, completion. */
+    if (s->end_ns < s->start_ns || s->dev_end_ns < s->end_ns)
+        return -1;
+    return n;
 }
 
 /* blkin_qemu:hung: named fields (off the request path, so not packed). */
@@ -487,11 +550,34 @@ void hostd_trace_decode_event(HostdTraceSource *src, const bt_message *msg)
         if (!src->sink.span)
             return;
         p = bt_event_borrow_payload_field_const(ev);
+        memset(&s, 0, sizeof(s));
         decode_request(p, c, &s);
         event_time_ns(msg, c, &s.end_ns); /* resolve() checked the clock */
         s.source = src->index;
         src->sink.span(src->opaque, &s);
         return;
+    case EV_DEVICE_REQUEST: {
+        HostdDevReq dev[HOSTD_DEV_MAX];
+        int n;
+
+        src->stats.spans++;
+        if (!src->sink.span)
+            return;
+        p = bt_event_borrow_payload_field_const(ev);
+        memset(&s, 0, sizeof(s));
+        event_time_ns(msg, c, &s.end_ns); /* resolve() checked the clock */
+        n = decode_device_request(p, c, &s, dev);
+        if (n < 0) {
+            src->stats.rejected++;
+            return;
+        }
+        s.source = src->index;
+        if (src->sink.device_span)
+            src->sink.device_span(src->opaque, &s, dev, (unsigned)n);
+        else
+            src->sink.span(src->opaque, &s);
+        return;
+    }
     case EV_HUNG: {
         uint64_t age;
 
@@ -525,6 +611,9 @@ void hostd_trace_decode_event(HostdTraceSource *src, const bt_message *msg)
         m.id = bt_field_string_get_value(member(p, c, F_ID));
         m.node = bt_field_string_get_value(member(p, c, F_NODE));
         m.child = bt_field_string_get_value(member(p, c, F_CHILD));
+        m.device = c->idx[F_DEVICE] == UINT32_MAX
+                       ? NULL
+                       : bt_field_string_get_value(member(p, c, F_DEVICE));
         src->sink.disk(src->opaque, &m);
         return;
     }

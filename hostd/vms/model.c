@@ -89,6 +89,48 @@ static void disk_minute_closed(void *opaque, const HostdStatsRollup *minute)
         g_warning("history: %s: %s", name, err->message);
 }
 
+/*
+ * The device requests behind a block-layer span that served several
+ * (virtio-blk merged them), by span id, until the span reaches its disk's
+ * join (model.h: dev_lists).
+ */
+typedef struct DevList {
+    int64_t at_ns; /* the span's end: for expiry */
+    unsigned n;
+    HostdDevReq dev[HOSTD_DEV_MAX];
+} DevList;
+
+/* Into the disk's join: one span per device request, each with its own
+ * range and device entry, all sharing the block-layer span's times, ids and
+ * what was below it; the guest requests then join them one to one. */
+static void disk_join_span(HostdDisk *d, const HostdSpan *s,
+                           const HostdBelow *below)
+{
+    HostdModel *m = d->vm->model;
+    bool guest = hostd_vm_expects_guest(d->vm);
+    g_autofree DevList *dl = NULL;
+    HostdSpan part = *s;
+
+    if (s->dev_merged > 1 &&
+        g_hash_table_steal_extended(m->dev_lists, &s->span_id, NULL,
+                                    (gpointer *)&dl)) {
+        for (unsigned i = 0; i < dl->n; i++) {
+            part.offset = dl->dev[i].offset;
+            part.bytes = dl->dev[i].bytes;
+            part.dev_start_ns = dl->dev[i].start_ns;
+            if (guest)
+                hostd_join_add_span(d->join, &part, below);
+            else
+                hostd_join_span_alone(d->join, &part, below);
+        }
+        return;
+    }
+    if (guest)
+        hostd_join_add_span(d->join, s, below);
+    else
+        hostd_join_span_alone(d->join, s, below);
+}
+
 /* A client span joined (or not) to the server's: on to the main join. */
 static void remote_emit(void *opaque, const HostdRemoteMatch *r)
 {
@@ -96,10 +138,7 @@ static void remote_emit(void *opaque, const HostdRemoteMatch *r)
 
     if (r->server)
         d->remote_spans++;
-    if (hostd_vm_expects_guest(d->vm))
-        hostd_join_add_span(d->join, r->top, &r->below);
-    else
-        hostd_join_span_alone(d->join, r->top, &r->below);
+    disk_join_span(d, r->top, &r->below);
 }
 
 static void disk_free(gpointer p)
@@ -119,6 +158,7 @@ static void disk_free(gpointer p)
     g_free(d->target);
     g_free(d->serial);
     g_free(d->filter_id);
+    g_free(d->device);
     g_free(d);
 }
 
@@ -247,6 +287,8 @@ HostdModel *hostd_model_new(void)
         g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
     m->children = hostd_span_tree_new();
     m->early = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
+    m->dev_lists =
+        g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
     m->zipkin = hostd_zipkin_spans_new(zipkin_emit, m);
     m->services =
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, service_free);
@@ -263,6 +305,7 @@ void hostd_model_free(HostdModel *m)
     g_hash_table_unref(m->by_filter);
     g_hash_table_unref(m->by_remote);
     g_array_unref(m->early);
+    g_hash_table_unref(m->dev_lists);
     hostd_zipkin_spans_free(m->zipkin);
     g_free(m->recent);
     g_hash_table_unref(m->services);
@@ -498,6 +541,15 @@ void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map)
     }
     g_hash_table_insert(m->qemu_disks, g_memdup2(&key, sizeof(key)),
                         g_strdup(map->id));
+    /* The top node's word on its device (the filter learns it from the
+     * first request; it comes again with every refresh). */
+    HostdDisk *d = map->device && *map->device
+                       ? g_hash_table_lookup(m->by_filter, map->id)
+                       : NULL;
+    if (d && g_strcmp0(d->device, map->device)) {
+        g_free(d->device);
+        d->device = g_strdup(map->device);
+    }
 }
 
 static const char *span_filter_id(HostdModel *m, const HostdSpan *s)
@@ -564,19 +616,39 @@ static void model_span_at(HostdModel *m, const HostdSpan *s)
     d->spans++;
     hung_done(d, s);
     below.backend_ns = hostd_span_tree_take(m->children, s, &n, &only);
-    if (n)
-        d->has_lower = true;
-    below.known = d->has_lower;
+    /* Only requests that passed through something below have a backend
+     * time (a qcow2 read of an unallocated cluster did not): the others
+     * are not counted as 0 in it. */
+    below.known = n > 0;
     if (d->remote) {
         /* A single lower span is the NBD client's own view; without it
          * the top span stands for the client. */
         hostd_remote_join_add_client(d->remote, s, n == 1 ? &only : s);
         return;
     }
-    if (hostd_vm_expects_guest(d->vm))
-        hostd_join_add_span(d->join, s, &below);
-    else
-        hostd_join_span_alone(d->join, s, &below);
+    disk_join_span(d, s, &below);
+}
+
+void hostd_model_device_span(HostdModel *m, const HostdSpan *s,
+                             const HostdDevReq *dev, unsigned n)
+{
+    HostdSpan top = *s;
+
+    top.dev_merged = (uint16_t)n;
+    top.dev_start_ns = dev[0].start_ns;
+    for (unsigned i = 1; i < n; i++)
+        if (dev[i].start_ns && dev[i].start_ns < top.dev_start_ns)
+            top.dev_start_ns = dev[i].start_ns;
+    if (n > 1 && g_hash_table_size(m->dev_lists) < HOSTD_DEV_LISTS_MAX) {
+        DevList *dl = g_new(DevList, 1);
+        uint64_t *key = g_memdup2(&s->span_id, sizeof(s->span_id));
+
+        dl->at_ns = (int64_t)s->end_ns;
+        dl->n = n;
+        memcpy(dl->dev, dev, n * sizeof(*dev));
+        g_hash_table_replace(m->dev_lists, key, dl);
+    }
+    model_span_at(m, &top);
 }
 
 void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns)
@@ -653,6 +725,16 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
         m->spans_unknown_disk += n;
         g_array_remove_range(m->early, 0, n);
     }
+    /* Device lists of spans that never reached a disk's join. */
+    if (g_hash_table_size(m->dev_lists)) {
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, m->dev_lists);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+            if (((DevList *)v)->at_ns < watermark_ns - HOSTD_EARLY_KEEP_NS)
+                g_hash_table_iter_remove(&it);
+    }
 }
 
 void hostd_model_source_time(HostdModel *m, unsigned source, int64_t time_ns)
@@ -705,6 +787,12 @@ static void sink_span(void *opaque, const HostdSpan *s)
     hostd_model_span(opaque, s, g_get_monotonic_time() * 1000);
 }
 
+static void sink_device_span(void *opaque, const HostdSpan *s,
+                             const HostdDevReq *dev, unsigned n)
+{
+    hostd_model_device_span(opaque, s, dev, n);
+}
+
 static void sink_hung(void *opaque, const HostdSpan *s, uint64_t age_ns)
 {
     hostd_model_hung(opaque, s, age_ns);
@@ -734,6 +822,7 @@ static void sink_delivered(void *opaque, uint16_t source, int64_t time_ns)
 
 const HostdTraceSink hostd_model_trace_sink = {
     .span = sink_span,
+    .device_span = sink_device_span,
     .hung = sink_hung,
     .disk = sink_disk,
     .discarded = sink_discarded,

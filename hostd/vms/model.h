@@ -37,6 +37,7 @@
 #define HOSTD_EARLY_MAX     4096
 #define HOSTD_EARLY_KEEP_NS (10LL * 1000000000LL)
 #define HOSTD_HUNG_MAX      64
+#define HOSTD_DEV_LISTS_MAX 65536
 #define HOSTD_HUNG_KEEP_NS  (30LL * 1000000000LL)
 /* How long a stopped VM stays readable by default (--linger); at least the
  * join's hold plus a history checkpoint, so its last requests reach the
@@ -67,7 +68,7 @@ typedef struct HostdDisk {
     char *remote_id;
     HostdRemoteJoin *remote; /* when remote_id */
     uint16_t remote_source;  /* trace input the server spans came from */
-    bool has_lower; /* a lower span was seen: the backend phase applies */
+    char *device; /* what its filter says the requests come from, or NULL */
     uint64_t remote_spans;
     HostdJoin *join;
     HostdDiskStats *stats;
@@ -122,6 +123,10 @@ struct HostdModel {
      * race its registration): replayed when it comes, else dropped.
      * HostdSpan, oldest first, at most HOSTD_EARLY_MAX. */
     GArray *early;
+    /* The device requests of block-layer spans that served several
+     * (virtio-blk merges), until the span reaches its disk's join:
+     * span id -> DevList (model.c). At most HOSTD_DEV_LISTS_MAX. */
+    GHashTable *dev_lists;
     HostdZipkinSpans *zipkin; /* services' annotations into spans */
     HostdZipkinSpan *recent;  /* ring of HOSTD_RECENT_BACKEND */
     guint recent_next, recent_len;
@@ -177,6 +182,10 @@ extern const HostdTraceSink hostd_model_trace_sink;
 
 void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map);
 void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns);
+/* A virtio-blk request: its block-layer span and the device requests it
+ * served, each joined on its own (docs/hostd.md, "Phases"). */
+void hostd_model_device_span(HostdModel *m, const HostdSpan *s,
+                             const HostdDevReq *dev, unsigned n);
 void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns);
 void hostd_model_zipkin(HostdModel *m, const HostdZipkinEvent *e);
 
