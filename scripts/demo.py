@@ -92,7 +92,8 @@ def run_vm(opts, wd, name, st, srv):
     # vdc: blkin -> qcow2 -> blkin -> file, so "backend" is the file's time.
     disks = [srv.client_disk(name, "demo-remote", "vda", blkin_opts=UNMAP),
              vm.Disk(os.path.join(wd, "data.raw"), "demo-data", size="128M",
-                     blkin={"id": "demo/vdb"}, filter_json=UNMAP),
+                     blkin={"id": "demo/vdb"}, filter_json=UNMAP,
+                     proto_opts=UNMAP, fmt_opts=UNMAP),
              StackedDisk(os.path.join(wd, "root.qcow2"), "demo-root", fmt="qcow2", size="128M",
                          blkin={"id": "demo/vdc", **UNMAP})]
     specs = [srv.register_spec("vda", "demo-remote", name), "vdb=demo-data=demo/vdb",

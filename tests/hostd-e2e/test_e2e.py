@@ -58,7 +58,8 @@ def run_case(t, qd, count):
     wd = workdir(f"qd{qd}")
     vm_name = f"e2e-qd{qd}"
     disks = [vm.Disk(os.path.join(wd, "a.raw"), "e2e-a", size="64M",
-                     blkin={"id": f"{vm_name}/vda"}, filter_json=UNMAP),
+                     blkin={"id": f"{vm_name}/vda"}, filter_json=UNMAP,
+                     proto_opts=UNMAP, fmt_opts=UNMAP),
              # blkin -> qcow2 -> blkin -> file: the lower node's spans are vdb's backend
              StackedDisk(os.path.join(wd, "b.qcow2"), "e2e-b", fmt="qcow2", size="64M",
                          blkin={"id": f"{vm_name}/vdb", **UNMAP})]
