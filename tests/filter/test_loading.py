@@ -20,6 +20,12 @@ def test_wrong_build(t):
     t.ok("is not the QEMU build blkin was compiled for" in err and err.count("blkin:") == 1,
          "a QEMU build the filter was not compiled for is refused in one clear line", detail=err)
     t.ok(r.returncode != 0 and "Unknown driver 'blkin'" in err, "and the driver is not registered there")
+    have = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "qemu-utils"], capture_output=True,
+                          text=True).stdout.strip()
+    t.ok(f"(Debian {have})" in err and "(Debian 0:0.0-test, qemu_stamp_0000" in err
+         and "blkin-qemu-filter" in err,
+         "the refusal names the running QEMU's package version and the one blkin was built for",
+         detail=err)
     r = qemu_io("json:" + '{"driver":"null-co"}', "read 0 512", preload=PRELOAD_WRONG)
     t.ok(r.returncode == 0 and "read 512/512" in r.stdout, "that QEMU still runs normally otherwise",
          detail=r.stdout + r.stderr)
@@ -89,9 +95,26 @@ def test_img_and_nbd(t):
         t.ok("failed" not in r.stdout and r.returncode == 0, "the data landed on the image unchanged")
 
 
+def test_check_tool(t):
+    """blkin-qemu-check (run by the package's dpkg trigger): the installed
+    QEMU passes; another binary is named with its package and version."""
+    from qemutools import BUILD
+    tool = os.path.join(BUILD, "qemu-filter", "blkin-qemu-check")
+    env = dict(os.environ, BLKIN_QEMU_BUILD=os.path.join(BUILD, "qemu-filter", "qemu-build"))
+    r = subprocess.run([tool], env=env, capture_output=True, text=True, timeout=60)
+    t.ok(r.returncode == 0 and "qemu-img" in r.stdout, "blkin-qemu-check: the installed QEMU is the build",
+         detail=r.stdout + r.stderr)
+    r = subprocess.run([tool, "--quiet", "/usr/bin/qemu-img", "/bin/true"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    t.ok(r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1
+         and "/bin/true (coreutils " in r.stderr and "Debian 1:" in r.stderr,
+         "another binary: exit 1, one line naming its package version and the one blkin was built for",
+         detail=r.stdout + r.stderr)
+
+
 def main():
     t = Tap()
-    for fn in (test_wrong_build, test_other_programs, test_qemu_children, test_img_and_nbd):
+    for fn in (test_wrong_build, test_check_tool, test_other_programs, test_qemu_children, test_img_and_nbd):
         t.run(fn)
     t.done()
 
