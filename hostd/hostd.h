@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "lttng-keeper.h"
 #include "serve/control.h"
 #include "serve/metrics.h"
 #include "serve/serve-gate.h"
@@ -37,6 +38,7 @@ typedef struct Hostd {
     HostdHistoryOptions history_opts;
     struct HostdLibvirtWatch *libvirt_watch; /* --libvirt, or NULL */
     struct HostdGanetiWatch *ganeti_watch;   /* --ganeti-runtime, or NULL */
+    HostdLttngKeeper *lttng_keeper;          /* --manage-session, or NULL */
     GMainLoop *loop;
     char *live_url;          /* LTTng live session to read, or NULL */
     char *offline_dir;       /* recorded trace to read, or NULL */

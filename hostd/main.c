@@ -13,6 +13,7 @@
 #include "vms/ganeti-watch.h"
 #include "vms/libvirt-watch.h"
 #include "privileges.h"
+#include "lttng-keeper.h"
 #include "serve/store-clickhouse.h"
 
 #include <errno.h>
@@ -216,10 +217,12 @@ static gboolean replay(Hostd *h, const char *path, GError **err)
 typedef struct HostdOptions {
     char *config, *socket_path, *state_dir, *capture, *replay_path;
     char *metrics, *zipkin, *otlp, *store, *ganeti_root, *libvirt_uri;
+    char *lttng_relay; /* with manage_session: lttng create --set-url */
     char **vms;
     int export_sample, export_slow_ms, export_queue;
     int hold_ms, retention_days, pending_budget, linger_s;
     gboolean print_report, no_history, keep_privileges, show_version;
+    gboolean manage_session;
     HostdServeLimits limits; /* the clients' (config file) */
 } HostdOptions;
 
@@ -236,6 +239,7 @@ static void options_clear(HostdOptions *o)
     g_free(o->store);
     g_free(o->ganeti_root);
     g_free(o->libvirt_uri);
+    g_free(o->lttng_relay);
     g_strfreev(o->vms);
 }
 
@@ -250,6 +254,20 @@ static G_GNUC_PRINTF(2, 3) int fail(int code, const char *fmt, ...)
     va_end(ap);
     g_printerr("blkin-hostd: %s\n", msg);
     return code;
+}
+
+/* "%H" in a live URL is this host's name, as lttng-sessiond names it in
+ * the relay's paths (net://127.0.0.1/host/%H/blkin): one config file
+ * serves every node. */
+static void expand_hostname(char **url)
+{
+    g_auto(GStrv) parts = NULL;
+
+    if (!*url || !strstr(*url, "%H"))
+        return;
+    parts = g_strsplit(*url, "%H", -1);
+    g_free(*url);
+    *url = g_strjoinv(g_get_host_name(), parts);
 }
 
 /* Parses the command line, then the config file under it; 0, or the exit
@@ -328,6 +346,14 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
          "Register Ganeti's running KVM instances from this directory "
          "(/var/run/ganeti/kvm-hypervisor)",
          "DIR"},
+        {"manage-session", 0, 0, G_OPTION_ARG_NONE, &o->manage_session,
+         "Set up the live session (and set it up again when it is gone) "
+         "with blkin-lttng-session",
+         NULL},
+        {"lttng-relay", 0, 0, G_OPTION_ARG_STRING, &o->lttng_relay,
+         "With --manage-session: where the session streams (default "
+         "net://HOST of --live)",
+         "URL"},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &o->show_version,
          "Print the version and exit", NULL},
         {NULL}};
@@ -345,10 +371,17 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
                            &o->retention_days, &o->vms, &err) ||
         !hostd_config_load_bool(o->config, "keep-privileges",
                                 &o->keep_privileges, &err) ||
+        !hostd_config_load_bool(o->config, "manage-session", &o->manage_session,
+                                &err) ||
+        !hostd_config_load_string(o->config, "lttng-relay", &o->lttng_relay,
+                                  &err) ||
         !hostd_config_load_limits(o->config, &o->limits, &err))
         return fail(2, "%s", err->message);
     if (!!h->live_url == !!h->offline_dir)
         return fail(2, "give exactly one of --live and --offline");
+    expand_hostname(&h->live_url);
+    if (o->manage_session && !h->live_url)
+        return fail(2, "--manage-session goes with --live");
     if ((h->remote_live && !h->live_url) ||
         (h->remote_offline && !h->offline_dir))
         return fail(2, "--remote-live goes with --live, "
@@ -456,6 +489,16 @@ static int start_live(Hostd *h, const HostdOptions *o)
         return r;
     open_feeds(h, NULL);
     h->model->live = hostd_trace_feed_health(g_ptr_array_index(h->feeds, 0));
+    if (o->manage_session) {
+        const char *helper = g_getenv("BLKIN_LTTNG_SESSION");
+
+        h->lttng_keeper = hostd_lttng_keeper_new(
+            h->live_url, o->lttng_relay,
+            helper && *helper ? helper : BLKIN_SBINDIR "/blkin-lttng-session",
+            h->model->live, &err);
+        if (!h->lttng_keeper)
+            return fail(2, "%s", err->message);
+    }
     g_timeout_add(FLUSH_MS, flush_tick, h);
     if (o->ganeti_root)
         h->ganeti_watch = hostd_ganeti_watch_new(h->model, o->ganeti_root);
@@ -510,6 +553,7 @@ static void hostd_clear(Hostd *h)
     /* Before the model: they unregister the VMs they registered. */
     g_clear_pointer(&h->libvirt_watch, hostd_libvirt_watch_free);
     g_clear_pointer(&h->ganeti_watch, hostd_ganeti_watch_free);
+    g_clear_pointer(&h->lttng_keeper, hostd_lttng_keeper_free);
     if (h->feeds)
         g_ptr_array_unref(h->feeds);
     hostd_control_free(h->control);

@@ -702,6 +702,8 @@ JsonNode *hostd_report_status(Hostd *h)
     add_services(b, h->model);
     if (h->model->live)
         hostd_live_health_json(h->model->live, b, mono_ns());
+    if (h->live_url)
+        hostd_lttng_keeper_json(h->lttng_keeper, b);
     add_int(b, "lttng_discarded", h->model->lttng_discarded);
     /* "ok", "off" (--no-history) or "down" with the reason. */
     json_builder_set_member_name(b, "history");

@@ -17,7 +17,8 @@ PROJECT_VERSION = re.search(r"version: '([^']+)'",
                                               "meson.build")).read()).group(1)
 # Programs an operator runs (tests' and Ganeti's helper scripts aside).
 PROGRAMS = ["blkin-hostd", "blkin", "blkin-guest-agent", "blkin-agent-dump",
-            "blkin-libvirt", "blkin-live", "blkin-ganeti", "blkin-qemu-check"]
+            "blkin-libvirt", "blkin-live", "blkin-ganeti", "blkin-qemu-check",
+            "blkin-lttng-session"]
 
 
 def long_options(help_text):

@@ -17,10 +17,11 @@ mmdebstrap from the host's own apt sources and kept as a tarball under
 then installed with apt from the .deb files, without network access to any
 archive: apt fails if a dependency is not satisfied.
 
-Commands run in the root with chroot(8) inside a private mount namespace
-(unshare -m) with /proc, /dev and a tmpfs /run and /dev/shm, so nothing in
-it meets the host's daemons (an LTTng session daemon started in the root is
-its own).
+Commands run in the root with chroot(8) inside private mount, network (only
+loopback, up) and PID namespaces, with /proc, /dev and a tmpfs /run and
+/dev/shm, so nothing in it meets the host's daemons or ports (an LTTng
+session daemon started in the root is its own), and every process a command
+started ends with it.
 """
 import glob
 import hashlib
@@ -133,14 +134,16 @@ class CleanRoot:
         """Runs argv (a list, or a shell string) in the root; a CompletedProcess."""
         script = argv if isinstance(argv, str) else " ".join(_quote(a) for a in argv)
         d = self.dir
-        setup = (f"mount -t proc proc {d}/proc && mount --rbind /dev {d}/dev && "
+        setup = (f"ip link set lo up && "
+                 f"mount -t proc proc {d}/proc && mount --rbind /dev {d}/dev && "
                  f"mount -t tmpfs tmpfs {d}/dev/shm && mount -t tmpfs tmpfs {d}/run && "
                  f"mkdir -p {d}/run/lock && mount -t tmpfs tmpfs {d}/tmp && "
                  f"exec chroot {d} /bin/sh -c {_quote(script)}")
         e = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              "LANG": "C.UTF-8", "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"}
         e.update(env or {})
-        return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", setup],
+        return subprocess.run(["unshare", "-m", "-n", "-p", "-f", "--kill-child",
+                               "--propagation", "private", "sh", "-c", setup],
                               capture_output=True, text=True, timeout=timeout, env=e, input=input)
 
     def install(self, debs):

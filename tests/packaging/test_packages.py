@@ -91,6 +91,39 @@ def check_installed(t, root, debs):
     t.ok(r.returncode != 0 or "INTERP" not in r.stdout, "the packaged guest agent is static too")
 
 
+def check_service(t, root):
+    """The service out of the box: the daemons started the way the units
+    say, with the packaged configuration and nothing else; hostd sets up
+    the live session itself and reads a traced QEMU."""
+    import json
+    import shutil
+    shutil.copy(os.path.join(SRC, "tests", "packaging", "service-smoke.sh"),
+                os.path.join(root.dir, "usr", "local", "bin", "service-smoke"))
+    r = root.run(["service-smoke"], timeout=240)
+    out = {}
+    for line in r.stdout.splitlines():
+        k, _, v = line.partition(" ")
+        out.setdefault(k, []).append(v)
+    log = "\n".join(out.get("hostd-log", []))
+    t.diag(f"hostd's log:\n{log}")
+    t.ok("sessiond up" in r.stdout and "relayd up" in r.stdout,
+         "lttng-sessiond, and lttng-relayd by blkin-lttng-relayd.service's command line, run",
+         detail=r.stdout[-3000:] + r.stderr[-2000:])
+    t.ok("hostd up" in r.stdout, "blkin-hostd runs from its unit's command line and the packaged hostd.conf",
+         detail=log + r.stderr[-2000:])
+    t.ok("trace connected" in r.stdout,
+         "hostd sets up the live session itself and reads the packaged filter's spans from QEMU",
+         detail=r.stdout[-3000:])
+    st = json.loads(out["status"][0]) if out.get("status") else {}
+    t.ok(st.get("session", {}).get("last_outcome") == "created"
+         and st.get("trace_inputs", [{}])[0].get("events", 0) > 0,
+         "blkin status: the session hostd created, and events read", detail=st.get("session"))
+    t.eq(out.get("session"), ["active"], "blkin-lttng-session status: the session is active")
+    lines = log.splitlines()
+    t.ok(sum("created the live session blkin" in l for l in lines) == 1 and len(lines) <= 4,
+         "hostd's log: one line for the session it created, a few lines in all", detail=log)
+
+
 def main():
     t = Tap()
     out = os.path.join(BUILD, "deb")
@@ -117,6 +150,7 @@ def main():
         if t.ok(r.returncode == 0, "apt installs every package into the clean root, offline (dependencies met)",
                 detail=r.stdout[-3000:] + r.stderr[-3000:]):
             check_installed(t, root, debs)
+            check_service(t, root)
         t5 = time.monotonic()
     t.diag(f"times: packages {t1 - t0:.1f} s, base root {t2 - t1:.1f} s, unpack {t3 - t2:.1f} s, "
            f"install {t4 - t3:.1f} s, checks {t5 - t4:.1f} s, total {time.monotonic() - t0:.1f} s")
