@@ -39,6 +39,7 @@ static int opt_count = 0;
 static int opt_minutes = 60;
 static char *opt_agent_socket = NULL;
 static char *opt_store = NULL;
+static char *opt_config = NULL;
 static char **opt_disks = NULL;
 static int opt_timeout = 30;
 static gboolean opt_buckets = FALSE;
@@ -295,7 +296,8 @@ static void print_disk(JsonObject *d)
             /* A phase only some requests passed through (backend: the
              * storage below qcow2) is over those, never 0 for the rest. */
             if (get_int(p, "count") != get_int(op, "count"))
-                printf("  (%" G_GINT64_FORMAT " requests)", get_int(p, "count"));
+                printf("  (%" G_GINT64_FORMAT " requests)",
+                       get_int(p, "count"));
             printf("\n");
         }
     }
@@ -475,8 +477,14 @@ static int cmd_report(const char *cmd, const char *a1, const char *a2)
     g_autoptr(GError) err = NULL;
 
     if (opt_store) {
+        /* The store's TLS and auth: hostd's config, if this user may read
+         * it (its secrets are in files only root may read, typically). */
+        const char *conf = opt_config ? opt_config
+                           : access("/etc/blkin/hostd.conf", R_OK) == 0
+                               ? "/etc/blkin/hostd.conf"
+                               : "";
         g_autoptr(JsonNode) r = blkin_store_report(
-            opt_store, a1, a2, opt_window ? opt_window : "1m", &err);
+            opt_store, conf, a1, a2, opt_window ? opt_window : "1m", &err);
 
         if (!r) {
             g_printerr("blkin: %s\n", err->message);
@@ -634,6 +642,10 @@ int main(int argc, char **argv)
          "history: how many minutes back (default 60)", "N"},
         {"store", 0, 0, G_OPTION_ARG_STRING, &opt_store,
          "report: compute it from ClickHouse at URL, across nodes", "URL"},
+        {"config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config,
+         "report --store: the [store clickhouse] section of FILE gives TLS "
+         "and auth (default /etc/blkin/hostd.conf if readable)",
+         "FILE"},
         {"agent-socket", 0, 0, G_OPTION_ARG_FILENAME, &opt_agent_socket,
          "register: the VM's agent channel socket", "PATH"},
         {"disk", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &opt_disks,

@@ -13,6 +13,8 @@
 #include <gio/gio.h>
 #include <string.h>
 
+#include "export-config.h"
+
 /* The phases in report order (stats/disk-stats.c's hostd_stats_phase_order;
  * the CLI does not link the statistics); each is a column <name>_ns. */
 static const char *const phases[] = {
@@ -72,49 +74,31 @@ static char *query_text(const char *vm, const char *disk, int64_t seconds)
     return g_string_free(q, FALSE);
 }
 
-/* POSTs @sql to ClickHouse's HTTP interface; returns the response body. */
-static char *clickhouse(const char *url, const char *sql, GError **err)
+/* POSTs @sql to ClickHouse's HTTP interface (TLS and auth from the
+ * [store clickhouse] section of @config, export-config.h); returns the
+ * response body. */
+static char *clickhouse(const char *url, const char *config, const char *sql,
+                        GError **err)
 {
-    g_autoptr(GUri) uri = g_uri_parse(url, G_URI_FLAGS_NONE, err);
-    g_autoptr(GSocketClient) client = g_socket_client_new();
-    g_autoptr(GSocketConnection) conn = NULL;
-    g_autoptr(GByteArray) buf = g_byte_array_new();
-    g_autofree char *head = NULL;
-    char chunk[65536], *body;
-    gssize n;
+    g_autoptr(HostdHttpConfig) conf = NULL;
+    g_autoptr(HostdHttp) http = NULL;
+    g_autoptr(GByteArray) body = g_byte_array_new();
+    long status;
 
-    if (!uri)
+    if (!hostd_export_config_load(config, "store clickhouse", url, &conf, NULL,
+                                  err))
         return NULL;
-    g_socket_client_set_timeout(client, 30);
-    conn = g_socket_client_connect_to_host(
-        client, g_uri_get_host(uri),
-        g_uri_get_port(uri) > 0 ? g_uri_get_port(uri) : 8123, NULL, err);
-    if (!conn)
+    conf->timeout_s = MAX(conf->timeout_s, 60);
+    http = hostd_http_new(conf, err);
+    if (!http)
         return NULL;
-    head = g_strdup_printf("POST / HTTP/1.0\r\nHost: %s\r\n"
-                           "Content-Length: %zu\r\n\r\n",
-                           g_uri_get_host(uri), strlen(sql));
-    if (!g_output_stream_write_all(
-            g_io_stream_get_output_stream(G_IO_STREAM(conn)), head,
-            strlen(head), NULL, NULL, err) ||
-        !g_output_stream_write_all(
-            g_io_stream_get_output_stream(G_IO_STREAM(conn)), sql, strlen(sql),
-            NULL, NULL, err))
-        return NULL;
-    while ((n = g_input_stream_read(
-                g_io_stream_get_input_stream(G_IO_STREAM(conn)), chunk,
-                sizeof(chunk), NULL, err)) > 0)
-        g_byte_array_append(buf, (guint8 *)chunk, n);
-    if (n < 0)
-        return NULL;
-    g_byte_array_append(buf, (guint8 *)"", 1);
-    body = strstr((char *)buf->data, "\r\n\r\n");
-    if (!body || strncmp((char *)buf->data + 9, "200", 3)) {
-        g_set_error(err, G_IO_ERROR, G_IO_ERROR_FAILED, "ClickHouse: %s",
-                    body ? body + 4 : (char *)buf->data);
+    if (!hostd_http_post(http, NULL, "text/plain; charset=utf-8", sql,
+                         strlen(sql), &status, body, err)) {
+        g_prefix_error(err, "ClickHouse: ");
         return NULL;
     }
-    return g_strdup(body + 4);
+    g_byte_array_append(body, (guint8 *)"", 1);
+    return g_strdup((char *)body->data);
 }
 
 /* ClickHouse quotes 64-bit integers in JSON. */
@@ -184,7 +168,8 @@ static void add_op(JsonBuilder *b, JsonObject *row, double seconds)
     json_builder_end_object(b);
 }
 
-JsonNode *blkin_store_report(const char *url, const char *vm, const char *disk,
+JsonNode *blkin_store_report(const char *url, const char *config,
+                             const char *vm, const char *disk,
                              const char *window, GError **err)
 {
     int64_t seconds = g_str_equal(window, "1s")   ? 1
@@ -193,7 +178,7 @@ JsonNode *blkin_store_report(const char *url, const char *vm, const char *disk,
                       : g_str_equal(window, "1d") ? 86400
                                                   : 0;
     g_autofree char *sql = query_text(vm, disk, seconds);
-    g_autofree char *text = clickhouse(url, sql, err);
+    g_autofree char *text = clickhouse(url, config, sql, err);
     g_autoptr(JsonParser) p = json_parser_new();
     g_autoptr(JsonBuilder) b = json_builder_new();
     JsonArray *rows;

@@ -14,6 +14,7 @@
 #include "vms/libvirt-watch.h"
 #include "privileges.h"
 #include "lttng-keeper.h"
+#include "export-config.h"
 #include "serve/store-clickhouse.h"
 
 #include <errno.h>
@@ -218,6 +219,7 @@ typedef struct HostdOptions {
     char *config, *socket_path, *state_dir, *capture, *replay_path;
     char *metrics, *zipkin, *otlp, *store, *ganeti_root, *libvirt_uri;
     char *lttng_relay; /* with manage_session: lttng create --set-url */
+    char *otlp_encoding;
     char **vms;
     int export_sample, export_slow_ms, export_queue;
     int hold_ms, retention_days, pending_budget, linger_s;
@@ -240,6 +242,7 @@ static void options_clear(HostdOptions *o)
     g_free(o->ganeti_root);
     g_free(o->libvirt_uri);
     g_free(o->lttng_relay);
+    g_free(o->otlp_encoding);
     g_strfreev(o->vms);
 }
 
@@ -307,6 +310,8 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
         {"export-otlp", 0, 0, G_OPTION_ARG_STRING, &o->otlp,
          "Send spans as OTLP/HTTP JSON to URL (http://HOST:PORT/v1/traces)",
          "URL"},
+        {"export-otlp-encoding", 0, 0, G_OPTION_ARG_STRING, &o->otlp_encoding,
+         "OTLP/HTTP body: json (default) or protobuf", "ENC"},
         {"store", 0, 0, G_OPTION_ARG_STRING, &o->store,
          "Write every joined request to ClickHouse at URL (http://HOST:8123/)",
          "URL"},
@@ -432,27 +437,50 @@ static int open_state(Hostd *h, const HostdOptions *o)
     return 0;
 }
 
-/* Span exporters and the ClickHouse store, each with its bounded queue. */
+/* Span exporters and the ClickHouse store, each with its bounded queue:
+ * from the command line's URLs and the config file's sections. */
 static int open_exporters(Hostd *h, const HostdOptions *o)
 {
+    static const char *const groups[] = {"export zipkin", "export otlp",
+                                         "store clickhouse"};
     g_autoptr(GError) err = NULL;
 
     h->exporters =
         g_ptr_array_new_with_free_func((GDestroyNotify)hostd_span_export_free);
     h->model->exporters = h->exporters;
+    if (o->export_sample < 0 || o->export_slow_ms < 0 || o->export_queue < 0)
+        return fail(2, "export options must be >= 0");
     for (int f = 0; f < 3; f++) {
         const char *url = f == 0 ? o->zipkin : f == 1 ? o->otlp : o->store;
+        g_autofree char *encoding = NULL;
+        HostdHttpConfig *conf = NULL;
+        HostdExportFormat fmt = f == 0   ? HOSTD_EXPORT_ZIPKIN
+                                : f == 1 ? HOSTD_EXPORT_OTLP
+                                         : HOSTD_EXPORT_CLICKHOUSE;
         HostdSpanExport *e;
 
-        if (!url)
+        if (!hostd_export_config_load(o->config, groups[f], url, &conf,
+                                      &encoding, &err))
+            return fail(2, "%s", err->message);
+        if (!conf)
             continue;
-        if (f < 2 && (o->export_sample < 0 || o->export_slow_ms < 0 ||
-                      o->export_queue < 0))
-            return fail(2, "export options must be >= 0");
-        e = f == 2 ? hostd_store_clickhouse_new(url, &err)
-                   : hostd_span_export_new(
-                         f ? HOSTD_EXPORT_OTLP : HOSTD_EXPORT_ZIPKIN, url,
-                         o->export_sample,
+        if (f == 1 && o->otlp_encoding) {
+            g_free(encoding);
+            encoding = g_strdup(o->otlp_encoding);
+        }
+        if (encoding && (f != 1 || (g_strcmp0(encoding, "json") &&
+                                    g_strcmp0(encoding, "protobuf")))) {
+            hostd_http_config_free(conf);
+            return fail(2,
+                        "[%s] encoding: only OTLP has one, json or "
+                        "protobuf",
+                        groups[f]);
+        }
+        if (f == 1 && !g_strcmp0(encoding, "protobuf"))
+            fmt = HOSTD_EXPORT_OTLP_PROTOBUF;
+        e = f == 2 ? hostd_store_clickhouse_new_http(conf, &err)
+                   : hostd_span_export_new_http(
+                         fmt, conf, o->export_sample,
                          (uint64_t)o->export_slow_ms * 1000000, &err);
         if (!e)
             return fail(2, "%s", err->message);

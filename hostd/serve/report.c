@@ -721,10 +721,13 @@ JsonNode *hostd_report_status(Hostd *h)
 
         hostd_span_export_stats(g_ptr_array_index(h->exporters, i), &es);
         json_builder_begin_object(b);
+        add_str(b, "format",
+                hostd_span_export_name(g_ptr_array_index(h->exporters, i)));
         add_int(b, "queued", es.queued);
         add_int(b, "sent", es.sent);
         add_int(b, "dropped", es.dropped);
         add_int(b, "failures", es.failures);
+        add_int(b, "rejected", es.rejected);
         add_int(b, "pending", es.pending);
         json_builder_end_object(b);
     }

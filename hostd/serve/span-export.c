@@ -1,5 +1,7 @@
 /*
- * span-export.c: Zipkin v2 / OTLP JSON span export (span-export.h).
+ * span-export.c: Zipkin v2 / OTLP (JSON or protobuf) span export and the
+ * ClickHouse writer's queue and delivery (span-export.h), over HTTP(S) with
+ * the libcurl client (http-client.h).
  */
 #define G_LOG_DOMAIN "blkin-hostd-serve"
 
@@ -9,6 +11,8 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "http-client.h"
+#include "otlp-proto.h"
 #include "stats/disk-stats.h"
 
 #define BACKOFF_MIN_S 1
@@ -23,9 +27,8 @@ typedef struct ExportItem {
 
 struct HostdSpanExport {
     HostdExportFormat fmt;
-    char *host;
-    int port;
-    char *path;
+    HostdHttpConfig *conf; /* owned */
+    HostdHttp *http;       /* owned; the worker's only */
     char *hostname;
     unsigned sample;
     uint64_t slow_ns;
@@ -39,10 +42,27 @@ struct HostdSpanExport {
     gboolean stop;
     GThread *worker;
     gboolean need_schema; /* ClickHouse: create tables before inserting */
+    /* The worker's: what it last logged (one line per change). */
+    gboolean failing;
+    long rejected_status;
 
     /* Read by any thread, written with atomics. */
-    uint64_t queued, sent, dropped, failures;
+    uint64_t queued, sent, dropped, failures, rejected;
 };
+
+static const char *format_name(HostdExportFormat f)
+{
+    switch (f) {
+    case HOSTD_EXPORT_ZIPKIN:
+        return "zipkin";
+    case HOSTD_EXPORT_OTLP:
+    case HOSTD_EXPORT_OTLP_PROTOBUF:
+        return "otlp";
+    case HOSTD_EXPORT_CLICKHOUSE:
+        return "clickhouse";
+    }
+    return "?";
+}
 
 static void item_free(gpointer p)
 {
@@ -302,41 +322,57 @@ static char *render(HostdSpanExport *e, GPtrArray *batch)
     return g_string_free(s, FALSE);
 }
 
-/* One blocking POST with timeouts; TRUE on a 2xx answer. */
-static gboolean post(HostdSpanExport *e, const char *path, const char *body,
-                     GError **err)
+/* The same spans as render()'s OTLP JSON, in OTLP protobuf. */
+static GBytes *render_protobuf(HostdSpanExport *e, GPtrArray *batch)
 {
-    g_autoptr(GSocketClient) client = g_socket_client_new();
-    g_autoptr(GSocketConnection) conn = NULL;
-    g_autofree char *head = NULL;
-    char status[64] = "";
-    GOutputStream *out;
-    GInputStream *in;
-    gssize n;
+    HostdOtlpProto *p = hostd_otlp_proto_new();
 
-    g_socket_client_set_timeout(client, 5);
-    conn = g_socket_client_connect_to_host(client, e->host, e->port, NULL, err);
-    if (!conn)
-        return FALSE;
-    head = g_strdup_printf("POST %s HTTP/1.1\r\nHost: %s:%d\r\n"
-                           "Content-Type: application/json\r\n"
-                           "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                           path, e->host, e->port, strlen(body));
-    out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
-    in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
-    if (!g_output_stream_write_all(out, head, strlen(head), NULL, NULL, err) ||
-        !g_output_stream_write_all(out, body, strlen(body), NULL, NULL, err))
-        return FALSE;
-    n = g_input_stream_read(in, status, sizeof(status) - 1, NULL, err);
-    if (n <= 0)
-        return FALSE;
-    status[n] = '\0';
-    /* "HTTP/1.x 2xx ..." */
-    if (strlen(status) < 12 || status[9] != '2') {
-        g_set_error(err, G_IO_ERROR, G_IO_ERROR_FAILED, "%.12s", status);
-        return FALSE;
+    for (guint i = 0; i < batch->len; i++) {
+        const ExportItem *it = g_ptr_array_index(batch, i);
+        const HostdJoinedRequest *r = &it->r;
+        SpanIds ids = span_ids(it);
+        const char *const attrs[] = {
+            "service.name", "blkin",        "host.name",
+            e->hostname,    "blkin.domain", it->domain,
+            "blkin.disk",   it->disk,       NULL};
+
+        hostd_otlp_proto_resource(p, "blkin-hostd", attrs);
+        for (int l = 0; l < 2; l++) {
+            uint64_t id = l ? ids.qemu : ids.guest;
+            g_autofree char *name = NULL;
+
+            if (!id)
+                continue;
+            name = g_strdup_printf("%s %s", l ? "qemu" : "guest",
+                                   blkin_op_name(r->op));
+            hostd_otlp_proto_span(p, ids.trace, id, l ? ids.guest : 0, name,
+                                  l ? 2 : 3, l ? ids.q_start : ids.g_start,
+                                  l ? ids.q_end : ids.g_end, r->ret ? 2 : 0);
+            hostd_otlp_proto_attr_str(p, "blkin.layer", l ? "qemu" : "guest");
+            hostd_otlp_proto_attr_int(p, "blkin.offset", (int64_t)r->offset);
+            hostd_otlp_proto_attr_int(p, "blkin.bytes", (int64_t)r->bytes);
+            for (int ph = 0; ph < BLKIN_PHASE__N; ph++) {
+                g_autofree char *k = NULL;
+
+                if (!(r->phase_valid & (1u << ph)))
+                    continue;
+                k = g_strdup_printf("blkin.%s_ns", blkin_phase_name(ph));
+                hostd_otlp_proto_attr_int(p, k, (int64_t)r->phase_ns[ph]);
+            }
+        }
     }
-    return TRUE;
+    return hostd_otlp_proto_finish(p);
+}
+
+/* One POST; TRUE on a 2xx answer, *@status the HTTP status (0: none). */
+static gboolean post(HostdSpanExport *e, const char *query, const char *body,
+                     long *status, GError **err)
+{
+    return hostd_http_post(e->http, query,
+                           e->fmt == HOSTD_EXPORT_CLICKHOUSE
+                               ? "text/plain; charset=utf-8"
+                               : "application/json",
+                           body, strlen(body), status, NULL, err);
 }
 
 /*
@@ -415,18 +451,29 @@ static const char *const clickhouse_schema[] = {
     "start_unix_ns)",
 };
 
-static gboolean deliver(HostdSpanExport *e, GPtrArray *batch, GError **err)
+/* Delivers @batch; *@status is the HTTP status of the request that
+ * failed (0: no answer). */
+static gboolean deliver(HostdSpanExport *e, GPtrArray *batch, long *status,
+                        GError **err)
 {
     g_autoptr(GString) req = NULL, spans = NULL;
     g_autofree char *body = NULL;
 
+    if (e->fmt == HOSTD_EXPORT_OTLP_PROTOBUF) {
+        g_autoptr(GBytes) pb = render_protobuf(e, batch);
+        gsize n;
+        const void *data = g_bytes_get_data(pb, &n);
+
+        return hostd_http_post(e->http, NULL, "application/x-protobuf", data, n,
+                               status, NULL, err);
+    }
     if (e->fmt != HOSTD_EXPORT_CLICKHOUSE) {
         body = render(e, batch);
-        return post(e, e->path, body, err);
+        return post(e, NULL, body, status, err);
     }
     if (e->need_schema) {
         for (size_t i = 0; i < G_N_ELEMENTS(clickhouse_schema); i++)
-            if (!post(e, "/", clickhouse_schema[i], err))
+            if (!post(e, NULL, clickhouse_schema[i], status, err))
                 return FALSE;
         e->need_schema = FALSE;
     }
@@ -434,13 +481,20 @@ static gboolean deliver(HostdSpanExport *e, GPtrArray *batch, GError **err)
     spans = g_string_new(NULL);
     clickhouse_rows(e, batch, req, spans);
     return post(e,
-                "/?query=INSERT%20INTO%20blkin.requests%20FORMAT%20"
+                "query=INSERT%20INTO%20blkin.requests%20FORMAT%20"
                 "JSONEachRow",
-                req->str, err) &&
+                req->str, status, err) &&
            (!spans->len ||
-            post(e,
-                 "/?query=INSERT%20INTO%20blkin.spans%20FORMAT%20JSONEachRow",
-                 spans->str, err));
+            post(e, "query=INSERT%20INTO%20blkin.spans%20FORMAT%20JSONEachRow",
+                 spans->str, status, err));
+}
+
+/* A status the collector will answer the same way next time: the batch is
+ * dropped (counted as rejected) rather than retried for ever. 408 and 429
+ * ask for a retry. */
+static gboolean permanent(long status)
+{
+    return status >= 400 && status < 500 && status != 408 && status != 429;
 }
 
 static gpointer worker(gpointer user)
@@ -469,16 +523,37 @@ static gpointer worker(gpointer user)
             continue;
 
         g_autoptr(GError) err = NULL;
+        long status = 0;
 
-        if (deliver(e, batch, &err)) {
+        if (deliver(e, batch, &status, &err)) {
             __atomic_fetch_add(&e->sent, batch->len, __ATOMIC_RELAXED);
             g_ptr_array_set_size(batch, 0);
             backoff = 0;
+            if (e->failing || e->rejected_status)
+                g_message("export %s: delivering again", format_name(e->fmt));
+            e->failing = FALSE;
+            e->rejected_status = 0;
+        } else if (permanent(status)) {
+            /* Retrying would only be refused again: drop the batch, say so
+             * once per status. */
+            __atomic_fetch_add(&e->rejected, batch->len, __ATOMIC_RELAXED);
+            if (status != e->rejected_status)
+                g_warning("export %s: the collector refused a batch (%s); "
+                          "dropping refused batches (counted as rejected)",
+                          format_name(e->fmt), err->message);
+            e->rejected_status = status;
+            e->need_schema = e->fmt == HOSTD_EXPORT_CLICKHOUSE;
+            g_ptr_array_set_size(batch, 0);
         } else {
             /* Keep the batch and retry it later; the queue keeps filling
              * (and dropping) meanwhile. */
             __atomic_fetch_add(&e->failures, 1, __ATOMIC_RELAXED);
-            g_debug("export: %s", err ? err->message : "failed");
+            if (!e->failing)
+                g_warning("export %s: %s; retrying with backoff (%d s .. %d "
+                          "s), logged once until it works again",
+                          format_name(e->fmt), err ? err->message : "failed",
+                          BACKOFF_MIN_S, BACKOFF_MAX_S);
+            e->failing = TRUE;
             backoff = backoff ? MIN(backoff * 2, BACKOFF_MAX_S) : BACKOFF_MIN_S;
         }
     }
@@ -489,21 +564,28 @@ HostdSpanExport *hostd_span_export_new(HostdExportFormat fmt, const char *url,
                                        unsigned sample, uint64_t slow_ns,
                                        GError **err)
 {
-    g_autoptr(GUri) uri = g_uri_parse(url, G_URI_FLAGS_NONE, err);
+    HostdHttpConfig *conf = hostd_http_config_new(url, err);
+
+    return conf ? hostd_span_export_new_http(fmt, conf, sample, slow_ns, err)
+                : NULL;
+}
+
+HostdSpanExport *hostd_span_export_new_http(HostdExportFormat fmt,
+                                            HostdHttpConfig *conf,
+                                            unsigned sample, uint64_t slow_ns,
+                                            GError **err)
+{
+    HostdHttp *http = hostd_http_new(conf, err);
     HostdSpanExport *e;
 
-    if (!uri)
-        return NULL;
-    if (g_strcmp0(g_uri_get_scheme(uri), "http") || !g_uri_get_host(uri)) {
-        g_set_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "%s: only http://HOST[:PORT]/PATH is supported", url);
+    if (!http) {
+        hostd_http_config_free(conf);
         return NULL;
     }
     e = g_new0(HostdSpanExport, 1);
     e->fmt = fmt;
-    e->host = g_strdup(g_uri_get_host(uri));
-    e->port = g_uri_get_port(uri) > 0 ? g_uri_get_port(uri) : 80;
-    e->path = g_strdup(*g_uri_get_path(uri) ? g_uri_get_path(uri) : "/");
+    e->conf = conf;
+    e->http = http;
     e->hostname = g_strdup(g_get_host_name());
     e->sample = sample;
     e->slow_ns = slow_ns;
@@ -530,8 +612,8 @@ void hostd_span_export_free(HostdSpanExport *e)
     g_hash_table_destroy(e->held);
     g_mutex_clear(&e->lock);
     g_cond_clear(&e->cond);
-    g_free(e->host);
-    g_free(e->path);
+    hostd_http_free(e->http);
+    hostd_http_config_free(e->conf);
     g_free(e->hostname);
     g_free(e);
 }
@@ -589,12 +671,18 @@ void hostd_span_export_set_queue_max(HostdSpanExport *e, unsigned n)
     g_mutex_unlock(&e->lock);
 }
 
+const char *hostd_span_export_name(const HostdSpanExport *e)
+{
+    return format_name(e->fmt);
+}
+
 void hostd_span_export_stats(HostdSpanExport *e, HostdExportStats *out)
 {
     out->queued = __atomic_load_n(&e->queued, __ATOMIC_RELAXED);
     out->sent = __atomic_load_n(&e->sent, __ATOMIC_RELAXED);
     out->dropped = __atomic_load_n(&e->dropped, __ATOMIC_RELAXED);
     out->failures = __atomic_load_n(&e->failures, __ATOMIC_RELAXED);
+    out->rejected = __atomic_load_n(&e->rejected, __ATOMIC_RELAXED);
     g_mutex_lock(&e->lock);
     out->pending = e->queue.length;
     g_mutex_unlock(&e->lock);
