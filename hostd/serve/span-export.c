@@ -22,6 +22,8 @@ typedef struct ExportItem {
     char *domain;
     char *disk;
     int64_t wall_delta_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC when offered */
+    int64_t offered_ns;    /* CLOCK_MONOTONIC when offered (hostd counted it) */
+    uint64_t since_ns;     /* its disk's statistics began (monotonic), or 0 */
     HostdJoinedRequest r;
 } ExportItem;
 
@@ -399,10 +401,13 @@ static void clickhouse_rows(HostdSpanExport *e, GPtrArray *batch, GString *req,
             ",\"op\":\"%s\",\"time\":%" PRId64 ",\"end_unix_ns\":%" PRId64
             ",\"offset\":%" PRIu64 ",\"bytes\":%" PRIu64
             ",\"ret\":%d,\"flags\":%u,\"merged\":%u,\"trace_id\":%" PRIu64
-            ",\"span_id\":%" PRIu64,
+            ",\"span_id\":%" PRIu64 ",\"joined_unix_ns\":%" PRId64
+            ",\"since_unix_ns\":%" PRId64,
             blkin_op_name(r->op), end / 1000000000, end, r->offset, r->bytes,
             r->ret, r->flags, r->merged, ids.trace,
-            (r->flags & HOSTD_JR_HAS_SPAN) ? r->span_id : 0);
+            (r->flags & HOSTD_JR_HAS_SPAN) ? r->span_id : 0,
+            it->offered_ns + it->wall_delta_ns,
+            it->since_ns ? (int64_t)it->since_ns + it->wall_delta_ns : 0);
         for (int p = 0; p < BLKIN_PHASE__N; p++)
             g_string_append_printf(
                 req, ",\"%s_ns\":%" PRId64, blkin_phase_name(p),
@@ -434,22 +439,85 @@ static void clickhouse_rows(HostdSpanExport *e, GPtrArray *batch, GString *req,
     }
 }
 
+/*
+ * The schema (docs/clickhouse.md): made if missing, and a table made by an
+ * older hostd gets the columns it lacks (new phases are appended to
+ * enum blkin_phase), so that rows with every phase insert.
+ */
+#define CH_REQUESTS_HEAD                                                       \
+    "host String, domain String, disk String, op String, time DateTime, "      \
+    "end_unix_ns UInt64, offset UInt64, bytes UInt64, ret Int32, "             \
+    "flags UInt32, merged UInt8, trace_id UInt64, span_id UInt64"
+/* Columns after the phases: name, type. */
+static const char *const ch_more_columns[][2] = {
+    {"joined_unix_ns", "UInt64 DEFAULT 0"}, /* when hostd counted it */
+    {"since_unix_ns", "UInt64 DEFAULT 0"},  /* its disk's stats began */
+};
+
+static char *clickhouse_requests_table(void)
+{
+    GString *s = g_string_new(
+        "CREATE TABLE IF NOT EXISTS blkin.requests (" CH_REQUESTS_HEAD);
+
+    for (int p = 0; p < BLKIN_PHASE__N; p++)
+        g_string_append_printf(s, ", %s_ns Int64 DEFAULT -1",
+                               blkin_phase_name(p));
+    for (size_t i = 0; i < G_N_ELEMENTS(ch_more_columns); i++)
+        g_string_append_printf(s, ", %s %s", ch_more_columns[i][0],
+                               ch_more_columns[i][1]);
+    g_string_append(s, ") ENGINE = MergeTree() PARTITION BY toYYYYMMDD(time) "
+                       "ORDER BY (domain, disk, time)");
+    return g_string_free(s, FALSE);
+}
+
 static const char *const clickhouse_schema[] = {
     "CREATE DATABASE IF NOT EXISTS blkin",
-    "CREATE TABLE IF NOT EXISTS blkin.requests (host String, domain String, "
-    "disk String, op String, time DateTime, end_unix_ns UInt64, "
-    "offset UInt64, bytes UInt64, ret Int32, flags UInt32, merged UInt8, "
-    "trace_id UInt64, span_id UInt64, guest_queue_ns Int64, "
-    "guest_to_qemu_ns Int64, qemu_ns Int64, backend_ns Int64, "
-    "qemu_to_guest_ns Int64, total_ns Int64, network_ns Int64 DEFAULT -1, "
-    "remote_ns Int64 DEFAULT -1) ENGINE = MergeTree() "
-    "PARTITION BY toYYYYMMDD(time) ORDER BY (domain, disk, time)",
+    NULL, /* blkin.requests: clickhouse_requests_table() */
     "CREATE TABLE IF NOT EXISTS blkin.spans (trace_id UInt64, "
     "span_id UInt64, parent_id UInt64, layer String, host String, "
     "domain String, disk String, op String, start_unix_ns UInt64, "
     "end_unix_ns UInt64) ENGINE = MergeTree() ORDER BY (domain, disk, "
     "start_unix_ns)",
 };
+
+/* Adds the columns blkin.requests lacks. */
+static gboolean clickhouse_upgrade(HostdSpanExport *e, long *status,
+                                   GError **err)
+{
+    static const char q[] = "DESCRIBE TABLE blkin.requests FORMAT TabSeparated";
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    g_autoptr(GHashTable) have =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_auto(GStrv) lines = NULL;
+
+    if (!hostd_http_post(e->http, NULL, "text/plain; charset=utf-8", q,
+                         strlen(q), status, out, err))
+        return FALSE;
+    g_byte_array_append(out, (guint8 *)"", 1);
+    lines = g_strsplit((char *)out->data, "\n", -1);
+    for (char **l = lines; *l; l++)
+        if (**l)
+            g_hash_table_add(have, g_strndup(*l, strcspn(*l, "\t")));
+    for (int p = 0; p < BLKIN_PHASE__N + (int)G_N_ELEMENTS(ch_more_columns);
+         p++) {
+        g_autofree char *col =
+            p < BLKIN_PHASE__N
+                ? g_strdup_printf("%s_ns", blkin_phase_name(p))
+                : g_strdup(ch_more_columns[p - BLKIN_PHASE__N][0]);
+        g_autofree char *alter = NULL;
+
+        if (g_hash_table_contains(have, col))
+            continue;
+        alter = g_strdup_printf(
+            "ALTER TABLE blkin.requests ADD COLUMN %s %s", col,
+            p < BLKIN_PHASE__N ? "Int64 DEFAULT -1"
+                               : ch_more_columns[p - BLKIN_PHASE__N][1]);
+        if (!post(e, NULL, alter, status, err))
+            return FALSE;
+        g_message("store clickhouse: added column %s to blkin.requests", col);
+    }
+    return TRUE;
+}
 
 /* Delivers @batch; *@status is the HTTP status of the request that
  * failed (0: no answer). */
@@ -472,9 +540,16 @@ static gboolean deliver(HostdSpanExport *e, GPtrArray *batch, long *status,
         return post(e, NULL, body, status, err);
     }
     if (e->need_schema) {
-        for (size_t i = 0; i < G_N_ELEMENTS(clickhouse_schema); i++)
-            if (!post(e, NULL, clickhouse_schema[i], status, err))
+        for (size_t i = 0; i < G_N_ELEMENTS(clickhouse_schema); i++) {
+            g_autofree char *table =
+                clickhouse_schema[i] ? NULL : clickhouse_requests_table();
+
+            if (!post(e, NULL, table ? table : clickhouse_schema[i], status,
+                      err))
                 return FALSE;
+        }
+        if (!clickhouse_upgrade(e, status, err))
+            return FALSE;
         e->need_schema = FALSE;
     }
     req = g_string_new(NULL);
@@ -621,6 +696,13 @@ void hostd_span_export_free(HostdSpanExport *e)
 void hostd_span_export_offer(HostdSpanExport *e, const char *domain,
                              const char *disk, const HostdJoinedRequest *r)
 {
+    hostd_span_export_offer_since(e, domain, disk, 0, r);
+}
+
+void hostd_span_export_offer_since(HostdSpanExport *e, const char *domain,
+                                   const char *disk, uint64_t since_ns,
+                                   const HostdJoinedRequest *r)
+{
     bool sampled = e->sample && e->offered++ % e->sample == 0;
     /* Slow by the filter span's duration, which the host measured: the
      * queue is shared by every VM, and a guest's own times (its word) must
@@ -643,8 +725,9 @@ void hostd_span_export_offer(HostdSpanExport *e, const char *domain,
     it = g_new(ExportItem, 1);
     it->domain = g_strdup(domain);
     it->disk = g_strdup(disk);
-    it->wall_delta_ns =
-        g_get_real_time() * 1000 - g_get_monotonic_time() * 1000;
+    it->offered_ns = g_get_monotonic_time() * 1000;
+    it->wall_delta_ns = g_get_real_time() * 1000 - it->offered_ns;
+    it->since_ns = since_ns;
     it->r = *r;
     g_queue_push_tail(&e->queue, it);
     held_add(e, domain, 1);

@@ -369,6 +369,11 @@ HostdDiskStats *hostd_disk_stats_new(uint64_t now_ns, uint64_t align_ns,
     return ds;
 }
 
+uint64_t hostd_disk_stats_since(const HostdDiskStats *ds)
+{
+    return ds->created - ds->align_ns;
+}
+
 void hostd_disk_stats_free(HostdDiskStats *ds)
 {
     if (!ds)

@@ -176,6 +176,9 @@ int hostd_disk_stats_add(HostdDiskStats *ds, uint64_t now_ns,
 void hostd_disk_stats_count(HostdDiskStats *ds, uint64_t now_ns,
                             HostdStatsCounter c, uint64_t n);
 /* A copy of window @w as of @now_ns into @out (cleared first). */
+/* When the statistics began (the caller's monotonic clock, as @now_ns of
+ * hostd_disk_stats_new()): no window starts before it. */
+uint64_t hostd_disk_stats_since(const HostdDiskStats *ds);
 int hostd_disk_stats_window(HostdDiskStats *ds, uint64_t now_ns,
                             HostdStatsWindow w, HostdStatsRollup *out);
 /*
