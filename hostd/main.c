@@ -220,6 +220,7 @@ typedef struct HostdOptions {
     char *metrics, *zipkin, *otlp, *store, *ganeti_root, *libvirt_uri;
     char *lttng_relay; /* with manage_session: lttng create --set-url */
     char *otlp_encoding;
+    char *metrics_buckets; /* seconds, comma-separated */
     char **vms;
     int export_sample, export_slow_ms, export_queue;
     int hold_ms, retention_days, pending_budget, linger_s;
@@ -243,6 +244,7 @@ static void options_clear(HostdOptions *o)
     g_free(o->libvirt_uri);
     g_free(o->lttng_relay);
     g_free(o->otlp_encoding);
+    g_free(o->metrics_buckets);
     g_strfreev(o->vms);
 }
 
@@ -304,6 +306,10 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
          "How long to wait for late data before joining (default 800)", "MS"},
         {"metrics", 0, 0, G_OPTION_ARG_STRING, &o->metrics,
          "Serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9477)", "ADDR"},
+        {"metrics-buckets", 0, 0, G_OPTION_ARG_STRING, &o->metrics_buckets,
+         "The histograms' bucket bounds in seconds, comma-separated "
+         "(default 10 us to 10 s in 1-2.5-5 steps)",
+         "LIST"},
         {"export-zipkin", 0, 0, G_OPTION_ARG_STRING, &o->zipkin,
          "Send spans as Zipkin v2 JSON to URL (http://HOST:PORT/api/v2/spans)",
          "URL"},
@@ -380,6 +386,8 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
                                 &err) ||
         !hostd_config_load_string(o->config, "lttng-relay", &o->lttng_relay,
                                   &err) ||
+        !hostd_config_load_string(o->config, "metrics-buckets",
+                                  &o->metrics_buckets, &err) ||
         !hostd_config_load_limits(o->config, &o->limits, &err))
         return fail(2, "%s", err->message);
     if (!!h->live_url == !!h->offline_dir)
@@ -509,9 +517,17 @@ static int start_live(Hostd *h, const HostdOptions *o)
     if (!h->control)
         return fail(1, "control socket: %s", err->message);
     if (o->metrics) {
+        g_autoptr(GArray) ladder = NULL;
+
+        if (o->metrics_buckets &&
+            !(ladder = hostd_metrics_parse_ladder(o->metrics_buckets, &err)))
+            return fail(2, "%s", err->message);
         h->metrics = hostd_metrics_new(h->model, h->gate, o->metrics, &err);
         if (!h->metrics)
             return fail(1, "metrics on %s: %s", o->metrics, err->message);
+        if (ladder)
+            hostd_metrics_set_ladder(h->metrics, (double *)ladder->data,
+                                     ladder->len);
     }
     if ((r = open_exporters(h, o)))
         return r;
