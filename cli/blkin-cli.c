@@ -659,7 +659,8 @@ int main(int argc, char **argv)
          "Print the version and exit", NULL},
         {NULL}};
     g_autoptr(GOptionContext) ctx =
-        g_option_context_new("report|top|tail|trace|status|register|unregister "
+        g_option_context_new("report|top|tail|trace|history|status|register|"
+                             "unregister "
                              "[ARGS]");
     g_autoptr(GError) err = NULL;
 
