@@ -88,7 +88,8 @@ if has 2; then
     BLKIN_PRELOAD="$build/qemu-filter/libblkin-preload.so" \
         meson test -C "$asan" --no-rebuild --print-errorlogs --num-processes 2 \
             proto/test-proto proto/test-clock proto/test-link agent/test-matcher \
-            hostd-join hostd-remote-join hostd-span-export hostd-e2e hostd-remote-nbd hostd-backend-spans $names || rc=1
+            hostd-join hostd-remote-join hostd-span-export hostd-e2e hostd-remote-nbd hostd-backend-spans \
+            hostd-metrics-proto hostd-export-tls hostd-metrics hostd-clickhouse $names || rc=1
     count_log "$asan/meson-logs/testlog.json" 2-asan
     stage_time "2 (asan)" "$t0"
 fi

@@ -30,7 +30,11 @@ ME = node.isolate()  # before anything starts LTTng or threads
 from faultlib import Hostd  # noqa: E402
 import threading  # noqa: E402
 
-from qemutools import PRELOAD, blkin_json, create, run  # noqa: E402
+from qemutools import blkin_json, create, run  # noqa: E402
+from vm import preload_library  # noqa: E402
+
+# BLKIN_PRELOAD (scripts/test.sh's sanitizer stage: an uninstrumented one).
+PRELOAD = preload_library()
 from stack import free_ports  # noqa: E402
 from tap import Tap  # noqa: E402
 
@@ -127,7 +131,7 @@ def io(wd, n=200):
         create(img, 16 << 20)
     disk = {"driver": "raw", "file": {"driver": "file", "filename": img}}
     return run(["qemu-img", "bench", "-c", str(n), "-d", "4", blkin_json(disk, id="keeper/vda")],
-               timeout=120)
+               preload=PRELOAD, timeout=120)
 
 
 def events(h):

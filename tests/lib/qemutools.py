@@ -7,7 +7,8 @@ import os
 import subprocess
 
 BUILD = os.environ.get("BLKIN_BUILD_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-PRELOAD = os.path.join(BUILD, "qemu-filter", "libblkin-preload.so")
+# BLKIN_PRELOAD: scripts/test.sh's sanitizer stage gives ./build's (QEMU is not instrumented).
+PRELOAD = os.environ.get("BLKIN_PRELOAD") or os.path.join(BUILD, "qemu-filter", "libblkin-preload.so")
 PRELOAD_WRONG = os.path.join(BUILD, "qemu-filter", "libblkin-preload-wrongstamp.so")
 
 
