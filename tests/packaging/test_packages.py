@@ -91,6 +91,50 @@ def check_installed(t, root, debs):
     t.ok(r.returncode != 0 or "INTERP" not in r.stdout, "the packaged guest agent is static too")
 
 
+def fake_qemu(root, version):
+    """A qemu-system-x86 of another version (a QEMU binary without the
+    module stamp), as a .deb in the root."""
+    d = tempfile.mkdtemp(prefix="fake-qemu-", dir=os.path.join(root.dir, "tmp"))
+    os.makedirs(os.path.join(d, "DEBIAN"))
+    os.makedirs(os.path.join(d, "usr", "bin"))
+    with open(os.path.join(d, "DEBIAN", "control"), "w") as f:
+        f.write(f"Package: qemu-system-x86\nVersion: {version}\nArchitecture: amd64\n"
+                "Maintainer: test <test@example.org>\nDescription: a QEMU update, as the test makes it\n")
+    exe = os.path.join(d, "usr", "bin", "qemu-system-x86_64")
+    with open(exe, "w") as f:
+        f.write(f"#!/bin/sh\necho 'QEMU emulator version 7.2.99 (Debian {version})'\n")
+    os.chmod(exe, 0o755)
+    deb = os.path.join(root.dir, "var", "cache", "blkin-debs", "qemu-update.deb")
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", d, deb], check=True, capture_output=True)
+    return "/var/cache/blkin-debs/qemu-update.deb"
+
+
+def check_qemu_update(t, root):
+    """QEMU upgraded under the filter: apt says the filter must go first;
+    done with dpkg anyway, apt-get check names the broken dependency, and
+    blkin-qemu-check (run at boot by blkin-qemu-check.service) names both
+    versions."""
+    have = root.run(["dpkg-query", "-W", "-f=${Version}", "qemu-system-x86"]).stdout
+    newer = have + "+blkintest1"
+    deb = fake_qemu(root, newer)
+    r = root.run(["apt-get", "-s", "install", deb])
+    t.ok(re.search(r"^Remv blkin-qemu-filter", r.stdout, re.M) is not None,
+         "apt: a QEMU update would remove blkin-qemu-filter (it depends on the exact version), "
+         "so apt says so before anything happens", detail=r.stdout[-2000:] + r.stderr[-1000:])
+    root.run(["dpkg", "-i", deb])
+    r = root.run(["apt-get", "check"])
+    out = r.stdout + r.stderr
+    t.ok(r.returncode != 0 and "blkin-qemu-filter" in out and f"qemu-system-x86 (= {have})" in out,
+         "installed with dpkg anyway: apt-get check names the filter package's dependency",
+         detail=out[-2000:])
+    r = root.run(["blkin-qemu-check", "--quiet"])
+    line = [l for l in r.stderr.splitlines() if l.startswith("blkin-qemu-check:")]
+    t.ok(r.returncode == 1 and line and f"(qemu-system-x86 {newer})" in line[0]
+         and f"(Debian {have})" in line[0] and "blkin-qemu-filter" in line[0],
+         "forced anyway: blkin-qemu-check (its unit runs it at boot) names the new QEMU package "
+         "version and the one the filter was built for", detail=r.stdout + r.stderr)
+
+
 def check_service(t, root):
     """The service out of the box: the daemons started the way the units
     say, with the packaged configuration and nothing else; hostd sets up
@@ -151,6 +195,7 @@ def main():
                 detail=r.stdout[-3000:] + r.stderr[-3000:]):
             check_installed(t, root, debs)
             check_service(t, root)
+            check_qemu_update(t, root)
         t5 = time.monotonic()
     t.diag(f"times: packages {t1 - t0:.1f} s, base root {t2 - t1:.1f} s, unpack {t3 - t2:.1f} s, "
            f"install {t4 - t3:.1f} s, checks {t5 - t4:.1f} s, total {time.monotonic() - t0:.1f} s")
