@@ -37,6 +37,14 @@
 #define HOSTD_EARLY_KEEP_NS (10LL * 1000000000LL)
 #define HOSTD_HUNG_MAX      64
 #define HOSTD_HUNG_KEEP_NS  (30LL * 1000000000LL)
+
+/* Top spans of a disk whose map hostd has not seen: the filter re-emits the
+ * map every map-interval (default 10 s) plus its 250 ms tick. After a
+ * restart a busy host has every disk's spans of those seconds waiting. */
+#define HOSTD_UNMAPPED_KEEP_NS (15LL * 1000000000LL)
+#define HOSTD_UNMAPPED_MAX     65536
+#define HOSTD_UNMAPPABLE_MAX   4096
+
 /* Storage services' spans kept for `blkin trace`, and services counted. */
 #define HOSTD_RECENT_BACKEND 4096
 #define HOSTD_MAX_SERVICES   256
@@ -114,6 +122,17 @@ struct HostdModel {
      * race its registration): replayed when it comes, else dropped.
      * HostdSpan, oldest first, at most HOSTD_EARLY_MAX. */
     GArray *early;
+    /* Top spans of a QEMU disk whose `blkin_qemu:disk` map has not come yet:
+     * hostd attached after the disk was opened (it started, or restarted,
+     * later; lttng-live starts a new reader at the end of each stream) and
+     * waits for the map's periodic re-emission. Replayed when it comes, and
+     * the join waits for them (the guest requests they serve are held);
+     * dropped after HOSTD_UNMAPPED_KEEP_NS. HostdSpan, oldest first, at most
+     * HOSTD_UNMAPPED_MAX. */
+    GArray *unmapped;
+    /* (source, vpid, index) keys whose spans waited in vain (a filter with
+     * map-interval 0): their spans no longer wait. */
+    GHashTable *unmappable;
     HostdZipkinSpans *zipkin; /* services' annotations into spans */
     HostdZipkinSpan *recent;  /* ring of HOSTD_RECENT_BACKEND */
     guint recent_next, recent_len;
