@@ -16,6 +16,7 @@ scripts/demo.sh, which sets the machine up first.
 """
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,9 @@ UNMAP = {"discard": "unmap"}
 
 
 def main():
+    # A SIGTERM (timeout(1), a CI job cancelled) unwinds like Ctrl-C, so the
+    # finally blocks and node.isolate's atexit hook stop what was started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=400, help="requests per disk and queue depth")
     ap.add_argument("--seed", type=int, default=1)

@@ -7,16 +7,11 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bash "$top/scripts/setup.sh"
 
-started_sessiond=
-if ! lttng list >/dev/null 2>&1; then
-    started_sessiond=1
-fi
-stop_sessiond() {
-    # Only a session daemon this script caused to start is stopped.
-    if [ -n "$started_sessiond" ]; then
-        pkill -x lttng-sessiond 2>/dev/null || true
-    fi
-}
-trap stop_sessiond EXIT
+# The demo starts no LTTng daemon here. demo.py moves itself into a private
+# mount namespace (tests/lib/node.py: isolate) before it starts any, so its
+# lttng-sessiond, consumerd and relayd are its own, invisible to the
+# machine's; they are stopped by pid when it ends (the namespace's processes,
+# HostStack.relayd), never by name, so a session daemon someone else runs on
+# this machine is not touched.
 BLKIN_SOURCE_ROOT=$top BLKIN_BUILD_ROOT=${BLKIN_BUILD:-$top/build} \
     python3 "$top/scripts/demo.py" "$@"

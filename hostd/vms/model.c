@@ -289,6 +289,9 @@ HostdModel *hostd_model_new(void)
     m->early = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
     m->dev_lists =
         g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+    m->unmapped = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
+    m->unmappable =
+        g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     m->zipkin = hostd_zipkin_spans_new(zipkin_emit, m);
     m->services =
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, service_free);
@@ -306,6 +309,8 @@ void hostd_model_free(HostdModel *m)
     g_hash_table_unref(m->by_remote);
     g_array_unref(m->early);
     g_hash_table_unref(m->dev_lists);
+    g_array_unref(m->unmapped);
+    g_hash_table_unref(m->unmappable);
     hostd_zipkin_spans_free(m->zipkin);
     g_free(m->recent);
     g_hash_table_unref(m->services);
@@ -531,16 +536,39 @@ gboolean hostd_model_remove_vm(HostdModel *m, const char *name)
     return g_hash_table_remove(m->vms, name);
 }
 
+/* Spans that came before their disk's map, now that it came. */
+static void replay_unmapped(HostdModel *m, uint64_t key)
+{
+    g_autoptr(GArray) mapped = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
+    guint kept = 0;
+
+    for (guint i = 0; i < m->unmapped->len; i++) {
+        const HostdSpan *s = &g_array_index(m->unmapped, HostdSpan, i);
+
+        if (qemu_disk_key(s->source, s->vpid, s->disk) == key)
+            g_array_append_val(mapped, *s);
+        else
+            g_array_index(m->unmapped, HostdSpan, kept++) = *s;
+    }
+    g_array_set_size(m->unmapped, kept);
+    for (guint i = 0; i < mapped->len; i++)
+        model_span_at(m, &g_array_index(mapped, HostdSpan, i));
+}
+
 void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map)
 {
     uint64_t key = qemu_disk_key(map->source, map->vpid, map->disk);
+    const char *old = g_hash_table_lookup(m->qemu_disks, &key);
 
-    if (map->state == 2) {
-        g_hash_table_remove(m->qemu_disks, &key);
-        return;
+    /* Not a periodic re-emission of what is known: spans may wait for it
+     * (a closing disk's event names it too). */
+    if (!old || strcmp(old, map->id)) {
+        g_hash_table_insert(m->qemu_disks, g_memdup2(&key, sizeof(key)),
+                            g_strdup(map->id));
+        g_hash_table_remove(m->unmappable, &key);
+        if (m->unmapped->len)
+            replay_unmapped(m, key);
     }
-    g_hash_table_insert(m->qemu_disks, g_memdup2(&key, sizeof(key)),
-                        g_strdup(map->id));
     /* The top node's word on its device (the filter learns it from the
      * first request; it comes again with every refresh). */
     HostdDisk *d = map->device && *map->device
@@ -550,6 +578,8 @@ void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map)
         g_free(d->device);
         d->device = g_strdup(map->device);
     }
+    if (map->state == 2)
+        g_hash_table_remove(m->qemu_disks, &key);
 }
 
 static const char *span_filter_id(HostdModel *m, const HostdSpan *s)
@@ -605,10 +635,15 @@ static void model_span_at(HostdModel *m, const HostdSpan *s)
     if (!d) {
         /* A lower node's span (or an unregistered disk's): keep it for
          * its parent, if it has one. */
+        uint64_t key = qemu_disk_key(s->source, s->vpid, s->disk);
+
         if (s->parent_span_id)
             hostd_span_tree_add(m->children, s);
         else if (id && m->early->len < HOSTD_EARLY_MAX)
             g_array_append_val(m->early, *s);
+        else if (!id && m->unmapped->len < HOSTD_UNMAPPED_MAX &&
+                 !g_hash_table_contains(m->unmappable, &key))
+            g_array_append_val(m->unmapped, *s);
         else
             m->spans_unknown_disk++;
         return;
@@ -676,6 +711,28 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
     GHashTableIter it;
     gpointer v;
     guint n;
+    int64_t unmapped_from = INT64_MAX;
+
+    /* Given up on: counted, and their disks' later spans wait no more. */
+    for (n = 0; n < m->unmapped->len &&
+                (int64_t)g_array_index(m->unmapped, HostdSpan, n).end_ns <
+                    watermark_ns - HOSTD_UNMAPPED_KEEP_NS;
+         n++) {
+        const HostdSpan *s = &g_array_index(m->unmapped, HostdSpan, n);
+        uint64_t key = qemu_disk_key(s->source, s->vpid, s->disk);
+
+        if (g_hash_table_size(m->unmappable) >= HOSTD_UNMAPPABLE_MAX)
+            g_hash_table_remove_all(m->unmappable);
+        g_hash_table_add(m->unmappable, g_memdup2(&key, sizeof(key)));
+    }
+    if (n) {
+        m->spans_unknown_disk += n;
+        g_array_remove_range(m->unmapped, 0, n);
+    }
+    for (n = 0; n < m->unmapped->len; n++)
+        unmapped_from =
+            MIN(unmapped_from,
+                (int64_t)g_array_index(m->unmapped, HostdSpan, n).start_ns);
 
     g_hash_table_iter_init(&it, m->vms);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
@@ -701,6 +758,10 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
                 /* Guest requests after a span still held there wait. */
                 wm = MIN(wm, hostd_remote_join_horizon(d->remote) - tol - 1);
             }
+            /* Likewise for spans waiting for their disk's map: they may be
+             * this disk's. */
+            if (unmapped_from != INT64_MAX)
+                wm = MIN(wm, unmapped_from - tol - 1);
             hostd_join_flush(d->join, wm, tol,
                              hostd_agent_conn_bound_ns(vm->agent),
                              hostd_vm_expects_guest(vm));
@@ -732,7 +793,7 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
 
         g_hash_table_iter_init(&it, m->dev_lists);
         while (g_hash_table_iter_next(&it, NULL, &v))
-            if (((DevList *)v)->at_ns < watermark_ns - HOSTD_EARLY_KEEP_NS)
+            if (((DevList *)v)->at_ns < watermark_ns - HOSTD_UNMAPPED_KEEP_NS)
                 g_hash_table_iter_remove(&it);
     }
 }

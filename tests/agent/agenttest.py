@@ -47,7 +47,8 @@ def build_file(*parts):
 
 
 def agent_binary():
-    return build_file("guest-agent", "blkin-guest-agent")
+    # BLKIN_GUEST_AGENT first: a sanitizer build cannot build the static agent.
+    return vm.agent_binary() or build_file("guest-agent", "blkin-guest-agent")
 
 
 def dump_binary():

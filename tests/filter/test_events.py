@@ -9,7 +9,7 @@ import tempfile
 import time
 
 from lttng import Session
-from qemutools import PRELOAD, blkin_json, create, file_node, qemu_io, run
+from qemutools import PRELOAD, blkin_json, create, file_node, ld_preload, qemu_io, run
 from tap import Tap
 
 KiB = 1024
@@ -151,7 +151,7 @@ def late_viewer(interval, duration_ms):
     with tempfile.TemporaryDirectory() as d:
         img = os.path.join(d, "l.raw")
         create(img, 1 * MiB)
-        env = dict(os.environ, LD_PRELOAD=PRELOAD)
+        env = dict(os.environ, LD_PRELOAD=ld_preload(PRELOAD))
         p = subprocess.Popen(["timeout", "60", "qemu-io", "-c", "write 0 4k", "-c", f"sleep {duration_ms}",
                               "-c", "write 4k 4k", blkin_json(file_node(img), id=f"ev-late-{interval}",
                                                               map_interval=interval)],

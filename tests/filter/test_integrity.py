@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 
 from lttng import Session
-from qemutools import blkin_json, create, file_node, qemu_io
+from qemutools import PRELOAD, blkin_json, create, file_node, ld_preload, qemu_io
 from tap import Tap
 
 MiB = 1024 * 1024
@@ -74,8 +74,7 @@ def check_variant(t, kind, recording):
              detail=r.stdout + r.stderr)
         # The whole disk, byte for byte, with and without the filter.
         c = subprocess.run(["timeout", "120", "qemu-img", "compare", graph(kind, img), plain(kind, img)],
-                           env=dict(os.environ, LD_PRELOAD=os.path.join(os.environ["BLKIN_BUILD_ROOT"],
-                                                                        "qemu-filter", "libblkin-preload.so")),
+                           env=dict(os.environ, LD_PRELOAD=ld_preload(PRELOAD)),
                            capture_output=True, text=True)
         t.ok(c.returncode == 0 and "identical" in c.stdout,
              f"{label}: qemu-img compare finds the filtered and unfiltered disk identical",
