@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Benchmark of the guest agent's cost (not a test).
 #
 # Boots one test guest (tests/lib/vm.py) and runs the same O_DIRECT workload

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Benchmark of the blkin filter's per-request cost (not a test).
 
 qemu-img bench on null-co (4 KiB reads, queue depth 64 and 1), interleaving

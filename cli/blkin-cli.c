@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-cli.c: `blkin`, the operator's command line for blkin-hostd.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * report-store.c: `blkin report --store URL`: the per-disk report computed
  * by ClickHouse from the rows every node's hostd wrote (store-clickhouse.h),

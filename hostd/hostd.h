@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * hostd.h: the daemon's top-level state, shared by main.c, the control
  * command handlers (commands.c) and the report builders (report.c).

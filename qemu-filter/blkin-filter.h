@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-filter.h: state shared by the blkin filter's files (private).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-record.h: the plain-C records the filter hands to its tracepoints.
  *

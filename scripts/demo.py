@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The main job: trace a demo VM end to end and print its per-disk report.
 
 Two simulated nodes (network namespaces joined by a veth pair, each with its

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # README command 1: set up (idempotent), then trace a demo VM end to end and
 # print its per-disk latency report (scripts/demo.py). Leaves nothing running.
 # Extra arguments go to demo.py (--json, --count N, --keep DIR).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The test suite under load: runs scripts/test.sh N times in a row (default
 # 3) while stress-ng keeps every core busy (one CPU hog per core, at the
 # suite's own priority), to find tests whose timing assumptions fail on a

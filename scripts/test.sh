@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # README command 2: set up (idempotent) and run the whole test suite.
 # Ends with the line 'N passed, N failed[, N skipped]', summing all stages:
 #   1. the meson test suite in ./build (gcc);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-gen: emits synthetic blkin_qemu events through the filter's own
  * tracepoint provider (qemu-filter/blkin-tp.h), so a real LTTng session

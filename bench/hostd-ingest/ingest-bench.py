@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Benchmark of hostd's trace input (not a test).
 
 Records a large synthetic blkin_qemu trace with a real LTTng session and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * trace-feed.c: a trace input kept read, reopened and accounted
  * (trace-feed.h).

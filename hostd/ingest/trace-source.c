@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * trace-source.c: blkin_qemu events from LTTng, live or offline, decoded
  * in-process with libbabeltrace2 into HostdSpan / HostdDiskMap.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * trace-source.h: hostd's input from the QEMU filter's tracepoints
  * (provider blkin_qemu, docs/tracepoints.md), read in-process with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * commands.c: the control protocol's requests (docs/hostd.md).
  */

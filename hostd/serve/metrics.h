@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * metrics.h: hostd's Prometheus endpoint: GET /metrics on a TCP address
  * (hostd binds it to loopback unless configured otherwise).

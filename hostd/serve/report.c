@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * report.c: the reports hostd serves (docs/hostd.md, "Reports"), as JSON.
  *

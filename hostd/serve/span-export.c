@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * span-export.c: Zipkin v2 / OTLP JSON span export (span-export.h).
  */

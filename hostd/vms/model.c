@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * model.c: VMs, disks and the routing of trace input to them (model.h).
  */

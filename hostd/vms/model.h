@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * model.h: what hostd knows about the node: VMs, their disks, and how the
  * identities of each source lead to a disk.

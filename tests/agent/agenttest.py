@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Shared bits of the guest agent's end-to-end tests (tests/agent).
 
 The host side is tools/blkin-agent-dump (the reference host end of the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Shared by the tests of hostd's host-side surfaces (the control socket,
 /metrics) against hostile local clients: a hostd started as systemd would
 (soft fd limit 1,024), and what an operator looks at while a client

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A control client that sends requests and never reads the answers
 (docs/security.md, "Host-side surfaces"):
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Idle clients of hostd's control socket (docs/security.md, "Host-side
 surfaces"); hostd starts with a soft limit of 1,024 open files, as under
 systemd, and `control-idle-s = 3` in its config file:

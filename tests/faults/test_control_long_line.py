@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A control client sends 256 MiB without a line feed (docs/security.md,
 "Host-side surfaces"):
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A local client opens 2,000 TCP connections to hostd's metrics port and
 holds them without sending anything (docs/security.md, "Host-side
 surfaces"). hostd starts as under systemd, with a soft limit of 1,024 open

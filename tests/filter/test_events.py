@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What the filter records: one event per request with the right fields,
 sampling, parent/child spans across stacked nodes, hung requests, the disk
 map for late viewers."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Data passes through the blkin filter untouched, for every request type,
 over raw and qcow2, and through two stacked blkin nodes; with and without an
 LTTng session recording."""

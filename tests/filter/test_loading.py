@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Loading: every stock QEMU binary gets the driver through LD_PRELOAD; the
 wrong QEMU build is refused; other programs are untouched; QEMU's own child
 processes do not inherit the preload."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Sanitizer builds only (./build-asan, scripts/test.sh stage 2): the filter
 tests there really run the filter under AddressSanitizer. Debian's QEMU is
 not instrumented; the shim and the filter are, and qemutools puts the ASan

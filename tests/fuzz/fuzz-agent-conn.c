@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fuzz-agent-conn.c: hostd's side of a guest's channel
  * (hostd/ingest/agent-conn.c) end to end: the input is what the "guest" sends

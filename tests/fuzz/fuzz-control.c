@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fuzz-control.c: hostd's control requests (hostd/serve/commands.c and the
  * report builders behind them) on hostile JSON. The control socket is for

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Writes the seed corpus (tests/fuzz/corpus/NAME/*): valid and nearly valid
 inputs that get each fuzzer past the first checks at once. Run it again
 after a protocol change; the files are in the tree so CI needs no step."""

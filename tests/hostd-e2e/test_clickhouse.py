@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """ClickHouse as the scale-out store: two blkin-hostd instances (two "nodes")
 write joined requests to one real ClickHouse server; `blkin report --store`
 over it equals the union of the two hostds' own reports (counts exact,

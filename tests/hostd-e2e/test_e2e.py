@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """End to end: a real guest (agent + workload) on two disks behind the blkin
 filter, a real lttng-sessiond/relayd live session, blkin-hostd joining both,
 and `blkin report` checked against what the workload itself issued and

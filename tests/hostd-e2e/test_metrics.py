@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A real Prometheus scrapes blkin-hostd's /metrics while QEMU does I/O through
 the filter; PromQL's histogram_quantile over the scraped histogram agrees with
 `blkin report`'s percentiles within the buckets' resolution, and the counters

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Two nodes, one request: a VM on node A whose disk is an NBD export served
 by qemu-nbd (with the blkin filter) on node B. Each node is a network
 namespace with its own LTTng; the veth pair between them is the network.

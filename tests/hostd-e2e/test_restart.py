@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """blkin-hostd killed (SIGKILL) and restarted in the middle of a guest's run:
 the history written before the kill is kept, the live join resumes for what
 the guest does afterwards, and the history counts every request exactly once.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Hand-written CTF 1.8 traces with blkin_qemu events that do and do not match
 the schema (docs/tracepoints.md), for the trace source's rejection paths:
 a real LTTng session cannot record an event named blkin_qemu:* with other

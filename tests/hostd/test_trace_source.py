@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """hostd's trace source (hostd/ingest/trace-source.c) through tests/hostd/trace-dump:
 offline reads of real sessions give exactly the requests QEMU issued through
 the filter (checked field by field against babeltrace2's own decode), live

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * trace-dump: prints what a HostdTraceSource hands its sink, one JSON object
  * a line, for the tests; with --count only counts (the ingest benchmark's

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`meson install` ships a man page for every program it installs for an
 operator, and each page documents what the program's --help lists: every
 long option, and its version.

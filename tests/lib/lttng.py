@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """LTTng for tests: a real lttng-sessiond, real sessions, traces read back.
 
 Every test that records uses its own uniquely named session on the one root

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Running Debian's stock QEMU tools with the blkin filter preloaded.
 
 Every call has a timeout: a hung QEMU fails the test instead of hanging it.

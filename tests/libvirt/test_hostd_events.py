@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """blkin-hostd --libvirt: a blkin-enabled domain is registered while it runs
 and unregistered when it stops, with no hook and no `blkin register`."""
 import os
