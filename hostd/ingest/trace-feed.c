@@ -45,6 +45,8 @@ static void stats_add(HostdTraceStats *to, const HostdTraceStats *s)
     to->ignored += s->ignored;
     to->discarded += s->discarded;
     to->discarded_unknown += s->discarded_unknown;
+    to->batches += s->batches;
+    to->batches_lost += s->batches_lost;
 }
 
 static gboolean open_live(gpointer user);

@@ -667,6 +667,8 @@ static void add_trace_inputs(JsonBuilder *b, Hostd *h)
         add_int(b, "spans", st.source.spans);
         add_int(b, "rejected", st.source.rejected);
         add_int(b, "discarded", st.source.discarded);
+        add_int(b, "batches", st.source.batches);
+        add_int(b, "batches_lost", st.source.batches_lost);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);

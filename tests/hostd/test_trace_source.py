@@ -448,10 +448,29 @@ def test_broken_dirs(t):
              "corrupted packet headers: an error with a message", detail=f"rc {rc}: {err[-1500:]}")
 
 
+def test_batches(t):
+    # blkin_qemu:batch (docs/tracepoints.md): every request of every batch,
+    # exactly; a virtio-blk request's device requests; a thread's missing
+    # batch numbers counted as lost; a batch whose count claims more than its
+    # data holds rejected after what it does hold.
+    with tempfile.TemporaryDirectory() as d:
+        want, batches, lost, rejected = ctfgen.write_batch_trace(d)
+        rc, objs, err = dump(d)
+    t.eq(rc, 0, "a trace of batches reads to its end")
+    keys = ("trace_id", "span_id", "parent_span_id", "op", "flags", "offset", "bytes", "start_ns",
+            "end_ns", "ret", "inflight", "why", "vpid", "disk")
+    got = [tuple(o[k] for k in keys) + (o.get("dev_end_ns"), o.get("dev")) for o in of(objs, "span")]
+    t.eq(got, [tuple(w[k] for k in keys) + (w["dev_end_ns"], w["dev"]) for w in want],
+         "every request of every batch, fields exact, a virtio-blk request with its device requests")
+    end = of(objs, "end")[-1] if of(objs, "end") else {}
+    t.eq((end.get("batches"), end.get("batches_lost"), end.get("rejected")), (batches, lost, rejected),
+         "batches counted, the two a thread's numbering skips counted as lost, the malformed one rejected")
+
+
 def main():
     t = Tap()
     for fn in (test_offline_exact, test_stacked_and_hung, test_discarded, test_live, test_live_relayd_lost, test_live_errors,
-               test_schema, test_broken_dirs):
+               test_schema, test_batches, test_broken_dirs):
         t.run(fn)
     t.done()
 
