@@ -11,19 +11,16 @@
 
 #include "report-store.h"
 
+#include "blkin-schema.h"
+
 #include <gio/gio.h>
 #include <string.h>
 
-/* The phases in report order (stats/disk-stats.c's hostd_stats_phase_order;
- * the CLI does not link the statistics); each is a column <name>_ns. */
-static const char *const phases[] = {
-    "total",   "guest_queue", "guest_to_qemu", "qemu",
-    "network", "remote",      "backend",       "qemu_to_guest",
-};
-#define N_PHASES G_N_ELEMENTS(phases)
+/* The phases in report order; each is a column <name>_ns of the store. */
+#define N_PHASES BLKIN_PHASE__N
 static const char *phase_name(size_t i)
 {
-    return phases[i];
+    return blkin_phase_name(blkin_phase_report_order[i]);
 }
 
 /* A string literal for SQL: quotes and backslashes escaped. */

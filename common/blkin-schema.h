@@ -109,6 +109,9 @@ static inline int blkin_phase_is_summary(unsigned phase)
 const char *blkin_phase_name(unsigned phase);
 /* The phase named @name, or -1. */
 int blkin_phase_from_name(const char *name);
+/* Every phase once, in the order reports show them: total first, then the
+ * order a request passes them, the other summaries last. */
+extern const enum blkin_phase blkin_phase_report_order[BLKIN_PHASE__N];
 
 /* Lifecycle of a filter disk (`state` of the `disk` tracepoint). */
 enum blkin_disk_state {

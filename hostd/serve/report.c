@@ -222,7 +222,7 @@ static void add_ops(JsonBuilder *b, const HostdStatsRollup *r, bool buckets)
         json_builder_begin_array(b);
         /* Total first: it is what an operator reads first. */
         for (int i = 0; i < BLKIN_PHASE__N; i++) {
-            enum blkin_phase p = hostd_stats_phase_order[i];
+            enum blkin_phase p = blkin_phase_report_order[i];
 
             if (r->hist[op][p])
                 add_phase(b, p, r->hist[op][p], buckets);

@@ -399,22 +399,34 @@ static void clickhouse_rows(HostdSpanExport *e, GPtrArray *batch, GString *req,
     }
 }
 
-static const char *const clickhouse_schema[] = {
-    "CREATE DATABASE IF NOT EXISTS blkin",
-    "CREATE TABLE IF NOT EXISTS blkin.requests (host String, domain String, "
-    "disk String, op String, time DateTime, end_unix_ns UInt64, "
-    "offset UInt64, bytes UInt64, ret Int32, flags UInt32, merged UInt8, "
-    "trace_id UInt64, span_id UInt64, guest_queue_ns Int64, "
-    "guest_to_qemu_ns Int64, qemu_ns Int64, backend_ns Int64, "
-    "qemu_to_guest_ns Int64, total_ns Int64, network_ns Int64 DEFAULT -1, "
-    "remote_ns Int64 DEFAULT -1) ENGINE = MergeTree() "
-    "PARTITION BY toYYYYMMDD(time) ORDER BY (domain, disk, time)",
-    "CREATE TABLE IF NOT EXISTS blkin.spans (trace_id UInt64, "
-    "span_id UInt64, parent_id UInt64, layer String, host String, "
-    "domain String, disk String, op String, start_unix_ns UInt64, "
-    "end_unix_ns UInt64) ENGINE = MergeTree() ORDER BY (domain, disk, "
-    "start_unix_ns)",
-};
+/*
+ * The store's tables. blkin.requests has a column per phase, named from the
+ * one name table (-1: the phase does not apply to the request).
+ */
+static GPtrArray *clickhouse_schema(void)
+{
+    GPtrArray *q = g_ptr_array_new_with_free_func(g_free);
+    GString *t = g_string_new(
+        "CREATE TABLE IF NOT EXISTS blkin.requests (host String, domain "
+        "String, disk String, op String, time DateTime, end_unix_ns UInt64, "
+        "offset UInt64, bytes UInt64, ret Int32, flags UInt32, merged UInt8, "
+        "trace_id UInt64, span_id UInt64");
+
+    for (int p = 0; p < BLKIN_PHASE__N; p++)
+        g_string_append_printf(t, ", %s_ns Int64 DEFAULT -1",
+                               blkin_phase_name(p));
+    g_string_append(t, ") ENGINE = MergeTree() PARTITION BY toYYYYMMDD(time) "
+                       "ORDER BY (domain, disk, time)");
+    g_ptr_array_add(q, g_strdup("CREATE DATABASE IF NOT EXISTS blkin"));
+    g_ptr_array_add(q, g_string_free(t, FALSE));
+    g_ptr_array_add(
+        q, g_strdup("CREATE TABLE IF NOT EXISTS blkin.spans (trace_id UInt64, "
+                    "span_id UInt64, parent_id UInt64, layer String, host "
+                    "String, domain String, disk String, op String, "
+                    "start_unix_ns UInt64, end_unix_ns UInt64) ENGINE = "
+                    "MergeTree() ORDER BY (domain, disk, start_unix_ns)"));
+    return q;
+}
 
 static gboolean deliver(HostdSpanExport *e, GPtrArray *batch, GError **err)
 {
@@ -426,9 +438,23 @@ static gboolean deliver(HostdSpanExport *e, GPtrArray *batch, GError **err)
         return post(e, e->path, body, err);
     }
     if (e->need_schema) {
-        for (size_t i = 0; i < G_N_ELEMENTS(clickhouse_schema); i++)
-            if (!post(e, "/", clickhouse_schema[i], err))
+        g_autoptr(GPtrArray) schema = clickhouse_schema();
+
+        for (guint i = 0; i < schema->len; i++)
+            if (!post(e, "/", g_ptr_array_index(schema, i), err))
                 return FALSE;
+        /* A table an older hostd made lacks the phases added since: each
+         * is added (an error says it is there already, ClickHouse 18 has
+         * no IF NOT EXISTS for columns). */
+        for (int p = 0; p < BLKIN_PHASE__N; p++) {
+            g_autofree char *alter = g_strdup_printf(
+                "ALTER TABLE blkin.requests ADD COLUMN %s_ns Int64 "
+                "DEFAULT -1",
+                blkin_phase_name(p));
+            g_autoptr(GError) exists = NULL;
+
+            post(e, "/", alter, &exists);
+        }
         e->need_schema = FALSE;
     }
     req = g_string_new(NULL);

@@ -89,9 +89,6 @@ typedef enum HostdStatsWindow {
     HOSTD_STATS_WINDOW__N,
 } HostdStatsWindow;
 
-/* Every phase once, total first, then in the order a request passes them
- * (the enum's numbering is historical, see joined-request.h). */
-extern const enum blkin_phase hostd_stats_phase_order[BLKIN_PHASE__N];
 extern const char *const hostd_stats_counter_names[HOSTD_STATS_COUNTER__N];
 extern const char *const hostd_stats_window_names[HOSTD_STATS_WINDOW__N];
 

@@ -85,13 +85,16 @@ class Session:
         return [e for e in self._events
                 if (vpid is None or e.get("vpid") == vpid) and (name is None or e["name"] == name)]
 
-    def for_disk(self, disk_id, name="blkin_qemu:request"):
+    def for_disk(self, disk_id, name=None):
         """Events of one disk, found the way a reader must: through the disk
         map events that name it (vpid + process-local disk index, both in
-        every event's payload)."""
+        every event's payload). By default its requests: `request` and, on
+        a virtio-blk device, `device_request` (also from batches)."""
         keys = {(e.get("vpid"), e["disk"]) for e in self.events(name="blkin_qemu:disk")
                 if e["id"] == disk_id}
-        return [e for e in self.events(name=name) if (e.get("vpid"), e.get("disk")) in keys]
+        names = (name,) if name else ("blkin_qemu:request", "blkin_qemu:device_request")
+        return [e for e in self.events() if e["name"] in names and
+                (e.get("vpid"), e.get("disk")) in keys]
 
     def discarded(self):
         """Counts of events the tracer discarded, as babeltrace2 reports them."""
