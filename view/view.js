@@ -69,6 +69,14 @@
         return (ns / 1e9).toPrecision(3) + ' s';
     }
 
+    /* A power of ten of nanoseconds, short. */
+    function tick(ns) {
+        var u = [[1e9, ' s'], [1e6, ' ms'], [1e3, ' \u00b5s'], [1, ' ns']];
+        for (var i = 0; i < u.length; i++)
+            if (ns >= u[i][0]) return String(Math.round(ns / u[i][0])) + u[i][1];
+        return ns + ' ns';
+    }
+
     function bytes(n) {
         if (n < 1024) return n + ' B';
         if (n < 1048576) return (n / 1024).toPrecision(3) + ' KiB';
@@ -121,15 +129,21 @@
 
     /* ---- per op: heatmap and percentiles over the window ---- */
 
-    var W = 520, HM_H = 170, PC_H = 110, LEFT = 62, RIGHT = 8;
+    var W = 520, HM_H = 190, PC_H = 110, LEFT = 62, RIGHT = 8;
 
-    function xScale(report) {
-        var t0 = report.window_start_ns, t1 = Math.max(report.window_end_ns, t0 + 1);
-        return function (t) { return LEFT + (W - LEFT - RIGHT) * (t - t0) / (t1 - t0); };
+    /* The window's span: all of it, also when the disk is younger. */
+    function span(data, report) {
+        var t1 = report.window_end_ns, len = data.window === '1h' ? 3600e9 : 60e9;
+        return [Math.min(report.window_start_ns, t1 - len), Math.max(t1, report.window_start_ns + 1)];
+    }
+
+    function xScale(data, report) {
+        var t = span(data, report);
+        return function (v) { return LEFT + (W - LEFT - RIGHT) * (v - t[0]) / (t[1] - t[0]); };
     }
 
     function timeAxis(svg, data, report, y) {
-        var x = xScale(report), t0 = report.window_start_ns, t1 = report.window_end_ns;
+        var x = xScale(data, report), t = span(data, report), t0 = t[0], t1 = t[1];
         var minutes = t1 - t0 > 120e9;
         s('line', {class: 'axis', x1: LEFT, x2: W - RIGHT, y1: y, y2: y}, svg);
         for (var i = 0; i <= 4; i++) {
@@ -163,12 +177,12 @@
         decadeTicks(rows[lo] || 1, rows[Math.min(hi, rows.length - 1)]).forEach(function (v) {
             var yy = y(rowPos(rows, v));
             s('line', {class: 'grid', x1: LEFT, x2: W - RIGHT, y1: yy, y2: yy}, svg);
-            s('text', {x: LEFT - 4, y: yy + 3, 'text-anchor': 'end', text: dur(v)}, svg);
+            s('text', {x: LEFT - 4, y: yy + 3, 'text-anchor': 'end', text: tick(v)}, svg);
         });
     }
 
     function heatmap(data, report, columns, op, range) {
-        var rows = data.rows_ns, x = xScale(report), top = 6, bottom = HM_H - 18;
+        var rows = data.rows_ns, x = xScale(data, report), top = 6, bottom = HM_H - 30;
         var lo = range[0], hi = range[1] + 1;
         var y = function (pos) { return bottom - (bottom - top) * (pos - lo) / (hi - lo); };
         var svg = s('svg', {class: 'heatmap', width: W, height: HM_H, viewBox: '0 0 ' + W + ' ' + HM_H,
@@ -199,17 +213,18 @@
             });
         });
         timeAxis(svg, data, report, bottom);
-        /* Colour key. */
+        /* Colour key, under the axis. */
+        var kx = W - RIGHT - 150;
+        s('text', {x: kx - 4, y: HM_H - 3, 'text-anchor': 'end', text: 'requests per cell: 1'}, svg);
         for (var i = 0; i < 5; i++)
-            s('rect', {x: W - RIGHT - 100 + i * 14, y: HM_H - 10, width: 14, height: 8,
+            s('rect', {x: kx + i * 14, y: HM_H - 11, width: 14, height: 9,
                        fill: rampColour(0.15 + 0.85 * i / 4)}, svg);
-        s('text', {x: W - RIGHT - 104, y: HM_H - 3, 'text-anchor': 'end', text: '1'}, svg);
-        s('text', {x: W - RIGHT - 100 + 72, y: HM_H - 3, text: String(max)}, svg);
+        s('text', {x: kx + 74, y: HM_H - 3, text: String(max), class: 'max-count'}, svg);
         return svg;
     }
 
     function percentiles(data, report, columns, op) {
-        var rows = data.rows_ns, x = xScale(report), top = 6, bottom = PC_H - 18;
+        var rows = data.rows_ns, x = xScale(data, report), top = 6, bottom = PC_H - 18;
         var pts = {p50_ns: [], p90_ns: [], p99_ns: [], max_ns: []}, lo = Infinity, hi = 0;
         columns.forEach(function (c) {
             c.ops.forEach(function (o) {
@@ -233,7 +248,7 @@
         });
         var style = {p50_ns: ['#1f77b4', ''], p90_ns: ['#ff7f0e', ''], p99_ns: ['#d62728', ''],
                      max_ns: ['#888888', '2,2']};
-        var gap = (x(report.window_end_ns) - LEFT) / 30;
+        var gap = (W - LEFT - RIGHT) / 25;
         for (var k in pts) {
             var d = '', prev = null;
             pts[k].forEach(function (p) {
