@@ -388,7 +388,7 @@
             h('span', {class: 'clock-error', 'data-ns': err,
                        text: req.has_guest ? 'guest clock error bound \u00b1' + dur(err) : 'host clock only'}),
         ]);
-        return h('div', {class: 'req'}, [head, svg]);
+        return h('div', {class: 'req', 'data-guest': String(!!req.has_guest)}, [head, svg]);
     }
 
     /* ---- a disk ---- */
