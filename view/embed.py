@@ -16,11 +16,14 @@ import sys
 def c_string(text):
     """A C string literal, cut into lines, that survives any byte."""
     out = []
-    for line in text.encode("utf-8").split(b"\n"):
+    lines = text.encode("utf-8").split(b"\n")
+    for i, line in enumerate(lines):
+        if i + 1 < len(lines):
+            line += b"\n"
         esc = "".join(chr(b) if 32 <= b < 127 and b not in (34, 92, 63) else "\\%03o" % b
-                      for b in line + b"\n")
+                      for b in line)
         out.append('    "%s"' % esc)
-    return "\n".join(out) if out else '""'
+    return "\n".join(out)
 
 
 def sha256(text):

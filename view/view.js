@@ -131,10 +131,11 @@
 
     var W = 520, HM_H = 190, PC_H = 110, LEFT = 62, RIGHT = 8;
 
-    /* The window's span: all of it, also when the disk is younger. */
+    /* The window's span as the report observed it (a disk younger than the
+     * window: since it was registered), at least a minute. */
     function span(data, report) {
-        var t1 = report.window_end_ns, len = data.window === '1h' ? 3600e9 : 60e9;
-        return [Math.min(report.window_start_ns, t1 - len), Math.max(t1, report.window_start_ns + 1)];
+        var t1 = report.window_end_ns;
+        return [Math.min(report.window_start_ns, t1 - 60e9), t1];
     }
 
     function xScale(data, report) {
@@ -263,7 +264,7 @@
             });
         }
         timeAxis(svg, data, report, bottom);
-        var lx = LEFT + 6;
+        var lx = W - RIGHT - 4 * 44;
         ['p50_ns', 'p90_ns', 'p99_ns', 'max_ns'].forEach(function (k) {
             s('rect', {x: lx, y: top + 3, width: 10, height: 3, fill: style[k][0]}, svg);
             s('text', {x: lx + 13, y: top + 8, text: k.replace('_ns', '')}, svg);
