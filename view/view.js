@@ -129,7 +129,7 @@
 
     /* ---- per op: heatmap and percentiles over the window ---- */
 
-    var W = 520, HM_H = 190, PC_H = 110, LEFT = 62, RIGHT = 8;
+    var W = 520, HM_H = 190, PC_H = 124, LEFT = 62, RIGHT = 8;
 
     /* The window's span as the report observed it (a disk younger than the
      * window: since it was registered), at least a minute. */
@@ -225,7 +225,7 @@
     }
 
     function percentiles(data, report, columns, op) {
-        var rows = data.rows_ns, x = xScale(data, report), top = 6, bottom = PC_H - 18;
+        var rows = data.rows_ns, x = xScale(data, report), top = 6, bottom = PC_H - 30;
         var pts = {p50_ns: [], p90_ns: [], p99_ns: [], max_ns: []}, lo = Infinity, hi = 0;
         columns.forEach(function (c) {
             c.ops.forEach(function (o) {
@@ -264,10 +264,11 @@
             });
         }
         timeAxis(svg, data, report, bottom);
+        /* Key, under the axis. */
         var lx = W - RIGHT - 4 * 44;
         ['p50_ns', 'p90_ns', 'p99_ns', 'max_ns'].forEach(function (k) {
-            s('rect', {x: lx, y: top + 3, width: 10, height: 3, fill: style[k][0]}, svg);
-            s('text', {x: lx + 13, y: top + 8, text: k.replace('_ns', '')}, svg);
+            s('rect', {x: lx, y: PC_H - 8, width: 10, height: 3, fill: style[k][0]}, svg);
+            s('text', {x: lx + 13, y: PC_H - 3, text: k.replace('_ns', '')}, svg);
             lx += 44;
         });
         return svg;
