@@ -451,6 +451,8 @@ static int start_live(Hostd *h, const HostdOptions *o)
         h->metrics = hostd_metrics_new(h->model, h->gate, o->metrics, &err);
         if (!h->metrics)
             return fail(1, "metrics on %s: %s", o->metrics, err->message);
+        /* The view (the live page, /view.json) on the same port. */
+        hostd_metrics_set_route(h->metrics, hostd_view_http, h);
     }
     if ((r = open_exporters(h, o)))
         return r;

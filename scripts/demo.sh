@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # README command 1: set up (idempotent), then trace a demo VM end to end and
 # print its per-disk latency report (scripts/demo.py). Leaves nothing running.
-# Extra arguments go to demo.py (--json, --count N, --keep DIR).
+# Extra arguments go to demo.py (--json, --html FILE, --count N, --keep DIR).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)

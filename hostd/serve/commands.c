@@ -104,6 +104,10 @@ JsonNode *hostd_handle_request(void *opaque, JsonObject *req)
             &err);
         return or_error(n, err);
     }
+    if (g_str_equal(cmd, "view")) {
+        JsonNode *n = hostd_view(h, vm, disk, window ? window : "1h", &err);
+        return or_error(n, err);
+    }
     if (g_str_equal(cmd, "tail")) {
         JsonNode *n =
             hostd_report_tail(h, vm, disk, window ? window : "1m", &err);

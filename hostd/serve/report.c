@@ -797,3 +797,28 @@ JsonNode *hostd_report_history(Hostd *h, const char *vm, const char *disk,
     json_builder_end_object(b);
     return json_builder_get_root(b);
 }
+
+/* ---- pieces other answers build on (the view, view.c) ---- */
+
+uint64_t hostd_report_now(Hostd *h)
+{
+    return report_now(h);
+}
+
+gboolean hostd_report_parse_window(const char *name, HostdStatsWindow *w,
+                                   GError **err)
+{
+    return parse_window(name, w, err);
+}
+
+void hostd_report_add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d,
+                           HostdStatsWindow w, uint64_t now)
+{
+    add_disk(h, b, d, w, now, false);
+}
+
+void hostd_report_add_request(JsonBuilder *b, const HostdDisk *d,
+                              const HostdJoinedRequest *r)
+{
+    add_request(b, d, r);
+}

@@ -622,6 +622,24 @@ int hostd_disk_stats_window(HostdDiskStats *ds, uint64_t now_ns,
     return 0;
 }
 
+uint64_t hostd_disk_stats_seconds(HostdDiskStats *ds, uint64_t now_ns,
+                                  HostdStatsSecondFn fn, void *opaque)
+{
+    hostd_disk_stats_advance(ds, now_ns);
+
+    for (uint64_t s = sat_sub(ds->sec, RING); s < ds->sec; s++) {
+        if (!ds->sec_ring[s % RING])
+            continue;
+        HostdStatsRollup r = {0};
+        thaw_merge(ds->sec_ring[s % RING], &r);
+        r.start_ns = to_mono(ds, s * HOSTD_NS_PER_SEC);
+        r.end_ns = to_mono(ds, (s + 1) * HOSTD_NS_PER_SEC);
+        fn(opaque, &r);
+        hostd_stats_rollup_clear(&r);
+    }
+    return to_mono(ds, ds->sec * HOSTD_NS_PER_SEC);
+}
+
 void hostd_disk_stats_flush(HostdDiskStats *ds, uint64_t now_ns)
 {
     hostd_disk_stats_advance(ds, now_ns);

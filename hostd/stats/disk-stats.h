@@ -176,6 +176,16 @@ void hostd_disk_stats_count(HostdDiskStats *ds, uint64_t now_ns,
 int hostd_disk_stats_window(HostdDiskStats *ds, uint64_t now_ns,
                             HostdStatsWindow w, HostdStatsRollup *out);
 /*
+ * The closed seconds of the 1-minute window as of @now_ns, oldest first,
+ * each that saw anything, as a rollup borrowed for the call whose interval
+ * is that second: their sum is hostd_disk_stats_window(1 min). Returns the
+ * windows' end (the start of the second in progress). For views over time
+ * (timeline.h).
+ */
+typedef void (*HostdStatsSecondFn)(void *opaque, const HostdStatsRollup *sec);
+uint64_t hostd_disk_stats_seconds(HostdDiskStats *ds, uint64_t now_ns,
+                                  HostdStatsSecondFn fn, void *opaque);
+/*
  * Checkpoint: hands the minute in progress, as seen so far (complete
  * seconds of the minute plus the second in progress), to the minute
  * callback, with end_ns = @now_ns + 1. Nothing changes inside: the minute is

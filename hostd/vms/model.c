@@ -58,6 +58,8 @@ static void disk_minute_closed(void *opaque, const HostdStatsRollup *minute)
     HostdDisk *d = opaque;
     g_autoptr(GError) err = NULL;
 
+    /* The view's heatmap keeps its own summary of the minute (timeline.h). */
+    hostd_timeline_minute(d->timeline, minute);
     if (!d->vm || !d->vm->model->history)
         return;
     HostdStatsRollup wall = *minute; /* shallow: histograms stay borrowed */
@@ -84,6 +86,7 @@ static void disk_free(gpointer p)
     hostd_join_free(d->join);
     hostd_disk_stats_free(d->stats);
     hostd_tail_capture_free(d->tail);
+    hostd_timeline_free(d->timeline);
     for (int op = 0; op < BLKIN_OP__N; op++)
         for (int p = 0; p < BLKIN_PHASE__N; p++)
             hostd_latency_hist_free(d->cum[op][p]);
@@ -282,6 +285,7 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
 {
     g_autoptr(GPtrArray) disks = g_ptr_array_new_with_free_func(disk_free);
     uint64_t t0 = m->offline ? 0 : g_get_monotonic_time() * 1000;
+    uint64_t align;
     HostdVm *vm;
 
     if (!valid_name(name)) {
@@ -328,9 +332,10 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
             d->remote = hostd_remote_join_new(hostd_route_remote_emit, d);
         }
         d->join = hostd_join_new(disk_emit, d);
-        d->stats =
-            hostd_disk_stats_new(t0, minute_align_ns(), disk_minute_closed, d);
-        d->tail = hostd_tail_capture_new(HOSTD_TAIL_K, t0, minute_align_ns());
+        align = minute_align_ns();
+        d->stats = hostd_disk_stats_new(t0, align, disk_minute_closed, d);
+        d->tail = hostd_tail_capture_new(HOSTD_TAIL_K, t0, align);
+        d->timeline = hostd_timeline_new(align);
         g_ptr_array_add(disks, d);
     }
 

@@ -31,6 +31,7 @@
 #include "stats/disk-stats.h"
 #include "stats/history-store.h"
 #include "stats/tail-capture.h"
+#include "stats/timeline.h"
 
 /* Trace inputs (one per node's LTTng session); HostdSpan.source. */
 #define HOSTD_MAX_SOURCES 16
@@ -81,6 +82,7 @@ typedef struct HostdDisk {
     HostdJoin *join;
     HostdDiskStats *stats;
     HostdTailCapture *tail;
+    HostdTimeline *timeline; /* its minutes, for the view's heatmap */
     /* The guest device (major:minor) the agent mapped to this disk. */
     gboolean have_dev;
     uint32_t major, minor;
