@@ -261,15 +261,12 @@ int BPF_PROG(on_complete, struct request *rq, __u8 status,
     __u64 now = bpf_ktime_get_ns(), avail;
 
     if (!s || !s->issue_ns) {
-        /* An empty flush completes without ever being issued (the flush
-         * machinery issued its own request): not a loss. */
-        __u32 opf = rq->cmd_flags;
-
         if (s)
             s->rq = 0;
-        if ((opf & KREQ_OP_MASK) != KREQ_OP_FLUSH &&
-            !(opf & (1u << bpf_core_enum_value(enum req_flag_bits,
-                                               __REQ_PREFLUSH))) &&
+        /* Not a loss: the data-less request behind a flush (an empty flush,
+         * an fdatasync's zero-byte write), which the flush machinery
+         * completes without issuing it (it issued its own flush request). */
+        if (nr_bytes && (rq->cmd_flags & KREQ_OP_MASK) != KREQ_OP_FLUSH &&
             watched(rq_dev(rq)))
             __sync_fetch_and_add(&counters.unmatched, 1);
         return 0;
