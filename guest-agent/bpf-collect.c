@@ -35,17 +35,37 @@ static uint32_t pow2_at_least(uint64_t n)
     return p;
 }
 
-static uint32_t slots_for(uint32_t inflight)
+static uint32_t buckets_for(uint32_t inflight)
 {
-    uint32_t n = pow2_at_least((uint64_t)inflight * 2);
+    uint32_t n = pow2_at_least((uint64_t)inflight * 2 / BPF_BUCKET_KEYS);
 
-    return n < 64 ? 64 : n;
+    return n < 16 ? 16 : n;
 }
 
 uint64_t bpf_collector_memory(uint32_t inflight, size_t ring_bytes)
 {
-    return (uint64_t)slots_for(inflight) * sizeof(struct bpf_blk_slot) +
+    return (uint64_t)buckets_for(inflight) *
+               (sizeof(struct bpf_blk_bucket) +
+                BPF_BUCKET_KEYS * sizeof(struct bpf_blk_slot)) +
            ring_bytes + 2 * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static size_t buckets_bytes(const struct bpf_collector *c)
+{
+    return (size_t)c->nbuckets * sizeof(struct bpf_blk_bucket);
+}
+
+static size_t slots_bytes(const struct bpf_collector *c)
+{
+    return (size_t)c->nbuckets * BPF_BUCKET_KEYS * sizeof(struct bpf_blk_slot);
+}
+
+static void *map_array(struct bpf_map *m, size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   bpf_map__fd(m), 0);
+
+    return p == MAP_FAILED ? NULL : p;
 }
 
 /* The BLK_STS_* numbers of include/linux/blk_types.h (stable since 4.13)
@@ -95,16 +115,19 @@ int bpf_collector_open(struct bpf_collector *c, uint32_t inflight,
         return -EINVAL;
     libbpf_verbose = verbose;
     libbpf_set_print(libbpf_log);
-    c->nslots = slots_for(inflight);
+    c->nbuckets = buckets_for(inflight);
     c->ring_bytes = ring_bytes;
     c->queue_events = queue_events;
 
     c->skel = blkin_collect_bpf__open();
     if (!c->skel)
         return errno ? -errno : -ENOENT;
-    c->skel->rodata->slot_mask = c->nslots - 1;
+    c->skel->rodata->bucket_mask = c->nbuckets - 1;
     c->skel->rodata->wakeup_bytes = ring_bytes / 2;
-    r = bpf_map__set_max_entries(c->skel->maps.slots, c->nslots);
+    r = bpf_map__set_max_entries(c->skel->maps.buckets, c->nbuckets);
+    if (r == 0)
+        r = bpf_map__set_max_entries(c->skel->maps.slots,
+                                     c->nbuckets * BPF_BUCKET_KEYS);
     if (r == 0)
         r = bpf_map__set_max_entries(c->skel->maps.records,
                                      (uint32_t)ring_bytes);
@@ -117,11 +140,9 @@ int bpf_collector_open(struct bpf_collector *c, uint32_t inflight,
     if (r < 0)
         goto fail;
 
-    c->slots = mmap(NULL, (size_t)c->nslots * sizeof(struct bpf_blk_slot),
-                    PROT_READ | PROT_WRITE, MAP_SHARED,
-                    bpf_map__fd(c->skel->maps.slots), 0);
-    if (c->slots == MAP_FAILED) {
-        c->slots = NULL;
+    c->buckets = map_array(c->skel->maps.buckets, buckets_bytes(c));
+    c->slots = map_array(c->skel->maps.slots, slots_bytes(c));
+    if (!c->buckets || !c->slots) {
         r = -errno;
         goto fail;
     }
@@ -142,8 +163,10 @@ void bpf_collector_close(struct bpf_collector *c)
     if (!c)
         return;
     ring_buffer__free(c->rb);
+    if (c->buckets)
+        munmap(c->buckets, buckets_bytes(c));
     if (c->slots)
-        munmap(c->slots, (size_t)c->nslots * sizeof(struct bpf_blk_slot));
+        munmap(c->slots, slots_bytes(c));
     /* Detaches and unloads: the tracepoints stop costing anything. */
     blkin_collect_bpf__destroy(c->skel);
     memset(c, 0, sizeof(c[0]));
@@ -185,9 +208,10 @@ unsigned bpf_collector_drain(struct bpf_collector *c, bpf_request_fn fn,
 void bpf_collector_sweep(struct bpf_collector *c, uint64_t now_ns,
                          uint64_t max_age_ns)
 {
-    for (uint32_t i = 0; i < c->nslots; i++) {
-        struct bpf_blk_slot *s = &c->slots[i];
-        uint64_t rq = __atomic_load_n(&s->rq, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < c->nbuckets * BPF_BUCKET_KEYS; i++) {
+        __u64 *key = &c->buckets[i / BPF_BUCKET_KEYS].rq[i % BPF_BUCKET_KEYS];
+        __u64 rq = __atomic_load_n(key, __ATOMIC_ACQUIRE);
+        const struct bpf_blk_slot *s = &c->slots[i];
         uint64_t t;
         bool issued;
 
@@ -198,7 +222,7 @@ void bpf_collector_sweep(struct bpf_collector *c, uint64_t now_ns,
         /* A queued request that never issued was merged into another: not
          * a loss. */
         if (t && t + max_age_ns < now_ns &&
-            __atomic_compare_exchange_n(&s->rq, &rq, 0, false, __ATOMIC_ACQ_REL,
+            __atomic_compare_exchange_n(key, &rq, 0, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED) &&
             issued)
             c->swept++;

@@ -21,6 +21,7 @@
 
 struct blkin_collect_bpf;
 struct ring_buffer;
+struct bpf_blk_bucket;
 struct bpf_blk_slot;
 
 typedef void (*bpf_request_fn)(void *user, const struct blkin_request *r);
@@ -32,8 +33,9 @@ typedef void (*bpf_request_fn)(void *user, const struct blkin_request *r);
 struct bpf_collector {
     struct blkin_collect_bpf *skel;
     struct ring_buffer *rb;
-    struct bpf_blk_slot *slots; /* mmapped in-flight table */
-    uint32_t nslots;
+    struct bpf_blk_bucket *buckets; /* the in-flight table, mmapped */
+    struct bpf_blk_slot *slots;
+    uint32_t nbuckets;
     size_t ring_bytes;
     bool queue_events; /* block_rq_insert attached */
     uint64_t swept;    /* in-flight entries user space dropped as stale */
@@ -45,8 +47,8 @@ struct bpf_collector {
 
 /*
  * Loads and attaches. @inflight sizes the in-flight table (twice as many
- * slots, a power of two), @ring_bytes the ring buffer (a power of two, at
- * least a page). @verbose lets libbpf's warnings through to stderr.
+ * slots, in a power of two of buckets), @ring_bytes the ring buffer (a power of
+ * two, at least a page). @verbose lets libbpf's warnings through to stderr.
  * Returns 0 or a negative errno; on failure @c holds nothing.
  */
 int bpf_collector_open(struct bpf_collector *c, uint32_t inflight,

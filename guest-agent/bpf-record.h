@@ -33,14 +33,22 @@ struct bpf_blk_record {
 };
 
 /*
- * One request between insert (or issue) and completion, keyed by the
- * address of its struct request. The table is an array used as an
- * open-addressing hash (BPF_SLOT_PROBES probes from hash(rq)); rq == 0 is a
- * free slot. It is mmapped by user space, which clears slots older than the
- * agent's age limit (requests whose completion it never saw).
+ * The in-flight table: requests between insert (or issue) and completion,
+ * keyed by the address of their struct request. Keys live in buckets of
+ * BPF_BUCKET_KEYS, one cache line each, so that looking a request up reads
+ * one line of keys and then its one slot: key i of bucket b owns slot
+ * b * BPF_BUCKET_KEYS + i. A zero key is a free slot. A request whose
+ * bucket is full is not timed (counted as evicted). Both arrays are mmapped
+ * by user space, which frees keys older than the agent's age limit
+ * (requests whose completion it never saw).
  */
+#define BPF_BUCKET_KEYS 8
+
+struct bpf_blk_bucket {
+    __u64 rq[BPF_BUCKET_KEYS];
+};
+
 struct bpf_blk_slot {
-    __u64 rq;
     __u64 queue_ns;
     __u64 issue_ns;
     __u64 sector;
@@ -49,8 +57,6 @@ struct bpf_blk_slot {
     char rwbs[BPF_RWBS_LEN];
     __u8 requeued; /* block_rq_requeue: the next insert keeps queue_ns */
 };
-
-#define BPF_SLOT_PROBES 8
 
 /* Counters the programs keep in their .bss; user space reads them. */
 struct bpf_blk_counters {

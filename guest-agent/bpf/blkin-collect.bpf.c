@@ -11,10 +11,11 @@
  * - Issue and completion are joined here, by the request's address, the one
  *   exact identity of a request in flight; user space neither sorts nor
  *   matches, and wakes up only on its timer or when the ring is half full.
- * - The in-flight table is an array used as an open-addressing hash with a
- *   few probes (lookups of array maps are inlined by the verifier), claimed
- *   with a compare-and-swap, instead of a BPF hash map whose update takes a
- *   bucket lock and a free-list element per request.
+ * - The in-flight table is a pair of arrays (lookups of array maps are
+ *   inlined by the verifier): a hash of buckets of keys, one cache line
+ *   each, claimed with a compare-and-swap, and the slots they own; instead
+ *   of a BPF hash map, whose update takes a bucket lock and a free-list
+ *   element per request.
  * Only the disks user space lists in watch_dev[] are timed.
  */
 #include <linux/types.h>
@@ -30,7 +31,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before loading. */
-const volatile __u32 slot_mask = 0;    /* slots in the table - 1 */
+const volatile __u32 bucket_mask = 0;  /* buckets in the table - 1 */
 const volatile __u64 wakeup_bytes = 0; /* wake user space past this */
 
 /* Written by user space while the programs run. */
@@ -43,8 +44,16 @@ struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(map_flags, BPF_F_MMAPABLE);
     __type(key, __u32);
-    __type(value, struct bpf_blk_slot);
+    __type(value, struct bpf_blk_bucket);
     __uint(max_entries, 1); /* sized by user space */
+} buckets SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __type(key, __u32);
+    __type(value, struct bpf_blk_slot);
+    __uint(max_entries, 1); /* sized by user space: buckets x 8 */
 } slots SEC(".maps");
 
 struct {
@@ -92,49 +101,54 @@ static __always_inline __u64 rq_key(const struct request *rq)
     return *(volatile __u64 *)&v;
 }
 
-static __always_inline __u32 slot_hash(__u64 rq)
+static __always_inline __u32 bucket_of(__u64 rq)
 {
     /* struct request addresses are at least 64-byte aligned. */
-    return (__u32)((rq >> 6) * 0x9e3779b97f4a7c15ull >> 32);
+    return (__u32)((rq >> 6) * 0x9e3779b97f4a7c15ull >> 32) & bucket_mask;
 }
 
-static __always_inline struct bpf_blk_slot *slot_at(__u32 h, __u32 i)
+static __always_inline struct bpf_blk_slot *slot_at(__u32 b, __u32 i)
 {
-    __u32 k = (h + i) & slot_mask;
+    __u32 k = b * BPF_BUCKET_KEYS + i;
 
     return bpf_map_lookup_elem(&slots, &k);
 }
 
-/* The slot holding @rq, or NULL. */
-static __always_inline struct bpf_blk_slot *slot_find(__u64 rq)
+/* The slot holding @rq, or NULL; *key gets its key's address. */
+static __always_inline struct bpf_blk_slot *slot_find(__u64 rq, __u64 **key)
 {
-    __u32 h = slot_hash(rq);
+    __u32 b = bucket_of(rq);
+    struct bpf_blk_bucket *bk = bpf_map_lookup_elem(&buckets, &b);
 
-    for (__u32 i = 0; i < BPF_SLOT_PROBES; i++) {
-        struct bpf_blk_slot *s = slot_at(h, i);
-
-        if (s && s->rq == rq)
-            return s;
+    if (!bk)
+        return NULL;
+    for (__u32 i = 0; i < BPF_BUCKET_KEYS; i++) {
+        if (bk->rq[i] == rq) {
+            *key = &bk->rq[i];
+            return slot_at(b, i);
+        }
     }
     return NULL;
 }
 
-/* The slot holding @rq, or a free one claimed for it, or NULL when all of
- * its probes are taken. *fresh tells which. */
+/* The slot holding @rq, or a free one claimed for it, or NULL when its
+ * bucket is full. *fresh tells which. */
 static __always_inline struct bpf_blk_slot *slot_get(__u64 rq, bool *fresh)
 {
-    __u32 h = slot_hash(rq);
-    struct bpf_blk_slot *s = slot_find(rq);
+    __u32 b = bucket_of(rq);
+    struct bpf_blk_bucket *bk = bpf_map_lookup_elem(&buckets, &b);
 
     *fresh = false;
-    if (s)
-        return s;
-    for (__u32 i = 0; i < BPF_SLOT_PROBES; i++) {
-        s = slot_at(h, i);
-        if (s && s->rq == 0 &&
-            __sync_val_compare_and_swap(&s->rq, 0, rq) == 0) {
+    if (!bk)
+        return NULL;
+    for (__u32 i = 0; i < BPF_BUCKET_KEYS; i++)
+        if (bk->rq[i] == rq)
+            return slot_at(b, i);
+    for (__u32 i = 0; i < BPF_BUCKET_KEYS; i++) {
+        if (bk->rq[i] == 0 &&
+            __sync_val_compare_and_swap(&bk->rq[i], 0, rq) == 0) {
             *fresh = true;
-            return s;
+            return slot_at(b, i);
         }
     }
     __sync_fetch_and_add(&counters.evicted, 1);
@@ -245,7 +259,8 @@ int BPF_PROG(on_issue, struct request *rq)
 SEC("tp_btf/block_rq_requeue")
 int BPF_PROG(on_requeue, struct request *rq)
 {
-    struct bpf_blk_slot *s = slot_find(rq_key(rq));
+    __u64 *key = NULL;
+    struct bpf_blk_slot *s = slot_find(rq_key(rq), &key);
 
     if (s)
         s->requeued = 1;
@@ -256,13 +271,14 @@ SEC("tp_btf/block_rq_complete")
 int BPF_PROG(on_complete, struct request *rq, __u8 status,
              unsigned int nr_bytes)
 {
-    struct bpf_blk_slot *s = slot_find(rq_key(rq));
+    __u64 *key = NULL;
+    struct bpf_blk_slot *s = slot_find(rq_key(rq), &key);
     struct bpf_blk_record *r;
     __u64 now = bpf_ktime_get_ns(), avail;
 
     if (!s || !s->issue_ns) {
-        if (s)
-            s->rq = 0;
+        if (s && key)
+            *key = 0;
         /* Not a loss: the data-less request behind a flush (an empty flush,
          * an fdatasync's zero-byte write), which the flush machinery
          * completes without issuing it (it issued its own flush request). */
@@ -273,7 +289,8 @@ int BPF_PROG(on_complete, struct request *rq, __u8 status,
     }
     r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
     if (!r) {
-        s->rq = 0;
+        if (key)
+            *key = 0;
         __sync_fetch_and_add(&counters.lost, 1);
         return 0;
     }
@@ -288,7 +305,8 @@ int BPF_PROG(on_complete, struct request *rq, __u8 status,
     /* Free the slot only once everything is copied out of it (the store
      * stays after the loads: compiler barrier; the JIT keeps the order). */
     asm volatile("" ::: "memory");
-    *(volatile __u64 *)&s->rq = 0;
+    if (key)
+        *(volatile __u64 *)key = 0;
     /* User space drains on a timer; wake it early only when the ring
      * fills up. */
     avail = bpf_ringbuf_query(&records, BPF_RB_AVAIL_DATA);
