@@ -123,7 +123,8 @@ for line in text.splitlines():
     elif cur is not None:
         cur["lines"].append(line)
 
-per = {m: {"iops": [], "cpu_ns_per_req": [], "rss_kb": [], "paired": []} for m in modes}
+per = {m: {"iops": [], "cpu_ns_per_req": [], "rss_kb": [], "paired": [], "setup_us": []}
+       for m in modes}
 rep_iops = {}
 for r in runs:
     body = "\n".join(r["lines"])
@@ -141,9 +142,12 @@ for r in runs:
     if st and r["mode"].startswith("events-only"):
         per[r["mode"]].setdefault("lost", []).append(st["lost"])
     elif st:
-        cpu = st["cpu_user_us"] + st["cpu_sys_us"]
+        # Start-up (loading the BPF programs: libbpf reads the kernel's BTF)
+        # is paid once, not per request.
+        cpu = st["cpu_user_us"] + st["cpu_sys_us"] - st.get("setup_cpu_us", 0)
         per[r["mode"]]["cpu_ns_per_req"].append(cpu * 1000 / max(1, st["records"]))
         per[r["mode"]]["rss_kb"].append(st["maxrss_kb"])
+        per[r["mode"]]["setup_us"].append(st.get("setup_cpu_us", 0))
 
 # Runs next to each other share the host's state (TCG speed drifts with it):
 # the ratio within each repetition is the steadier figure.
@@ -158,16 +162,17 @@ base = statistics.median(per["none"]["iops"])
 print(f"Agent benchmark: {reps} repetitions x {2 * count} O_DIRECT requests "
       f"(blkin-workload {wl}, 2 disks), accel={g.accel}, {cpus} vCPU, host end "
       f"{'printing' if print_requests else 'validating, not printing'} requests\n")
-print("| mode | collector | median IOPS | ratio of medians | median paired ratio | agent CPU / request | agent peak RSS |")
-print("|---|---|---|---|---|---|---|")
+print("| mode | collector | median IOPS | ratio of medians | median paired ratio | agent CPU / request | agent start-up CPU | agent peak RSS |")
+print("|---|---|---|---|---|---|---|---|")
 for m in modes:
     d = per[m]
     med = statistics.median(d["iops"])
     cpu = f"{statistics.median(d['cpu_ns_per_req']) / 1000:.1f} us" if d["cpu_ns_per_req"] else "-"
     rss = f"{max(d['rss_kb'])} KiB" if d["rss_kb"] else "-"
     paired = statistics.median(d["paired"])
+    setup = f"{statistics.median(d['setup_us']) / 1000:.0f} ms" if d["setup_us"] else "-"
     print(f"| {m} | {d.get('collector', '-')} | {med:.0f} | {med / base:.3f} | {paired:.3f} | "
-          f"{cpu} | {rss} |")
+          f"{cpu} | {setup} | {rss} |")
 print()
 for m in modes:
     if m.startswith("events-only"):

@@ -122,7 +122,8 @@ def bpf_prog_stats():
                              text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return {}
-    return {p["name"]: (p.get("run_time_ns", 0), p.get("run_cnt", 0))
+    return {p["name"]: (p.get("run_time_ns", 0), p.get("run_cnt", 0),
+                        p.get("recursion_misses", 0))
             for p in json.loads(out) if p.get("name", "").startswith("on_")}
 
 
@@ -255,11 +256,12 @@ for r in range(reps):
             losses[m][0] += st.get("lost", 0)
             losses[m][1] += st.get("dropped", 0)
             losses[m][2] += st.get("unmatched", 0) + st.get("evicted", 0)
-            for name, (t, c) in after.items():
-                t0, c0 = before.get(name, (0, 0))
-                acc = prog_ns.setdefault(name, [0, 0])
+            for name, (t, c, miss) in after.items():
+                t0, c0, miss0 = before.get(name, (0, 0, 0))
+                acc = prog_ns.setdefault(name, [0, 0, 0])
                 acc[0] += t - t0
                 acc[1] += c - c0
+                acc[2] += miss - miss0
         this[m] = (t1, t32)
         iops[(m, 1)].append(t1)
         iops[(m, 32)].append(t32)
@@ -288,7 +290,8 @@ for m in modes:
 if prog_ns:
     print("- BPF programs, kernel-measured (kernel.bpf_stats_enabled, which adds its own two "
           "clock reads to each run): " + ", ".join(
-              f"{n} {t / c:.0f} ns x {c}" for n, (t, c) in sorted(prog_ns.items()) if c))
+              f"{n} {t / c:.0f} ns x {c} ({miss} not run: nested on one CPU)"
+              for n, (t, c, miss) in sorted(prog_ns.items()) if c))
 print("- lost: ring overruns (kernel side); dropped: the agent's queue full (host end "
       "slow); unmatched: completions whose issue the agent never saw, plus evicted issues")
 # The agent's default collector on this kernel: bpf when it loads.

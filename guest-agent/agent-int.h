@@ -79,6 +79,7 @@ struct agent {
     /* Wall time spent in housekeeping, collecting, talking to the host:
      * getrusage's tick sampling misses short bursts like ours. */
     uint64_t busy_ns[3], loops;
+    int64_t setup_cpu_us; /* CPU time start-up took (loading BPF: most) */
     bool quit, started;
 };
 

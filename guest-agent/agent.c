@@ -129,23 +129,24 @@ static void log_stats(const struct agent *a)
 
     getrusage(RUSAGE_SELF, &ru);
     agent_collector_counts(a, &lost, &unmatched, &evicted);
-    agent_log(LOG_INFO,
-              "stats: records=%llu sent=%llu queued=%u dropped=%llu "
-              "lost=%llu unmatched=%llu evicted=%llu connects=%llu "
-              "probes=%llu cpu_user_us=%lld cpu_sys_us=%lld maxrss_kb=%ld "
-              "loops=%llu tick_us=%llu collect_us=%llu send_us=%llu",
-              (unsigned long long)a->q.next_seq,
-              (unsigned long long)a->sent_records, a->q.count,
-              (unsigned long long)(a->q.dropped + a->disconnect_drops),
-              (unsigned long long)lost, (unsigned long long)unmatched,
-              (unsigned long long)evicted, (unsigned long long)a->connects,
-              (unsigned long long)a->probes,
-              (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
-              (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec,
-              ru.ru_maxrss, (unsigned long long)a->loops,
-              (unsigned long long)(a->busy_ns[0] / 1000),
-              (unsigned long long)(a->busy_ns[1] / 1000),
-              (unsigned long long)(a->busy_ns[2] / 1000));
+    agent_log(
+        LOG_INFO,
+        "stats: records=%llu sent=%llu queued=%u dropped=%llu "
+        "lost=%llu unmatched=%llu evicted=%llu connects=%llu "
+        "probes=%llu cpu_user_us=%lld cpu_sys_us=%lld maxrss_kb=%ld "
+        "loops=%llu tick_us=%llu collect_us=%llu send_us=%llu "
+        "setup_cpu_us=%lld",
+        (unsigned long long)a->q.next_seq, (unsigned long long)a->sent_records,
+        a->q.count, (unsigned long long)(a->q.dropped + a->disconnect_drops),
+        (unsigned long long)lost, (unsigned long long)unmatched,
+        (unsigned long long)evicted, (unsigned long long)a->connects,
+        (unsigned long long)a->probes,
+        (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
+        (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec,
+        ru.ru_maxrss, (unsigned long long)a->loops,
+        (unsigned long long)(a->busy_ns[0] / 1000),
+        (unsigned long long)(a->busy_ns[1] / 1000),
+        (unsigned long long)(a->busy_ns[2] / 1000), (long long)a->setup_cpu_us);
 }
 
 /* ---- setup and the loop ------------------------------------------------ */
@@ -281,6 +282,14 @@ static int setup(struct agent *a, const struct agent_options *o)
             close(fd);
     }
     a->started = true;
+    {
+        struct rusage ru;
+
+        getrusage(RUSAGE_SELF, &ru);
+        a->setup_cpu_us =
+            (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+            ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+    }
     if (o->verbose) {
         struct agent_options ran = *o;
 
