@@ -30,6 +30,8 @@ wait_log() {
 }
 mark() { echo "mark $1 $(cut -d' ' -f1 /proc/uptime)" >"$BLKIN_RESULTS"; }
 start_agent() {
+    # An earlier agent's log would satisfy the wait before this one is up.
+    rm -f /tmp/agent.log
     blkin-guest-agent -v "$@" 2>/tmp/agent.log &
     AGENT=$!
     wait_log watching 1 100
