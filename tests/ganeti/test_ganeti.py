@@ -118,7 +118,9 @@ def test_ganeti(t):
     pid = None
     console = None
     try:
-        with HostStack(work, hold_ms=2000, hostd_args=["--ganeti-runtime", root]) as st:
+        # A stopped instance lingers (--linger): this test waits it out.
+        with HostStack(work, hold_ms=2000,
+                       hostd_args=["--ganeti-runtime", root, "--linger", "3"]) as st:
             r = subprocess.run(["timeout", "120", GANETI_PY, START, root, INSTANCE, WRAPPER, image,
                                 disk_uuid, vm.kernel_image(vm.kernel_dir()), initrd,
                                 "console=ttyS0 panic=-1 rdinit=/init loglevel=4"],
@@ -229,8 +231,8 @@ def test_ganeti(t):
 
             def unregistered():
                 return st.cli("report", INSTANCE, "--json", check=False).returncode != 0
-            t.ok(gone and st.wait_until(unregistered, timeout=15),
-                 "hostd unregisters the instance once its QEMU is gone",
+            t.ok(gone and st.wait_until(unregistered, timeout=25),
+                 "hostd unregisters the instance once its QEMU is gone (after --linger)",
                  detail=open(st.hostd_log).read()[-1500:])
             sums, bad = summaries_ok(console.text)
             t.ok(len(sums) >= 2 and not bad and "WLFAILED" not in console.text,
