@@ -67,11 +67,19 @@ def main():
              "right after the stop, `blkin report VM` answers and says the VM stopped",
              detail=r.stdout + r.stderr)
 
+        # Settled: every issued request is in, and nothing more comes for a
+        # while: 12 s, longer than the filter re-emits its disk map, whose
+        # spans that waited for it come late.
+        seen = []
+
         def settled():
             rep = st.report("vs", window="1h")
             got = counts(rep)
-            return rep if all(got.get(k, 0) >= v for k, v in issued.items()) else None
-        rep = st.wait_until(settled, timeout=HOLD_MS / 1000 + 20) or st.report("vs", window="1h")
+            seen.append(got)
+            done = all(got.get(k, 0) >= v for k, v in issued.items())
+            return rep if done and len(seen) >= 12 and all(x == got for x in seen[-12:]) else None
+        rep = st.wait_until(settled, timeout=HOLD_MS / 1000 + 40, interval=1) or \
+            st.report("vs", window="1h")
         d = rep["disks"][0]
         boot = d["window_counters"]["unmatched_spans"]
         t.eq(d["vm_state"], "stopped", "the report marks the VM stopped")
