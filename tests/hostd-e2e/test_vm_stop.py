@@ -35,7 +35,7 @@ echo "agent-up" >"$BLKIN_RESULTS"
 sleep 4
 blkin-workload --seed 22 -n 8000 -q 32 -o "$BLKIN_RESULTS" "$(blkin_disk vz-a)"
 """
-LINGER_S = 40
+LINGER_S = 60
 HOLD_MS = 1500
 
 
