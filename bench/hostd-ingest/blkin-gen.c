@@ -57,6 +57,7 @@ static void emit_disks(unsigned disks, uint8_t state)
 int main(int argc, char **argv)
 {
     uint64_t n = 1000000, rate = 0, hung_every = 0, seed = 1, batch = 1;
+    int wait_go = 0;
     static uint64_t words[BLKIN_BATCH_MAX * BLKIN_BW__HEAD];
     struct blkin_batch_head head = {0};
     uint32_t nwords = 0;
@@ -64,7 +65,7 @@ int main(int argc, char **argv)
     uint64_t t0, rnd;
     int opt;
 
-    while ((opt = getopt(argc, argv, "n:d:r:H:s:b:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:d:r:H:s:b:w")) != -1) {
         switch (opt) {
         case 'n':
             n = strtoull(optarg, NULL, 0);
@@ -81,14 +82,18 @@ int main(int argc, char **argv)
         case 's':
             seed = strtoull(optarg, NULL, 0);
             break;
+        case 'w':
+            wait_go = 1;
+            break;
         case 'b':
             batch = strtoull(optarg, NULL, 0);
             if (batch < 1 || batch > BLKIN_BATCH_MAX)
                 batch = 1;
             break;
         default:
-            fprintf(stderr, "usage: blkin-gen [-n REQUESTS] [-d DISKS] "
-                            "[-r RATE] [-H HUNG_EVERY] [-s SEED] [-b BATCH]\n");
+            fprintf(stderr,
+                    "usage: blkin-gen [-n REQUESTS] [-d DISKS] "
+                    "[-r RATE] [-H HUNG_EVERY] [-s SEED] [-b BATCH] [-w]\n");
             return 2;
         }
     }
@@ -100,6 +105,14 @@ int main(int argc, char **argv)
 
     head.vpid = pid;
     head.tid = pid;
+    /* -w: a line on stdin first (the caller sets up tracking of this
+     * process meanwhile). */
+    if (wait_go) {
+        char line[16];
+
+        if (!fgets(line, sizeof(line), stdin))
+            return 1;
+    }
     emit_disks(disks, BLKIN_DISK_OPEN);
     t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {

@@ -153,8 +153,8 @@ def expand_batch(ev):
         for arr, names in REQUEST_ARRAYS.items():
             r.update(zip(names, r[arr]))
         if h[11]:
-            r.update(name="blkin_qemu:device_request", exit_ns=h[10], time_ns=h[11],
-                     dev=w[at + BATCH_HEAD:at + BATCH_HEAD + 3 * ndev])
+            r.update(name="blkin_qemu:device_request", exit_ns=h[10], end_ns=h[10],
+                     time_ns=h[11], dev=w[at + BATCH_HEAD:at + BATCH_HEAD + 3 * ndev])
         else:
             r.update(name="blkin_qemu:request", time_ns=h[10], end_ns=h[10])
         out.append(r)
