@@ -1,7 +1,9 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-cli.c: `blkin`, the operator's command line for blkin-hostd.
  *
  *   blkin [--socket PATH] report [VM [DISK]] [--window 1s|1m|1h] [--json]
+ *   blkin report [VM [DISK]] --html FILE [--window 1m|1h]
  *   blkin report --store URL [VM [DISK]] [--window 1s|1m|1h|1d|all]
  *   blkin top [VM [DISK]] [--interval SECONDS] [--count N]
  *   blkin tail [VM [DISK]] [--window ...] [--json]
@@ -22,6 +24,7 @@
 #include <gio/gunixsocketaddress.h>
 #include <json-glib/json-glib.h>
 
+#include "blkin-view.h"
 #include "report-store.h"
 #include "vms/disk-spec.h"
 #include <locale.h>
@@ -43,6 +46,7 @@ static char *opt_config = NULL;
 static char **opt_disks = NULL;
 static int opt_timeout = 30;
 static gboolean opt_buckets = FALSE;
+static char *opt_html = NULL;
 /* json-glib complained while an answer was read: it is not what hostd
  * sends (a member missing, a wrong type). */
 static bool answer_malformed;
@@ -472,9 +476,63 @@ static int hand_over(int argc, char **argv)
 
 /* ---- the verbs: each builds its request, sends it, prints the answer -- */
 
+/*
+ * report --html FILE: the view (docs/hostd.md, "The view") as a page that
+ * needs no network, written whole or not at all.
+ */
+static int write_html(const char *a1, const char *a2)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonNode) req = NULL;
+    g_autoptr(JsonNode) resp = NULL;
+    g_autofree char *json = NULL;
+    g_autofree char *page = NULL;
+    JsonObject *o;
+    JsonNode *disks;
+    size_t len;
+
+    if (opt_store) {
+        g_printerr("blkin: --html shows hostd's view, not a store's\n");
+        return 2;
+    }
+    if (!opt_window)
+        opt_window = g_strdup("1h");
+    req = build("view", a1, a2);
+    resp = request(req, &err);
+    if (!resp) {
+        g_printerr("blkin: %s\n", err->message);
+        return 1;
+    }
+    o = JSON_NODE_HOLDS_OBJECT(resp) ? json_node_get_object(resp) : NULL;
+    if (!o || !json_object_get_boolean_member_with_default(o, "ok", FALSE)) {
+        g_printerr("blkin: %s\n",
+                   o ? json_object_get_string_member_with_default(
+                           o, "error", "bad response")
+                     : "bad response");
+        return 1;
+    }
+    disks = json_object_get_member(o, "disks");
+    if (!disks || !JSON_NODE_HOLDS_ARRAY(disks)) {
+        g_printerr("blkin: malformed answer from blkin-hostd (no disks)\n");
+        return 1;
+    }
+    json = json_to_string(resp, FALSE);
+    page = blkin_view_page(json, strlen(json), &len);
+    if (!page || !g_file_set_contents(opt_html, page, (gssize)len, &err)) {
+        g_printerr("blkin: %s\n", err ? err->message : "out of memory");
+        return 1;
+    }
+    printf("%s: %u disks, window %s, %zu bytes\n", opt_html,
+           json_array_get_length(json_node_get_array(disks)), opt_window, len);
+    return 0;
+}
+
 static int cmd_report(const char *cmd, const char *a1, const char *a2)
 {
     g_autoptr(GError) err = NULL;
+
+    if (opt_html)
+        return write_html(a1, a2);
 
     if (opt_store) {
         /* The store's TLS and auth: hostd's config, if this user may read
@@ -651,6 +709,10 @@ int main(int argc, char **argv)
         {"disk", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &opt_disks,
          "register: TARGET=SERIAL=FILTER-ID[=REMOTE-FILTER-ID] (repeat)",
          "SPEC"},
+        {"html", 0, 0, G_OPTION_ARG_FILENAME, &opt_html,
+         "report: write the view as an HTML page (heatmaps, phases, "
+         "waterfalls; window 1m or 1h, default 1h) that needs no network",
+         "FILE"},
         {"buckets", 0, 0, G_OPTION_ARG_NONE, &opt_buckets,
          "report --json: each phase's histogram buckets too", NULL},
         {"timeout", 't', 0, G_OPTION_ARG_INT, &opt_timeout,

@@ -29,7 +29,6 @@
 
 #include "blkin-schema.h"
 #include "export-config.h"
-#include "stats/disk-stats.h"
 
 #define NS INT64_C(1000000000)
 
@@ -216,9 +215,9 @@ static void add_op(JsonBuilder *b, JsonObject *row, double seconds)
                                                  : 0);
     json_builder_set_member_name(b, "phases");
     json_builder_begin_array(b);
-    /* hostd's order: total first. */
+    /* hostd's order (the one report order): total first. */
     for (int i = 0; i < BLKIN_PHASE__N; i++) {
-        const char *ph = blkin_phase_name(hostd_stats_phase_order[i]);
+        const char *ph = blkin_phase_name(blkin_phase_report_order[i]);
         gint64 count = phase_num(row, "c_%s", ph);
 
         if (!count)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * report-store.h: the per-disk report computed from ClickHouse
  * (`blkin report --store URL`), across every node writing to it.

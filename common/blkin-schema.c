@@ -32,6 +32,16 @@ static const char *const phase_names[BLKIN_PHASE__N] = {
     [BLKIN_PHASE_SPAN_ALONE] = "span_alone",
 };
 
+const enum blkin_phase blkin_phase_report_order[BLKIN_PHASE__N] = {
+    BLKIN_PHASE_TOTAL,         BLKIN_PHASE_GUEST_QUEUE,
+    BLKIN_PHASE_GUEST_TO_QEMU, BLKIN_PHASE_GUEST_TO_DEVICE,
+    BLKIN_PHASE_DEVICE,        BLKIN_PHASE_QEMU,
+    BLKIN_PHASE_NETWORK,       BLKIN_PHASE_REMOTE,
+    BLKIN_PHASE_BACKEND,       BLKIN_PHASE_DEVICE_COMPLETION,
+    BLKIN_PHASE_QEMU_TO_GUEST, BLKIN_PHASE_DEVICE_TO_GUEST,
+    BLKIN_PHASE_IN_QEMU,       BLKIN_PHASE_SPAN_ALONE,
+};
+
 static const char *const disk_state_names[BLKIN_DISK__MAX + 1] = {
     [BLKIN_DISK_OPEN] = "open",
     [BLKIN_DISK_REFRESH] = "refresh",

@@ -109,6 +109,9 @@ static inline int blkin_phase_is_summary(unsigned phase)
 const char *blkin_phase_name(unsigned phase);
 /* The phase named @name, or -1. */
 int blkin_phase_from_name(const char *name);
+/* Every phase once, in the order reports show them: total first, then the
+ * order a request passes them, the other summaries last. */
+extern const enum blkin_phase blkin_phase_report_order[BLKIN_PHASE__N];
 
 /* Lifecycle of a filter disk (`state` of the `disk` tracepoint). */
 enum blkin_disk_state {
@@ -120,6 +123,29 @@ enum blkin_disk_state {
 
 /* "open", "refresh", "close"; "invalid" beyond. */
 const char *blkin_disk_state_name(unsigned state);
+
+/*
+ * One request in a `batch` event's `data` (docs/tracepoints.md): 64-bit
+ * words, the request's own and then 3 per device request (start_ns, offset,
+ * bytes). Two 32-bit fields share a word, the first in its low half.
+ */
+enum blkin_batch_word {
+    BLKIN_BW_TRACE_ID = 0,
+    BLKIN_BW_SPAN_ID = 1,
+    BLKIN_BW_PARENT_SPAN_ID = 2,
+    BLKIN_BW_OFFSET = 3,
+    BLKIN_BW_BYTES = 4,
+    BLKIN_BW_START_NS = 5,     /* filter entry */
+    BLKIN_BW_VPID_DISK = 6,    /* s32 vpid | u32 disk << 32 */
+    BLKIN_BW_OP_FLAGS = 7,     /* enum blkin_tp_op | BdrvRequestFlags << 32 */
+    BLKIN_BW_RET_INFLIGHT = 8, /* s32 ret | u32 in flight << 32 */
+    BLKIN_BW_WHY = 9,          /* enum blkin_why bits (low half) */
+    BLKIN_BW_END_NS = 10,      /* filter exit */
+    BLKIN_BW_DEV_END_NS = 11,  /* the device's completion; 0: not a device's */
+    BLKIN_BW_NDEV = 12,        /* device requests that follow (low half) */
+    BLKIN_BW__HEAD = 13,
+};
+#define BLKIN_BATCH_MAX 1024 /* requests in one `batch` event, at most */
 
 /* Why the filter recorded a request (`why` bits of the `request` event). */
 enum blkin_why {

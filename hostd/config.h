@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * config.h: /etc/blkin/hostd.conf, a GKeyFile (docs/hostd.md):
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * hostd.h: the daemon's top-level state, shared by main.c, the control
  * command handlers (commands.c) and the report builders (report.c).
@@ -61,6 +62,29 @@ JsonNode *hostd_report_trace(Hostd *h, uint64_t trace_id, GError **err);
 JsonNode *hostd_report_status(Hostd *h);
 JsonNode *hostd_report_history(Hostd *h, const char *vm, const char *disk,
                                int64_t minutes, GError **err);
+
+/* Pieces of reports other answers build on (serve/view.c): the instant
+ * reports are read at, a window's name, one disk's report object, one
+ * request's timeline object (as `tail` gives them). */
+uint64_t hostd_report_now(Hostd *h);
+gboolean hostd_report_parse_window(const char *name, HostdStatsWindow *w,
+                                   GError **err);
+void hostd_report_add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d,
+                           HostdStatsWindow w, uint64_t now);
+void hostd_report_add_request(JsonBuilder *b, const HostdDisk *d,
+                              const HostdJoinedRequest *r);
+
+/* serve/view.c: the view, per disk its report, its timeline (the heatmap)
+ * and its slowest requests, as of one instant (docs/hostd.md, "The view").
+ * @window: "1m" or "1h". At most HOSTD_VIEW_MAX_DISKS disks. */
+#define HOSTD_VIEW_MAX_DISKS 64
+JsonNode *hostd_view(Hostd *h, const char *vm, const char *disk,
+                     const char *window, GError **err);
+
+/* serve/view-serve.c: the view's paths on the metrics port (a
+ * HostdHttpRouteFn, @opaque the Hostd). */
+char *hostd_view_http(void *opaque, const char *head, size_t len,
+                      const char **status, const char **type);
 
 /* commands.c */
 JsonNode *hostd_handle_request(void *opaque, JsonObject *req);

@@ -528,6 +528,8 @@ static int start_live(Hostd *h, const HostdOptions *o)
         if (ladder)
             hostd_metrics_set_ladder(h->metrics, (double *)ladder->data,
                                      ladder->len);
+        /* The view (the live page, /view.json) on the same port. */
+        hostd_metrics_set_route(h->metrics, hostd_view_http, h);
     }
     if ((r = open_exporters(h, o)))
         return r;

@@ -44,6 +44,7 @@
 typedef struct BlkinDevPending BlkinDevPending;
 struct BlkinDevPending {
     struct blkin_dev_record rec;
+    const BDRVBlkinState *s; /* the node: open until its requests are done */
     BlockCompletionFunc *cb;
     void *opaque;
     BlkinDevPending *next_free;
@@ -81,9 +82,14 @@ static void blkin_device_done(void *opaque, int ret)
     BlkinDevPending *p = opaque;
 
     /* The device's own completion (block_acct_done) runs in here; the
-     * event's timestamp, taken next, is just after it. */
+     * event's timestamp (or the batch's clock read), taken next, is just
+     * after it. */
     p->cb(p->opaque, ret);
-    lttng_ust_tracepoint(blkin_qemu, device_request, &p->rec);
+    if (blkin_batching(p->s))
+        blkin_batch_add(p->s, &p->rec.span, p->rec.exit_ns, &p->rec,
+                        blkin_now_ns());
+    else
+        lttng_ust_tracepoint(blkin_qemu, device_request, &p->rec);
     blkin_dev_put(p);
 }
 
@@ -148,6 +154,7 @@ bool coroutine_fn blkin_device_defer(BlockDriverState *bs, const BlkinReq *r,
     }
     p->rec.span = r->span;
     p->rec.exit_ns = exit_ns;
+    p->s = s;
     p->cb = acb->common.cb;
     p->opaque = acb->common.opaque;
     /* The AIOCB is BlockBackend's, alive until its callback has run. */

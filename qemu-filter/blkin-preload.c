@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-preload.c: the LD_PRELOAD object that brings the blkin filter into a
  * stock QEMU binary.

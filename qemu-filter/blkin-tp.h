@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-tp.h: the LTTng-UST tracepoint provider `blkin_qemu`.
  *
@@ -53,6 +54,22 @@ LTTNG_UST_TRACEPOINT_EVENT(
         lttng_ust_field_integer(uint64_t, exit_ns, d->exit_ns)
         lttng_ust_field_sequence(uint64_t, dev, d->dev, uint32_t,
                                  3 * d->ndev)))
+
+/*
+ * Up to `batch` completed requests of one thread (blkin-batch.c): what
+ * `request` and `device_request` carry, as 64-bit words
+ * (docs/tracepoints.md). The event's own time is only when it went out.
+ */
+LTTNG_UST_TRACEPOINT_EVENT(
+    blkin_qemu, batch,
+    LTTNG_UST_TP_ARGS(const struct blkin_batch_head *, h, const uint64_t *,
+                      data, uint32_t, words),
+    LTTNG_UST_TP_FIELDS(
+        lttng_ust_field_integer(int32_t, vpid, h->vpid)
+        lttng_ust_field_integer(int32_t, tid, h->tid)
+        lttng_ust_field_integer(uint64_t, seq, h->seq)
+        lttng_ust_field_integer(uint32_t, count, h->count)
+        lttng_ust_field_sequence(uint64_t, data, data, uint32_t, words)))
 
 /* A request still in flight past hung-ms; repeated every hung-ms. */
 LTTNG_UST_TRACEPOINT_EVENT(

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The main job: trace a demo VM end to end and print its per-disk report.
 
 Two simulated nodes (network namespaces joined by a veth pair, each with its
@@ -11,11 +12,14 @@ layer and the backend are told apart -- and blkin-hostd reads both nodes'
 sessions and the agent. A mixed read/write/flush/discard workload runs at
 queue depth 1 and 16, then `blkin report` prints every disk's phases (for the
 NBD disk: network, node B's service and node B's storage I/O, with node B's
-clock offset). Everything it started is stopped at the end. Run through
+clock offset). `--html FILE` also writes that report as an HTML page
+(heatmaps over time, where the time goes, the slowest requests as
+waterfalls). Everything it started is stopped at the end. Run through
 scripts/demo.sh, which sets the machine up first.
 """
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,11 +57,16 @@ UNMAP = {"discard": "unmap"}
 
 
 def main():
+    # A SIGTERM (timeout(1), a CI job cancelled) unwinds like Ctrl-C, so the
+    # finally blocks and node.isolate's atexit hook stop what was started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=400, help="requests per disk and queue depth")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--keep", help="keep the work directory here")
+    ap.add_argument("--html", metavar="FILE",
+                    help="also write the report as an HTML page (heatmaps, phases, waterfalls) to FILE")
     opts = ap.parse_args()
 
     wd = opts.keep or tempfile.mkdtemp(prefix="blkin-demo-")
@@ -120,7 +129,13 @@ def run_vm(opts, wd, name, st, srv):
     if opts.json:
         args.append("--json")
     subprocess.run(args, check=True)
-    return 0
+    if opts.html:
+        # The same report as a page that needs no network (docs/hostd.md,
+        # "The view"); its line goes to stderr, the report alone to stdout.
+        r = subprocess.run([CLI, "--socket", st.socket, "report", name, "--window", "1h",
+                            "--html", os.path.abspath(opts.html)],
+                           check=True, capture_output=True, text=True)
+        print("demo: " + r.stdout.strip(), file=sys.stderr)
     return 0
 
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * hostd-span.h: what hostd reads from the QEMU filter's tracepoints
  * (provider blkin_qemu, docs/tracepoints.md), in decoded form.

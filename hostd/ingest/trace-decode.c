@@ -19,6 +19,7 @@ enum ev_kind {
     EV_REJECTED, /* blkin_qemu, but not the schema: counted, skipped */
     EV_REQUEST,
     EV_DEVICE_REQUEST, /* a virtio-blk request, with QEMU's device times */
+    EV_BATCH,          /* up to `batch` requests of one thread */
     EV_HUNG,
     EV_DISK,
     EV_ZK_TIMESTAMP, /* zipkin:* (blkin's schema, docs/backend.md) */
@@ -57,6 +58,10 @@ enum fld {
     F_EXIT_NS, /* device_request: when the request left the filter */
     F_DEV,     /* device_request: u64 sequence, (start_ns, offset, bytes)... */
     F_DEVICE,  /* disk: what the node's requests come from (optional) */
+    F_TID,     /* batch: the recording thread */
+    F_SEQ,     /* batch: the thread's batch number */
+    F_COUNT,   /* batch: requests in data */
+    F_DATA,    /* batch: u64 sequence, enum blkin_batch_word per request */
     F_MAX,
 };
 
@@ -121,11 +126,16 @@ static const struct {
     [F_EXIT_NS] = {"exit_ns", T_U64},
     [F_DEV] = {"dev", T_U64_SEQ},
     [F_DEVICE] = {"device", T_STR},
+    [F_TID] = {"tid", T_S32},
+    [F_SEQ] = {"seq", T_U64},
+    [F_COUNT] = {"count", T_U32},
+    [F_DATA] = {"data", T_U64_SEQ},
 };
 
 static const enum fld request_flds[] = {F_IDS, F_IO, F_REQ};
 static const enum fld device_request_flds[] = {F_IDS, F_IO, F_REQ, F_EXIT_NS,
                                                F_DEV};
+static const enum fld batch_flds[] = {F_VPID, F_TID, F_SEQ, F_COUNT, F_DATA};
 static const enum fld hung_flds[] = {
     F_TRACE_ID, F_SPAN_ID, F_PARENT_SPAN_ID, F_VPID,     F_DISK,   F_OP,
     F_FLAGS,    F_OFFSET,  F_BYTES,          F_START_NS, F_AGE_NS,
@@ -301,6 +311,10 @@ static enum ev_kind resolve(EvClass *c)
         kind = EV_REQUEST;
         flds = request_flds;
         nflds = G_N_ELEMENTS(request_flds);
+    } else if (strcmp(name, "batch") == 0) {
+        kind = EV_BATCH;
+        flds = batch_flds;
+        nflds = G_N_ELEMENTS(batch_flds);
     } else if (strcmp(name, "device_request") == 0) {
         kind = EV_DEVICE_REQUEST;
         flds = device_request_flds;
@@ -463,6 +477,85 @@ static int decode_device_request(const bt_field *p, const EvClass *c,
     return n;
 }
 
+/* Recording threads whose batch numbers are followed, at most. */
+#define HOSTD_BATCH_THREADS_MAX 65536
+
+/*
+ * blkin_qemu:batch: @count requests of one thread, enum blkin_batch_word
+ * each. A thread's batches are numbered: a gap is batches LTTng discarded.
+ */
+static void decode_batch(HostdTraceSource *src, const bt_field *p,
+                         const EvClass *c)
+{
+    const bt_field *data = member(p, c, F_DATA);
+    uint64_t words = bt_field_array_get_length(data);
+    uint64_t count = get_u(p, c, F_COUNT), seq = get_u(p, c, F_SEQ);
+    uint32_t vpid = (uint32_t)get_u(p, c, F_VPID);
+    uint64_t key = (uint64_t)vpid << 32 | (uint32_t)get_u(p, c, F_TID);
+    uint64_t *last = g_hash_table_lookup(src->batch_seq, &key);
+    HostdDevReq dev[HOSTD_DEV_MAX];
+    uint64_t at = 0;
+
+    src->stats.batches++;
+    if (!last && g_hash_table_size(src->batch_seq) >= HOSTD_BATCH_THREADS_MAX)
+        g_hash_table_remove_all(src->batch_seq); /* QEMUs come and go */
+    if (!last) {
+        last = g_new0(uint64_t, 1);
+        g_hash_table_insert(src->batch_seq, g_memdup2(&key, sizeof(key)), last);
+    } else if (seq > *last + 1) {
+        src->stats.batches_lost += seq - *last - 1;
+    }
+    if (seq > *last)
+        *last = seq;
+    for (uint64_t i = 0; i < count; i++) {
+        HostdSpan s = {.source = src->index};
+        uint64_t w[BLKIN_BW__HEAD], ndev;
+
+        if (words - at < BLKIN_BW__HEAD)
+            goto bad;
+        for (int k = 0; k < BLKIN_BW__HEAD; k++)
+            w[k] = elem_u(data, at + k);
+        ndev = w[BLKIN_BW_NDEV] & 0xffffffff;
+        if (ndev > HOSTD_DEV_MAX || words - at - BLKIN_BW__HEAD < 3 * ndev)
+            goto bad;
+        s.trace_id = w[BLKIN_BW_TRACE_ID];
+        s.span_id = w[BLKIN_BW_SPAN_ID];
+        s.parent_span_id = w[BLKIN_BW_PARENT_SPAN_ID];
+        s.offset = w[BLKIN_BW_OFFSET];
+        s.bytes = w[BLKIN_BW_BYTES];
+        s.start_ns = w[BLKIN_BW_START_NS];
+        s.vpid = (uint32_t)w[BLKIN_BW_VPID_DISK];
+        s.disk = (uint32_t)(w[BLKIN_BW_VPID_DISK] >> 32);
+        s.op = blkin_op_from_tp((uint32_t)w[BLKIN_BW_OP_FLAGS]);
+        s.flags = (uint32_t)(w[BLKIN_BW_OP_FLAGS] >> 32);
+        s.ret = (int32_t)(uint32_t)w[BLKIN_BW_RET_INFLIGHT];
+        s.inflight = (uint32_t)(w[BLKIN_BW_RET_INFLIGHT] >> 32);
+        s.why = (uint8_t)w[BLKIN_BW_WHY];
+        s.end_ns = w[BLKIN_BW_END_NS];
+        s.dev_end_ns = w[BLKIN_BW_DEV_END_NS];
+        for (uint64_t d = 0; d < ndev; d++) {
+            dev[d].start_ns = elem_u(data, at + BLKIN_BW__HEAD + 3 * d);
+            dev[d].offset = elem_u(data, at + BLKIN_BW__HEAD + 3 * d + 1);
+            dev[d].bytes = elem_u(data, at + BLKIN_BW__HEAD + 3 * d + 2);
+        }
+        at += BLKIN_BW__HEAD + 3 * ndev;
+        /* What the filter's own order of events makes impossible. */
+        if (s.end_ns < s.start_ns ||
+            (s.dev_end_ns && (s.dev_end_ns < s.end_ns || !ndev)))
+            goto bad;
+        src->stats.spans++;
+        if (ndev && s.dev_end_ns && src->sink.device_span)
+            src->sink.device_span(src->opaque, &s, dev, (unsigned)ndev);
+        else if (src->sink.span)
+            src->sink.span(src->opaque, &s);
+    }
+    if (at == words)
+        return;
+bad:
+    /* What went out before stands; the rest of a malformed batch goes. */
+    src->stats.rejected++;
+}
+
 /* blkin_qemu:hung: named fields (off the request path, so not packed). */
 static inline void decode_hung(const bt_field *p, const EvClass *c,
                                HostdSpan *s)
@@ -578,6 +671,9 @@ void hostd_trace_decode_event(HostdTraceSource *src, const bt_message *msg)
             src->sink.span(src->opaque, &s);
         return;
     }
+    case EV_BATCH:
+        decode_batch(src, bt_event_borrow_payload_field_const(ev), c);
+        return;
     case EV_HUNG: {
         uint64_t age;
 

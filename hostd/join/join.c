@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * join.c: the per-disk join of guest requests and filter spans (join.h).
  *

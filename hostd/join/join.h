@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * join.h: joins one VM disk's guest requests (from the guest agent) with its
  * QEMU filter spans, and splits each request's time into phases.

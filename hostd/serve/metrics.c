@@ -1,9 +1,11 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * metrics.c: hostd's Prometheus endpoint (metrics.h).
  *
- * A deliberately small HTTP/1.0 responder: it answers GET /metrics and
- * nothing else, reads at most one request head of bounded size, and closes
- * the connection after each answer. Prometheus needs no more. Connections
+ * A deliberately small HTTP/1.0 responder: it answers GET /metrics (and
+ * hands other paths to a route, the view's: view-serve.c), reads at most
+ * one request head of bounded size, and closes the connection after each
+ * answer. Prometheus needs no more. Connections
  * are admitted, limited and timed out by the gate (serve-gate.h).
  */
 #define G_LOG_DOMAIN "blkin-hostd-serve"
@@ -42,8 +44,10 @@ static const double default_ladder[] = {
 struct HostdMetrics {
     GSocket *listener;
     HostdServeGate *gate;
-    GList *scrapes; /* Scrape *, to close them at the end */
-    gsize queued;   /* bytes of answers not yet written, all scrapes */
+    GList *scrapes;         /* Scrape *, to close them at the end */
+    HostdHttpRouteFn route; /* the other paths (the view), or NULL */
+    void *route_opaque;
+    gsize queued; /* bytes of answers not yet written, all scrapes */
     HostdModel *model;
     double *ladder; /* ascending, seconds */
     size_t n_ladder;
@@ -342,9 +346,11 @@ static void answer(Scrape *c, HostdHttpDecision d)
     const char *status, *type = "text/plain";
     g_autofree char *body = NULL, *head = NULL;
 
-    /* Answers nobody reads must not pile up: past the bound, a scrape is
-     * told to come back instead of rendering another exposition. */
-    if (d == HOSTD_HTTP_METRICS &&
+    /* Answers nobody reads must not pile up: past the bound, a scrape (or
+     * a request for the view) is told to come back instead of rendering
+     * another answer. */
+    if ((d == HOSTD_HTTP_METRICS ||
+         (d == HOSTD_HTTP_NOT_FOUND && c->m->route)) &&
         c->m->queued >= HOSTD_SERVE_METRICS_QUEUE_MAX) {
         hostd_serve_gate_note(c->m->gate, HOSTD_SURFACE_METRICS,
                               HOSTD_SERVE_BUSY);
@@ -368,16 +374,24 @@ static void answer(Scrape *c, HostdHttpDecision d)
     if (d == HOSTD_HTTP_METRICS) {
         type = "text/plain; version=0.0.4";
         body = hostd_metrics_render(c->m);
+    } else if (d == HOSTD_HTTP_NOT_FOUND && c->m->route &&
+               (body = c->m->route(c->m->route_opaque, c->req.buf, c->req.got,
+                                   &status, &type))) {
+        /* The view's (view-serve.c). */
     } else if (d == HOSTD_HTTP_NOT_FOUND) {
-        body = g_strdup("only /metrics here\n");
+        body = g_strdup(c->m->route ? "not found: /metrics, and the view at "
+                                      "/ and /view.json\n"
+                                    : "only /metrics here\n");
     } else if (d == HOSTD_HTTP_BUSY) {
         body = g_strdup("busy, try again\n");
     } else {
         body = g_strdup("bad request\n");
     }
     head = g_strdup_printf("HTTP/1.0 %s\r\nContent-Type: %s\r\n"
-                           "Content-Length: %zu\r\nConnection: close"
-                           "\r\n\r\n",
+                           "Content-Length: %zu\r\nConnection: close\r\n"
+                           "Cache-Control: no-store\r\n"
+                           "X-Content-Type-Options: nosniff\r\n"
+                           "X-Frame-Options: DENY\r\n\r\n",
                            status, type, strlen(body));
     /* An empty queue takes any answer; it is this connection's only one. */
     hostd_out_queue_push(&c->answer, head, strlen(head));
@@ -499,6 +513,12 @@ GArray *hostd_metrics_parse_ladder(const char *text, GError **err)
         return NULL;
     }
     return g_steal_pointer(&a);
+}
+
+void hostd_metrics_set_route(HostdMetrics *m, HostdHttpRouteFn fn, void *opaque)
+{
+    m->route = fn;
+    m->route_opaque = opaque;
 }
 
 void hostd_metrics_free(HostdMetrics *m)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * metrics.h: hostd's Prometheus endpoint: GET /metrics on a TCP address
  * (hostd binds it to loopback unless configured otherwise).
@@ -29,6 +30,18 @@ HostdMetrics *hostd_metrics_new(HostdModel *model, HostdServeGate *gate,
                                 const char *listen, GError **err);
 void hostd_metrics_free(HostdMetrics *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdMetrics, hostd_metrics_free)
+
+/*
+ * Other paths on the same port, with the same connection limits (the
+ * view: view-serve.c). For a well-formed request that is not GET /metrics,
+ * @fn gets the request head; it returns the body (NUL-terminated, freed by
+ * the caller) and sets the status line ("200 OK") and content type, or
+ * returns NULL to leave the request a 404.
+ */
+typedef char *(*HostdHttpRouteFn)(void *opaque, const char *head, size_t len,
+                                  const char **status, const char **type);
+void hostd_metrics_set_route(HostdMetrics *m, HostdHttpRouteFn fn,
+                             void *opaque);
 
 /* The exposition text (text format 0.0.4); the caller frees it. */
 char *hostd_metrics_render(HostdMetrics *m);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * report.c: the reports hostd serves (docs/hostd.md, "Reports"), as JSON.
  *
@@ -221,7 +222,7 @@ static void add_ops(JsonBuilder *b, const HostdStatsRollup *r, bool buckets)
         json_builder_begin_array(b);
         /* Total first: it is what an operator reads first. */
         for (int i = 0; i < BLKIN_PHASE__N; i++) {
-            enum blkin_phase p = hostd_stats_phase_order[i];
+            enum blkin_phase p = blkin_phase_report_order[i];
 
             if (r->hist[op][p])
                 add_phase(b, p, r->hist[op][p], buckets);
@@ -666,6 +667,8 @@ static void add_trace_inputs(JsonBuilder *b, Hostd *h)
         add_int(b, "spans", st.source.spans);
         add_int(b, "rejected", st.source.rejected);
         add_int(b, "discarded", st.source.discarded);
+        add_int(b, "batches", st.source.batches);
+        add_int(b, "batches_lost", st.source.batches_lost);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
@@ -798,4 +801,29 @@ JsonNode *hostd_report_history(Hostd *h, const char *vm, const char *disk,
     json_builder_end_array(b);
     json_builder_end_object(b);
     return json_builder_get_root(b);
+}
+
+/* ---- pieces other answers build on (the view, view.c) ---- */
+
+uint64_t hostd_report_now(Hostd *h)
+{
+    return report_now(h);
+}
+
+gboolean hostd_report_parse_window(const char *name, HostdStatsWindow *w,
+                                   GError **err)
+{
+    return parse_window(name, w, err);
+}
+
+void hostd_report_add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d,
+                           HostdStatsWindow w, uint64_t now)
+{
+    add_disk(h, b, d, w, now, false);
+}
+
+void hostd_report_add_request(JsonBuilder *b, const HostdDisk *d,
+                              const HostdJoinedRequest *r)
+{
+    add_request(b, d, r);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * span-export.c: Zipkin v2 / OTLP (JSON or protobuf) span export and the
  * ClickHouse writer's queue and delivery (span-export.h), over HTTP(S) with

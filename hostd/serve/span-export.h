@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * span-export.h: joined requests sent to tracing back ends as spans, in
  * Zipkin v2 JSON (POST /api/v2/spans) and OTLP/HTTP, JSON or protobuf

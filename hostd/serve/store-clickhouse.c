@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * store-clickhouse.c: the ClickHouse writer is the span exporter with the
  * ClickHouse format, every joined request kept (store-clickhouse.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * store-clickhouse.h: joined requests and their spans written to ClickHouse
  * over its HTTP interface, the scale-out store that `blkin report --store`

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * model.h: what hostd knows about the node: VMs, their disks, and how the
  * identities of each source lead to a disk.
@@ -30,6 +31,7 @@
 #include "stats/disk-stats.h"
 #include "stats/history-store.h"
 #include "stats/tail-capture.h"
+#include "stats/timeline.h"
 
 /* Trace inputs (one per node's LTTng session); HostdSpan.source. */
 #define HOSTD_MAX_SOURCES 16
@@ -43,6 +45,13 @@
  * join's hold plus a history checkpoint, so its last requests reach the
  * history. */
 #define HOSTD_LINGER_DEFAULT_S 600
+
+/* Top spans of a disk whose map hostd has not seen: the filter re-emits the
+ * map every map-interval (default 10 s) plus its 250 ms tick. After a
+ * restart a busy host has every disk's spans of those seconds waiting. */
+#define HOSTD_UNMAPPED_KEEP_NS (15LL * 1000000000LL)
+#define HOSTD_UNMAPPED_MAX     65536
+#define HOSTD_UNMAPPABLE_MAX   4096
 
 /* Storage services' spans kept for `blkin trace`, and services counted. */
 #define HOSTD_RECENT_BACKEND 4096
@@ -73,6 +82,7 @@ typedef struct HostdDisk {
     HostdJoin *join;
     HostdDiskStats *stats;
     HostdTailCapture *tail;
+    HostdTimeline *timeline; /* its minutes, for the view's heatmap */
     /* The guest device (major:minor) the agent mapped to this disk. */
     gboolean have_dev;
     uint32_t major, minor;
@@ -127,6 +137,17 @@ struct HostdModel {
      * (virtio-blk merges), until the span reaches its disk's join:
      * span id -> DevList (model.c). At most HOSTD_DEV_LISTS_MAX. */
     GHashTable *dev_lists;
+    /* Top spans of a QEMU disk whose `blkin_qemu:disk` map has not come yet:
+     * hostd attached after the disk was opened (it started, or restarted,
+     * later; lttng-live starts a new reader at the end of each stream) and
+     * waits for the map's periodic re-emission. Replayed when it comes, and
+     * the join waits for them (the guest requests they serve are held);
+     * dropped after HOSTD_UNMAPPED_KEEP_NS. HostdSpan, oldest first, at most
+     * HOSTD_UNMAPPED_MAX. */
+    GArray *unmapped;
+    /* (source, vpid, index) keys whose spans waited in vain (a filter with
+     * map-interval 0): their spans no longer wait. */
+    GHashTable *unmappable;
     HostdZipkinSpans *zipkin; /* services' annotations into spans */
     HostdZipkinSpan *recent;  /* ring of HOSTD_RECENT_BACKEND */
     guint recent_next, recent_len;

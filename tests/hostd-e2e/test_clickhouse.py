@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """ClickHouse as the scale-out store: two blkin-hostd instances (two "nodes")
 write joined requests to one real ClickHouse server (Debian's 18.16), as a
 user with a password (hostd.conf's [store clickhouse], the password from a

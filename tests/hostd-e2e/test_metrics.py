@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Real Prometheus servers scrape blkin-hostd's /metrics while QEMU does I/O
 through the filter:
 

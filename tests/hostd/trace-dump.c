@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * trace-dump: prints what a HostdTraceSource hands its sink, one JSON object
  * a line, for the tests; with --count only counts (the ingest benchmark's
@@ -159,10 +160,13 @@ static void print_stats(const char *ev, HostdTraceSource *src, double secs)
     printf("{\"ev\":\"%s\",\"events\":%" PRIu64 ",\"spans\":%" PRIu64
            ",\"hung\":%" PRIu64 ",\"disks\":%" PRIu64 ",\"rejected\":%" PRIu64
            ",\"ignored\":%" PRIu64 ",\"discarded\":%" PRIu64
-           ",\"time_ns\":%" PRIu64 ",\"seconds\":%.6f,\"events_per_s\":%.0f}\n",
+           ",\"batches\":%" PRIu64 ",\"batches_lost\":%" PRIu64
+           ",\"time_ns\":%" PRIu64 ",\"seconds\":%.6f,\"events_per_s\":%.0f"
+           ",\"spans_per_s\":%.0f}\n",
            ev, st.events, st.spans, st.hung, st.disks, st.rejected, st.ignored,
-           st.discarded, hostd_trace_source_time_ns(src), secs,
-           secs > 0 ? st.events / secs : 0.0);
+           st.discarded, st.batches, st.batches_lost,
+           hostd_trace_source_time_ns(src), secs,
+           secs > 0 ? st.events / secs : 0.0, secs > 0 ? st.spans / secs : 0.0);
 }
 
 int main(int argc, char **argv)

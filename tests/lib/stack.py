@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The host side of BlkKin, started for real: lttng-sessiond, an
 lttng-relayd on loopback ports, a live session with the shipped channel, and
 blkin-hostd reading it. Used by hostd's end-to-end tests and by the demo.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A storage node serving a disk over NBD, for tests and the demo.
 
 Node B of a two-node setup (tests/lib/node.py): its own lttng-sessiond whose

@@ -69,6 +69,7 @@ struct opts {
     unsigned flush_pct;
     unsigned discard_pct;
     bool sequential; /* 4 KiB requests at adjacent offsets, per device */
+    uint32_t size;   /* every read and write this many bytes; 0 = mixed */
     bool plan_only;
     bool quiet; /* no per-request lines: for benchmarks */
     const char *out;
@@ -158,7 +159,7 @@ static void plan_req(const struct ctx *c, uint64_t *state, uint64_t seq,
             r->dev = (unsigned)(seq % c->ndevs);
             break;
         }
-        r->bytes = BLOCK << (sz % 7); /* 4K .. 256K */
+        r->bytes = c->o.size ? c->o.size : BLOCK << (sz % 7); /* 4K..256K */
         r->offset = slot * SLOT_BYTES +
                     (in % ((SLOT_BYTES - r->bytes) / BLOCK + 1)) * BLOCK;
         break;
@@ -168,13 +169,15 @@ static void plan_req(const struct ctx *c, uint64_t *state, uint64_t seq,
 /* The blocks of @r (a flush has none). */
 static void set_busy(struct dev *d, const struct req *r, bool busy)
 {
-    for (uint64_t b = r->offset / BLOCK; b < (r->offset + r->bytes) / BLOCK; b++)
+    for (uint64_t b = r->offset / BLOCK; b < (r->offset + r->bytes) / BLOCK;
+         b++)
         d->busy[b] = busy;
 }
 
 static bool any_busy(const struct dev *d, const struct req *r)
 {
-    for (uint64_t b = r->offset / BLOCK; b < (r->offset + r->bytes) / BLOCK; b++)
+    for (uint64_t b = r->offset / BLOCK; b < (r->offset + r->bytes) / BLOCK;
+         b++)
         if (d->busy[b])
             return true;
     return false;
@@ -444,6 +447,9 @@ static void usage(FILE *f)
         "  -f, --flush-pct P   share of flushes (fdatasync), percent (0)\n"
         "  -d, --discard-pct P share of discards (BLKDISCARD), percent (0)\n"
         "  -Z, --sequential    reads and writes of 4 KiB at adjacent offsets\n"
+        "  -b, --size BYTES    every read and write this size, at random\n"
+        "                      offsets (4K multiple, at most 256K; default\n"
+        "                      mixed 4K..256K)\n"
         "  -o, --out PATH      where records go (default stdout)\n"
         "  -F, --out-fd N      write records to inherited file descriptor N\n"
         "  -p, --plan          print the plan only; opens no device\n"
@@ -462,6 +468,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"flush-pct", required_argument, NULL, 'f'},
         {"discard-pct", required_argument, NULL, 'd'},
         {"sequential", no_argument, NULL, 'Z'},
+        {"size", required_argument, NULL, 'b'},
         {"out", required_argument, NULL, 'o'},
         {"out-fd", required_argument, NULL, 'F'},
         {"plan", no_argument, NULL, 'p'},
@@ -480,8 +487,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         .write_pct = 50,
         .out_fd = -1,
     };
-    while ((ch = getopt_long(argc, argv, "s:n:q:S:w:f:d:o:F:pQZh", lo, NULL)) !=
-           -1) {
+    while ((ch = getopt_long(argc, argv, "s:n:q:S:w:f:d:o:F:pQZb:h", lo,
+                             NULL)) != -1) {
         switch (ch) {
         case 's':
             o->seed = strtoull(optarg, NULL, 0);
@@ -523,6 +530,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'Z':
             o->sequential = true;
             break;
+        case 'b': {
+            uint64_t v;
+
+            if (parse_size(optarg, &v) < 0 || !v || v % BLOCK || v > SLOT_BYTES)
+                return -EINVAL;
+            o->size = (uint32_t)v;
+        } break;
         case 'h':
             usage(stdout);
             exit(0);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * test-join.c: unit tests of hostd's per-disk join (join/join.c).
  */
