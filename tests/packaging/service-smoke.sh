@@ -47,7 +47,9 @@ LD_PRELOAD=$preload qemu-system-x86_64 -machine none -nodefaults -display none -
     </tmp/qmon >/tmp/qemu.log 2>&1 &
 
 connected() { blkin status --json 2>/dev/null | grep -q '"state" *: *"connected"'; }
+events() { blkin status --json 2>/dev/null | grep -qE '"events" *: *[1-9]'; }
 wait_for 30 connected && echo "trace connected"
+wait_for 30 events
 echo "status $(blkin status --json | tr -d '\n')"
 echo "session $(blkin-lttng-session status)"
 echo "lttng-list $(lttng list blkin | tr '\n' ' ')"

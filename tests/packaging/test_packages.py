@@ -161,7 +161,7 @@ def check_service(t, root):
     st = json.loads(out["status"][0]) if out.get("status") else {}
     t.ok(st.get("session", {}).get("last_outcome") == "created"
          and st.get("trace_inputs", [{}])[0].get("events", 0) > 0,
-         "blkin status: the session hostd created, and events read", detail=st.get("session"))
+         "blkin status: the session hostd created, and events read", detail=(st.get("session"), st.get("trace_inputs")))
     t.eq(out.get("session"), ["active"], "blkin-lttng-session status: the session is active")
     lines = log.splitlines()
     t.ok(sum("created the live session blkin" in l for l in lines) == 1 and len(lines) <= 4,
