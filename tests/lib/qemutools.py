@@ -6,7 +6,7 @@ Every call has a timeout: a hung QEMU fails the test instead of hanging it.
 In a sanitizer build (./build-asan, scripts/test.sh stage 2) the preload
 shim and the filter are ASan-instrumented while QEMU is not: the ASan
 runtime must then be the first object loaded, so ld_preload() puts it in
-LD_PRELOAD ahead of the shim (stage 2's ASAN_OPTIONS stop every report).
+LD_PRELOAD ahead of the shim (stage 2 logs every ASan report for its scan).
 """
 import functools
 import json
