@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * event-floor: what one recorded request costs at the least on this
  * machine, measured outside QEMU in a tight loop: one `request` event of the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Benchmark of blkin-hostd beyond ingest speed (not a test).
 
 1. Memory: hostd's resident size with no VM, with 100 VMs x 4 disks

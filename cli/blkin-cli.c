@@ -1,7 +1,9 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-cli.c: `blkin`, the operator's command line for blkin-hostd.
  *
  *   blkin [--socket PATH] report [VM [DISK]] [--window 1s|1m|1h] [--json]
+ *   blkin report [VM [DISK]] --html FILE [--window 1m|1h]
  *   blkin report --store URL [VM [DISK]] [--window 1s|1m|1h|1d|all]
  *   blkin top [VM [DISK]] [--interval SECONDS] [--count N]
  *   blkin tail [VM [DISK]] [--window ...] [--json]
@@ -22,6 +24,7 @@
 #include <gio/gunixsocketaddress.h>
 #include <json-glib/json-glib.h>
 
+#include "blkin-view.h"
 #include "report-store.h"
 #include "vms/disk-spec.h"
 #include <locale.h>
@@ -39,8 +42,11 @@ static int opt_count = 0;
 static int opt_minutes = 60;
 static char *opt_agent_socket = NULL;
 static char *opt_store = NULL;
+static char *opt_config = NULL;
 static char **opt_disks = NULL;
 static int opt_timeout = 30;
+static gboolean opt_buckets = FALSE;
+static char *opt_html = NULL;
 /* json-glib complained while an answer was read: it is not what hostd
  * sends (a member missing, a wrong type). */
 static bool answer_malformed;
@@ -121,6 +127,10 @@ static JsonNode *build(const char *cmd, const char *vm, const char *disk)
     if (opt_window) {
         json_builder_set_member_name(b, "window");
         json_builder_add_string_value(b, opt_window);
+    }
+    if (opt_buckets) {
+        json_builder_set_member_name(b, "buckets");
+        json_builder_add_boolean_value(b, TRUE);
     }
     json_builder_end_object(b);
     return json_builder_get_root(b);
@@ -314,7 +324,7 @@ static void print_disk(JsonObject *d)
         }
         printf("\n");
     }
-    printf("  %-13s %8s %9s %9s  %-14s %8s %8s %8s %8s %8s\n", "op", "count",
+    printf("  %-13s %8s %9s %9s  %-17s %8s %8s %8s %8s %8s\n", "op", "count",
            "IOPS", "MB/s", "phase", "p50", "p90", "p99", "p99.9", "max");
     for (guint i = 0; ops && i < json_array_get_length(ops); i++) {
         JsonObject *op = json_array_get_object_element(ops, i);
@@ -330,12 +340,18 @@ static void print_disk(JsonObject *d)
                        json_object_get_double_member(op, "mbps"));
             else
                 printf("  %-13s %8s %9s %9s  ", "", "", "", "");
-            printf("%-14s %8s %8s %8s %8s %8s\n", get_str(p, "phase"),
+            printf("%-17s %8s %8s %8s %8s %8s", get_str(p, "phase"),
                    dur(get_int(p, "p50_ns"), a, sizeof(a)),
                    dur(get_int(p, "p90_ns"), b, sizeof(b)),
                    dur(get_int(p, "p99_ns"), e, sizeof(e)),
                    dur(get_int(p, "p999_ns"), f, sizeof(f)),
                    dur(get_int(p, "max_ns"), g, sizeof(g)));
+            /* A phase only some requests passed through (backend: the
+             * storage below qcow2) is over those, never 0 for the rest. */
+            if (get_int(p, "count") != get_int(op, "count"))
+                printf("  (%" G_GINT64_FORMAT " requests)",
+                       get_int(p, "count"));
+            printf("\n");
         }
     }
     printf("\n");
@@ -509,13 +525,73 @@ static int hand_over(int argc, char **argv)
 
 /* ---- the verbs: each builds its request, sends it, prints the answer -- */
 
+/*
+ * report --html FILE: the view (docs/hostd.md, "The view") as a page that
+ * needs no network, written whole or not at all.
+ */
+static int write_html(const char *a1, const char *a2)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonNode) req = NULL;
+    g_autoptr(JsonNode) resp = NULL;
+    g_autofree char *json = NULL;
+    g_autofree char *page = NULL;
+    JsonObject *o;
+    JsonNode *disks;
+    size_t len;
+
+    if (opt_store) {
+        g_printerr("blkin: --html shows hostd's view, not a store's\n");
+        return 2;
+    }
+    if (!opt_window)
+        opt_window = g_strdup("1h");
+    req = build("view", a1, a2);
+    resp = request(req, &err);
+    if (!resp) {
+        g_printerr("blkin: %s\n", err->message);
+        return 1;
+    }
+    o = JSON_NODE_HOLDS_OBJECT(resp) ? json_node_get_object(resp) : NULL;
+    if (!o || !json_object_get_boolean_member_with_default(o, "ok", FALSE)) {
+        g_printerr("blkin: %s\n",
+                   o ? json_object_get_string_member_with_default(
+                           o, "error", "bad response")
+                     : "bad response");
+        return 1;
+    }
+    disks = json_object_get_member(o, "disks");
+    if (!disks || !JSON_NODE_HOLDS_ARRAY(disks)) {
+        g_printerr("blkin: malformed answer from blkin-hostd (no disks)\n");
+        return 1;
+    }
+    json = json_to_string(resp, FALSE);
+    page = blkin_view_page(json, strlen(json), &len);
+    if (!page || !g_file_set_contents(opt_html, page, (gssize)len, &err)) {
+        g_printerr("blkin: %s\n", err ? err->message : "out of memory");
+        return 1;
+    }
+    printf("%s: %u disks, window %s, %zu bytes\n", opt_html,
+           json_array_get_length(json_node_get_array(disks)), opt_window, len);
+    return 0;
+}
+
 static int cmd_report(const char *cmd, const char *a1, const char *a2)
 {
     g_autoptr(GError) err = NULL;
 
+    if (opt_html)
+        return write_html(a1, a2);
+
     if (opt_store) {
+        /* The store's TLS and auth: hostd's config, if this user may read
+         * it (its secrets are in files only root may read, typically). */
+        const char *conf = opt_config ? opt_config
+                           : access("/etc/blkin/hostd.conf", R_OK) == 0
+                               ? "/etc/blkin/hostd.conf"
+                               : "";
         g_autoptr(JsonNode) r = blkin_store_report(
-            opt_store, a1, a2, opt_window ? opt_window : "1m", &err);
+            opt_store, conf, a1, a2, opt_window ? opt_window : "1m", &err);
 
         if (!r) {
             g_printerr("blkin: %s\n", err->message);
@@ -673,18 +749,29 @@ int main(int argc, char **argv)
          "history: how many minutes back (default 60)", "N"},
         {"store", 0, 0, G_OPTION_ARG_STRING, &opt_store,
          "report: compute it from ClickHouse at URL, across nodes", "URL"},
+        {"config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config,
+         "report --store: the [store clickhouse] section of FILE gives TLS "
+         "and auth (default /etc/blkin/hostd.conf if readable)",
+         "FILE"},
         {"agent-socket", 0, 0, G_OPTION_ARG_FILENAME, &opt_agent_socket,
          "register: the VM's agent channel socket", "PATH"},
         {"disk", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &opt_disks,
          "register: TARGET=SERIAL=FILTER-ID[=REMOTE-FILTER-ID] (repeat)",
          "SPEC"},
+        {"html", 0, 0, G_OPTION_ARG_FILENAME, &opt_html,
+         "report: write the view as an HTML page (heatmaps, phases, "
+         "waterfalls; window 1m or 1h, default 1h) that needs no network",
+         "FILE"},
+        {"buckets", 0, 0, G_OPTION_ARG_NONE, &opt_buckets,
+         "report --json: each phase's histogram buckets too", NULL},
         {"timeout", 't', 0, G_OPTION_ARG_INT, &opt_timeout,
          "Seconds to wait for blkin-hostd (default 30; 0: no limit)", "S"},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &show_version,
          "Print the version and exit", NULL},
         {NULL}};
     g_autoptr(GOptionContext) ctx =
-        g_option_context_new("report|top|tail|trace|status|register|unregister "
+        g_option_context_new("report|top|tail|trace|history|status|register|"
+                             "unregister "
                              "[ARGS]");
     g_autoptr(GError) err = NULL;
 

@@ -46,6 +46,9 @@ enum blkin_frame_type {
 enum blkin_hello_features {
     BLKIN_FEAT_QUEUE_TIMES = 1u << 0, /* queue_ns filled where known */
     BLKIN_FEAT_PTP = 1u << 1,         /* clock replies may carry PTP */
+    /* Requests are timed by BPF programs in the guest kernel; without it,
+     * by perf sampling of the block tracepoints (docs/guest-agent.md). */
+    BLKIN_FEAT_BPF = 1u << 2,
 };
 
 struct blkin_hello {

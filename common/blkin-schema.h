@@ -78,23 +78,48 @@ enum blkin_phase {
      * BACKEND, which then is the remote node's storage I/O. */
     BLKIN_PHASE_NETWORK = 6, /* client span minus server span */
     BLKIN_PHASE_REMOTE = 7,  /* server span minus its lower spans */
+    /* virtio-blk disks, where QEMU's own device times are known (the
+     * filter's device_request event): in place of GUEST_TO_QEMU and
+     * QEMU_TO_GUEST, in time order around QEMU and what is below it. */
+    BLKIN_PHASE_GUEST_TO_DEVICE = 8,    /* guest issue -> device entry */
+    BLKIN_PHASE_DEVICE = 9,             /* device entry -> filter entry */
+    BLKIN_PHASE_DEVICE_COMPLETION = 10, /* filter exit -> device completion */
+    BLKIN_PHASE_DEVICE_TO_GUEST = 11,   /* device completion -> guest's */
+    /* Summaries, not part of the sum: */
+    BLKIN_PHASE_IN_QEMU = 12,    /* device entry -> device completion: what
+                                    QEMU's own accounting measures */
+    BLKIN_PHASE_SPAN_ALONE = 13, /* a filter span no guest request joined,
+                                    on a disk with an agent: its own time,
+                                    kept out of TOTAL */
     /* Disks on Ceph RBD (docs/backend-ceph.md): the librbd call below the
      * filter, split by the OSD op that served it; in time order between
-     * QEMU and QEMU_TO_GUEST, and then no BACKEND. */
-    BLKIN_PHASE_LIBRBD = 8,     /* in librbd, beyond the fastest round trip */
-    BLKIN_PHASE_NET_OUT = 9,    /* librbd sent -> the OSD began to receive */
-    BLKIN_PHASE_OSD_QUEUE = 10, /* OSD: initiated -> started */
-    BLKIN_PHASE_OSD_EXEC = 11,  /* OSD: started -> commit (reads: done) */
-    BLKIN_PHASE_NET_BACK = 12,  /* OSD commit -> librbd's completion */
-    BLKIN_PHASE__N = 13,
+     * QEMU and what follows the filter's exit, and then no BACKEND. */
+    BLKIN_PHASE_LIBRBD = 14,    /* in librbd, beyond the fastest round trip */
+    BLKIN_PHASE_NET_OUT = 15,   /* librbd sent -> the OSD began to receive */
+    BLKIN_PHASE_OSD_QUEUE = 16, /* OSD: initiated -> started */
+    BLKIN_PHASE_OSD_EXEC = 17,  /* OSD: started -> commit (reads: done) */
+    BLKIN_PHASE_NET_BACK = 18,  /* OSD commit -> librbd's completion */
+    BLKIN_PHASE__N = 19,
 };
 
+/* TOTAL, IN_QEMU and SPAN_ALONE summarise; the other phases of a request
+ * are consecutive and sum to its TOTAL. */
+static inline int blkin_phase_is_summary(unsigned phase)
+{
+    return phase == BLKIN_PHASE_TOTAL || phase == BLKIN_PHASE_IN_QEMU ||
+           phase == BLKIN_PHASE_SPAN_ALONE;
+}
+
 /* "guest_queue", "guest_to_qemu", "qemu", "backend", "qemu_to_guest",
- * "total", "network", "remote", "librbd", "net_out", "osd_queue",
- * "osd_exec", "net_back"; "invalid" beyond. */
+ * "total", "network", "remote", "guest_to_device", "device",
+ * "device_completion", "device_to_guest", "in_qemu", "span_alone", "librbd",
+ * "net_out", "osd_queue", "osd_exec", "net_back"; "invalid" beyond. */
 const char *blkin_phase_name(unsigned phase);
 /* The phase named @name, or -1. */
 int blkin_phase_from_name(const char *name);
+/* Every phase once, in the order reports show them: total first, then the
+ * order a request passes them, the other summaries last. */
+extern const enum blkin_phase blkin_phase_report_order[BLKIN_PHASE__N];
 
 /* Lifecycle of a filter disk (`state` of the `disk` tracepoint). */
 enum blkin_disk_state {
@@ -106,6 +131,29 @@ enum blkin_disk_state {
 
 /* "open", "refresh", "close"; "invalid" beyond. */
 const char *blkin_disk_state_name(unsigned state);
+
+/*
+ * One request in a `batch` event's `data` (docs/tracepoints.md): 64-bit
+ * words, the request's own and then 3 per device request (start_ns, offset,
+ * bytes). Two 32-bit fields share a word, the first in its low half.
+ */
+enum blkin_batch_word {
+    BLKIN_BW_TRACE_ID = 0,
+    BLKIN_BW_SPAN_ID = 1,
+    BLKIN_BW_PARENT_SPAN_ID = 2,
+    BLKIN_BW_OFFSET = 3,
+    BLKIN_BW_BYTES = 4,
+    BLKIN_BW_START_NS = 5,     /* filter entry */
+    BLKIN_BW_VPID_DISK = 6,    /* s32 vpid | u32 disk << 32 */
+    BLKIN_BW_OP_FLAGS = 7,     /* enum blkin_tp_op | BdrvRequestFlags << 32 */
+    BLKIN_BW_RET_INFLIGHT = 8, /* s32 ret | u32 in flight << 32 */
+    BLKIN_BW_WHY = 9,          /* enum blkin_why bits (low half) */
+    BLKIN_BW_END_NS = 10,      /* filter exit */
+    BLKIN_BW_DEV_END_NS = 11,  /* the device's completion; 0: not a device's */
+    BLKIN_BW_NDEV = 12,        /* device requests that follow (low half) */
+    BLKIN_BW__HEAD = 13,
+};
+#define BLKIN_BATCH_MAX 1024 /* requests in one `batch` event, at most */
 
 /* Why the filter recorded a request (`why` bits of the `request` event). */
 enum blkin_why {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-span-id.c: ids as a keyed bijection of a counter.
  *

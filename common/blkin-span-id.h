@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-span-id.h: trace and span ids that are unique across processes and
  * hosts without any coordination. Shared by the QEMU filter and libblkin.

@@ -34,7 +34,10 @@ int main(int argc, char **argv)
     g_autoptr(GOptionContext) ctx = NULL;
     g_autoptr(GError) err = NULL;
     int rc = 0, r;
+    gboolean version = FALSE;
     GOptionEntry entries[] = {
+        {"version", 'V', 0, G_OPTION_ARG_NONE, &version,
+         "Print the version and exit", NULL},
         {"root", 0, 0, G_OPTION_ARG_FILENAME, &root,
          "Ganeti's KVM state directory (default " BLKIN_GANETI_DEFAULT_ROOT ")",
          "DIR"},
@@ -47,6 +50,10 @@ int main(int argc, char **argv)
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
         fprintf(stderr, "blkin-ganeti: %s\n", err->message);
         return 2;
+    }
+    if (version) {
+        printf("blkin-ganeti %s\n", BLKIN_VERSION);
+        return 0;
     }
     if (argc < 2 || strcmp(argv[1], "list") != 0) {
         fprintf(stderr, "usage: blkin-ganeti list [--root DIR] "

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Perf samples -> block events -> matched requests -> the record queue.
+ * The collector -> finished requests -> the record queue. The BPF collector
+ * hands over finished requests; perf samples are decoded into block events
+ * and matched here.
  */
 #include <stdlib.h>
 
@@ -47,7 +49,42 @@ static bool sorted(const struct blk_event *e, uint32_t n)
     return true;
 }
 
+static void agent_collect_perf(struct agent *a);
+
+void agent_collector_counts(const struct agent *a, uint64_t *lost,
+                            uint64_t *unmatched, uint64_t *evicted)
+{
+    if (a->mech == AGENT_MECH_BPF) {
+        bpf_collector_counts(&a->bpf, lost, unmatched, evicted);
+        return;
+    }
+    *lost = a->rings.lost;
+    *unmatched = a->match.unmatched;
+    *evicted = a->match.evicted;
+}
+
+static void on_bpf_request(void *user, const struct blkin_request *r)
+{
+    struct agent *a = user;
+
+    /* The programs time only mapped disks; a disk that just left the map
+     * may still have a record in the ring. */
+    if (!devmap_has_dev(&a->map, r->major << 20 | r->minor))
+        return;
+    recq_push(&a->q, r, a->drain_ns);
+}
+
 void agent_collect(struct agent *a)
+{
+    if (a->mech == AGENT_MECH_BPF) {
+        a->drain_ns = mono_now();
+        bpf_collector_drain(&a->bpf, on_bpf_request, a);
+        return;
+    }
+    agent_collect_perf(a);
+}
+
+static void agent_collect_perf(struct agent *a)
 {
     /* Each ring may fill its share of the batch; loop while they do. */
     unsigned per_ring = EVENT_BATCH / (unsigned)a->rings.nr;

@@ -15,8 +15,10 @@
 
 static uint64_t drops_total(const struct agent *a)
 {
-    return a->q.dropped + a->disconnect_drops + a->rings.lost +
-           a->match.unmatched + a->match.evicted;
+    uint64_t lost, unmatched, evicted;
+
+    agent_collector_counts(a, &lost, &unmatched, &evicted);
+    return a->q.dropped + a->disconnect_drops + lost + unmatched + evicted;
 }
 
 void agent_host_connected(struct agent *a)
@@ -39,6 +41,11 @@ void agent_host_gone(struct agent *a)
     if (a->out_off < a->out_len)
         a->disconnect_drops += a->out_records;
     a->out_len = a->out_off = a->out_records = 0;
+    /* A socket's connection is over; the next host end is accepted anew. */
+    if (a->listen_fd >= 0 && a->port_fd >= 0) {
+        close(a->port_fd);
+        a->port_fd = -1;
+    }
     if (a->o->verbose)
         agent_log(LOG_INFO, "host disconnected");
 }
@@ -49,15 +56,33 @@ void agent_close_port(struct agent *a)
     if (a->port_fd >= 0)
         close(a->port_fd);
     a->port_fd = -1;
+    if (a->listen_fd >= 0) {
+        close(a->listen_fd);
+        unlink(a->o->socket_path);
+    }
+    a->listen_fd = -1;
 }
 
 void agent_try_open_port(struct agent *a, uint64_t now)
 {
     int fd;
 
-    if (a->port_fd >= 0 || now - a->last_port_try_ns < PORT_RETRY_NS)
+    if (a->port_fd >= 0 || a->listen_fd >= 0 ||
+        now - a->last_port_try_ns < PORT_RETRY_NS)
         return;
     a->last_port_try_ns = now;
+    if (a->o->socket_path) {
+        fd = port_listen(a->o->socket_path);
+        if (fd < 0) {
+            agent_log(LOG_WARNING, "cannot listen on %s: %s", a->o->socket_path,
+                      strerror(-fd));
+            return;
+        }
+        a->listen_fd = fd;
+        if (a->o->verbose)
+            agent_log(LOG_INFO, "listening on %s", a->o->socket_path);
+        return;
+    }
     if (a->o->port_path)
         snprintf(a->port_path, sizeof(a->port_path), "%s", a->o->port_path);
     else if (port_find(a->o->port_name, a->port_path, sizeof(a->port_path)) < 0)
@@ -151,11 +176,10 @@ static void fill_out(struct agent *a, uint64_t now, bool force)
     if (a->need_hello) {
         struct blkin_hello h = {
             .proto_version = BLKIN_PROTO_VERSION,
-            .features = (a->bd.have[BLK_EV_INSERT] && a->o->queue_events
-                             ? BLKIN_FEAT_QUEUE_TIMES
-                             : 0) |
-                        (a->ptp.fd >= 0 ? BLKIN_FEAT_PTP : 0),
-            .ncpus = (uint32_t)a->rings.nr,
+            .features = (a->queue_times ? BLKIN_FEAT_QUEUE_TIMES : 0) |
+                        (a->ptp.fd >= 0 ? BLKIN_FEAT_PTP : 0) |
+                        (a->mech == AGENT_MECH_BPF ? BLKIN_FEAT_BPF : 0),
+            .ncpus = (uint32_t)a->ncpus,
             .max_frame = BLKIN_FRAME_MAX,
             .session_id = a->session_id,
             .mono_ns = now,
@@ -173,12 +197,10 @@ static void fill_out(struct agent *a, uint64_t now, bool force)
                                  now - a->last_drops_ns >= DROPS_EVERY_NS)) {
         struct blkin_drops d = {
             .dropped_records = a->q.dropped + a->disconnect_drops,
-            .lost_events = a->rings.lost,
-            .unmatched = a->match.unmatched,
-            .evicted = a->match.evicted,
             .next_seq = a->q.next_seq,
         };
 
+        agent_collector_counts(a, &d.lost_events, &d.unmatched, &d.evicted);
         n = blkin_encode_drops(a->out, BLKIN_FRAME_MAX, &d);
         a->need_drops = false;
         a->reported_drops = drops_total(a);

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The agent's state, shared by its three parts: agent.c (set-up, the loop,
- * housekeeping), agent-collect.c (perf rings -> matched requests -> the
- * record queue) and agent-host.c (the port: connection state, frames out,
- * probes in).
+ * housekeeping), agent-collect.c (the collector -- BPF records, or perf
+ * samples matched here -- -> the record queue) and agent-host.c (the port:
+ * connection state, frames out, probes in).
  */
 #ifndef AGENT_INT_H
 #define AGENT_INT_H
@@ -14,6 +14,7 @@
 #include "agent.h"
 #include "blk-events.h"
 #include "blkin-proto.h"
+#include "bpf-collect.h"
 #include "matcher.h"
 #include "perf-rings.h"
 #include "ptp.h"
@@ -39,6 +40,12 @@ struct agent {
     const struct agent_options *o;
     const char *prefixes[MAX_PREFIXES + 1];
     char prefix_buf[256];
+    /* The collector that runs: AGENT_MECH_BPF (bpf) or AGENT_MECH_PERF
+     * (bd, rings, match, batch). */
+    enum agent_mechanism mech;
+    struct bpf_collector bpf;
+    int ncpus;
+    bool queue_times;
     struct blk_decoder bd;
     struct perf_rings rings;
     struct matcher match;
@@ -51,6 +58,7 @@ struct agent {
 
     int sfd;
     int port_fd;
+    int listen_fd; /* --socket: the listening socket, else -1 */
     char port_path[256];
     bool connected;
     bool need_hello, need_devmap, need_drops;
@@ -71,10 +79,15 @@ struct agent {
     /* Wall time spent in housekeeping, collecting, talking to the host:
      * getrusage's tick sampling misses short bursts like ours. */
     uint64_t busy_ns[3], loops;
-    bool quit;
+    int64_t setup_cpu_us; /* CPU time start-up took (loading BPF: most) */
+    bool quit, started;
 };
 
-/* agent-collect.c: drains the rings, matches, queues finished requests. */
+/* The collector's cumulative losses (DROPS, the final statistics). */
+void agent_collector_counts(const struct agent *a, uint64_t *lost,
+                            uint64_t *unmatched, uint64_t *evicted);
+
+/* agent-collect.c: drains the collector, queues finished requests. */
 void agent_collect(struct agent *a);
 
 /* agent-host.c */

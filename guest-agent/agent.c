@@ -45,22 +45,54 @@ void agent_default_options(struct agent_options *o)
     o->ring_pages = 128;
     o->flush_ms = 100;
     o->batch = 1024;
+    o->mechanism = AGENT_MECH_AUTO;
     o->queue_events = true;
+}
+
+const char *agent_mechanism_name(enum agent_mechanism m)
+{
+    switch (m) {
+    case AGENT_MECH_BPF:
+        return "bpf";
+    case AGENT_MECH_PERF:
+        return "perf";
+    default:
+        return "auto";
+    }
 }
 
 uint64_t agent_memory_bound(const struct agent_options *o, unsigned ncpus)
 {
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t perf = (uint64_t)ncpus * (o->ring_pages + 1) * page +
+                    matcher_memory(o->inflight) +
+                    EVENT_BATCH * sizeof(struct blk_event);
+    uint64_t bpf = bpf_collector_memory(o->inflight, o->ring_pages * page);
+    uint64_t common =
+        recq_memory(o->buffer_records) +
+        BLKIN_REQUESTS_PER_FRAME_MAX * sizeof(struct blkin_request) +
+        BLKIN_FRAME_MAX + sizeof(struct blkin_decoder) + sizeof(struct agent);
 
-    return (uint64_t)ncpus * (o->ring_pages + 1) * page +
-           recq_memory(o->buffer_records) + matcher_memory(o->inflight) +
-           EVENT_BATCH * sizeof(struct blk_event) +
-           BLKIN_REQUESTS_PER_FRAME_MAX * sizeof(struct blkin_request) +
-           BLKIN_FRAME_MAX + sizeof(struct blkin_decoder) +
-           sizeof(struct agent);
+    if (o->mechanism == AGENT_MECH_BPF)
+        return common + bpf;
+    if (o->mechanism == AGENT_MECH_PERF || !bpf)
+        return common + perf;
+    return common + (bpf > perf ? bpf : perf);
 }
 
 /* ---- housekeeping ------------------------------------------------------ */
+
+/* The BPF programs time only the mapped disks. */
+static void watch_devices(struct agent *a)
+{
+    uint32_t devs[BLKIN_DEVICES_MAX];
+
+    if (a->mech != AGENT_MECH_BPF)
+        return;
+    for (uint32_t i = 0; i < a->map.count; i++)
+        devs[i] = a->map.dev[i].major << 20 | a->map.dev[i].minor;
+    bpf_collector_watch(&a->bpf, devs, a->map.count);
+}
 
 static void rescan_devices(struct agent *a, uint64_t now)
 {
@@ -72,6 +104,7 @@ static void rescan_devices(struct agent *a, uint64_t now)
     a->scan.generation = a->map.generation + 1;
     a->map = a->scan;
     a->need_devmap = true;
+    watch_devices(a);
     if (a->o->verbose)
         agent_log(LOG_INFO, "device map generation %u: %u disks",
                   a->map.generation, a->map.count);
@@ -92,34 +125,96 @@ static void handle_signals(struct agent *a)
 static void log_stats(const struct agent *a)
 {
     struct rusage ru;
+    uint64_t lost, unmatched, evicted;
 
     getrusage(RUSAGE_SELF, &ru);
-    agent_log(LOG_INFO,
-              "stats: records=%llu sent=%llu queued=%u dropped=%llu "
-              "lost=%llu unmatched=%llu evicted=%llu connects=%llu "
-              "probes=%llu cpu_user_us=%lld cpu_sys_us=%lld maxrss_kb=%ld "
-              "loops=%llu tick_us=%llu collect_us=%llu send_us=%llu",
-              (unsigned long long)a->q.next_seq,
-              (unsigned long long)a->sent_records, a->q.count,
-              (unsigned long long)(a->q.dropped + a->disconnect_drops),
-              (unsigned long long)a->rings.lost,
-              (unsigned long long)a->match.unmatched,
-              (unsigned long long)a->match.evicted,
-              (unsigned long long)a->connects, (unsigned long long)a->probes,
-              (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
-              (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec,
-              ru.ru_maxrss, (unsigned long long)a->loops,
-              (unsigned long long)(a->busy_ns[0] / 1000),
-              (unsigned long long)(a->busy_ns[1] / 1000),
-              (unsigned long long)(a->busy_ns[2] / 1000));
+    agent_collector_counts(a, &lost, &unmatched, &evicted);
+    agent_log(
+        LOG_INFO,
+        "stats: records=%llu sent=%llu queued=%u dropped=%llu "
+        "lost=%llu unmatched=%llu evicted=%llu connects=%llu "
+        "probes=%llu cpu_user_us=%lld cpu_sys_us=%lld maxrss_kb=%ld "
+        "loops=%llu tick_us=%llu collect_us=%llu send_us=%llu "
+        "setup_cpu_us=%lld",
+        (unsigned long long)a->q.next_seq, (unsigned long long)a->sent_records,
+        a->q.count, (unsigned long long)(a->q.dropped + a->disconnect_drops),
+        (unsigned long long)lost, (unsigned long long)unmatched,
+        (unsigned long long)evicted, (unsigned long long)a->connects,
+        (unsigned long long)a->probes,
+        (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
+        (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec,
+        ru.ru_maxrss, (unsigned long long)a->loops,
+        (unsigned long long)(a->busy_ns[0] / 1000),
+        (unsigned long long)(a->busy_ns[1] / 1000),
+        (unsigned long long)(a->busy_ns[2] / 1000), (long long)a->setup_cpu_us);
 }
 
 /* ---- setup and the loop ------------------------------------------------ */
 
-static int setup(struct agent *a, const struct agent_options *o)
+/* The BPF collector (bpf-collect.c); fails where the kernel lacks it. */
+static int open_bpf(struct agent *a)
 {
+    const struct agent_options *o = a->o;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int r;
+
+    r = bpf_collector_open(&a->bpf, o->inflight, (size_t)o->ring_pages * page,
+                           o->queue_events, o->verbose);
+    if (r < 0)
+        return r;
+    a->mech = AGENT_MECH_BPF;
+    a->ncpus = ncpu > 0 ? (int)ncpu : 1;
+    a->queue_times = a->bpf.queue_events;
+    watch_devices(a);
+    return 0;
+}
+
+/* The perf collector: tracefs formats, one ring per CPU, the matcher. */
+static int open_perf(struct agent *a)
+{
+    const struct agent_options *o = a->o;
     char tracefs[128];
     int ids[BLK_EV__N], nids = 0, r;
+
+    r = tracefs_find(tracefs, sizeof(tracefs));
+    if (r < 0) {
+        agent_log(LOG_ERR, "no tracefs with block events: %s", strerror(-r));
+        return r;
+    }
+    r = blk_decoder_init(&a->bd, tracefs);
+    if (r < 0) {
+        agent_log(LOG_ERR, "block tracepoints unusable: %s", strerror(-r));
+        return r;
+    }
+    if (!o->queue_events) {
+        a->bd.have[BLK_EV_INSERT] = false;
+        a->bd.have[BLK_EV_REQUEUE] = false;
+    }
+    for (int k = 0; k < BLK_EV__N; k++)
+        if (a->bd.have[k])
+            ids[nids++] = a->bd.fmt[k].id;
+    a->batch = calloc(EVENT_BATCH, sizeof(*a->batch));
+    if (!a->batch)
+        return -ENOMEM;
+    r = matcher_init(&a->match, o->inflight);
+    if (r < 0)
+        return r;
+    r = perf_rings_open(&a->rings, ids, nids, o->ring_pages);
+    if (r < 0) {
+        agent_log(LOG_ERR, "perf_event_open on block tracepoints: %s",
+                  strerror(-r));
+        return r;
+    }
+    a->mech = AGENT_MECH_PERF;
+    a->ncpus = a->rings.nr;
+    a->queue_times = a->bd.have[BLK_EV_INSERT];
+    return 0;
+}
+
+static int setup(struct agent *a, const struct agent_options *o)
+{
+    int r;
     sigset_t mask;
     char *save = NULL, *tok;
     unsigned np = 0;
@@ -127,6 +222,7 @@ static int setup(struct agent *a, const struct agent_options *o)
     a->o = o;
     a->sfd = -1;
     a->port_fd = -1;
+    a->listen_fd = -1;
     a->ptp.fd = -1;
 
     snprintf(a->prefix_buf, sizeof(a->prefix_buf), "%s", o->disks);
@@ -146,44 +242,32 @@ static int setup(struct agent *a, const struct agent_options *o)
     if (a->sfd < 0)
         return -errno;
 
-    r = tracefs_find(tracefs, sizeof(tracefs));
-    if (r < 0) {
-        agent_log(LOG_ERR, "no tracefs with block events: %s", strerror(-r));
-        return r;
-    }
-    r = blk_decoder_init(&a->bd, tracefs);
-    if (r < 0) {
-        agent_log(LOG_ERR, "block tracepoints unusable: %s", strerror(-r));
-        return r;
-    }
-    if (!o->queue_events) {
-        a->bd.have[BLK_EV_INSERT] = false;
-        a->bd.have[BLK_EV_REQUEUE] = false;
-    }
-    for (int k = 0; k < BLK_EV__N; k++)
-        if (a->bd.have[k])
-            ids[nids++] = a->bd.fmt[k].id;
-
-    a->batch = calloc(EVENT_BATCH, sizeof(*a->batch));
     a->run = calloc(BLKIN_REQUESTS_PER_FRAME_MAX, sizeof(*a->run));
     a->out = malloc(BLKIN_FRAME_MAX);
     a->in = malloc(sizeof(*a->in));
-    if (!a->batch || !a->run || !a->out || !a->in)
+    if (!a->run || !a->out || !a->in)
         return -ENOMEM;
     blkin_decoder_init(a->in);
     r = recq_init(&a->q, o->buffer_records);
     if (r < 0)
         return r;
-    r = matcher_init(&a->match, o->inflight);
-    if (r < 0)
-        return r;
 
     rescan_devices(a, mono_now());
-    r = perf_rings_open(&a->rings, ids, nids, o->ring_pages);
+    r = -EOPNOTSUPP;
+    if (o->mechanism != AGENT_MECH_PERF) {
+        r = open_bpf(a);
+        if (r < 0 && o->mechanism == AGENT_MECH_BPF) {
+            agent_log(LOG_ERR, "BPF collector: %s", strerror(-r));
+            return r;
+        }
+        if (r < 0 && o->verbose)
+            agent_log(LOG_INFO, "BPF collector unavailable (%s): using perf",
+                      strerror(-r));
+    }
     if (r < 0) {
-        agent_log(LOG_ERR, "perf_event_open on block tracepoints: %s",
-                  strerror(-r));
-        return r;
+        r = open_perf(a);
+        if (r < 0)
+            return r;
     }
     ptp_open(&a->ptp);
 
@@ -197,21 +281,35 @@ static int setup(struct agent *a, const struct agent_options *o)
         if (fd >= 0)
             close(fd);
     }
-    if (o->verbose)
+    a->started = true;
+    {
+        struct rusage ru;
+
+        getrusage(RUSAGE_SELF, &ru);
+        a->setup_cpu_us =
+            (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+            ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+    }
+    if (o->verbose) {
+        struct agent_options ran = *o;
+
+        ran.mechanism = a->mech;
         agent_log(
             LOG_INFO,
-            "watching %u disks on %d cpus (%s queue events), memory "
-            "bound %llu KiB",
-            a->map.count, a->rings.nr,
-            a->bd.have[BLK_EV_INSERT] ? "with" : "without",
-            (unsigned long long)(agent_memory_bound(o, (unsigned)a->rings.nr) >>
+            "watching %u disks on %d cpus with the %s collector (%s "
+            "queue events), memory bound %llu KiB",
+            a->map.count, a->ncpus, agent_mechanism_name(a->mech),
+            a->queue_times ? "with" : "without",
+            (unsigned long long)(agent_memory_bound(&ran, (unsigned)a->ncpus) >>
                                  10));
+    }
     return 0;
 }
 
 static void teardown(struct agent *a)
 {
     agent_close_port(a);
+    bpf_collector_close(&a->bpf);
     perf_rings_close(&a->rings);
     matcher_free(&a->match);
     recq_free(&a->q);
@@ -230,16 +328,26 @@ static void tick(struct agent *a, uint64_t now)
         rescan_devices(a, now);
     if (now - a->last_sweep_ns >= SWEEP_NS) {
         a->last_sweep_ns = now;
-        matcher_sweep(&a->match, now, STALE_NS);
+        if (a->mech == AGENT_MECH_BPF)
+            bpf_collector_sweep(&a->bpf, now, STALE_NS);
+        else
+            matcher_sweep(&a->match, now, STALE_NS);
     }
     agent_try_open_port(a, now);
     /* While the host is away the fd stays out of poll (it would report
      * POLLHUP continuously); look at it every CONN_CHECK_NS instead. */
-    if (a->port_fd >= 0 && !a->connected &&
-        now - a->last_conn_check_ns >= CONN_CHECK_NS) {
+    if (!a->connected && now - a->last_conn_check_ns >= CONN_CHECK_NS) {
         a->last_conn_check_ns = now;
-        if (port_host_connected(a->port_fd))
+        if (a->listen_fd >= 0) {
+            int fd = port_accept(a->listen_fd);
+
+            if (fd >= 0) {
+                a->port_fd = fd;
+                agent_host_connected(a);
+            }
+        } else if (a->port_fd >= 0 && port_host_connected(a->port_fd)) {
             agent_host_connected(a);
+        }
     }
 }
 
@@ -272,7 +380,7 @@ int agent_run(const struct agent_options *o)
     r = setup(a, o);
     if (r < 0)
         goto out;
-    pfd = calloc((size_t)a->rings.nr + 2, sizeof(*pfd));
+    pfd = calloc((size_t)a->rings.nr + 3, sizeof(*pfd));
     if (!pfd) {
         r = -ENOMEM;
         goto out;
@@ -284,6 +392,9 @@ int agent_run(const struct agent_options *o)
         tick(a, now);
         a->busy_ns[0] += mono_now() - now;
         pfd[n++] = (struct pollfd){.fd = a->sfd, .events = POLLIN};
+        if (a->mech == AGENT_MECH_BPF)
+            pfd[n++] = (struct pollfd){.fd = bpf_collector_fd(&a->bpf),
+                                       .events = POLLIN};
         for (int i = 0; i < a->rings.nr; i++)
             pfd[n++] =
                 (struct pollfd){.fd = a->rings.ring[i].fd, .events = POLLIN};
@@ -316,7 +427,7 @@ int agent_run(const struct agent_options *o)
     final_flush(a);
     r = 0;
 out:
-    if (a->sfd >= 0 && a->rings.nr)
+    if (a->started)
         log_stats(a);
     free(pfd);
     teardown(a);

@@ -19,8 +19,10 @@ static void usage(FILE *f, const struct agent_options *d)
     fprintf(f,
             "Usage: blkin-guest-agent [OPTIONS]\n"
             "\n"
-            "Timestamps this guest's block requests (block tracepoints via "
-            "perf_event_open)\n"
+            "Timestamps this guest's block requests (BPF programs on the "
+            "block tracepoints,\n"
+            "or perf sampling of them where the kernel has no BPF with "
+            "BTF)\n"
             "and streams them to the host over a virtio-serial port "
             "(BlkKin protocol v1).\n"
             "Never blocks guest I/O: records wait in a fixed buffer and are "
@@ -30,20 +32,30 @@ static void usage(FILE *f, const struct agent_options *d)
             "  -p, --port NAME          virtio-serial port name (default "
             "%s)\n"
             "      --port-path PATH     use this character device instead\n"
+            "      --socket PATH        listen on this UNIX socket instead "
+            "of a port\n"
+            "                           (running outside a VM; one host "
+            "end at a time)\n"
             "      --disks PREFIXES     comma-separated disk name prefixes "
             "(default %s)\n"
             "      --buffer-records N   records kept while the host is "
             "away (default %u, at most %u)\n"
             "      --inflight N         requests tracked between issue and "
             "completion (default %u)\n"
-            "      --ring-pages N       perf ring pages per CPU, a power of "
-            "two (default %u)\n"
+            "      --ring-pages N       perf ring pages per CPU, or the BPF "
+            "ring's pages (all\n"
+            "                           CPUs), a power of two (default "
+            "%u)\n"
             "      --flush-ms N         longest a record waits before it is "
             "sent (default %u)\n"
             "      --batch N            send early once this many are "
             "waiting (default %u)\n"
             "      --no-queue-events    skip block_rq_insert (no queue "
             "times, less overhead)\n"
+            "      --mechanism M        auto (default: bpf where the kernel "
+            "allows it, else\n"
+            "                           perf), bpf (fail without it) or "
+            "perf\n"
             "  -d, --daemon             detach and log to syslog\n"
             "      --pidfile PATH       write the daemon's pid here\n"
             "  -v, --verbose            log connections and statistics\n"
@@ -112,6 +124,7 @@ static int daemonize(const char *pidfile)
 
 enum {
     OPT_PORT_PATH = 256,
+    OPT_SOCKET,
     OPT_DISKS,
     OPT_BUFFER,
     OPT_INFLIGHT,
@@ -119,6 +132,7 @@ enum {
     OPT_FLUSH,
     OPT_BATCH,
     OPT_NOQUEUE,
+    OPT_MECHANISM,
     OPT_PIDFILE,
     OPT_MEMBOUND,
 };
@@ -128,6 +142,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"port", required_argument, NULL, 'p'},
         {"port-path", required_argument, NULL, OPT_PORT_PATH},
+        {"socket", required_argument, NULL, OPT_SOCKET},
         {"disks", required_argument, NULL, OPT_DISKS},
         {"buffer-records", required_argument, NULL, OPT_BUFFER},
         {"inflight", required_argument, NULL, OPT_INFLIGHT},
@@ -135,6 +150,7 @@ int main(int argc, char **argv)
         {"flush-ms", required_argument, NULL, OPT_FLUSH},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"no-queue-events", no_argument, NULL, OPT_NOQUEUE},
+        {"mechanism", required_argument, NULL, OPT_MECHANISM},
         {"daemon", no_argument, NULL, 'd'},
         {"pidfile", required_argument, NULL, OPT_PIDFILE},
         {"verbose", no_argument, NULL, 'v'},
@@ -158,6 +174,9 @@ int main(int argc, char **argv)
             break;
         case OPT_PORT_PATH:
             o.port_path = optarg;
+            break;
+        case OPT_SOCKET:
+            o.socket_path = optarg;
             break;
         case OPT_DISKS:
             o.disks = optarg;
@@ -190,6 +209,16 @@ int main(int argc, char **argv)
             break;
         case OPT_NOQUEUE:
             o.queue_events = false;
+            break;
+        case OPT_MECHANISM:
+            if (!strcmp(optarg, "auto"))
+                o.mechanism = AGENT_MECH_AUTO;
+            else if (!strcmp(optarg, "bpf"))
+                o.mechanism = AGENT_MECH_BPF;
+            else if (!strcmp(optarg, "perf"))
+                o.mechanism = AGENT_MECH_PERF;
+            else
+                r = -EINVAL;
             break;
         case 'd':
             daemon_mode = true;

@@ -171,6 +171,17 @@ static uint32_t find_issued(const struct matcher *m, uint32_t dev,
     return best != NIL ? best : any;
 }
 
+/*
+ * A completion that matches no issue is a loss, except the data-less request
+ * behind a flush: an empty flush (op flush) or an fdatasync's zero-byte
+ * write, which the flush machinery completes without issuing it (it issues
+ * its own flush request instead, which is timed).
+ */
+static bool counts_unmatched(const struct blk_event *ev)
+{
+    return ev->op != BLKIN_OP_FLUSH && ev->bytes != 0;
+}
+
 static bool complete(struct matcher *m, const struct blk_event *ev,
                      matcher_emit_fn emit, void *user)
 {
@@ -234,7 +245,7 @@ void matcher_event(struct matcher *m, const struct blk_event *ev,
             break;
         if (m->norphans < m->orphans_cap) {
             m->orphans[m->norphans++] = *ev;
-        } else if (ev->op != BLKIN_OP_FLUSH)
+        } else if (counts_unmatched(ev))
             m->unmatched++;
         break;
     default:
@@ -253,9 +264,7 @@ void matcher_retry_orphans(struct matcher *m, matcher_emit_fn emit, void *user)
             continue;
         /* The tries counter lives in kind, always COMPLETE for orphans. */
         if (++o->kind - BLK_EV_COMPLETE >= ORPHAN_TRIES) {
-            /* A flush completes the submitter's request, which the
-             * flush machinery never issued: not a loss. */
-            if (o->op != BLKIN_OP_FLUSH)
+            if (counts_unmatched(o))
                 m->unmatched++;
             continue;
         }

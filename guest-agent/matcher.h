@@ -6,9 +6,10 @@
  *
  * Events must be fed in time order. A completion whose issue has not been
  * seen yet (the issue sits in another CPU's ring that was drained first)
- * is parked briefly and retried after the next batch. An empty flush
- * completes without ever being issued (the flush machinery issues its own
- * request instead); those are not counted as unmatched.
+ * is parked briefly and retried after the next batch. An empty flush, and
+ * the zero-byte write of an fdatasync, complete without ever being issued
+ * (the flush machinery issues its own request instead); those are not
+ * counted as unmatched.
  */
 #ifndef AGENT_MATCHER_H
 #define AGENT_MATCHER_H

@@ -20,4 +20,16 @@ int port_open(const char *path);
 /* True while the host end is open. */
 bool port_host_connected(int fd);
 
+/*
+ * Instead of a port: a UNIX stream socket the agent listens on, for running
+ * the agent outside a VM (bench/agent-native.sh). A host end connects to it
+ * as it would to QEMU's socket for the port; one connection at a time.
+ * Returns the listening fd (non-blocking) or -errno.
+ */
+int port_listen(const char *path);
+
+/* Accepts a waiting host end: its fd (non-blocking), or -errno (-EAGAIN
+ * when none waits). */
+int port_accept(int listen_fd);
+
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * config.c: the config file (config.h).
  */
@@ -114,6 +115,25 @@ gboolean hostd_config_load_bool(const char *path, const char *key,
         return FALSE;
     }
     *out = v;
+    return TRUE;
+}
+
+gboolean hostd_config_load_string(const char *path, const char *key, char **out,
+                                  GError **err)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+
+    if (*out)
+        return TRUE;
+    if (!path) {
+        if (!g_file_test(DEFAULT_CONFIG, G_FILE_TEST_EXISTS))
+            return TRUE;
+        path = DEFAULT_CONFIG;
+    }
+    /* hostd_config_load has read it already: errors are reported there. */
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL))
+        return TRUE;
+    take_string(kf, key, out);
     return TRUE;
 }
 

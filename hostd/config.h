@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * config.h: /etc/blkin/hostd.conf, a GKeyFile (docs/hostd.md):
  *
@@ -9,6 +10,8 @@
  *   retention-days = 30
  *   metrics = 127.0.0.1:9477
  *   keep-privileges = false
+ *   manage-session = false       (lttng-keeper.h; %H in live: hostname)
+ *   lttng-relay = net://127.0.0.1
  *   max-clients = 160            (serve-limits.h: clients' limits)
  *   max-control-clients = 128
  *   max-metrics-clients = 64
@@ -44,6 +47,13 @@ gboolean hostd_config_load(const char *path, char **socket_path,
  */
 gboolean hostd_config_load_bool(const char *path, const char *key,
                                 gboolean *out, GError **err);
+
+/*
+ * Sets *@out (when still NULL: a flag wins) from string key @key of [hostd]
+ * in @path (NULL: as above), if the file has it.
+ */
+gboolean hostd_config_load_string(const char *path, const char *key, char **out,
+                                  GError **err);
 
 /*
  * Overrides fields of @limits (already holding the defaults) with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * hostd.h: the daemon's top-level state, shared by main.c, the control
  * command handlers (commands.c) and the report builders (report.c).
@@ -10,9 +11,11 @@
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "config.h"
+#include "lttng-keeper.h"
 #include "serve/control.h"
 #include "serve/metrics.h"
 #include "serve/serve-gate.h"
@@ -36,6 +39,7 @@ typedef struct Hostd {
     HostdHistoryOptions history_opts;
     struct HostdLibvirtWatch *libvirt_watch; /* --libvirt, or NULL */
     struct HostdGanetiWatch *ganeti_watch;   /* --ganeti-runtime, or NULL */
+    HostdLttngKeeper *lttng_keeper;          /* --manage-session, or NULL */
     GMainLoop *loop;
     char *live_url;          /* LTTng live session to read, or NULL */
     char *offline_dir;       /* recorded trace to read, or NULL */
@@ -49,14 +53,38 @@ typedef struct Hostd {
 } Hostd;
 
 /* report.c */
+/* @buckets: each phase's occupied buckets too. */
 JsonNode *hostd_report(Hostd *h, const char *vm, const char *disk,
-                       const char *window, GError **err);
+                       const char *window, bool buckets, GError **err);
 JsonNode *hostd_report_tail(Hostd *h, const char *vm, const char *disk,
                             const char *window, GError **err);
 JsonNode *hostd_report_trace(Hostd *h, uint64_t trace_id, GError **err);
 JsonNode *hostd_report_status(Hostd *h);
 JsonNode *hostd_report_history(Hostd *h, const char *vm, const char *disk,
                                int64_t minutes, GError **err);
+
+/* Pieces of reports other answers build on (serve/view.c): the instant
+ * reports are read at, a window's name, one disk's report object, one
+ * request's timeline object (as `tail` gives them). */
+uint64_t hostd_report_now(Hostd *h);
+gboolean hostd_report_parse_window(const char *name, HostdStatsWindow *w,
+                                   GError **err);
+void hostd_report_add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d,
+                           HostdStatsWindow w, uint64_t now);
+void hostd_report_add_request(JsonBuilder *b, const HostdDisk *d,
+                              const HostdJoinedRequest *r);
+
+/* serve/view.c: the view, per disk its report, its timeline (the heatmap)
+ * and its slowest requests, as of one instant (docs/hostd.md, "The view").
+ * @window: "1m" or "1h". At most HOSTD_VIEW_MAX_DISKS disks. */
+#define HOSTD_VIEW_MAX_DISKS 64
+JsonNode *hostd_view(Hostd *h, const char *vm, const char *disk,
+                     const char *window, GError **err);
+
+/* serve/view-serve.c: the view's paths on the metrics port (a
+ * HostdHttpRouteFn, @opaque the Hostd). */
+char *hostd_view_http(void *opaque, const char *head, size_t len,
+                      const char **status, const char **type);
 
 /* report-rbd.c: disks on Ceph RBD and the collectors (members "rbd" of a
  * disk's report, "ceph" of the status). */

@@ -13,6 +13,8 @@
 #include "vms/ganeti-watch.h"
 #include "vms/libvirt-watch.h"
 #include "privileges.h"
+#include "lttng-keeper.h"
+#include "export-config.h"
 #include "serve/store-clickhouse.h"
 
 #include <errno.h>
@@ -216,11 +218,15 @@ static gboolean replay(Hostd *h, const char *path, GError **err)
 typedef struct HostdOptions {
     char *config, *socket_path, *state_dir, *capture, *replay_path;
     char *metrics, *zipkin, *otlp, *store, *ganeti_root, *libvirt_uri;
+    char *lttng_relay; /* with manage_session: lttng create --set-url */
+    char *otlp_encoding;
+    char *metrics_buckets; /* seconds, comma-separated */
     char **vms;
     char **ceph_collectors; /* blkin-ceph-collector HOST:PORT (RBD) */
     int export_sample, export_slow_ms, export_queue;
     int hold_ms, retention_days, pending_budget, linger_s;
     gboolean print_report, no_history, keep_privileges, show_version;
+    gboolean manage_session;
     HostdServeLimits limits; /* the clients' (config file) */
 } HostdOptions;
 
@@ -237,6 +243,9 @@ static void options_clear(HostdOptions *o)
     g_free(o->store);
     g_free(o->ganeti_root);
     g_free(o->libvirt_uri);
+    g_free(o->lttng_relay);
+    g_free(o->otlp_encoding);
+    g_free(o->metrics_buckets);
     g_strfreev(o->vms);
     g_strfreev(o->ceph_collectors);
 }
@@ -252,6 +261,20 @@ static G_GNUC_PRINTF(2, 3) int fail(int code, const char *fmt, ...)
     va_end(ap);
     g_printerr("blkin-hostd: %s\n", msg);
     return code;
+}
+
+/* "%H" in a live URL is this host's name, as lttng-sessiond names it in
+ * the relay's paths (net://127.0.0.1/host/%H/blkin): one config file
+ * serves every node. */
+static void expand_hostname(char **url)
+{
+    g_auto(GStrv) parts = NULL;
+
+    if (!*url || !strstr(*url, "%H"))
+        return;
+    parts = g_strsplit(*url, "%H", -1);
+    g_free(*url);
+    *url = g_strjoinv(g_get_host_name(), parts);
 }
 
 /* Parses the command line, then the config file under it; 0, or the exit
@@ -285,12 +308,18 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
          "How long to wait for late data before joining (default 800)", "MS"},
         {"metrics", 0, 0, G_OPTION_ARG_STRING, &o->metrics,
          "Serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9477)", "ADDR"},
+        {"metrics-buckets", 0, 0, G_OPTION_ARG_STRING, &o->metrics_buckets,
+         "The histograms' bucket bounds in seconds, comma-separated "
+         "(default 10 us to 10 s in 1-2.5-5 steps)",
+         "LIST"},
         {"export-zipkin", 0, 0, G_OPTION_ARG_STRING, &o->zipkin,
          "Send spans as Zipkin v2 JSON to URL (http://HOST:PORT/api/v2/spans)",
          "URL"},
         {"export-otlp", 0, 0, G_OPTION_ARG_STRING, &o->otlp,
          "Send spans as OTLP/HTTP JSON to URL (http://HOST:PORT/v1/traces)",
          "URL"},
+        {"export-otlp-encoding", 0, 0, G_OPTION_ARG_STRING, &o->otlp_encoding,
+         "OTLP/HTTP body: json (default) or protobuf", "ENC"},
         {"store", 0, 0, G_OPTION_ARG_STRING, &o->store,
          "Write every joined request to ClickHouse at URL (http://HOST:8123/)",
          "URL"},
@@ -330,6 +359,14 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
          "Register Ganeti's running KVM instances from this directory "
          "(/var/run/ganeti/kvm-hypervisor)",
          "DIR"},
+        {"manage-session", 0, 0, G_OPTION_ARG_NONE, &o->manage_session,
+         "Set up the live session (and set it up again when it is gone) "
+         "with blkin-lttng-session",
+         NULL},
+        {"lttng-relay", 0, 0, G_OPTION_ARG_STRING, &o->lttng_relay,
+         "With --manage-session: where the session streams (default "
+         "net://HOST of --live)",
+         "URL"},
         {"ceph-collector", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->ceph_collectors,
          "A Ceph storage node's blkin-ceph-collector, for the OSD ops of "
          "this node's RBD disks (repeatable, at most 16)",
@@ -351,10 +388,19 @@ static int parse_options(Hostd *h, HostdOptions *o, int *argc, char ***argv)
                            &o->retention_days, &o->vms, &err) ||
         !hostd_config_load_bool(o->config, "keep-privileges",
                                 &o->keep_privileges, &err) ||
+        !hostd_config_load_bool(o->config, "manage-session", &o->manage_session,
+                                &err) ||
+        !hostd_config_load_string(o->config, "lttng-relay", &o->lttng_relay,
+                                  &err) ||
+        !hostd_config_load_string(o->config, "metrics-buckets",
+                                  &o->metrics_buckets, &err) ||
         !hostd_config_load_limits(o->config, &o->limits, &err))
         return fail(2, "%s", err->message);
     if (!!h->live_url == !!h->offline_dir)
         return fail(2, "give exactly one of --live and --offline");
+    expand_hostname(&h->live_url);
+    if (o->manage_session && !h->live_url)
+        return fail(2, "--manage-session goes with --live");
     if ((h->remote_live && !h->live_url) ||
         (h->remote_offline && !h->offline_dir))
         return fail(2, "--remote-live goes with --live, "
@@ -411,27 +457,50 @@ static int open_state(Hostd *h, const HostdOptions *o)
     return 0;
 }
 
-/* Span exporters and the ClickHouse store, each with its bounded queue. */
+/* Span exporters and the ClickHouse store, each with its bounded queue:
+ * from the command line's URLs and the config file's sections. */
 static int open_exporters(Hostd *h, const HostdOptions *o)
 {
+    static const char *const groups[] = {"export zipkin", "export otlp",
+                                         "store clickhouse"};
     g_autoptr(GError) err = NULL;
 
     h->exporters =
         g_ptr_array_new_with_free_func((GDestroyNotify)hostd_span_export_free);
     h->model->exporters = h->exporters;
+    if (o->export_sample < 0 || o->export_slow_ms < 0 || o->export_queue < 0)
+        return fail(2, "export options must be >= 0");
     for (int f = 0; f < 3; f++) {
         const char *url = f == 0 ? o->zipkin : f == 1 ? o->otlp : o->store;
+        g_autofree char *encoding = NULL;
+        HostdHttpConfig *conf = NULL;
+        HostdExportFormat fmt = f == 0   ? HOSTD_EXPORT_ZIPKIN
+                                : f == 1 ? HOSTD_EXPORT_OTLP
+                                         : HOSTD_EXPORT_CLICKHOUSE;
         HostdSpanExport *e;
 
-        if (!url)
+        if (!hostd_export_config_load(o->config, groups[f], url, &conf,
+                                      &encoding, &err))
+            return fail(2, "%s", err->message);
+        if (!conf)
             continue;
-        if (f < 2 && (o->export_sample < 0 || o->export_slow_ms < 0 ||
-                      o->export_queue < 0))
-            return fail(2, "export options must be >= 0");
-        e = f == 2 ? hostd_store_clickhouse_new(url, &err)
-                   : hostd_span_export_new(
-                         f ? HOSTD_EXPORT_OTLP : HOSTD_EXPORT_ZIPKIN, url,
-                         o->export_sample,
+        if (f == 1 && o->otlp_encoding) {
+            g_free(encoding);
+            encoding = g_strdup(o->otlp_encoding);
+        }
+        if (encoding && (f != 1 || (g_strcmp0(encoding, "json") &&
+                                    g_strcmp0(encoding, "protobuf")))) {
+            hostd_http_config_free(conf);
+            return fail(2,
+                        "[%s] encoding: only OTLP has one, json or "
+                        "protobuf",
+                        groups[f]);
+        }
+        if (f == 1 && !g_strcmp0(encoding, "protobuf"))
+            fmt = HOSTD_EXPORT_OTLP_PROTOBUF;
+        e = f == 2 ? hostd_store_clickhouse_new_http(conf, &err)
+                   : hostd_span_export_new_http(
+                         fmt, conf, o->export_sample,
                          (uint64_t)o->export_slow_ms * 1000000, &err);
         if (!e)
             return fail(2, "%s", err->message);
@@ -460,14 +529,34 @@ static int start_live(Hostd *h, const HostdOptions *o)
     if (!h->control)
         return fail(1, "control socket: %s", err->message);
     if (o->metrics) {
+        g_autoptr(GArray) ladder = NULL;
+
+        if (o->metrics_buckets &&
+            !(ladder = hostd_metrics_parse_ladder(o->metrics_buckets, &err)))
+            return fail(2, "%s", err->message);
         h->metrics = hostd_metrics_new(h->model, h->gate, o->metrics, &err);
         if (!h->metrics)
             return fail(1, "metrics on %s: %s", o->metrics, err->message);
+        if (ladder)
+            hostd_metrics_set_ladder(h->metrics, (double *)ladder->data,
+                                     ladder->len);
+        /* The view (the live page, /view.json) on the same port. */
+        hostd_metrics_set_route(h->metrics, hostd_view_http, h);
     }
     if ((r = open_exporters(h, o)))
         return r;
     open_feeds(h, NULL);
     h->model->live = hostd_trace_feed_health(g_ptr_array_index(h->feeds, 0));
+    if (o->manage_session) {
+        const char *helper = g_getenv("BLKIN_LTTNG_SESSION");
+
+        h->lttng_keeper = hostd_lttng_keeper_new(
+            h->live_url, o->lttng_relay,
+            helper && *helper ? helper : BLKIN_SBINDIR "/blkin-lttng-session",
+            h->model->live, &err);
+        if (!h->lttng_keeper)
+            return fail(2, "%s", err->message);
+    }
     hostd_model_ceph_collectors(h->model, o->ceph_collectors);
     g_timeout_add(FLUSH_MS, flush_tick, h);
     if (o->ganeti_root)
@@ -508,7 +597,7 @@ static int finish(Hostd *h, const HostdOptions *o)
     /* Everything has arrived: join it all. */
     hostd_model_flush(h->model, INT64_MAX, now_ns());
     if (o->print_report) {
-        g_autoptr(JsonNode) r = hostd_report(h, NULL, NULL, "all", &err);
+        g_autoptr(JsonNode) r = hostd_report(h, NULL, NULL, "all", false, &err);
         g_autofree char *text = r ? json_to_string(r, TRUE) : NULL;
 
         if (!r)
@@ -523,6 +612,7 @@ static void hostd_clear(Hostd *h)
     /* Before the model: they unregister the VMs they registered. */
     g_clear_pointer(&h->libvirt_watch, hostd_libvirt_watch_free);
     g_clear_pointer(&h->ganeti_watch, hostd_ganeti_watch_free);
+    g_clear_pointer(&h->lttng_keeper, hostd_lttng_keeper_free);
     if (h->feeds)
         g_ptr_array_unref(h->feeds);
     hostd_control_free(h->control);

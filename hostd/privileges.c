@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * privileges.c: dropping capabilities after set-up (privileges.h), with
  * raw prctl(2) and capset(2): the kernel interface is small, and this

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * privileges.h: blkin-hostd gives up what it does not need once it is set
  * up (docs/security.md, "hostd's privileges").

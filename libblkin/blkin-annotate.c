@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-annotate.c: annotations become zipkin:* LTTng-UST events.
  *

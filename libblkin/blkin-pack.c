@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-pack.c: the 24-byte wire form of a trace context, three big-endian
  * 64-bit ids (ceph/blkin's struct blkin_trace_info_packed). Written byte by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-span.h: what one zipkin event says about its span, with every
  * string resolved (defaults for NULL, bounded length), as the tracepoints

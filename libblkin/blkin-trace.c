@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-trace.c: endpoints and spans: roots, local and remote children,
  * and the sampling draw.

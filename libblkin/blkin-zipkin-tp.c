@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-zipkin-tp.c: instantiates the `zipkin` LTTng-UST probes and the
  * tracepoint definitions, once for the whole library.

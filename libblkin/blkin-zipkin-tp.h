@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-zipkin-tp.h: the LTTng-UST tracepoint provider `zipkin`.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin.h: record spans of a storage service in the blkin/Zipkin schema.
  *

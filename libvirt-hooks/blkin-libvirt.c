@@ -4,12 +4,15 @@
  * the libvirt hook that tells blkin-hostd when a traced domain starts/stops.
  *
  *   blkin-libvirt enable DOMAIN [--disk TARGET ...] [--dry-run]
+ *   blkin-libvirt prepare DOMAIN [--disk TARGET ...] [--dry-run]
  *   blkin-libvirt disable DOMAIN [--disk TARGET ...] [--dry-run]
  *   blkin-libvirt status DOMAIN
  *   blkin-libvirt hook DOMAIN OPERATION SUB-OPERATION [EXTRA] < domain-xml
  *
  * Changes go to the persistent definition only (docs/libvirt.md); they take
- * effect when the domain next starts.
+ * effect when the domain next starts. `prepare` is `enable` without the
+ * filter at start (domxml.h): the domain starts ready for `blkin-live
+ * enable --libvirt`, which then needs no restart.
  */
 #define G_LOG_DOMAIN "blkin-libvirt"
 
@@ -557,7 +560,7 @@ static void when(virDomain *d, const char *what)
 static bool same_setup(const char *name, const BlkinState *st,
                        GPtrArray *targets, const EnableOptions *eo)
 {
-    if (st->disks->len != targets->len ||
+    if (st->disks->len != targets->len || st->prepared != eo->prepare_only ||
         g_strcmp0(st->preload, eo->preload) != 0 ||
         (eo->agent_socket && g_strcmp0(st->agent_socket, eo->agent_socket)))
         return false;
@@ -573,7 +576,9 @@ static bool same_setup(const char *name, const BlkinState *st,
     return true;
 }
 
-static gboolean cmd_enable(virConnect *c, const char *name, GError **error)
+/* enable, or with @prepare only prepare (no filter at start). */
+static gboolean cmd_enable(virConnect *c, const char *name, gboolean prepare,
+                           GError **error)
 {
     g_auto(Definition) def = {0};
     g_autofree char *base = NULL, *next = NULL;
@@ -619,6 +624,7 @@ static gboolean cmd_enable(virConnect *c, const char *name, GError **error)
         return FALSE;
     }
 
+    eo.prepare_only = prepare;
     eo.preload = preload_path(st);
     eo.agent_socket = opt_agent_socket ? opt_agent_socket
                       : st             ? st->agent_socket
@@ -640,16 +646,16 @@ static gboolean cmd_enable(virConnect *c, const char *name, GError **error)
     if (!check_running(d, bdoc, targets, error))
         return FALSE;
     if (unchanged && same_setup(name, st, targets, &eo)) {
-        g_print("blkin is already enabled on %s of %s; nothing changed\n", list,
-                name);
+        g_print("blkin is already %s on %s of %s; nothing changed\n",
+                prepare ? "prepared" : "enabled", list, name);
         return TRUE;
     }
     if (opt_dry_run) {
         g_autofree char *diff = domxml_diff(cur, next);
 
         g_print("%s", diff);
-        g_print("dry run: %s not changed (would enable blkin on %s)\n", name,
-                list);
+        g_print("dry run: %s not changed (would %s blkin on %s)\n", name,
+                prepare ? "prepare" : "enable", list);
         return TRUE;
     }
     printed = define(c, next, error);
@@ -670,12 +676,24 @@ static gboolean cmd_enable(virConnect *c, const char *name, GError **error)
     for (guint i = 0; i < nst->disks->len; i++) {
         TracedDisk *t = nst->disks->pdata[i];
 
-        g_print("%s: filter %s on %s, serial %s\n", t->target, t->filter_id,
-                t->node, t->serial);
+        if (prepare)
+            g_print("%s: filter %s when blkin-live enables it, serial %s\n",
+                    t->target, t->filter_id, t->serial);
+        else
+            g_print("%s: filter %s on %s, serial %s\n", t->target, t->filter_id,
+                    t->node, t->serial);
     }
     g_print("agent channel: %s\n", nst->agent_socket);
-    g_print("blkin is enabled on %s of %s\n", list, name);
-    when(d, "The change takes effect");
+    if (prepare) {
+        g_print("blkin is prepared on %s of %s: it starts with the filter's "
+                "driver loaded and no disk traced; `blkin-live enable "
+                "--libvirt %s --device DEVICE` traces a disk while it runs\n",
+                list, name, name);
+        when(d, "The preload takes effect");
+    } else {
+        g_print("blkin is enabled on %s of %s\n", list, name);
+        when(d, "The change takes effect");
+    }
     return TRUE;
 }
 
@@ -730,7 +748,8 @@ static gboolean cmd_disable(virConnect *c, const char *name, GError **error)
         next = g_strdup(base);
     } else {
         EnableOptions eo = {.preload = preload_path(st),
-                            .agent_socket = st->agent_socket};
+                            .agent_socket = st->agent_socket,
+                            .prepare_only = st->prepared};
 
         next = domxml_enable(base, base, keep, &eo, &err);
         if (!next) {
@@ -789,7 +808,10 @@ static gboolean cmd_status(virConnect *c, const char *name, GError **error)
                             k->target))
                 t = st->disks->pdata[j];
         g_print("%s\t%s/%s\t%s\t%s%s\n", k->target, k->device,
-                k->bus ? k->bus : "?", k->node, t ? "traced as " : "not traced",
+                k->bus ? k->bus : "?", k->node,
+                !t             ? "not traced"
+                : st->prepared ? "ready for blkin-live as "
+                               : "traced as ",
                 t ? t->filter_id : "");
     }
     if (st)
@@ -979,8 +1001,8 @@ int main(int argc, char **argv)
     gboolean ok;
 
     setlocale(LC_ALL, "");
-    ctx = g_option_context_new(
-        "enable|disable|status DOMAIN | hook DOMAIN OP SUB-OP [EXTRA]");
+    ctx = g_option_context_new("enable|prepare|disable|status DOMAIN | hook "
+                               "DOMAIN OP SUB-OP [EXTRA]");
     g_option_context_set_summary(
         ctx, "Enables blkin tracing on a libvirt domain's virtio disks "
              "(docs/libvirt.md).");
@@ -1006,8 +1028,8 @@ int main(int argc, char **argv)
             hook(argv[2], argv[3], argv[4]);
         return 0;
     }
-    if (!g_str_equal(cmd, "enable") && !g_str_equal(cmd, "disable") &&
-        !g_str_equal(cmd, "status")) {
+    if (!g_str_equal(cmd, "enable") && !g_str_equal(cmd, "prepare") &&
+        !g_str_equal(cmd, "disable") && !g_str_equal(cmd, "status")) {
         g_printerr("blkin-libvirt: unknown command '%s'\n", cmd);
         return 2;
     }
@@ -1019,8 +1041,8 @@ int main(int argc, char **argv)
     conn = open_conn(&err);
     if (!conn)
         ok = FALSE;
-    else if (g_str_equal(cmd, "enable"))
-        ok = cmd_enable(conn, argv[2], &err);
+    else if (g_str_equal(cmd, "enable") || g_str_equal(cmd, "prepare"))
+        ok = cmd_enable(conn, argv[2], g_str_equal(cmd, "prepare"), &err);
     else if (g_str_equal(cmd, "disable"))
         ok = cmd_disable(conn, argv[2], &err);
     else

@@ -358,6 +358,7 @@ BlkinState *domxml_state(xmlDoc *doc, GError **error)
     s->agent_socket = prop(m, "agent-socket");
     s->preload = prop(m, "preload");
     s->fingerprint = prop(m, "fingerprint");
+    s->prepared = prop_is(m, "at-start", "no");
     for (xmlNode *c = m->children; c; c = c->next) {
         TracedDisk *d;
 
@@ -504,7 +505,10 @@ char *domxml_enable(const char *base, const char *original, GPtrArray *targets,
     }
 
     cmdline = ensure_child(root, qns, "commandline", NULL);
-    override = ensure_child(root, qns, "override", NULL);
+    /* Prepared only: no filter at start, so no override (nor an empty
+     * one). */
+    override =
+        opts->prepare_only ? NULL : ensure_child(root, qns, "override", NULL);
     meta = ensure_child(root, NULL, "metadata", &metadata_added);
     bns = NULL;
     bl = xmlNewChild(meta, NULL, BAD_CAST "libvirt", NULL);
@@ -516,6 +520,8 @@ char *domxml_enable(const char *base, const char *original, GPtrArray *targets,
                BAD_CAST(channel_added ? "yes" : "no"));
     xmlNewProp(bl, BAD_CAST "metadata-added",
                BAD_CAST(metadata_added ? "yes" : "no"));
+    if (opts->prepare_only)
+        xmlNewProp(bl, BAD_CAST "at-start", BAD_CAST "no");
 
     for (guint i = 0; i < disks->len; i++) {
         DomDisk *d = disks->pdata[i];
@@ -541,7 +547,7 @@ char *domxml_enable(const char *base, const char *original, GPtrArray *targets,
         }
         /* qemu:override finds devices by user alias only. */
         alias = g_strdup(d->alias);
-        if (!alias) {
+        if (!alias && !opts->prepare_only) {
             alias = g_strdup_printf("ua-blkin-%s", d->target);
             drop(child(dn, "alias", NULL));
             a = xmlNewChild(dn, NULL, BAD_CAST "alias", NULL);
@@ -549,24 +555,27 @@ char *domxml_enable(const char *base, const char *original, GPtrArray *targets,
             alias_added = true;
         }
 
-        arg = drive_arg(drive, fid, d->node);
-        a = xmlNewChild(cmdline, qns, BAD_CAST "arg", NULL);
-        xmlNewProp(a, BAD_CAST "value", BAD_CAST "-drive");
-        a = xmlNewChild(cmdline, qns, BAD_CAST "arg", NULL);
-        xmlNewProp(a, BAD_CAST "value", BAD_CAST arg);
+        if (!opts->prepare_only) {
+            arg = drive_arg(drive, fid, d->node);
+            a = xmlNewChild(cmdline, qns, BAD_CAST "arg", NULL);
+            xmlNewProp(a, BAD_CAST "value", BAD_CAST "-drive");
+            a = xmlNewChild(cmdline, qns, BAD_CAST "arg", NULL);
+            xmlNewProp(a, BAD_CAST "value", BAD_CAST arg);
 
-        for (xmlNode *c = override->children; c && !dev; c = c->next)
-            if (is_el(c, "device", BLKIN_QEMU_NS) && prop_is(c, "alias", alias))
-                dev = c;
-        if (!dev) {
-            dev = xmlNewChild(override, qns, BAD_CAST "device", NULL);
-            xmlNewProp(dev, BAD_CAST "alias", BAD_CAST alias);
+            for (xmlNode *c = override->children; c && !dev; c = c->next)
+                if (is_el(c, "device", BLKIN_QEMU_NS) &&
+                    prop_is(c, "alias", alias))
+                    dev = c;
+            if (!dev) {
+                dev = xmlNewChild(override, qns, BAD_CAST "device", NULL);
+                xmlNewProp(dev, BAD_CAST "alias", BAD_CAST alias);
+            }
+            fe = ensure_child(dev, qns, "frontend", NULL);
+            p = xmlNewChild(fe, qns, BAD_CAST "property", NULL);
+            xmlNewProp(p, BAD_CAST "name", BAD_CAST "drive");
+            xmlNewProp(p, BAD_CAST "type", BAD_CAST "string");
+            xmlNewProp(p, BAD_CAST "value", BAD_CAST drive);
         }
-        fe = ensure_child(dev, qns, "frontend", NULL);
-        p = xmlNewChild(fe, qns, BAD_CAST "property", NULL);
-        xmlNewProp(p, BAD_CAST "name", BAD_CAST "drive");
-        xmlNewProp(p, BAD_CAST "type", BAD_CAST "string");
-        xmlNewProp(p, BAD_CAST "value", BAD_CAST drive);
 
         rec = xmlNewChild(bl, bns, BAD_CAST "disk", NULL);
         xmlNewProp(rec, BAD_CAST "target", BAD_CAST d->target);
@@ -574,7 +583,8 @@ char *domxml_enable(const char *base, const char *original, GPtrArray *targets,
         xmlNewProp(rec, BAD_CAST "id", BAD_CAST fid);
         xmlNewProp(rec, BAD_CAST "node", BAD_CAST d->node);
         xmlNewProp(rec, BAD_CAST "drive", BAD_CAST drive);
-        xmlNewProp(rec, BAD_CAST "alias", BAD_CAST alias);
+        if (alias)
+            xmlNewProp(rec, BAD_CAST "alias", BAD_CAST alias);
         xmlNewProp(rec, BAD_CAST "serial-added",
                    BAD_CAST(serial_added ? "yes" : "no"));
         xmlNewProp(rec, BAD_CAST "alias-added",

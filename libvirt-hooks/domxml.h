@@ -12,6 +12,13 @@
  *   - the agent's virtio-serial channel,
  *   - <metadata><blkin:libvirt>: what was enabled, and the definition as it was
  *     before, so that `disable` restores it exactly.
+ *
+ * Preparing a domain (EnableOptions.prepare_only, `blkin-libvirt prepare`)
+ * adds the same minus the filter: the preload, serials, the agent channel
+ * and the metadata (at-start="no"), no -drive and no override. QEMU then
+ * starts with the blkin driver registered and every disk as libvirt made
+ * it, and `blkin-live enable --libvirt` puts the filter on a disk while the
+ * domain runs, with the filter id the metadata records.
  */
 #pragma once
 
@@ -57,12 +64,14 @@ typedef struct BlkinState {
     char *preload;
     char *original;    /* the definition before blkin, as libvirt printed it */
     char *fingerprint; /* domxml_fingerprint() of blkin's definition */
+    bool prepared;     /* prepared only: no filter at start (at-start="no") */
     GPtrArray *disks;  /* TracedDisk */
 } BlkinState;
 
 typedef struct EnableOptions {
     const char *preload;      /* LD_PRELOAD object */
     const char *agent_socket; /* NULL: /run/blkin/agents/<name>.sock */
+    bool prepare_only;        /* no filter at start: blkin-live adds it */
 } EnableOptions;
 
 void dom_disk_free(DomDisk *d);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-filter.c: the `blkin` block filter driver.
  *
@@ -20,6 +21,8 @@
 #define BLKIN_DEFAULT_HUNG_MS        1000
 #define BLKIN_DEFAULT_SLOW_MS        0
 #define BLKIN_DEFAULT_MAP_INTERVAL_S 10
+#define BLKIN_DEFAULT_BATCH          64
+#define BLKIN_DEFAULT_BATCH_MS       100
 
 static uint32_t blkin_next_disk = 1;
 
@@ -44,6 +47,24 @@ static QemuOptsList blkin_runtime_opts = {
              .type = QEMU_OPT_STRING,
              .help = "Report requests in flight longer than this, again "
                      "every period while they hang (0 = off; default 1000)",
+         },
+         {
+             .name = "batch",
+             .type = QEMU_OPT_STRING,
+             .help = "Record completed requests this many to an event "
+                     "(1 = an event each; default 64)",
+         },
+         {
+             .name = "batch-ms",
+             .type = QEMU_OPT_STRING,
+             .help = "A batch goes out at the latest when its oldest request "
+                     "is this old (default 100)",
+         },
+         {
+             .name = "device-timing",
+             .type = QEMU_OPT_BOOL,
+             .help = "On a virtio-blk device, record QEMU's own device "
+                     "entry and completion times (default on)",
          },
          {
              .name = "map-interval",
@@ -83,7 +104,7 @@ static int blkin_parse_opts(BlockDriverState *bs, QDict *options, Error **errp)
 {
     BDRVBlkinState *s = bs->opaque;
     QemuOpts *opts;
-    uint64_t sample, slow_ms, hung_ms, map_s;
+    uint64_t sample, slow_ms, hung_ms, map_s, batch, batch_ms;
     const char *id;
     int ret = -EINVAL;
 
@@ -107,15 +128,29 @@ static int blkin_parse_opts(BlockDriverState *bs, QDict *options, Error **errp)
         blkin_opt_uint(opts, "hung-ms", BLKIN_DEFAULT_HUNG_MS, 24 * 3600 * 1000,
                        &hung_ms, errp) < 0 ||
         blkin_opt_uint(opts, "map-interval", BLKIN_DEFAULT_MAP_INTERVAL_S,
-                       24 * 3600, &map_s, errp) < 0)
+                       24 * 3600, &map_s, errp) < 0 ||
+        blkin_opt_uint(opts, "batch", BLKIN_DEFAULT_BATCH, BLKIN_BATCH_MAX,
+                       &batch, errp) < 0 ||
+        blkin_opt_uint(opts, "batch-ms", BLKIN_DEFAULT_BATCH_MS, 10000,
+                       &batch_ms, errp) < 0)
         goto out;
+    if (!batch) {
+        error_setg(errp, "blkin: option 'batch' must be 1 or more");
+        goto out;
+    }
 
     if (!s->id)
         s->id = g_strdup(bs->node_name);
+    if (!qemu_opt_get_bool(opts, "device-timing", true)) {
+        s->dev_mode = BLKIN_DEV_OFF;
+        s->device = g_strdup("off: device-timing=off");
+    }
     blkin_set_sample(s, sample);
     s->slow_ns = slow_ms * 1000000;
     s->hung_ns = hung_ms * 1000000;
     s->map_interval_ns = map_s * 1000000000;
+    s->batch = (uint32_t)batch;
+    s->batch_ns = batch_ms * 1000000;
     ret = 0;
 out:
     qemu_opts_del(opts);
@@ -159,14 +194,23 @@ static int blkin_open(BlockDriverState *bs, QDict *options, int flags,
     return 0;
 }
 
+/* What this thread holds of the node's requests goes out before a drain
+ * (the thread may not run again for a while, e.g. a paused VM). */
+static void coroutine_fn blkin_co_drain_begin(BlockDriverState *bs)
+{
+    blkin_batch_flush();
+}
+
 static void blkin_close(BlockDriverState *bs)
 {
     BDRVBlkinState *s = bs->opaque;
 
+    blkin_batch_flush();
     blkin_watch_stop(bs);
     blkin_emit_disk(bs, BLKIN_DISK_CLOSE);
     qatomic_dec(&blkin_instances);
     g_clear_pointer(&s->id, g_free);
+    g_clear_pointer(&s->device, g_free);
 }
 
 static int64_t blkin_getlength(BlockDriverState *bs)
@@ -309,6 +353,8 @@ static BlockDriver bdrv_blkin = {
     .bdrv_co_pwritev_compressed_part = blkin_co_pwritev_compressed_part,
     .bdrv_co_pdiscard = blkin_co_pdiscard,
     .bdrv_co_flush = blkin_co_flush,
+
+    .bdrv_co_drain_begin = blkin_co_drain_begin,
 
     .bdrv_eject = blkin_eject,
     .bdrv_lock_medium = blkin_lock_medium,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-filter.h: state shared by the blkin filter's files (private).
  *
@@ -50,7 +51,21 @@ typedef struct BDRVBlkinState {
     uint64_t id_end;
     QLIST_HEAD(, BlkinReq) reqs;
     QEMUBH *tick_bh;
+    /* Device timing (blkin-device.c): what the node's BlockBackend is
+     * attached to, learned from its first recorded request. */
+    uint32_t batch;        /* requests per `batch` event; 1: one each */
+    uint64_t batch_ns;     /* a batch goes out at the latest this old */
+    int dev_mode;          /* BLKIN_DEV_* */
+    BlockBackend *dev_blk; /* the backend dev_mode was learned for */
+    char *device;          /* the disk event's `device`; NULL: unknown */
 } BDRVBlkinState;
+
+enum {
+    BLKIN_DEV_UNKNOWN,    /* no request of a BlockBackend seen yet */
+    BLKIN_DEV_VIRTIO_BLK, /* device timing on */
+    BLKIN_DEV_OTHER,      /* another device: the filter's own times only */
+    BLKIN_DEV_OFF,        /* device-timing=off, or a check failed */
+};
 
 /* blkin-trace.c: per-request bookkeeping around the forwarded call. */
 void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
@@ -60,6 +75,26 @@ void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret);
 uint64_t blkin_now_ns(void);
 int32_t blkin_vpid(void); /* getpid(), cached */
 void blkin_set_sample(BDRVBlkinState *s, uint32_t sample);
+
+/* blkin-device.c: a virtio-blk request's device times. At the filter's
+ * exit of a recorded request: true when the `device_request` event will go
+ * out at the device's completion instead of `request` now. */
+bool coroutine_fn blkin_device_defer(BlockDriverState *bs, const BlkinReq *r,
+                                     uint64_t exit_ns);
+
+/* blkin-batch.c: completed requests, a batch per event (per thread). Adds
+ * a request whose filter exit was @end_ns (and, for a virtio-blk request,
+ * its device requests and completion). */
+void blkin_batch_add(const BDRVBlkinState *s, const struct blkin_span *span,
+                     uint64_t end_ns, const struct blkin_dev_record *dev,
+                     uint64_t dev_end_ns);
+/* Emits this thread's batch now (drain, close). */
+void blkin_batch_flush(void);
+/* The watcher: has each thread whose batch is older than its bound flush it;
+ * true while any thread holds requests. */
+bool blkin_batch_watch(uint64_t now_ns);
+/* A recorded request goes into a batch rather than an event of its own. */
+bool blkin_batching(const BDRVBlkinState *s);
 
 /* blkin-parent.c: which traced request a lower filter runs on behalf of. */
 extern int blkin_instances; /* open blkin nodes in this process */

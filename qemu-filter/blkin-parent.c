@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-parent.c: links a lower blkin node's span to the request above it.
  *

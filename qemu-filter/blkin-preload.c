@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-preload.c: the LD_PRELOAD object that brings the blkin filter into a
  * stock QEMU binary.
@@ -12,7 +13,9 @@
  * - It registers the filter only when the running binary carries the module
  *   stamp of the QEMU build whose headers blkin was compiled against;
  *   otherwise the driver's structure layouts could differ. It says so in one
- *   line on stderr and QEMU runs on without the filter.
+ *   line on stderr, naming the QEMU version it was built for and the one
+ *   running (QEMU's "(Debian <package version>)" string, read from the
+ *   binary), and QEMU runs on without the filter.
  * The filter itself (and liblttng-ust with its threads) lives in
  * blkin-filter.so, loaded only after these checks pass.
  *
@@ -28,6 +31,10 @@
 #ifndef BLKIN_QEMU_STAMP
 #error "BLKIN_QEMU_STAMP (qemu_stamp_<sha1> of the target QEMU) must be set"
 #endif
+/* QEMU's pkgversion of that build ("Debian 1:7.2+dfsg-7+deb12u18"). */
+#ifndef BLKIN_QEMU_PKGVERSION
+#define BLKIN_QEMU_PKGVERSION "unknown"
+#endif
 #define BLKIN_FILTER_SO "blkin-filter.so"
 /* librbd's C API, interposed (blkin-rbd.c): global, so that it comes before
  * librbd when QEMU loads its rbd driver. */
@@ -39,34 +46,57 @@ extern void bdrv_register(void *drv) __attribute__((weak));
 struct stamp_search {
     const char *needle;
     size_t len;
-    int found;
+    const char *found; /* where in the main program, or NULL */
+    const char *end;   /* end of the segment it was found in */
 };
 
-/* Looks for the stamp in the main program's read-only loaded segments. */
-static int stamp_in_main_program(struct dl_phdr_info *info, size_t size,
-                                 void *data)
+/* Looks for needle in the main program's read-only loaded segments. */
+static int search_main_program(struct dl_phdr_info *info, size_t size,
+                               void *data)
 {
     struct stamp_search *s = data;
 
     (void)size;
     for (int i = 0; i < info->dlpi_phnum && !s->found; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        const char *seg = (const char *)(info->dlpi_addr + ph->p_vaddr);
 
         if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) ||
             !(ph->p_flags & PF_R))
             continue;
-        s->found = memmem((const void *)(info->dlpi_addr + ph->p_vaddr),
-                          ph->p_memsz, s->needle, s->len) != NULL;
+        s->found = memmem(seg, ph->p_memsz, s->needle, s->len);
+        s->end = seg + ph->p_memsz;
     }
     return 1; /* the main program comes first: stop after it */
 }
 
 static int running_qemu_matches(void)
 {
-    struct stamp_search s = {BLKIN_QEMU_STAMP, strlen(BLKIN_QEMU_STAMP), 0};
+    struct stamp_search s = {BLKIN_QEMU_STAMP, strlen(BLKIN_QEMU_STAMP)};
 
-    dl_iterate_phdr(stamp_in_main_program, &s);
-    return s.found;
+    dl_iterate_phdr(search_main_program, &s);
+    return s.found != NULL;
+}
+
+/*
+ * The running QEMU's pkgversion: what follows "(" in its version string
+ * "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)", up to ")". Only on the refusal
+ * path, to name both versions; "?" if not found.
+ */
+static void running_qemu_version(char *out, size_t size)
+{
+    static const char needle[] = " (Debian ";
+    struct stamp_search s = {needle, sizeof(needle) - 1};
+    size_t n = 0;
+
+    snprintf(out, size, "?");
+    dl_iterate_phdr(search_main_program, &s);
+    if (!s.found)
+        return;
+    for (const char *p = s.found + 2; p < s.end && *p && *p != ')'; p++)
+        if (n + 1 < size)
+            out[n++] = *p;
+    out[n] = '\0';
 }
 
 /* Removes every LD_PRELOAD entry that names this object. */
@@ -104,7 +134,7 @@ out:
 __attribute__((constructor)) static void blkin_preload_init(void)
 {
     char self[PATH_MAX], path[PATH_MAX + sizeof(BLKIN_FILTER_SO)];
-    char exe[PATH_MAX] = "?";
+    char exe[PATH_MAX] = "?", running[128];
     Dl_info info;
     char *slash;
 
@@ -122,11 +152,14 @@ __attribute__((constructor)) static void blkin_preload_init(void)
     if (!running_qemu_matches()) {
         if (!realpath("/proc/self/exe", exe))
             strcpy(exe, "?");
+        running_qemu_version(running, sizeof(running));
         fprintf(stderr,
-                "blkin: %s is not the QEMU build blkin was compiled for "
-                "(no %s); the blkin filter is not registered. Rebuild "
-                "blkin for the installed QEMU (scripts/setup.sh).\n",
-                exe, BLKIN_QEMU_STAMP);
+                "blkin: %s (%s) is not the QEMU build blkin was compiled for "
+                "(%s, %s); the blkin filter is not registered. Install the "
+                "blkin-qemu-filter package built for the installed QEMU "
+                "(blkin-qemu-check tells), or rebuild blkin for it "
+                "(scripts/setup.sh).\n",
+                exe, running, BLKIN_QEMU_PKGVERSION, BLKIN_QEMU_STAMP);
         return;
     }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-record.h: the plain-C records the filter hands to its tracepoints.
  *
@@ -54,5 +55,54 @@ _Static_assert(offsetof(struct blkin_span, parent_span_id) ==
                    offsetof(struct blkin_span, why) ==
                        offsetof(struct blkin_span, vpid) + 6 * 4,
                "struct blkin_span must match the request event's arrays");
+
+/*
+ * One traced request of a virtio-blk device (the `device_request` event,
+ * docs/tracepoints.md): its block-layer span as above, when it left the
+ * filter, and the device requests QEMU's virtio-blk merged into it, each
+ * with the time its accounting started (`block_acct_start`), its offset and
+ * bytes. The event's own timestamp is the device's completion (after
+ * `block_acct_done`).
+ */
+#define BLKIN_DEV_MAX 32 /* virtio-blk merges at most 32 requests */
+
+struct blkin_dev_record {
+    struct blkin_span span;
+    uint64_t exit_ns; /* when the request left the filter */
+    uint32_t ndev;    /* device requests below, 1..BLKIN_DEV_MAX */
+    /* `dev`: per device request start_ns, offset, bytes; start_ns 0 where
+     * QEMU does not account the request (discards in 7.2). */
+    uint64_t dev[3 * BLKIN_DEV_MAX];
+};
+
+/* A `batch` event's header; its `data` is blkin_batch_rec after another. */
+struct blkin_batch_head {
+    int32_t vpid;
+    int32_t tid;    /* the thread that recorded them */
+    uint64_t seq;   /* the thread's batch number: a gap is a lost batch */
+    uint32_t count; /* requests in data */
+};
+
+/* One request in a batch, laid out as enum blkin_batch_word says. */
+struct blkin_batch_rec {
+    struct blkin_span span; /* words 0..9 */
+    uint64_t end_ns;        /* filter exit */
+    uint64_t dev_end_ns;    /* device completion, 0: none */
+    uint32_t ndev;
+    uint32_t reserved;
+    uint64_t dev[]; /* 3 per device request */
+};
+
+_Static_assert(
+    sizeof(struct blkin_span) == 10 * 8 &&
+        offsetof(struct blkin_batch_rec, end_ns) == BLKIN_BW_END_NS * 8 &&
+        offsetof(struct blkin_batch_rec, ndev) == BLKIN_BW_NDEV * 8 &&
+        sizeof(struct blkin_batch_rec) == BLKIN_BW__HEAD * 8 &&
+        offsetof(struct blkin_span, vpid) == BLKIN_BW_VPID_DISK * 8 &&
+        offsetof(struct blkin_span, why) == BLKIN_BW_WHY * 8,
+    "a batch record is the words enum blkin_batch_word says");
+
+/* What the disk event's `device` field says. */
+#define BLKIN_DEVICE_VIRTIO_BLK "virtio-blk"
 
 #endif

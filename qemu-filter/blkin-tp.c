@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-tp.c: instantiates the `blkin_qemu` LTTng-UST probes and the
  * tracepoint definitions, once for the whole filter object.

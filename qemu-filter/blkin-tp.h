@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-tp.h: the LTTng-UST tracepoint provider `blkin_qemu`.
  *
@@ -35,6 +36,41 @@ LTTNG_UST_TRACEPOINT_EVENT(
         lttng_ust_field_array(int32_t, req, BLKIN_SPAN_REQ(s),
                               BLKIN_SPAN_NREQ)))
 
+/*
+ * A recorded request of a virtio-blk device, at the device's completion
+ * (the event's timestamp), instead of `request`: the block-layer span, its
+ * exit from the filter, and the device requests it served (docs/tracepoints.md).
+ */
+LTTNG_UST_TRACEPOINT_EVENT(
+    blkin_qemu, device_request,
+    LTTNG_UST_TP_ARGS(const struct blkin_dev_record *, d),
+    LTTNG_UST_TP_FIELDS(
+        lttng_ust_field_array_hex(uint64_t, ids, BLKIN_SPAN_IDS(&d->span),
+                                  BLKIN_SPAN_NIDS)
+        lttng_ust_field_array(uint64_t, io, BLKIN_SPAN_IO(&d->span),
+                              BLKIN_SPAN_NIO)
+        lttng_ust_field_array(int32_t, req, BLKIN_SPAN_REQ(&d->span),
+                              BLKIN_SPAN_NREQ)
+        lttng_ust_field_integer(uint64_t, exit_ns, d->exit_ns)
+        lttng_ust_field_sequence(uint64_t, dev, d->dev, uint32_t,
+                                 3 * d->ndev)))
+
+/*
+ * Up to `batch` completed requests of one thread (blkin-batch.c): what
+ * `request` and `device_request` carry, as 64-bit words
+ * (docs/tracepoints.md). The event's own time is only when it went out.
+ */
+LTTNG_UST_TRACEPOINT_EVENT(
+    blkin_qemu, batch,
+    LTTNG_UST_TP_ARGS(const struct blkin_batch_head *, h, const uint64_t *,
+                      data, uint32_t, words),
+    LTTNG_UST_TP_FIELDS(
+        lttng_ust_field_integer(int32_t, vpid, h->vpid)
+        lttng_ust_field_integer(int32_t, tid, h->tid)
+        lttng_ust_field_integer(uint64_t, seq, h->seq)
+        lttng_ust_field_integer(uint32_t, count, h->count)
+        lttng_ust_field_sequence(uint64_t, data, data, uint32_t, words)))
+
 /* A request still in flight past hung-ms; repeated every hung-ms. */
 LTTNG_UST_TRACEPOINT_EVENT(
     blkin_qemu, hung,
@@ -58,7 +94,8 @@ LTTNG_UST_TRACEPOINT_EVENT(
     blkin_qemu, disk,
     LTTNG_UST_TP_ARGS(int32_t, vpid, uint32_t, disk, uint8_t, state,
                       const char *, id, const char *, node,
-                      const char *, child, uint32_t, sample),
+                      const char *, child, uint32_t, sample,
+                      const char *, device),
     LTTNG_UST_TP_FIELDS(
         lttng_ust_field_integer(int32_t, vpid, vpid)
         lttng_ust_field_integer(uint32_t, disk, disk)
@@ -66,7 +103,11 @@ LTTNG_UST_TRACEPOINT_EVENT(
         lttng_ust_field_string(id, id)
         lttng_ust_field_string(node, node)
         lttng_ust_field_string(child, child)
-        lttng_ust_field_integer(uint32_t, sample, sample)))
+        lttng_ust_field_integer(uint32_t, sample, sample)
+        /* What the node's requests come from: "virtio-blk" (device
+         * timing on), "" not known yet, else the device's type or why
+         * device timing is off. */
+        lttng_ust_field_string(device, device)))
 // clang-format on
 
 #endif /* BLKIN_TP_H */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-trace.c: what the filter does around each forwarded request.
  *
@@ -94,6 +95,7 @@ static inline uint64_t blkin_id_numbers(BDRVBlkinState *s, unsigned n)
 static bool blkin_tracing(void)
 {
     return lttng_ust_tracepoint_enabled(blkin_qemu, request) ||
+           lttng_ust_tracepoint_enabled(blkin_qemu, batch) ||
            lttng_ust_tracepoint_enabled(blkin_qemu, hung);
 }
 
@@ -150,6 +152,7 @@ void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
 void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret)
 {
     BDRVBlkinState *s = bs->opaque;
+    uint64_t exit_ns = 0;
 
     if (!r->traced)
         return;
@@ -160,10 +163,24 @@ void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret)
     if (r->co) /* only with stacked blkin nodes: no call otherwise */
         blkin_parent_pop(r);
 
-    /* The only clock read at the end, and only when slow-ms needs it. */
-    if (!r->sampled && s->slow_ns &&
-        blkin_now_ns() - r->span.start_ns >= s->slow_ns)
-        r->span.why |= BLKIN_WHY_SLOW;
-    if (r->span.why)
-        lttng_ust_tracepoint(blkin_qemu, request, &r->span);
+    /* The one clock read at the end: for slow-ms, for a batch (whose event
+     * is stamped later) and for device timing (whose event stamps the
+     * device's completion). Without any the `request` event's stamp is the
+     * end. */
+    if (!r->sampled && s->slow_ns) {
+        exit_ns = blkin_now_ns();
+        if (exit_ns - r->span.start_ns >= s->slow_ns)
+            r->span.why |= BLKIN_WHY_SLOW;
+    }
+    if (!r->span.why)
+        return;
+    if (s->dev_mode != BLKIN_DEV_OFF && s->dev_mode != BLKIN_DEV_OTHER &&
+        blkin_device_defer(bs, r, exit_ns ? exit_ns : blkin_now_ns()))
+        return;
+    if (blkin_batching(s)) {
+        blkin_batch_add(s, &r->span, exit_ns ? exit_ns : blkin_now_ns(), NULL,
+                        0);
+        return;
+    }
+    lttng_ust_tracepoint(blkin_qemu, request, &r->span);
 }

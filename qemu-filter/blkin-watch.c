@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-watch.c: a node's periodic tick, off the request path.
  *
@@ -35,6 +36,8 @@
 #include <time.h>
 
 #define BLKIN_TICK_MS 250
+/* How often the watcher looks at threads' batches while one holds any. */
+#define BLKIN_BATCH_WATCH_MS 20
 
 void blkin_emit_disk(BlockDriverState *bs, enum blkin_disk_state state)
 {
@@ -42,7 +45,7 @@ void blkin_emit_disk(BlockDriverState *bs, enum blkin_disk_state state)
 
     lttng_ust_tracepoint(blkin_qemu, disk, blkin_vpid(), s->disk, state, s->id,
                          bs->node_name, bs->file ? bs->file->bs->node_name : "",
-                         s->sample);
+                         s->sample, s->device ? s->device : "");
 }
 
 static void blkin_watch_hung(BDRVBlkinState *s, uint64_t now)
@@ -76,6 +79,7 @@ static void blkin_watch_map(BlockDriverState *bs, uint64_t now)
 static bool blkin_any_enabled(void)
 {
     return lttng_ust_tracepoint_enabled(blkin_qemu, request) ||
+           lttng_ust_tracepoint_enabled(blkin_qemu, batch) ||
            lttng_ust_tracepoint_enabled(blkin_qemu, hung) ||
            lttng_ust_tracepoint_enabled(blkin_qemu, disk);
 }
@@ -95,7 +99,7 @@ static void *blkin_watch_thread(void *arg)
 {
     pthread_mutex_lock(&blkin_watch_lock);
     for (;;) {
-        bool any = false;
+        bool any = false, batches;
         struct timespec due;
 
         for (GSList *l = blkin_watched; l; l = l->next) {
@@ -106,12 +110,16 @@ static void *blkin_watch_thread(void *arg)
                 qemu_bh_schedule(s->tick_bh); /* thread-safe */
             }
         }
-        if (!any) {
+        /* Threads holding a batch past its bound flush it: while any
+         * holds one, the watcher looks more often than it ticks. */
+        batches = blkin_batch_watch(blkin_now_ns());
+        if (!any && !batches) {
             pthread_cond_wait(&blkin_watch_cond, &blkin_watch_lock);
             continue;
         }
         clock_gettime(CLOCK_MONOTONIC, &due);
-        due.tv_nsec += BLKIN_TICK_MS * 1000000L;
+        due.tv_nsec +=
+            (batches ? BLKIN_BATCH_WATCH_MS : BLKIN_TICK_MS) * 1000000L;
         if (due.tv_nsec >= 1000000000L) {
             due.tv_sec++;
             due.tv_nsec -= 1000000000L;

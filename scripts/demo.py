@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The main job: trace a demo VM end to end and print its per-disk report.
 
 Two simulated nodes (network namespaces joined by a veth pair, each with its
@@ -15,11 +16,14 @@ docs/backend-ceph.md). A mixed read/write/flush/discard workload runs at
 queue depth 1 and 16, then `blkin report` prints every disk's phases (for the
 NBD disk: network, node B's service and node B's storage I/O, with node B's
 clock offset; for the RBD disk: librbd, network out, OSD queue, OSD execution,
-network back, with the OSD clock's bound). Everything it started is stopped
-at the end. Run through scripts/demo.sh, which sets the machine up first.
+network back, with the OSD clock's bound). `--html FILE` also writes that
+report as an HTML page (heatmaps over time, where the time goes, the slowest
+requests as waterfalls). Everything it started is stopped at the end. Run
+through scripts/demo.sh, which sets the machine up first.
 """
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,6 +62,9 @@ UNMAP = {"discard": "unmap"}
 
 
 def main():
+    # A SIGTERM (timeout(1), a CI job cancelled) unwinds like Ctrl-C, so the
+    # finally blocks and node.isolate's atexit hook stop what was started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=400, help="requests per disk and queue depth")
     ap.add_argument("--seed", type=int, default=1)
@@ -65,6 +72,8 @@ def main():
     ap.add_argument("--keep", help="keep the work directory here")
     ap.add_argument("--no-ceph", action="store_true",
                     help="no RBD disk (no one-node Ceph cluster, ~15 s less)")
+    ap.add_argument("--html", metavar="FILE",
+                    help="also write the report as an HTML page (heatmaps, phases, waterfalls) to FILE")
     opts = ap.parse_args()
 
     wd = opts.keep or tempfile.mkdtemp(prefix="blkin-demo-")
@@ -125,7 +134,8 @@ def run_vm(opts, wd, name, st, srv, cluster=None, rbd=None):
     # vdc: blkin -> qcow2 -> blkin -> file, so "backend" is the file's time.
     disks = [srv.client_disk(name, "demo-remote", "vda", blkin_opts=UNMAP),
              vm.Disk(os.path.join(wd, "data.raw"), "demo-data", size="128M",
-                     blkin={"id": "demo/vdb"}, filter_json=UNMAP),
+                     blkin={"id": "demo/vdb"}, filter_json=UNMAP,
+                     proto_opts=UNMAP, fmt_opts=UNMAP),
              StackedDisk(os.path.join(wd, "root.qcow2"), "demo-root", fmt="qcow2", size="128M",
                          blkin={"id": "demo/vdc", **UNMAP})]
     specs = [srv.register_spec("vda", "demo-remote", name), "vdb=demo-data=demo/vdb",
@@ -158,6 +168,13 @@ def run_vm(opts, wd, name, st, srv, cluster=None, rbd=None):
     if opts.json:
         args.append("--json")
     subprocess.run(args, check=True)
+    if opts.html:
+        # The same report as a page that needs no network (docs/hostd.md,
+        # "The view"); its line goes to stderr, the report alone to stdout.
+        r = subprocess.run([CLI, "--socket", st.socket, "report", name, "--window", "1h",
+                            "--html", os.path.abspath(opts.html)],
+                           check=True, capture_output=True, text=True)
+        print("demo: " + r.stdout.strip(), file=sys.stderr)
     return 0
 
 

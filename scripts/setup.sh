@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # One idempotent set-up step for a Debian 12 machine: installs every Debian
 # package the project lists under deps/, runs the steps under scripts/setup.d/
 # (QEMU headers from the installed QEMU's source package, the test guest's

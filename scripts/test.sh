@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # README command 2: set up (idempotent) and run the whole test suite.
 # Ends with the line 'N passed, N failed[, N skipped]', summing all stages:
 #   1. the meson test suite in ./build (gcc);
 #   2. sanitizers: ./build-asan (gcc, -Db_sanitize=address,undefined) runs
-#      the C unit tests, the fuzz corpus replays, the fault tests and hostd's
-#      end-to-end test. QEMU is Debian's binary and not instrumented; the
-#      VMs load the filter and run the agent and workload from ./build
-#      (those are static or preloaded into QEMU, where libasan cannot be).
+#      the C unit tests, the fuzz corpus replays, the fault tests, hostd's
+#      end-to-end tests, the filter's tests, libblkin's (unit, events, the
+#      traced test service and client), and the CLI tools' (blkin,
+#      blkin-agent-dump, blkin-live, blkin-libvirt's XML code). QEMU is
+#      Debian's binary and not instrumented: in the filter tests qemu-img,
+#      qemu-io and qemu-nbd get the instrumented filter with the ASan runtime
+#      preloaded ahead of it (tests/lib/qemutools.py; filter-sanitizer checks
+#      that ASan is live there). The VMs load ./build's filter (ASan in a
+#      whole TCG QEMU is not tried here) and run ./build's static agent and
+#      workload (gcc refuses -static with ASan).
 #   3. fuzzing: ./build-fuzz (clang, libFuzzer) runs every fuzzer for
 #      BLKIN_FUZZ_SECONDS (default 30) from the seed corpus.
 # Extra arguments go to the first stage's 'meson test' (e.g. a test name to
@@ -75,6 +82,8 @@ fi
 # -- 1: the suite ------------------------------------------------------------
 if has 1; then
     t0=$(date +%s)
+    # (a log left by an earlier run must not be counted as this run's)
+    rm -f "$build/meson-logs/testlog.json"
     # meson runs tests in parallel; the heavy ones (VM boots) declare is_parallel:false.
     meson test -C "$build" --print-errorlogs --num-processes 2 "$@" || rc=1
     count_log "$build/meson-logs/testlog.json" 1-suite
@@ -87,7 +96,9 @@ if has 2; then
     t0=$(date +%s)
     rm -f "$asan/meson-logs/testlog.json"
     if [ ! -f "$asan/build.ninja" ]; then
+        # -fsanitize-recover=address: see the ASan scan below.
         meson setup "$asan" "$top" -Db_sanitize=address,undefined -Db_lundef=false \
+            -Dc_args=-fsanitize-recover=address \
             >"$results/asan-setup.log" 2>&1 || cat "$results/asan-setup.log"
     fi
     # -k 0: the statically linked guest agent and workload cannot be built
@@ -96,19 +107,31 @@ if has 2; then
     grep -E '^FAILED' "$results/asan-build.log" | grep -v -e blkin-guest-agent -e blkin-workload \
         && { tail -40 "$results/asan-build.log"; rc=1; }
     # (valgrind cannot run an ASan binary; that test runs in stage 1)
+    # (libblkin-install installs the whole build, which has no guest agent)
     names=$(meson test -C "$asan" --no-rebuild --list --suite hostd-stats --suite fuzz \
-                --suite faults 2>/dev/null | sed 's|.* / ||' | grep -v valgrind)
-    # Leaks are the fuzzers' business (stage 3); here any ASan or UBSan
-    # report aborts the program, which fails its test.
-    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1 \
+                --suite faults --suite filter --suite libblkin 2>/dev/null | sed 's|.* / ||' |
+                grep -v -e valgrind -e libblkin-install)
+    # Leaks are the fuzzers' business (stage 3). Any UBSan report aborts
+    # the program, which fails its test; ASan reports go to files that the
+    # scan after the tests sorts, and any report in BlkKin's code fails the
+    # stage (tests/lib/asan_reports.py says why a program goes on after one).
+    rm -rf "$results/asan" && mkdir -p "$results/asan"
+    ASAN_OPTIONS=detect_leaks=0:halt_on_error=0:strict_string_checks=1:log_path=$results/asan/asan \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$top/tests/faults/ubsan.supp \
     BLKIN_GUEST_AGENT="$build/guest-agent/blkin-guest-agent" \
     BLKIN_WORKLOAD="$build/tests/workload/blkin-workload" \
     BLKIN_PRELOAD="$build/qemu-filter/libblkin-preload.so" \
         meson test -C "$asan" --no-rebuild --print-errorlogs --num-processes 2 \
             proto/test-proto proto/test-clock proto/test-link agent/test-matcher \
-            hostd-join hostd-remote-join hostd-span-export hostd-e2e hostd-remote-nbd hostd-backend-spans $names || rc=1
+            hostd-join hostd-remote-join hostd-span-export hostd-e2e hostd-remote-nbd hostd-backend-spans \
+            hostd-cli agent-requests live-errors libvirt-domxml \
+            hostd-metrics-proto hostd-export-tls hostd-metrics hostd-clickhouse $names || rc=1
     count_log "$asan/meson-logs/testlog.json" 2-asan
+    if ! python3 "$top/tests/lib/asan_reports.py" "$results/asan"; then
+        rc=1
+        read -r p f s <"$results/2-asan"
+        echo "$p $((f + 1)) $s" >"$results/2-asan"
+    fi
     stage_time "2 (asan)" "$t0"
 fi
 

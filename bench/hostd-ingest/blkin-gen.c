@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-gen: emits synthetic blkin_qemu events through the filter's own
  * tracepoint provider (qemu-filter/blkin-tp.h), so a real LTTng session
@@ -49,18 +50,22 @@ static void emit_disks(unsigned disks, uint8_t state)
         snprintf(node, sizeof(node), "blkin%u", d);
         snprintf(child, sizeof(child), "fmt%u", d);
         lttng_ust_tracepoint(blkin_qemu, disk, (int32_t)getpid(), d, state, id,
-                             node, child, 1);
+                             node, child, 1, "");
     }
 }
 
 int main(int argc, char **argv)
 {
-    uint64_t n = 1000000, rate = 0, hung_every = 0, seed = 1;
+    uint64_t n = 1000000, rate = 0, hung_every = 0, seed = 1, batch = 1;
+    int wait_go = 0;
+    static uint64_t words[BLKIN_BATCH_MAX * BLKIN_BW__HEAD];
+    struct blkin_batch_head head = {0};
+    uint32_t nwords = 0;
     unsigned disks = 4;
     uint64_t t0, rnd;
     int opt;
 
-    while ((opt = getopt(argc, argv, "n:d:r:H:s:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:d:r:H:s:b:w")) != -1) {
         switch (opt) {
         case 'n':
             n = strtoull(optarg, NULL, 0);
@@ -77,9 +82,18 @@ int main(int argc, char **argv)
         case 's':
             seed = strtoull(optarg, NULL, 0);
             break;
+        case 'w':
+            wait_go = 1;
+            break;
+        case 'b':
+            batch = strtoull(optarg, NULL, 0);
+            if (batch < 1 || batch > BLKIN_BATCH_MAX)
+                batch = 1;
+            break;
         default:
-            fprintf(stderr, "usage: blkin-gen [-n REQUESTS] [-d DISKS] "
-                            "[-r RATE] [-H HUNG_EVERY] [-s SEED]\n");
+            fprintf(stderr,
+                    "usage: blkin-gen [-n REQUESTS] [-d DISKS] "
+                    "[-r RATE] [-H HUNG_EVERY] [-s SEED] [-b BATCH] [-w]\n");
             return 2;
         }
     }
@@ -89,6 +103,16 @@ int main(int argc, char **argv)
 
     int32_t pid = (int32_t)getpid();
 
+    head.vpid = pid;
+    head.tid = pid;
+    /* -w: a line on stdin first (the caller sets up tracking of this
+     * process meanwhile). */
+    if (wait_go) {
+        char line[16];
+
+        if (!fgets(line, sizeof(line), stdin))
+            return 1;
+    }
     emit_disks(disks, BLKIN_DISK_OPEN);
     t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {
@@ -100,7 +124,7 @@ int main(int argc, char **argv)
             .parent_span_id = 0,
             .vpid = pid,
             .disk = (int32_t)(i % disks),
-            .op = r % 8 < 5 ? BLKIN_OP_READ : BLKIN_OP_WRITE,
+            .op = r % 8 < 5 ? BLKIN_TP_OP_READ : BLKIN_TP_OP_WRITE,
             .flags = (r >> 8) % 16 == 0 ? 0x10 : 0,
             .offset = ((r >> 12) % (1u << 20)) * 4096,
             .bytes = 4096u << ((r >> 40) % 5),
@@ -112,7 +136,25 @@ int main(int argc, char **argv)
 
         if (hung_every && i % hung_every == hung_every - 1)
             lttng_ust_tracepoint(blkin_qemu, hung, &s, t);
-        lttng_ust_tracepoint(blkin_qemu, request, &s);
+        if (batch == 1) {
+            lttng_ust_tracepoint(blkin_qemu, request, &s);
+        } else {
+            /* As the filter records them (blkin-batch.c): the request's
+             * words, its end read from the clock. */
+            struct blkin_batch_rec *rec =
+                (struct blkin_batch_rec *)(words + nwords);
+
+            memset(rec, 0, sizeof(*rec));
+            rec->span = s;
+            rec->end_ns = now_ns();
+            nwords += BLKIN_BW__HEAD;
+            if (++head.count == batch || i + 1 == n) {
+                head.seq++;
+                lttng_ust_tracepoint(blkin_qemu, batch, &head, words, nwords);
+                head.count = 0;
+                nwords = 0;
+            }
+        }
 
         /* Pace in slices of 1/1000 s so the consumer daemon keeps up. */
         if (rate && i % 1000 == 999) {

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Benchmark of hostd's trace input (not a test).
 
 Records a large synthetic blkin_qemu trace with a real LTTng session and the
@@ -39,7 +40,7 @@ def lttng(*args, check=True):
     return subprocess.run(["lttng", *args], capture_output=True, text=True, check=check, timeout=120)
 
 
-def record(gen, out, requests, disks, rate):
+def record(gen, out, requests, disks, rate, batch):
     name = "blkin-ingest-" + uuid.uuid4().hex[:8]
     lttng("create", name, "--output=" + out)
     try:
@@ -47,7 +48,8 @@ def record(gen, out, requests, disks, rate):
                        capture_output=True)
         lttng("enable-event", "-s", name, "-u", "-c", "blkin", "blkin_qemu:*")
         lttng("start", name)
-        g = subprocess.run([gen, "-n", str(requests), "-d", str(disks), "-H", "10000", "-r", str(rate)],
+        g = subprocess.run([gen, "-n", str(requests), "-d", str(disks), "-H", "10000", "-r", str(rate),
+                            "-b", str(batch)],
                            check=True, capture_output=True, text=True)
         lttng("stop", name)
     finally:
@@ -78,6 +80,8 @@ def main():
     ap.add_argument("--rate", type=int, default=1_500_000,
                     help="generator events/s; the consumer daemon must keep up (discard mode)")
     ap.add_argument("--cpu", type=int, default=1, help="CPU both readers run on (-1: any)")
+    ap.add_argument("--batch", type=int, default=64,
+                    help="requests per event, as the filter batches them (1: an event each)")
     ap.add_argument("--build", default=os.environ.get("BLKIN_BUILD", os.path.join(TOP, "build")))
     ap.add_argument("--keep", help="record into (or reuse) this directory and keep it")
     a = ap.parse_args()
@@ -102,7 +106,7 @@ def main():
         else:
             trace = a.keep or tempfile.mkdtemp(prefix="blkin-ingest-")
             tmp = None if a.keep else trace
-            gen_info = record(gen, trace, a.requests, a.disks, a.rate)
+            gen_info = record(gen, trace, a.requests, a.disks, a.rate, a.batch)
         size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(trace) for f in fs)
 
         runs = {"babeltrace2": [], "hostd": []}
@@ -135,6 +139,11 @@ def main():
             print(f"| {k} | {w:.3f} | {c:.3f} | {events / w:,.0f} | {events / c:,.0f} |")
         print(f"\nRatio hostd / babeltrace2 (events/s, wall): **{med['babeltrace2'][0] / med['hostd'][0]:.2f}x** "
               f"(CPU: {med['babeltrace2'][1] / med['hostd'][1]:.2f}x)")
+        spans = stats["spans"]
+        print(f"\nRequests in the trace: {spans:,} ({a.batch} per event). hostd decoded requests/s "
+              f"{spans / med['hostd'][0]:,.0f} (wall) against babeltrace2's dummy-sink events/s "
+              f"{events / med['babeltrace2'][0]:,.0f}: "
+              f"**{(spans / med['hostd'][0]) / (events / med['babeltrace2'][0]):.1f}x** (target >= 3x)")
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

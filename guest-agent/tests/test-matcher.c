@@ -222,9 +222,16 @@ static void test_matcher(void)
     g_assert_cmpuint(g_array_index(out, struct blkin_request, 0).complete_ns,
                      ==, 70);
 
-    /* Never issued: unmatched after the retries, except empty flushes. */
+    /* Never issued: unmatched after the retries, except empty flushes and
+     * an fdatasync's zero-byte write (the flush machinery's carriers). */
     feed(&m, ev(BLK_EV_COMPLETE, 80, 200, BLKIN_OP_READ));
     feed(&m, ev(BLK_EV_COMPLETE, 80, 0, BLKIN_OP_FLUSH));
+    {
+        struct blk_event carrier = ev(BLK_EV_COMPLETE, 81, 0, BLKIN_OP_WRITE);
+
+        carrier.bytes = 0;
+        feed(&m, carrier);
+    }
     for (int i = 0; i < 4; i++)
         matcher_retry_orphans(&m, collect_cb, NULL);
     g_assert_cmpuint(m.unmatched, ==, 1);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * agent-conn.c: one VM's agent channel (agent-conn.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * agent-conn.h: hostd's connection to one VM's guest agent.
  *

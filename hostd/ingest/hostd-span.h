@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * hostd-span.h: what hostd reads from the QEMU filter's tracepoints
  * (provider blkin_qemu, docs/tracepoints.md), in decoded form.
@@ -30,7 +31,23 @@ typedef struct HostdSpan {
     int32_t ret;
     uint8_t op; /* enum blkin_op */
     uint8_t why;
+    /* A virtio-blk request (blkin_qemu:device_request): QEMU's own device
+     * entry (block_acct_start) and completion (block_acct_done); 0 where not
+     * known (another device, discards' entry in QEMU 7.2). end_ns is then
+     * the filter's exit. */
+    uint64_t dev_start_ns;
+    uint64_t dev_end_ns;
+    uint16_t dev_merged; /* device requests this block request served */
 } HostdSpan;
+
+/* One device request behind a block-layer span (virtio-blk merges up to 32
+ * adjacent requests into one). */
+#define HOSTD_DEV_MAX 32
+typedef struct HostdDevReq {
+    uint64_t start_ns; /* its device entry; 0 where not known */
+    uint64_t offset;
+    uint64_t bytes;
+} HostdDevReq;
 
 /* blkin_qemu:disk */
 typedef struct HostdDiskMap {
@@ -42,6 +59,9 @@ typedef struct HostdDiskMap {
     const char *id; /* borrowed: valid during the callback only */
     const char *node;
     const char *child;
+    /* What the node's requests come from ("virtio-blk": device times on),
+     * "" not known yet, NULL from a filter without the field. */
+    const char *device;
 } HostdDiskMap;
 
 /* A guest request from a VM's agent channel, times already on the host
@@ -125,6 +145,10 @@ typedef struct HostdRbdCall {
  */
 typedef struct HostdTraceSink {
     void (*span)(void *opaque, const HostdSpan *s);
+    /* A virtio-blk request: its block-layer span and the @n device requests
+     * it served (NULL: delivered to span, without them). */
+    void (*device_span)(void *opaque, const HostdSpan *s,
+                        const HostdDevReq *dev, unsigned n);
     void (*hung)(void *opaque, const HostdSpan *s, uint64_t age_ns);
     void (*disk)(void *opaque, const HostdDiskMap *m);
     /* LTTng reported @count events discarded (ring buffer full). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * live-health.c: bookkeeping of the LTTng live input's outages
  * (live-health.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * live-health.h: how the LTTng live input has fared: connected or not, how
  * often it was lost and read again, and how long hostd was without it.

@@ -18,6 +18,8 @@ enum ev_kind {
     EV_OTHER,    /* not blkin_qemu: ignored */
     EV_REJECTED, /* blkin_qemu, but not the schema: counted, skipped */
     EV_REQUEST,
+    EV_DEVICE_REQUEST, /* a virtio-blk request, with QEMU's device times */
+    EV_BATCH,          /* up to `batch` requests of one thread */
     EV_HUNG,
     EV_DISK,
     EV_ZK_TIMESTAMP, /* zipkin:* (blkin's schema, docs/backend.md) */
@@ -55,6 +57,13 @@ enum fld {
     F_ZK_KEY,
     F_ZK_VAL,
     F_ZK_EVENT,
+    F_EXIT_NS, /* device_request: when the request left the filter */
+    F_DEV,     /* device_request: u64 sequence, (start_ns, offset, bytes)... */
+    F_DEVICE,  /* disk: what the node's requests come from (optional) */
+    F_TID,     /* batch: the recording thread */
+    F_SEQ,     /* batch: the thread's batch number */
+    F_COUNT,   /* batch: requests in data */
+    F_DATA,    /* batch: u64 sequence, enum blkin_batch_word per request */
     F_RBD_IO,  /* blkin_rbd:request: u64[3] offset, length, start_ns */
     F_RBD_REQ, /* blkin_rbd:request: s32[4] vpid, image, op, ret */
     F_RBD_IMAGE,
@@ -81,6 +90,7 @@ enum fld_type {
                   (blkin declares ids `long`, libblkin int64_t) */
     T_U64_ARR, /* static array of unsigned integers up to 64 bits */
     T_S32_ARR, /* static array of signed integers up to 32 bits */
+    T_U64_SEQ, /* dynamic array of unsigned integers up to 64 bits */
 };
 
 /* Elements of the request event's arrays (docs/tracepoints.md). */
@@ -130,6 +140,13 @@ static const struct {
     [F_ZK_KEY] = {"key", T_STR},
     [F_ZK_VAL] = {"val", T_STR}, /* keyval_integer: T_ANY64 (resolve) */
     [F_ZK_EVENT] = {"event", T_STR},
+    [F_EXIT_NS] = {"exit_ns", T_U64},
+    [F_DEV] = {"dev", T_U64_SEQ},
+    [F_DEVICE] = {"device", T_STR},
+    [F_TID] = {"tid", T_S32},
+    [F_SEQ] = {"seq", T_U64},
+    [F_COUNT] = {"count", T_U32},
+    [F_DATA] = {"data", T_U64_SEQ},
     [F_RBD_IO] = {"io", T_U64_ARR, RBD_IO_LEN},
     [F_RBD_REQ] = {"req", T_S32_ARR, RBD_REQ_LEN},
     [F_RBD_IMAGE] = {"image", T_U32},
@@ -146,6 +163,9 @@ static const struct {
 };
 
 static const enum fld request_flds[] = {F_IDS, F_IO, F_REQ};
+static const enum fld device_request_flds[] = {F_IDS, F_IO, F_REQ, F_EXIT_NS,
+                                               F_DEV};
+static const enum fld batch_flds[] = {F_VPID, F_TID, F_SEQ, F_COUNT, F_DATA};
 static const enum fld hung_flds[] = {
     F_TRACE_ID, F_SPAN_ID, F_PARENT_SPAN_ID, F_VPID,     F_DISK,   F_OP,
     F_FLAGS,    F_OFFSET,  F_BYTES,          F_START_NS, F_AGE_NS,
@@ -330,22 +350,34 @@ static enum ev_kind resolve(EvClass *c)
 
     if (name && g_str_has_prefix(name, "zipkin:"))
         return resolve_zipkin(c, name + strlen("zipkin:"));
-    if (name && strcmp(name, "blkin_rbd:request") == 0) {
-        kind = EV_RBD_REQUEST;
-        flds = rbd_request_flds;
-        nflds = G_N_ELEMENTS(rbd_request_flds);
-    } else if (name && strcmp(name, "blkin_rbd:image") == 0) {
-        kind = EV_RBD_IMAGE;
-        flds = rbd_image_flds;
-        nflds = G_N_ELEMENTS(rbd_image_flds);
-    } else if (name && g_str_has_prefix(name, "blkin_rbd:")) {
-        return EV_REJECTED; /* a newer schema's event */
+    if (name && g_str_has_prefix(name, "blkin_rbd:")) {
+        /* The librbd interposer's (docs/tracepoints.md). */
+        name += strlen("blkin_rbd:");
+        if (strcmp(name, "request") == 0) {
+            kind = EV_RBD_REQUEST;
+            flds = rbd_request_flds;
+            nflds = G_N_ELEMENTS(rbd_request_flds);
+        } else if (strcmp(name, "image") == 0) {
+            kind = EV_RBD_IMAGE;
+            flds = rbd_image_flds;
+            nflds = G_N_ELEMENTS(rbd_image_flds);
+        } else {
+            return EV_REJECTED; /* a newer schema's event */
+        }
     } else if (!name || !g_str_has_prefix(name, "blkin_qemu:")) {
         return EV_OTHER;
     } else if (strcmp(name + strlen("blkin_qemu:"), "request") == 0) {
         kind = EV_REQUEST;
         flds = request_flds;
         nflds = G_N_ELEMENTS(request_flds);
+    } else if (strcmp(name + strlen("blkin_qemu:"), "batch") == 0) {
+        kind = EV_BATCH;
+        flds = batch_flds;
+        nflds = G_N_ELEMENTS(batch_flds);
+    } else if (strcmp(name + strlen("blkin_qemu:"), "device_request") == 0) {
+        kind = EV_DEVICE_REQUEST;
+        flds = device_request_flds;
+        nflds = G_N_ELEMENTS(device_request_flds);
     } else if (strcmp(name + strlen("blkin_qemu:"), "hung") == 0) {
         kind = EV_HUNG;
         flds = hung_flds;
@@ -359,12 +391,20 @@ static enum ev_kind resolve(EvClass *c)
         return EV_REJECTED;
     }
 
-    /* A request's end is its event's timestamp. */
+    /* A request's end (the device's completion) is its event's timestamp. */
     c->clock_freq = clk ? bt_clock_class_get_frequency(clk) : 0;
-    if ((kind == EV_REQUEST || kind == EV_RBD_REQUEST) && !c->clock_freq)
+    if ((kind == EV_REQUEST || kind == EV_DEVICE_REQUEST ||
+         kind == EV_RBD_REQUEST) &&
+        !c->clock_freq)
         return EV_REJECTED;
 
     payload = bt_event_class_borrow_payload_field_class_const(c->ec);
+    /* The disk event's `device` came later: a trace without it reads on. */
+    c->idx[F_DEVICE] = UINT32_MAX;
+    if (kind == EV_DISK &&
+        find_member(payload, "device", &c->idx[F_DEVICE], &fc) &&
+        bt_field_class_get_type(fc) != BT_FIELD_CLASS_TYPE_STRING)
+        return EV_REJECTED;
     for (size_t i = 0; i < nflds; i++) {
         enum fld f = flds[i];
 
@@ -372,6 +412,21 @@ static enum ev_kind resolve(EvClass *c)
             return EV_REJECTED;
         if (fld_info[f].type == T_STR) {
             if (bt_field_class_get_type(fc) != BT_FIELD_CLASS_TYPE_STRING)
+                return EV_REJECTED;
+            continue;
+        }
+        if (fld_info[f].type == T_U64_SEQ) {
+            bool el_signed;
+
+            if (bt_field_class_get_type(fc) !=
+                    BT_FIELD_CLASS_TYPE_DYNAMIC_ARRAY_WITH_LENGTH_FIELD &&
+                bt_field_class_get_type(fc) !=
+                    BT_FIELD_CLASS_TYPE_DYNAMIC_ARRAY_WITHOUT_LENGTH_FIELD)
+                return EV_REJECTED;
+            if (!int_fits(
+                    bt_field_class_array_borrow_element_field_class_const(fc),
+                    T_U64, &el_signed) ||
+                el_signed)
                 return EV_REJECTED;
             continue;
         }
@@ -453,6 +508,113 @@ static inline void decode_request(const bt_field *p, const EvClass *c,
     s->ret = (int32_t)elem_s(req, REQ_RET);
     s->inflight = (uint32_t)elem_s(req, REQ_INFLIGHT);
     s->why = (uint8_t)elem_s(req, REQ_WHY);
+}
+
+/*
+ * blkin_qemu:device_request: the request event's arrays, the filter's exit,
+ * the device requests; the event's time is the device's completion. Fills
+ * @dev (at most BLKIN_DEV_MAX); the count, or -1 for a malformed list.
+ */
+static int decode_device_request(const bt_field *p, const EvClass *c,
+                                 HostdSpan *s, HostdDevReq *dev)
+{
+    const bt_field *seq = member(p, c, F_DEV);
+    uint64_t len = bt_field_array_get_length(seq);
+    int n = (int)(len / 3);
+
+    decode_request(p, c, s);
+    s->dev_end_ns = s->end_ns;
+    s->end_ns = get_u(p, c, F_EXIT_NS);
+    if (len % 3 || n < 1 || n > HOSTD_DEV_MAX)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        dev[i].start_ns = elem_u(seq, 3 * i);
+        dev[i].offset = elem_u(seq, 3 * i + 1);
+        dev[i].bytes = elem_u(seq, 3 * i + 2);
+    }
+    /* The device's order of events: entry, filter, exit, completion. */
+    if (s->end_ns < s->start_ns || s->dev_end_ns < s->end_ns)
+        return -1;
+    return n;
+}
+
+/* Recording threads whose batch numbers are followed, at most. */
+#define HOSTD_BATCH_THREADS_MAX 65536
+
+/*
+ * blkin_qemu:batch: @count requests of one thread, enum blkin_batch_word
+ * each. A thread's batches are numbered: a gap is batches LTTng discarded.
+ */
+static void decode_batch(HostdTraceSource *src, const bt_field *p,
+                         const EvClass *c)
+{
+    const bt_field *data = member(p, c, F_DATA);
+    uint64_t words = bt_field_array_get_length(data);
+    uint64_t count = get_u(p, c, F_COUNT), seq = get_u(p, c, F_SEQ);
+    uint32_t vpid = (uint32_t)get_u(p, c, F_VPID);
+    uint64_t key = (uint64_t)vpid << 32 | (uint32_t)get_u(p, c, F_TID);
+    uint64_t *last = g_hash_table_lookup(src->batch_seq, &key);
+    HostdDevReq dev[HOSTD_DEV_MAX];
+    uint64_t at = 0;
+
+    src->stats.batches++;
+    if (!last && g_hash_table_size(src->batch_seq) >= HOSTD_BATCH_THREADS_MAX)
+        g_hash_table_remove_all(src->batch_seq); /* QEMUs come and go */
+    if (!last) {
+        last = g_new0(uint64_t, 1);
+        g_hash_table_insert(src->batch_seq, g_memdup2(&key, sizeof(key)), last);
+    } else if (seq > *last + 1) {
+        src->stats.batches_lost += seq - *last - 1;
+    }
+    if (seq > *last)
+        *last = seq;
+    for (uint64_t i = 0; i < count; i++) {
+        HostdSpan s = {.source = src->index};
+        uint64_t w[BLKIN_BW__HEAD], ndev;
+
+        if (words - at < BLKIN_BW__HEAD)
+            goto bad;
+        for (int k = 0; k < BLKIN_BW__HEAD; k++)
+            w[k] = elem_u(data, at + k);
+        ndev = w[BLKIN_BW_NDEV] & 0xffffffff;
+        if (ndev > HOSTD_DEV_MAX || words - at - BLKIN_BW__HEAD < 3 * ndev)
+            goto bad;
+        s.trace_id = w[BLKIN_BW_TRACE_ID];
+        s.span_id = w[BLKIN_BW_SPAN_ID];
+        s.parent_span_id = w[BLKIN_BW_PARENT_SPAN_ID];
+        s.offset = w[BLKIN_BW_OFFSET];
+        s.bytes = w[BLKIN_BW_BYTES];
+        s.start_ns = w[BLKIN_BW_START_NS];
+        s.vpid = (uint32_t)w[BLKIN_BW_VPID_DISK];
+        s.disk = (uint32_t)(w[BLKIN_BW_VPID_DISK] >> 32);
+        s.op = blkin_op_from_tp((uint32_t)w[BLKIN_BW_OP_FLAGS]);
+        s.flags = (uint32_t)(w[BLKIN_BW_OP_FLAGS] >> 32);
+        s.ret = (int32_t)(uint32_t)w[BLKIN_BW_RET_INFLIGHT];
+        s.inflight = (uint32_t)(w[BLKIN_BW_RET_INFLIGHT] >> 32);
+        s.why = (uint8_t)w[BLKIN_BW_WHY];
+        s.end_ns = w[BLKIN_BW_END_NS];
+        s.dev_end_ns = w[BLKIN_BW_DEV_END_NS];
+        for (uint64_t d = 0; d < ndev; d++) {
+            dev[d].start_ns = elem_u(data, at + BLKIN_BW__HEAD + 3 * d);
+            dev[d].offset = elem_u(data, at + BLKIN_BW__HEAD + 3 * d + 1);
+            dev[d].bytes = elem_u(data, at + BLKIN_BW__HEAD + 3 * d + 2);
+        }
+        at += BLKIN_BW__HEAD + 3 * ndev;
+        /* What the filter's own order of events makes impossible. */
+        if (s.end_ns < s.start_ns ||
+            (s.dev_end_ns && (s.dev_end_ns < s.end_ns || !ndev)))
+            goto bad;
+        src->stats.spans++;
+        if (ndev && s.dev_end_ns && src->sink.device_span)
+            src->sink.device_span(src->opaque, &s, dev, (unsigned)ndev);
+        else if (src->sink.span)
+            src->sink.span(src->opaque, &s);
+    }
+    if (at == words)
+        return;
+bad:
+    /* What went out before stands; the rest of a malformed batch goes. */
+    src->stats.rejected++;
 }
 
 /* blkin_qemu:hung: named fields (off the request path, so not packed). */
@@ -542,10 +704,36 @@ void hostd_trace_decode_event(HostdTraceSource *src, const bt_message *msg)
         if (!src->sink.span)
             return;
         p = bt_event_borrow_payload_field_const(ev);
+        memset(&s, 0, sizeof(s));
         decode_request(p, c, &s);
         event_time_ns(msg, c, &s.end_ns); /* resolve() checked the clock */
         s.source = src->index;
         src->sink.span(src->opaque, &s);
+        return;
+    case EV_DEVICE_REQUEST: {
+        HostdDevReq dev[HOSTD_DEV_MAX];
+        int n;
+
+        src->stats.spans++;
+        if (!src->sink.span)
+            return;
+        p = bt_event_borrow_payload_field_const(ev);
+        memset(&s, 0, sizeof(s));
+        event_time_ns(msg, c, &s.end_ns); /* resolve() checked the clock */
+        n = decode_device_request(p, c, &s, dev);
+        if (n < 0) {
+            src->stats.rejected++;
+            return;
+        }
+        s.source = src->index;
+        if (src->sink.device_span)
+            src->sink.device_span(src->opaque, &s, dev, (unsigned)n);
+        else
+            src->sink.span(src->opaque, &s);
+        return;
+    }
+    case EV_BATCH:
+        decode_batch(src, bt_event_borrow_payload_field_const(ev), c);
         return;
     case EV_HUNG: {
         uint64_t age;
@@ -580,6 +768,9 @@ void hostd_trace_decode_event(HostdTraceSource *src, const bt_message *msg)
         m.id = bt_field_string_get_value(member(p, c, F_ID));
         m.node = bt_field_string_get_value(member(p, c, F_NODE));
         m.child = bt_field_string_get_value(member(p, c, F_CHILD));
+        m.device = c->idx[F_DEVICE] == UINT32_MAX
+                       ? NULL
+                       : bt_field_string_get_value(member(p, c, F_DEVICE));
         src->sink.disk(src->opaque, &m);
         return;
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * trace-feed.c: a trace input kept read, reopened and accounted
  * (trace-feed.h).
@@ -44,6 +45,8 @@ static void stats_add(HostdTraceStats *to, const HostdTraceStats *s)
     to->ignored += s->ignored;
     to->discarded += s->discarded;
     to->discarded_unknown += s->discarded_unknown;
+    to->batches += s->batches;
+    to->batches_lost += s->batches_lost;
 }
 
 static gboolean open_live(gpointer user);

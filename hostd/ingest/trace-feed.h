@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * trace-feed.h: one trace input of hostd -- a node's LTTng live session (or
  * a recorded trace) -- kept read on the main loop: polled while it has

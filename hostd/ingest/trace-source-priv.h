@@ -21,6 +21,8 @@
 typedef struct EvClass EvClass;
 
 struct HostdTraceSource {
+    /* (vpid, tid) -> the thread's last batch number (trace-decode.c). */
+    GHashTable *batch_seq;
     bt_graph *graph;
     HostdTraceSink sink;
     void *opaque;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * trace-source.c: blkin_qemu events from LTTng, live or offline, decoded
  * in-process with libbabeltrace2 into HostdSpan / HostdDiskMap.
@@ -135,6 +136,7 @@ void hostd_trace_source_free(HostdTraceSource *src)
     /* The graph first: its sink may still hold messages of our classes. */
     bt_graph_put_ref(src->graph);
     g_clear_pointer(&src->classes, g_hash_table_destroy);
+    g_clear_pointer(&src->batch_seq, g_hash_table_destroy);
     g_free(src->error);
     g_free(src);
 }
@@ -148,6 +150,8 @@ static HostdTraceSource *source_alloc(const HostdTraceSink *sink, void *opaque)
     src->opaque = opaque;
     src->classes = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
                                          hostd_trace_ev_class_free);
+    src->batch_seq =
+        g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
     src->graph = bt_graph_create(0);
     return src;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * trace-source.h: hostd's input from the QEMU filter's tracepoints
  * (provider blkin_qemu, docs/tracepoints.md), read in-process with
@@ -34,6 +35,10 @@ typedef struct HostdTraceStats {
     uint64_t ignored;           /* events of other providers */
     uint64_t discarded;         /* events LTTng reported discarded (sum) */
     uint64_t discarded_unknown; /* discard reports without a count */
+    uint64_t batches;           /* blkin_qemu:batch events decoded */
+    /* Batches missing in a thread's sequence (LTTng discarded them); their
+     * requests are unknown, up to the filter's `batch` each. */
+    uint64_t batches_lost;
 } HostdTraceStats;
 
 /* Values of hostd_trace_source_poll() above 0. */

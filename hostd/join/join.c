@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * join.c: the per-disk join of guest requests and filter spans (join.h).
  *
@@ -115,9 +116,11 @@ size_t hostd_join_pending(const HostdJoin *j)
     return j->spans->len + j->guests->len;
 }
 
-/* Phases of a request being emitted, signed: -1 where one does not apply.
- * Only the two measured across the guest/host clock boundary can come out
- * negative for real (within the clock error bound). */
+/* Phases of a request being emitted, signed: NO_PHASE where one does not
+ * apply. Only those measured across the guest/host clock boundary can come
+ * out negative for real (within the clock error bound, cross_clock()). */
+#define NO_PHASE INT64_MIN
+
 typedef struct Phases {
     int64_t ns[BLKIN_PHASE__N];
 } Phases;
@@ -125,7 +128,7 @@ typedef struct Phases {
 static void phases_init(Phases *ph)
 {
     for (int i = 0; i < BLKIN_PHASE__N; i++)
-        ph->ns[i] = -1;
+        ph->ns[i] = NO_PHASE;
 }
 
 /* The record's common part from what was seen of it: @g and/or @p. */
@@ -147,6 +150,8 @@ static void record_init(HostdJoin *j, HostdJoinedRequest *r,
         r->trace_id = p->s.trace_id;
         r->span_id = p->s.span_id;
         r->lower_total_ns = p->below.backend_ns;
+        r->dev_start_ns = p->s.dev_start_ns;
+        r->dev_end_ns = p->s.dev_end_ns;
         if (p->below.remote)
             r->lower_total_ns += p->below.network_ns + p->below.remote_ns;
         for (int i = 0; p->below.rbd && i < HOSTD_RBD_PHASES; i++)
@@ -173,6 +178,14 @@ static void record_init(HostdJoin *j, HostdJoinedRequest *r,
         r->flags |= HOSTD_JR_ERROR;
 }
 
+/* Measured across the guest/host clock boundary: can come out a little
+ * below 0 for real (within the clock error bound). */
+static bool cross_clock(int p)
+{
+    return p == BLKIN_PHASE_GUEST_TO_QEMU || p == BLKIN_PHASE_QEMU_TO_GUEST ||
+           p == BLKIN_PHASE_GUEST_TO_DEVICE || p == BLKIN_PHASE_DEVICE_TO_GUEST;
+}
+
 /* Sets the record's phases from @ph and hands it on. */
 static void record_emit(HostdJoin *j, HostdJoinedRequest *r, const Phases *ph)
 {
@@ -182,10 +195,8 @@ static void record_emit(HostdJoin *j, HostdJoinedRequest *r, const Phases *ph)
     if (r->merged > 1)
         r->flags |= HOSTD_JR_MERGED;
     for (int p = 0; p < BLKIN_PHASE__N; p++) {
-        bool cross_clock =
-            p == BLKIN_PHASE_GUEST_TO_QEMU || p == BLKIN_PHASE_QEMU_TO_GUEST;
-
-        if (ph->ns[p] < 0 && !(cross_clock && joined))
+        if (ph->ns[p] == NO_PHASE ||
+            (ph->ns[p] < 0 && !(cross_clock(p) && joined)))
             continue;
         /* Histograms count a cross-clock phase a little below 0 as 0; the
          * timestamps in the record stay exact. */
@@ -218,7 +229,7 @@ static void below_phases(const HostdBelow *b, int64_t dur, int64_t *phase_ns)
     int64_t below = (int64_t)b->backend_ns;
 
     phase_ns[BLKIN_PHASE_BACKEND] =
-        b->known || b->remote ? (int64_t)b->backend_ns : -1;
+        b->known || b->remote ? (int64_t)b->backend_ns : NO_PHASE;
     if (b->remote) {
         phase_ns[BLKIN_PHASE_NETWORK] = (int64_t)b->network_ns;
         phase_ns[BLKIN_PHASE_REMOTE] = (int64_t)b->remote_ns;
@@ -232,6 +243,28 @@ static void below_phases(const HostdBelow *b, int64_t dur, int64_t *phase_ns)
         below += (int64_t)b->rbd_ns[i];
     }
     phase_ns[BLKIN_PHASE_QEMU] = dur - below;
+}
+
+/*
+ * The host side of a span, on whatever the filter knew: from the device's
+ * entry (virtio-blk; else the filter's entry) to the device's completion
+ * (else the filter's exit), with QEMU's block layer and what was below it
+ * in between. Sets the phases inside; returns [in, out] for the caller's.
+ */
+static void host_phases(const PendingSpan *p, int64_t *in, int64_t *out,
+                        Phases *ph)
+{
+    int64_t start = (int64_t)p->s.start_ns, end = (int64_t)p->s.end_ns;
+
+    *in = p->s.dev_start_ns ? (int64_t)p->s.dev_start_ns : start;
+    *out = p->s.dev_end_ns ? (int64_t)p->s.dev_end_ns : end;
+    if (p->s.dev_start_ns)
+        ph->ns[BLKIN_PHASE_DEVICE] = start - *in;
+    below_phases(&p->below, end - start, ph->ns);
+    if (p->s.dev_end_ns)
+        ph->ns[BLKIN_PHASE_DEVICE_COMPLETION] = *out - end;
+    if (p->s.dev_start_ns && p->s.dev_end_ns)
+        ph->ns[BLKIN_PHASE_IN_QEMU] = *out - *in;
 }
 
 /* Keeps what is below a span within it, so the phases add up. */
@@ -261,16 +294,24 @@ static void clamp_below(PendingSpan *p)
     }
 }
 
-static void emit_span_only(HostdJoin *j, const PendingSpan *p)
+/*
+ * A span no guest request joined. On a disk whose guest reports requests
+ * (@guest_expected), its time is not a request's total: it is kept apart
+ * (SPAN_ALONE). Without an agent the span is all there is of the request.
+ */
+static void emit_span_only(HostdJoin *j, const PendingSpan *p,
+                           bool guest_expected)
 {
     HostdJoinedRequest r;
     Phases ph;
-    int64_t dur = (int64_t)(p->s.end_ns - p->s.start_ns);
+    int64_t in, out;
 
     record_init(j, &r, NULL, p);
+    r.merged = p->s.dev_merged > 1 ? p->s.dev_merged : 1;
     phases_init(&ph);
-    below_phases(&p->below, dur, ph.ns);
-    ph.ns[BLKIN_PHASE_TOTAL] = dur;
+    host_phases(p, &in, &out, &ph);
+    ph.ns[guest_expected ? BLKIN_PHASE_SPAN_ALONE : BLKIN_PHASE_TOTAL] =
+        out - in;
     j->c.unmatched_span++;
     record_emit(j, &r, &ph);
 }
@@ -282,22 +323,27 @@ static void emit_joined(HostdJoin *j, const HostdGuestReq *guest,
     const HostdGuestReq *g = &shifted;
     HostdJoinedRequest r;
     Phases ph;
-    int64_t start = (int64_t)p->s.start_ns, end = (int64_t)p->s.end_ns;
+    int64_t in, out;
 
     if (shifted.queue_ns)
         shifted.queue_ns += c;
     shifted.issue_ns += c;
     shifted.complete_ns += c;
     record_init(j, &r, g, p);
-    /* The guest's own range: a span larger than it served several. */
-    r.merged = p->s.bytes > g->bytes ? 2 : 1;
+    /* Merged by virtio-blk: the span says how many (device timing), else
+     * a span larger than the guest's own range served several. */
+    r.merged = p->s.dev_merged > 1     ? p->s.dev_merged
+               : p->s.bytes > g->bytes ? 2
+                                       : 1;
     phases_init(&ph);
     /* Each phase is a difference of consecutive timestamps: they add up. */
     ph.ns[BLKIN_PHASE_GUEST_QUEUE] =
-        g->queue_ns ? g->issue_ns - g->queue_ns : -1;
-    ph.ns[BLKIN_PHASE_GUEST_TO_QEMU] = start - g->issue_ns;
-    below_phases(&p->below, end - start, ph.ns);
-    ph.ns[BLKIN_PHASE_QEMU_TO_GUEST] = g->complete_ns - end;
+        g->queue_ns ? g->issue_ns - g->queue_ns : NO_PHASE;
+    host_phases(p, &in, &out, &ph);
+    ph.ns[p->s.dev_start_ns ? BLKIN_PHASE_GUEST_TO_DEVICE
+                            : BLKIN_PHASE_GUEST_TO_QEMU] = in - g->issue_ns;
+    ph.ns[p->s.dev_end_ns ? BLKIN_PHASE_DEVICE_TO_GUEST
+                          : BLKIN_PHASE_QEMU_TO_GUEST] = g->complete_ns - out;
     ph.ns[BLKIN_PHASE_TOTAL] =
         g->complete_ns - (g->queue_ns ? g->queue_ns : g->issue_ns);
     j->c.matched++;
@@ -330,7 +376,7 @@ void hostd_join_add_span(HostdJoin *j, const HostdSpan *s,
         for (guint i = 0; i < n; i++) {
             a = &g_array_index(j->spans, PendingSpan, i);
             if (!a->served)
-                emit_span_only(j, a);
+                emit_span_only(j, a, true);
         }
         j->c.overflow += n;
         g_array_remove_range(j->spans, 0, n);
@@ -348,7 +394,7 @@ void hostd_join_span_alone(HostdJoin *j, const HostdSpan *s,
     PendingSpan p = {.s = *s, .below = *below};
 
     clamp_below(&p);
-    emit_span_only(j, &p);
+    emit_span_only(j, &p, false);
 }
 
 void hostd_join_add_guest(HostdJoin *j, const HostdGuestReq *g)
@@ -433,8 +479,14 @@ static void causal_add(HostdJoin *j, const HostdGuestReq *g,
 {
     int64_t sec = g->complete_ns / 1000000000LL;
     CausalSlot *s = &j->causal[sec % HOSTD_CAUSAL_WINDOW_S];
-    int64_t lo = (int64_t)p->s.end_ns - g->complete_ns;
-    int64_t hi = (int64_t)p->s.start_ns - g->issue_ns;
+    /* QEMU's device times, where known, bound it tighter than the
+     * filter's: the device sees a request before the filter does and
+     * completes it after. */
+    int64_t lo = (int64_t)(p->s.dev_end_ns ? p->s.dev_end_ns : p->s.end_ns) -
+                 g->complete_ns;
+    int64_t hi =
+        (int64_t)(p->s.dev_start_ns ? p->s.dev_start_ns : p->s.start_ns) -
+        g->issue_ns;
 
     if (s->sec != sec) {
         s->sec = sec;
@@ -542,7 +594,7 @@ void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
             continue;
         }
         if (!p->served)
-            emit_span_only(j, p);
+            emit_span_only(j, p, expect_guest);
     }
     g_array_set_size(j->spans, kept);
     shrink(&j->spans, sizeof(PendingSpan), &j->spans_peak);

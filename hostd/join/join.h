@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * join.h: joins one VM disk's guest requests (from the guest agent) with its
  * QEMU filter spans, and splits each request's time into phases.
@@ -53,10 +54,10 @@
  * then backend_ns is the remote node's lower spans (its storage I/O).
  */
 typedef struct HostdBelow {
-    /* Something below QEMU is seen on this disk (a lower blkin node, a
-     * storage service): the backend phase applies, even when it is 0 for
-     * this request (a read qcow2 answered from its metadata). Without it the
-     * storage time is inside `qemu` and no backend is reported. */
+    /* Something below QEMU was seen for this request (a lower span): the
+     * backend phase applies to it. A request that passed through nothing
+     * below (a qcow2 read of an unallocated cluster; any request of a disk
+     * with one blkin node) has no backend phase rather than one of 0. */
     bool known;
     uint64_t backend_ns;
     bool remote; /* a server span was joined: the next two apply */

@@ -64,6 +64,10 @@ typedef struct HostdJoinedRequest {
     uint64_t trace_id;
     uint64_t span_id;
     uint64_t lower_total_ns; /* time covered by lower spans */
+    /* virtio-blk: QEMU's device entry and completion of this request (0:
+     * not known: another device, a discard's entry in QEMU 7.2). */
+    uint64_t dev_start_ns;
+    uint64_t dev_end_ns;
     uint64_t phase_ns[BLKIN_PHASE__N];
 } HostdJoinedRequest;
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * remote-join.c: client spans on one node, server spans on another, joined
  * without ids (remote-join.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * remote-join.h: joins a VM disk's client-side spans (node A: the blkin
  * filter above QEMU's NBD client) with the server-side spans of the node

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * span-tree.c: children by parent span id (span-tree.h).
  */

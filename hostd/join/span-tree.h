@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * span-tree.h: lower spans (a stacked blkin node, a storage backend) waiting
  * for their parent span, keyed by the parent's span id.

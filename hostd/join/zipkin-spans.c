@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * zipkin-spans.c: zipkin:* annotations into spans (zipkin-spans.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * zipkin-spans.h: spans of storage services instrumented with blkin or
  * libblkin, assembled from their zipkin:* events (docs/backend.md).

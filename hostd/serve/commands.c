@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * commands.c: the control protocol's requests (docs/hostd.md).
  */
@@ -97,7 +98,14 @@ JsonNode *hostd_handle_request(void *opaque, JsonObject *req)
     if (g_str_equal(cmd, "unregister"))
         return cmd_unregister(h, req);
     if (g_str_equal(cmd, "report")) {
-        JsonNode *n = hostd_report(h, vm, disk, window ? window : "1m", &err);
+        JsonNode *n = hostd_report(
+            h, vm, disk, window ? window : "1m",
+            json_object_get_boolean_member_with_default(req, "buckets", FALSE),
+            &err);
+        return or_error(n, err);
+    }
+    if (g_str_equal(cmd, "view")) {
+        JsonNode *n = hostd_view(h, vm, disk, window ? window : "1h", &err);
         return or_error(n, err);
     }
     if (g_str_equal(cmd, "tail")) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * control.h: hostd's control socket, a UNIX stream socket speaking one JSON
  * object per line each way (docs/hostd.md, "Control protocol").

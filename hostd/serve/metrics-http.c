@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * metrics-http.c: the metrics endpoint's request parsing (metrics-http.h).
  */

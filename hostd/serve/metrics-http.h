@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * metrics-http.h: what the metrics endpoint makes of the bytes a client
  * has sent so far (metrics.c reads, this decides). Pure, so that it can be

@@ -1,9 +1,11 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * metrics.c: hostd's Prometheus endpoint (metrics.h).
  *
- * A deliberately small HTTP/1.0 responder: it answers GET /metrics and
- * nothing else, reads at most one request head of bounded size, and closes
- * the connection after each answer. Prometheus needs no more. Connections
+ * A deliberately small HTTP/1.0 responder: it answers GET /metrics (and
+ * hands other paths to a route, the view's: view-serve.c), reads at most
+ * one request head of bounded size, and closes the connection after each
+ * answer. Prometheus needs no more. Connections
  * are admitted, limited and timed out by the gate (serve-gate.h).
  */
 #define G_LOG_DOMAIN "blkin-hostd-serve"
@@ -12,6 +14,7 @@
 
 #include "ingest/agent-conn.h"
 #include "metrics-http.h"
+#include "metrics-proto.h"
 #include "serve-buf.h"
 
 #include <errno.h>
@@ -23,16 +26,31 @@
 #include <math.h>
 #include <string.h>
 
-/* Bucket bounds: 1 us * 2^(k/4), k = 0..96 (1 us .. 16.8 s), then +Inf. */
-#define LADDER_N 97
+/*
+ * The classic histogram's bucket bounds (seconds), then +Inf: coarse, 19
+ * bounds from 10 us to 10 s in 1-2.5-5 steps, so that a disk costs a few
+ * hundred series; --metrics-buckets sets others. A scraper that asks for
+ * the protobuf format gets native histograms too (metrics-proto.h), one
+ * series each at 9 % resolution.
+ */
+static const double default_ladder[] = {
+    10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3,
+    25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1,     2.5,  5,      10,
+};
+#define PHASE_HELP                                                             \
+    "Time VM disk requests spent in each phase (docs/hostd.md, "              \
+    "\"Phases\")."
 
 struct HostdMetrics {
     GSocket *listener;
     HostdServeGate *gate;
-    GList *scrapes; /* Scrape *, to close them at the end */
-    gsize queued;   /* bytes of answers not yet written, all scrapes */
+    GList *scrapes;         /* Scrape *, to close them at the end */
+    HostdHttpRouteFn route; /* the other paths (the view), or NULL */
+    void *route_opaque;
+    gsize queued; /* bytes of answers not yet written, all scrapes */
     HostdModel *model;
-    double ladder[LADDER_N];
+    double *ladder; /* ascending, seconds */
+    size_t n_ladder;
 };
 
 /* Label values are operator names and ids: escape as the format says. */
@@ -67,7 +85,7 @@ static void histogram(HostdMetrics *m, GString *s, const HostdDisk *d, int op,
 
     hostd_latency_hist_iter_init(&it, h);
     more = hostd_latency_hist_iter_next(&it, &b);
-    for (int k = 0; k < LADDER_N; k++) {
+    for (size_t k = 0; k < m->n_ladder; k++) {
         uint64_t le_ns = (uint64_t)(m->ladder[k] * 1e9);
 
         /* A fine bucket counts below a bound when its upper end does; the
@@ -129,11 +147,8 @@ char *hostd_metrics_render(HostdMetrics *m)
     GString *s = g_string_new(NULL);
     g_autoptr(GPtrArray) disks = sorted_disks(m->model);
 
-    g_string_append(
-        s, "# HELP blkin_request_phase_seconds Time VM disk requests spent "
-           "in each phase (guest queue, guest to QEMU, QEMU, backend, QEMU "
-           "to guest, total).\n"
-           "# TYPE blkin_request_phase_seconds histogram\n");
+    g_string_append(s, "# HELP blkin_request_phase_seconds " PHASE_HELP "\n"
+                       "# TYPE blkin_request_phase_seconds histogram\n");
     for (guint i = 0; i < disks->len; i++) {
         const HostdDisk *d = g_ptr_array_index(disks, i);
 
@@ -244,6 +259,36 @@ char *hostd_metrics_render(HostdMetrics *m)
     return g_string_free(s, FALSE);
 }
 
+/* The exposition in the protobuf format, with native histograms. */
+static GBytes *render_protobuf(HostdMetrics *m)
+{
+    g_autofree char *text = hostd_metrics_render(m);
+    g_autoptr(GPtrArray) disks = sorted_disks(m->model);
+    HostdPromProto *p = hostd_prom_proto_new();
+
+    hostd_prom_proto_histogram_family(p, "blkin_request_phase_seconds",
+                                      PHASE_HELP);
+    for (guint i = 0; i < disks->len; i++) {
+        const HostdDisk *d = g_ptr_array_index(disks, i);
+
+        for (int op = 0; op < BLKIN_OP__N; op++)
+            for (int ph = 0; ph < BLKIN_PHASE__N; ph++) {
+                const char *const labels[] = {
+                    "domain", d->vm->name,        "disk",  d->target,
+                    "op",     blkin_op_name(op),  "phase", blkin_phase_name(ph),
+                    NULL};
+
+                if (d->cum[op][ph])
+                    hostd_prom_proto_histogram(p, labels, d->cum[op][ph],
+                                               m->ladder, m->n_ladder,
+                                               HOSTD_PROM_NATIVE_SCHEMA);
+            }
+    }
+    if (!hostd_prom_proto_add_text(p, text, "blkin_request_phase_seconds"))
+        g_warning("metrics: the text exposition could not be converted");
+    return hostd_prom_proto_finish(p);
+}
+
 /*
  * One scrape, on a non-blocking socket: a peer that trickles its request
  * or does not read the answer costs a bounded buffer, never the main
@@ -301,32 +346,57 @@ static void answer(Scrape *c, HostdHttpDecision d)
     const char *status, *type = "text/plain";
     g_autofree char *body = NULL, *head = NULL;
 
-    /* Answers nobody reads must not pile up: past the bound, a scrape is
-     * told to come back instead of rendering another exposition. */
-    if (d == HOSTD_HTTP_METRICS &&
+    /* Answers nobody reads must not pile up: past the bound, a scrape (or
+     * a request for the view) is told to come back instead of rendering
+     * another answer. */
+    if ((d == HOSTD_HTTP_METRICS ||
+         (d == HOSTD_HTTP_NOT_FOUND && c->m->route)) &&
         c->m->queued >= HOSTD_SERVE_METRICS_QUEUE_MAX) {
         hostd_serve_gate_note(c->m->gate, HOSTD_SURFACE_METRICS,
                               HOSTD_SERVE_BUSY);
         d = HOSTD_HTTP_BUSY;
     }
     status = hostd_metrics_http_status(d);
+    if (d == HOSTD_HTTP_METRICS &&
+        hostd_prom_proto_wanted(c->req.buf, c->req.got)) {
+        g_autoptr(GBytes) pb = render_protobuf(c->m);
+        gsize n;
+        const void *data = g_bytes_get_data(pb, &n);
+
+        head = g_strdup_printf("HTTP/1.0 %s\r\nContent-Type: %s\r\n"
+                               "Content-Length: %zu\r\nConnection: close"
+                               "\r\n\r\n",
+                               status, HOSTD_PROM_PROTO_TYPE, n);
+        hostd_out_queue_push(&c->answer, head, strlen(head));
+        hostd_out_queue_push(&c->answer, data, n);
+        goto queued;
+    }
     if (d == HOSTD_HTTP_METRICS) {
         type = "text/plain; version=0.0.4";
         body = hostd_metrics_render(c->m);
+    } else if (d == HOSTD_HTTP_NOT_FOUND && c->m->route &&
+               (body = c->m->route(c->m->route_opaque, c->req.buf, c->req.got,
+                                   &status, &type))) {
+        /* The view's (view-serve.c). */
     } else if (d == HOSTD_HTTP_NOT_FOUND) {
-        body = g_strdup("only /metrics here\n");
+        body = g_strdup(c->m->route ? "not found: /metrics, and the view at "
+                                      "/ and /view.json\n"
+                                    : "only /metrics here\n");
     } else if (d == HOSTD_HTTP_BUSY) {
         body = g_strdup("busy, try again\n");
     } else {
         body = g_strdup("bad request\n");
     }
     head = g_strdup_printf("HTTP/1.0 %s\r\nContent-Type: %s\r\n"
-                           "Content-Length: %zu\r\nConnection: close"
-                           "\r\n\r\n",
+                           "Content-Length: %zu\r\nConnection: close\r\n"
+                           "Cache-Control: no-store\r\n"
+                           "X-Content-Type-Options: nosniff\r\n"
+                           "X-Frame-Options: DENY\r\n\r\n",
                            status, type, strlen(body));
     /* An empty queue takes any answer; it is this connection's only one. */
     hostd_out_queue_push(&c->answer, head, strlen(head));
     hostd_out_queue_push(&c->answer, body, strlen(body));
+queued:
     c->queued = hostd_out_queue_len(&c->answer);
     c->m->queued += c->queued;
     g_clear_handle_id(&c->watch, g_source_remove);
@@ -398,8 +468,7 @@ HostdMetrics *hostd_metrics_new(HostdModel *model, HostdServeGate *gate,
     }
     m = g_new0(HostdMetrics, 1);
     m->model = model;
-    for (int k = 0; k < LADDER_N; k++)
-        m->ladder[k] = 1e-6 * pow(2.0, k / 4.0);
+    hostd_metrics_set_ladder(m, default_ladder, G_N_ELEMENTS(default_ladder));
     m->gate = gate;
     m->listener = hostd_serve_listen_socket(sa, err);
     if (!m->listener) {
@@ -409,6 +478,47 @@ HostdMetrics *hostd_metrics_new(HostdModel *model, HostdServeGate *gate,
     hostd_serve_gate_listen(gate, HOSTD_SURFACE_METRICS, m->listener, on_accept,
                             m);
     return m;
+}
+
+void hostd_metrics_set_ladder(HostdMetrics *m, const double *bounds, size_t n)
+{
+    g_free(m->ladder);
+    m->ladder = g_memdup2(bounds, n * sizeof(double));
+    m->n_ladder = n;
+}
+
+GArray *hostd_metrics_parse_ladder(const char *text, GError **err)
+{
+    g_auto(GStrv) parts = g_strsplit(text, ",", -1);
+    g_autoptr(GArray) a = g_array_new(FALSE, FALSE, sizeof(double));
+
+    for (char **p = parts; *p; p++) {
+        char *s = g_strstrip(*p), *end;
+        double v = g_ascii_strtod(s, &end);
+
+        if (!*s || *end || !(v > 0) || isinf(v) ||
+            (a->len && v <= g_array_index(a, double, a->len - 1))) {
+            g_set_error(err, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                        "metrics buckets: '%s' is not a number of seconds "
+                        "above the one before",
+                        s);
+            return NULL;
+        }
+        g_array_append_val(a, v);
+    }
+    if (!a->len || a->len > HOSTD_METRICS_LADDER_MAX) {
+        g_set_error(err, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                    "metrics buckets: 1 to %d bounds",
+                    HOSTD_METRICS_LADDER_MAX);
+        return NULL;
+    }
+    return g_steal_pointer(&a);
+}
+
+void hostd_metrics_set_route(HostdMetrics *m, HostdHttpRouteFn fn, void *opaque)
+{
+    m->route = fn;
+    m->route_opaque = opaque;
 }
 
 void hostd_metrics_free(HostdMetrics *m)
@@ -422,5 +532,6 @@ void hostd_metrics_free(HostdMetrics *m)
     }
     while (m->scrapes)
         scrape_free(m->scrapes->data);
+    g_free(m->ladder);
     g_free(m);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * report.c: the reports hostd serves (docs/hostd.md, "Reports"), as JSON.
  *
@@ -62,12 +63,31 @@ static void add_str(JsonBuilder *b, const char *k, const char *v)
         json_builder_add_null_value(b);
 }
 
+/* A phase's distribution. Its count is of the requests that passed through
+ * it, which for some phases (backend, device) is not every request. With
+ * @buckets the occupied buckets too, [upper bound ns, count]. */
 static void add_phase(JsonBuilder *b, enum blkin_phase p,
-                      const HostdLatencyHist *hist)
+                      const HostdLatencyHist *hist, bool buckets)
 {
     json_builder_begin_object(b);
     add_str(b, "phase", blkin_phase_name(p));
     add_int(b, "count", hostd_latency_hist_count(hist));
+    add_int(b, "sum_ns", hostd_latency_hist_sum(hist));
+    if (buckets) {
+        HostdLatencyHistIter it;
+        HostdLatencyBucket bk;
+
+        json_builder_set_member_name(b, "buckets");
+        json_builder_begin_array(b);
+        hostd_latency_hist_iter_init(&it, hist);
+        while (hostd_latency_hist_iter_next(&it, &bk)) {
+            json_builder_begin_array(b);
+            json_builder_add_int_value(b, (gint64)bk.upper);
+            json_builder_add_int_value(b, (gint64)bk.count);
+            json_builder_end_array(b);
+        }
+        json_builder_end_array(b);
+    }
     add_int(b, "p50_ns", hostd_latency_hist_quantile(hist, 0.50));
     add_int(b, "p90_ns", hostd_latency_hist_quantile(hist, 0.90));
     add_int(b, "p99_ns", hostd_latency_hist_quantile(hist, 0.99));
@@ -182,7 +202,7 @@ static void add_hung(JsonBuilder *b, const HostdDisk *d)
 }
 
 /* Per op: counts, rates and per-phase percentiles of a rollup. */
-static void add_ops(JsonBuilder *b, const HostdStatsRollup *r)
+static void add_ops(JsonBuilder *b, const HostdStatsRollup *r, bool buckets)
 {
     json_builder_set_member_name(b, "ops");
     json_builder_begin_array(b);
@@ -202,10 +222,10 @@ static void add_ops(JsonBuilder *b, const HostdStatsRollup *r)
         json_builder_begin_array(b);
         /* Total first: it is what an operator reads first. */
         for (int i = 0; i < BLKIN_PHASE__N; i++) {
-            enum blkin_phase p = hostd_stats_phase_order[i];
+            enum blkin_phase p = blkin_phase_report_order[i];
 
             if (r->hist[op][p])
-                add_phase(b, p, r->hist[op][p]);
+                add_phase(b, p, r->hist[op][p], buckets);
         }
         json_builder_end_array(b);
         json_builder_end_object(b);
@@ -214,7 +234,7 @@ static void add_ops(JsonBuilder *b, const HostdStatsRollup *r)
 }
 
 static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
-                     uint64_t now)
+                     uint64_t now, bool buckets)
 {
     HostdStatsRollup r = {0};
     const HostdJoinCounters *jc = hostd_join_counters(d->join);
@@ -229,6 +249,10 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
     if (d->vm->stopped_ns)
         add_int(b, "stopped_ago_ns", mono_ns() - d->vm->stopped_ns);
     add_str(b, "filter_id", d->filter_id);
+    /* "virtio-blk": device phases; else the device's type, or why device
+     * timing is off (docs/hostd.md, "Phases"); null before the filter
+     * said. */
+    add_str(b, "device", d->device);
     add_int(b, "latest_ns", d->latest_ns);
     add_int(b, "window_start_ns", r.start_ns);
     add_int(b, "window_end_ns", r.end_ns);
@@ -276,7 +300,7 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
     json_builder_end_object(b);
 
     add_hung(b, d);
-    add_ops(b, &r);
+    add_ops(b, &r, buckets);
     json_builder_end_object(b);
     hostd_stats_rollup_clear(&r);
 }
@@ -320,6 +344,7 @@ typedef struct WindowCtx {
     JsonBuilder *b;
     HostdStatsWindow w;
     uint64_t now;
+    bool buckets; /* report: each phase's buckets too */
 } WindowCtx;
 
 typedef void (*PerDiskFn)(Hostd *h, HostdDisk *d, void *opaque);
@@ -327,10 +352,10 @@ typedef void (*PerDiskFn)(Hostd *h, HostdDisk *d, void *opaque);
 /* {"ok": true, "window": W, @member: [@fn's output for each disk]} */
 static JsonNode *windowed_response(Hostd *h, const char *vm, const char *disk,
                                    const char *window, const char *member,
-                                   PerDiskFn fn, GError **err)
+                                   PerDiskFn fn, bool buckets, GError **err)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
-    WindowCtx c = {.b = b, .now = report_now(h)};
+    WindowCtx c = {.b = b, .now = report_now(h), .buckets = buckets};
 
     if (!parse_window(window, &c.w, err))
         return NULL;
@@ -351,13 +376,14 @@ static void report_one(Hostd *h, HostdDisk *d, void *opaque)
 {
     WindowCtx *c = opaque;
 
-    add_disk(h, c->b, d, c->w, c->now);
+    add_disk(h, c->b, d, c->w, c->now, c->buckets);
 }
 
 JsonNode *hostd_report(Hostd *h, const char *vm, const char *disk,
-                       const char *window, GError **err)
+                       const char *window, bool buckets, GError **err)
 {
-    return windowed_response(h, vm, disk, window, "disks", report_one, err);
+    return windowed_response(h, vm, disk, window, "disks", report_one, buckets,
+                             err);
 }
 
 /* One request as a timeline: each phase with its start relative to the
@@ -380,9 +406,21 @@ static void add_request(JsonBuilder *b, const HostdDisk *d,
     if (guest && r->guest_queue_ns)
         ph[n++] = (typeof(ph[0])){blkin_phase_name(BLKIN_PHASE_GUEST_QUEUE),
                                   r->guest_queue_ns, r->guest_issue_ns};
+    /* On a virtio-blk disk the host side starts at the device's entry and
+     * ends at its completion (QEMU's own accounting), else at the filter. */
+    int64_t in =
+        r->dev_start_ns ? (int64_t)r->dev_start_ns : (int64_t)r->span_start_ns;
+    int64_t out =
+        r->dev_end_ns ? (int64_t)r->dev_end_ns : (int64_t)r->span_end_ns;
+
     if (guest && span)
-        ph[n++] = (typeof(ph[0])){blkin_phase_name(BLKIN_PHASE_GUEST_TO_QEMU),
-                                  r->guest_issue_ns, r->span_start_ns};
+        ph[n++] = (typeof(ph[0])){
+            blkin_phase_name(r->dev_start_ns ? BLKIN_PHASE_GUEST_TO_DEVICE
+                                             : BLKIN_PHASE_GUEST_TO_QEMU),
+            r->guest_issue_ns, in};
+    if (span && r->dev_start_ns)
+        ph[n++] = (typeof(ph[0])){blkin_phase_name(BLKIN_PHASE_DEVICE), in,
+                                  r->span_start_ns};
     if (span) {
         /* Below QEMU, in order: network, remote service, backend I/O. The
          * network's two halves are shown as one, before the server. */
@@ -406,9 +444,15 @@ static void add_request(JsonBuilder *b, const HostdDisk *d,
             t += len;
         }
     }
+    if (span && r->dev_end_ns)
+        ph[n++] =
+            (typeof(ph[0])){blkin_phase_name(BLKIN_PHASE_DEVICE_COMPLETION),
+                            r->span_end_ns, out};
     if (guest && span)
-        ph[n++] = (typeof(ph[0])){blkin_phase_name(BLKIN_PHASE_QEMU_TO_GUEST),
-                                  r->span_end_ns, r->guest_complete_ns};
+        ph[n++] = (typeof(ph[0])){
+            blkin_phase_name(r->dev_end_ns ? BLKIN_PHASE_DEVICE_TO_GUEST
+                                           : BLKIN_PHASE_QEMU_TO_GUEST),
+            out, r->guest_complete_ns};
 
     json_builder_begin_object(b);
     add_str(b, "vm", d->vm->name);
@@ -431,6 +475,8 @@ static void add_request(JsonBuilder *b, const HostdDisk *d,
     add_int(b, "guest_complete_ns", r->guest_complete_ns);
     add_int(b, "span_start_ns", r->span_start_ns);
     add_int(b, "span_end_ns", r->span_end_ns);
+    add_int(b, "device_start_ns", r->dev_start_ns);
+    add_int(b, "device_end_ns", r->dev_end_ns);
     add_int(b, "total_ns", hostd_joined_request_latency(r));
     json_builder_set_member_name(b, "phases");
     json_builder_begin_array(b);
@@ -459,7 +505,8 @@ static void tail_one(Hostd *h, HostdDisk *d, void *opaque)
 JsonNode *hostd_report_tail(Hostd *h, const char *vm, const char *disk,
                             const char *window, GError **err)
 {
-    return windowed_response(h, vm, disk, window, "requests", tail_one, err);
+    return windowed_response(h, vm, disk, window, "requests", tail_one, false,
+                             err);
 }
 
 typedef struct TraceCtx {
@@ -623,6 +670,8 @@ static void add_trace_inputs(JsonBuilder *b, Hostd *h)
         add_int(b, "spans", st.source.spans);
         add_int(b, "rejected", st.source.rejected);
         add_int(b, "discarded", st.source.discarded);
+        add_int(b, "batches", st.source.batches);
+        add_int(b, "batches_lost", st.source.batches_lost);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
@@ -660,6 +709,8 @@ JsonNode *hostd_report_status(Hostd *h)
     hostd_report_add_ceph(b, h->model);
     if (h->model->live)
         hostd_live_health_json(h->model->live, b, mono_ns());
+    if (h->live_url)
+        hostd_lttng_keeper_json(h->lttng_keeper, b);
     add_int(b, "lttng_discarded", h->model->lttng_discarded);
     /* "ok", "off" (--no-history) or "down" with the reason. */
     json_builder_set_member_name(b, "history");
@@ -677,10 +728,13 @@ JsonNode *hostd_report_status(Hostd *h)
 
         hostd_span_export_stats(g_ptr_array_index(h->exporters, i), &es);
         json_builder_begin_object(b);
+        add_str(b, "format",
+                hostd_span_export_name(g_ptr_array_index(h->exporters, i)));
         add_int(b, "queued", es.queued);
         add_int(b, "sent", es.sent);
         add_int(b, "dropped", es.dropped);
         add_int(b, "failures", es.failures);
+        add_int(b, "rejected", es.rejected);
         add_int(b, "pending", es.pending);
         json_builder_end_object(b);
     }
@@ -744,11 +798,36 @@ JsonNode *hostd_report_history(Hostd *h, const char *vm, const char *disk,
         for (int c = 0; c < HOSTD_STATS_COUNTER__N; c++)
             add_int(b, hostd_stats_counter_names[c], r.counters[c]);
         json_builder_end_object(b);
-        add_ops(b, &r);
+        add_ops(b, &r, false);
         json_builder_end_object(b);
         hostd_stats_rollup_clear(&r);
     }
     json_builder_end_array(b);
     json_builder_end_object(b);
     return json_builder_get_root(b);
+}
+
+/* ---- pieces other answers build on (the view, view.c) ---- */
+
+uint64_t hostd_report_now(Hostd *h)
+{
+    return report_now(h);
+}
+
+gboolean hostd_report_parse_window(const char *name, HostdStatsWindow *w,
+                                   GError **err)
+{
+    return parse_window(name, w, err);
+}
+
+void hostd_report_add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d,
+                           HostdStatsWindow w, uint64_t now)
+{
+    add_disk(h, b, d, w, now, false);
+}
+
+void hostd_report_add_request(JsonBuilder *b, const HostdDisk *d,
+                              const HostdJoinedRequest *r)
+{
+    add_request(b, d, r);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * serve-buf.c: line assembly and output queues for client connections
  * (serve-buf.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * serve-buf.h: the byte handling of hostd's client connections, without
  * sockets, so that fuzzers and unit tests drive it directly

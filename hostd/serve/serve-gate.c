@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * serve-gate.c: connection limits, deadlines and their log (serve-gate.h).
  */

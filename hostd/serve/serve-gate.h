@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * serve-gate.h: admission and upkeep of the connections of hostd's
  * host-side surfaces (the control socket, the metrics endpoint), shared by

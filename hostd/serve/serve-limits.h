@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * serve-limits.h: every limit on what local clients of hostd's host-side
  * surfaces (the control socket, the metrics endpoint) may make it hold, in

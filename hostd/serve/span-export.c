@@ -1,5 +1,8 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * span-export.c: Zipkin v2 / OTLP JSON span export (span-export.h).
+ * span-export.c: Zipkin v2 / OTLP (JSON or protobuf) span export and the
+ * ClickHouse writer's queue and delivery (span-export.h), over HTTP(S) with
+ * the libcurl client (http-client.h).
  */
 #define G_LOG_DOMAIN "blkin-hostd-serve"
 
@@ -9,6 +12,8 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "http-client.h"
+#include "otlp-proto.h"
 #include "stats/disk-stats.h"
 
 #define BACKOFF_MIN_S 1
@@ -18,14 +23,15 @@ typedef struct ExportItem {
     char *domain;
     char *disk;
     int64_t wall_delta_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC when offered */
+    int64_t offered_ns;    /* CLOCK_MONOTONIC when offered (hostd counted it) */
+    uint64_t since_ns;     /* its disk's statistics began (monotonic), or 0 */
     HostdJoinedRequest r;
 } ExportItem;
 
 struct HostdSpanExport {
     HostdExportFormat fmt;
-    char *host;
-    int port;
-    char *path;
+    HostdHttpConfig *conf; /* owned */
+    HostdHttp *http;       /* owned; the worker's only */
     char *hostname;
     unsigned sample;
     uint64_t slow_ns;
@@ -39,10 +45,27 @@ struct HostdSpanExport {
     gboolean stop;
     GThread *worker;
     gboolean need_schema; /* ClickHouse: create tables before inserting */
+    /* The worker's: what it last logged (one line per change). */
+    gboolean failing;
+    long rejected_status;
 
     /* Read by any thread, written with atomics. */
-    uint64_t queued, sent, dropped, failures;
+    uint64_t queued, sent, dropped, failures, rejected;
 };
+
+static const char *format_name(HostdExportFormat f)
+{
+    switch (f) {
+    case HOSTD_EXPORT_ZIPKIN:
+        return "zipkin";
+    case HOSTD_EXPORT_OTLP:
+    case HOSTD_EXPORT_OTLP_PROTOBUF:
+        return "otlp";
+    case HOSTD_EXPORT_CLICKHOUSE:
+        return "clickhouse";
+    }
+    return "?";
+}
 
 static void item_free(gpointer p)
 {
@@ -302,41 +325,57 @@ static char *render(HostdSpanExport *e, GPtrArray *batch)
     return g_string_free(s, FALSE);
 }
 
-/* One blocking POST with timeouts; TRUE on a 2xx answer. */
-static gboolean post(HostdSpanExport *e, const char *path, const char *body,
-                     GError **err)
+/* The same spans as render()'s OTLP JSON, in OTLP protobuf. */
+static GBytes *render_protobuf(HostdSpanExport *e, GPtrArray *batch)
 {
-    g_autoptr(GSocketClient) client = g_socket_client_new();
-    g_autoptr(GSocketConnection) conn = NULL;
-    g_autofree char *head = NULL;
-    char status[64] = "";
-    GOutputStream *out;
-    GInputStream *in;
-    gssize n;
+    HostdOtlpProto *p = hostd_otlp_proto_new();
 
-    g_socket_client_set_timeout(client, 5);
-    conn = g_socket_client_connect_to_host(client, e->host, e->port, NULL, err);
-    if (!conn)
-        return FALSE;
-    head = g_strdup_printf("POST %s HTTP/1.1\r\nHost: %s:%d\r\n"
-                           "Content-Type: application/json\r\n"
-                           "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                           path, e->host, e->port, strlen(body));
-    out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
-    in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
-    if (!g_output_stream_write_all(out, head, strlen(head), NULL, NULL, err) ||
-        !g_output_stream_write_all(out, body, strlen(body), NULL, NULL, err))
-        return FALSE;
-    n = g_input_stream_read(in, status, sizeof(status) - 1, NULL, err);
-    if (n <= 0)
-        return FALSE;
-    status[n] = '\0';
-    /* "HTTP/1.x 2xx ..." */
-    if (strlen(status) < 12 || status[9] != '2') {
-        g_set_error(err, G_IO_ERROR, G_IO_ERROR_FAILED, "%.12s", status);
-        return FALSE;
+    for (guint i = 0; i < batch->len; i++) {
+        const ExportItem *it = g_ptr_array_index(batch, i);
+        const HostdJoinedRequest *r = &it->r;
+        SpanIds ids = span_ids(it);
+        const char *const attrs[] = {
+            "service.name", "blkin",        "host.name",
+            e->hostname,    "blkin.domain", it->domain,
+            "blkin.disk",   it->disk,       NULL};
+
+        hostd_otlp_proto_resource(p, "blkin-hostd", attrs);
+        for (int l = 0; l < 2; l++) {
+            uint64_t id = l ? ids.qemu : ids.guest;
+            g_autofree char *name = NULL;
+
+            if (!id)
+                continue;
+            name = g_strdup_printf("%s %s", l ? "qemu" : "guest",
+                                   blkin_op_name(r->op));
+            hostd_otlp_proto_span(p, ids.trace, id, l ? ids.guest : 0, name,
+                                  l ? 2 : 3, l ? ids.q_start : ids.g_start,
+                                  l ? ids.q_end : ids.g_end, r->ret ? 2 : 0);
+            hostd_otlp_proto_attr_str(p, "blkin.layer", l ? "qemu" : "guest");
+            hostd_otlp_proto_attr_int(p, "blkin.offset", (int64_t)r->offset);
+            hostd_otlp_proto_attr_int(p, "blkin.bytes", (int64_t)r->bytes);
+            for (int ph = 0; ph < BLKIN_PHASE__N; ph++) {
+                g_autofree char *k = NULL;
+
+                if (!(r->phase_valid & (1u << ph)))
+                    continue;
+                k = g_strdup_printf("blkin.%s_ns", blkin_phase_name(ph));
+                hostd_otlp_proto_attr_int(p, k, (int64_t)r->phase_ns[ph]);
+            }
+        }
     }
-    return TRUE;
+    return hostd_otlp_proto_finish(p);
+}
+
+/* One POST; TRUE on a 2xx answer, *@status the HTTP status (0: none). */
+static gboolean post(HostdSpanExport *e, const char *query, const char *body,
+                     long *status, GError **err)
+{
+    return hostd_http_post(e->http, query,
+                           e->fmt == HOSTD_EXPORT_CLICKHOUSE
+                               ? "text/plain; charset=utf-8"
+                               : "application/json",
+                           body, strlen(body), status, NULL, err);
 }
 
 /*
@@ -363,10 +402,13 @@ static void clickhouse_rows(HostdSpanExport *e, GPtrArray *batch, GString *req,
             ",\"op\":\"%s\",\"time\":%" PRId64 ",\"end_unix_ns\":%" PRId64
             ",\"offset\":%" PRIu64 ",\"bytes\":%" PRIu64
             ",\"ret\":%d,\"flags\":%u,\"merged\":%u,\"trace_id\":%" PRIu64
-            ",\"span_id\":%" PRIu64,
+            ",\"span_id\":%" PRIu64 ",\"joined_unix_ns\":%" PRId64
+            ",\"since_unix_ns\":%" PRId64,
             blkin_op_name(r->op), end / 1000000000, end, r->offset, r->bytes,
             r->ret, r->flags, r->merged, ids.trace,
-            (r->flags & HOSTD_JR_HAS_SPAN) ? r->span_id : 0);
+            (r->flags & HOSTD_JR_HAS_SPAN) ? r->span_id : 0,
+            it->offered_ns + it->wall_delta_ns,
+            it->since_ns ? (int64_t)it->since_ns + it->wall_delta_ns : 0);
         for (int p = 0; p < BLKIN_PHASE__N; p++)
             g_string_append_printf(
                 req, ",\"%s_ns\":%" PRId64, blkin_phase_name(p),
@@ -398,16 +440,40 @@ static void clickhouse_rows(HostdSpanExport *e, GPtrArray *batch, GString *req,
     }
 }
 
+/*
+ * The schema (docs/clickhouse.md): made if missing, and a table made by an
+ * older hostd gets the columns it lacks (new phases are appended to
+ * enum blkin_phase), so that rows with every phase insert.
+ */
+#define CH_REQUESTS_HEAD                                                       \
+    "host String, domain String, disk String, op String, time DateTime, "      \
+    "end_unix_ns UInt64, offset UInt64, bytes UInt64, ret Int32, "             \
+    "flags UInt32, merged UInt8, trace_id UInt64, span_id UInt64"
+/* Columns after the phases: name, type. */
+static const char *const ch_more_columns[][2] = {
+    {"joined_unix_ns", "UInt64 DEFAULT 0"}, /* when hostd counted it */
+    {"since_unix_ns", "UInt64 DEFAULT 0"},  /* its disk's stats began */
+};
+
+static char *clickhouse_requests_table(void)
+{
+    GString *s = g_string_new(
+        "CREATE TABLE IF NOT EXISTS blkin.requests (" CH_REQUESTS_HEAD);
+
+    for (int p = 0; p < BLKIN_PHASE__N; p++)
+        g_string_append_printf(s, ", %s_ns Int64 DEFAULT -1",
+                               blkin_phase_name(p));
+    for (size_t i = 0; i < G_N_ELEMENTS(ch_more_columns); i++)
+        g_string_append_printf(s, ", %s %s", ch_more_columns[i][0],
+                               ch_more_columns[i][1]);
+    g_string_append(s, ") ENGINE = MergeTree() PARTITION BY toYYYYMMDD(time) "
+                       "ORDER BY (domain, disk, time)");
+    return g_string_free(s, FALSE);
+}
+
 static const char *const clickhouse_schema[] = {
     "CREATE DATABASE IF NOT EXISTS blkin",
-    "CREATE TABLE IF NOT EXISTS blkin.requests (host String, domain String, "
-    "disk String, op String, time DateTime, end_unix_ns UInt64, "
-    "offset UInt64, bytes UInt64, ret Int32, flags UInt32, merged UInt8, "
-    "trace_id UInt64, span_id UInt64, guest_queue_ns Int64, "
-    "guest_to_qemu_ns Int64, qemu_ns Int64, backend_ns Int64, "
-    "qemu_to_guest_ns Int64, total_ns Int64, network_ns Int64 DEFAULT -1, "
-    "remote_ns Int64 DEFAULT -1) ENGINE = MergeTree() "
-    "PARTITION BY toYYYYMMDD(time) ORDER BY (domain, disk, time)",
+    NULL, /* blkin.requests: clickhouse_requests_table() */
     "CREATE TABLE IF NOT EXISTS blkin.spans (trace_id UInt64, "
     "span_id UInt64, parent_id UInt64, layer String, host String, "
     "domain String, disk String, op String, start_unix_ns UInt64, "
@@ -415,32 +481,96 @@ static const char *const clickhouse_schema[] = {
     "start_unix_ns)",
 };
 
-static gboolean deliver(HostdSpanExport *e, GPtrArray *batch, GError **err)
+/* Adds the columns blkin.requests lacks. */
+static gboolean clickhouse_upgrade(HostdSpanExport *e, long *status,
+                                   GError **err)
+{
+    static const char q[] = "DESCRIBE TABLE blkin.requests FORMAT TabSeparated";
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    g_autoptr(GHashTable) have =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_auto(GStrv) lines = NULL;
+
+    if (!hostd_http_post(e->http, NULL, "text/plain; charset=utf-8", q,
+                         strlen(q), status, out, err))
+        return FALSE;
+    g_byte_array_append(out, (guint8 *)"", 1);
+    lines = g_strsplit((char *)out->data, "\n", -1);
+    for (char **l = lines; *l; l++)
+        if (**l)
+            g_hash_table_add(have, g_strndup(*l, strcspn(*l, "\t")));
+    for (int p = 0; p < BLKIN_PHASE__N + (int)G_N_ELEMENTS(ch_more_columns);
+         p++) {
+        g_autofree char *col =
+            p < BLKIN_PHASE__N
+                ? g_strdup_printf("%s_ns", blkin_phase_name(p))
+                : g_strdup(ch_more_columns[p - BLKIN_PHASE__N][0]);
+        g_autofree char *alter = NULL;
+
+        if (g_hash_table_contains(have, col))
+            continue;
+        alter = g_strdup_printf(
+            "ALTER TABLE blkin.requests ADD COLUMN %s %s", col,
+            p < BLKIN_PHASE__N ? "Int64 DEFAULT -1"
+                               : ch_more_columns[p - BLKIN_PHASE__N][1]);
+        if (!post(e, NULL, alter, status, err))
+            return FALSE;
+        g_message("store clickhouse: added column %s to blkin.requests", col);
+    }
+    return TRUE;
+}
+
+/* Delivers @batch; *@status is the HTTP status of the request that
+ * failed (0: no answer). */
+static gboolean deliver(HostdSpanExport *e, GPtrArray *batch, long *status,
+                        GError **err)
 {
     g_autoptr(GString) req = NULL, spans = NULL;
     g_autofree char *body = NULL;
 
+    if (e->fmt == HOSTD_EXPORT_OTLP_PROTOBUF) {
+        g_autoptr(GBytes) pb = render_protobuf(e, batch);
+        gsize n;
+        const void *data = g_bytes_get_data(pb, &n);
+
+        return hostd_http_post(e->http, NULL, "application/x-protobuf", data, n,
+                               status, NULL, err);
+    }
     if (e->fmt != HOSTD_EXPORT_CLICKHOUSE) {
         body = render(e, batch);
-        return post(e, e->path, body, err);
+        return post(e, NULL, body, status, err);
     }
     if (e->need_schema) {
-        for (size_t i = 0; i < G_N_ELEMENTS(clickhouse_schema); i++)
-            if (!post(e, "/", clickhouse_schema[i], err))
+        for (size_t i = 0; i < G_N_ELEMENTS(clickhouse_schema); i++) {
+            g_autofree char *table =
+                clickhouse_schema[i] ? NULL : clickhouse_requests_table();
+
+            if (!post(e, NULL, table ? table : clickhouse_schema[i], status,
+                      err))
                 return FALSE;
+        }
+        if (!clickhouse_upgrade(e, status, err))
+            return FALSE;
         e->need_schema = FALSE;
     }
     req = g_string_new(NULL);
     spans = g_string_new(NULL);
     clickhouse_rows(e, batch, req, spans);
     return post(e,
-                "/?query=INSERT%20INTO%20blkin.requests%20FORMAT%20"
+                "query=INSERT%20INTO%20blkin.requests%20FORMAT%20"
                 "JSONEachRow",
-                req->str, err) &&
+                req->str, status, err) &&
            (!spans->len ||
-            post(e,
-                 "/?query=INSERT%20INTO%20blkin.spans%20FORMAT%20JSONEachRow",
-                 spans->str, err));
+            post(e, "query=INSERT%20INTO%20blkin.spans%20FORMAT%20JSONEachRow",
+                 spans->str, status, err));
+}
+
+/* A status the collector will answer the same way next time: the batch is
+ * dropped (counted as rejected) rather than retried for ever. 408 and 429
+ * ask for a retry. */
+static gboolean permanent(long status)
+{
+    return status >= 400 && status < 500 && status != 408 && status != 429;
 }
 
 static gpointer worker(gpointer user)
@@ -469,16 +599,37 @@ static gpointer worker(gpointer user)
             continue;
 
         g_autoptr(GError) err = NULL;
+        long status = 0;
 
-        if (deliver(e, batch, &err)) {
+        if (deliver(e, batch, &status, &err)) {
             __atomic_fetch_add(&e->sent, batch->len, __ATOMIC_RELAXED);
             g_ptr_array_set_size(batch, 0);
             backoff = 0;
+            if (e->failing || e->rejected_status)
+                g_message("export %s: delivering again", format_name(e->fmt));
+            e->failing = FALSE;
+            e->rejected_status = 0;
+        } else if (permanent(status)) {
+            /* Retrying would only be refused again: drop the batch, say so
+             * once per status. */
+            __atomic_fetch_add(&e->rejected, batch->len, __ATOMIC_RELAXED);
+            if (status != e->rejected_status)
+                g_warning("export %s: the collector refused a batch (%s); "
+                          "dropping refused batches (counted as rejected)",
+                          format_name(e->fmt), err->message);
+            e->rejected_status = status;
+            e->need_schema = e->fmt == HOSTD_EXPORT_CLICKHOUSE;
+            g_ptr_array_set_size(batch, 0);
         } else {
             /* Keep the batch and retry it later; the queue keeps filling
              * (and dropping) meanwhile. */
             __atomic_fetch_add(&e->failures, 1, __ATOMIC_RELAXED);
-            g_debug("export: %s", err ? err->message : "failed");
+            if (!e->failing)
+                g_warning("export %s: %s; retrying with backoff (%d s .. %d "
+                          "s), logged once until it works again",
+                          format_name(e->fmt), err ? err->message : "failed",
+                          BACKOFF_MIN_S, BACKOFF_MAX_S);
+            e->failing = TRUE;
             backoff = backoff ? MIN(backoff * 2, BACKOFF_MAX_S) : BACKOFF_MIN_S;
         }
     }
@@ -489,21 +640,28 @@ HostdSpanExport *hostd_span_export_new(HostdExportFormat fmt, const char *url,
                                        unsigned sample, uint64_t slow_ns,
                                        GError **err)
 {
-    g_autoptr(GUri) uri = g_uri_parse(url, G_URI_FLAGS_NONE, err);
+    HostdHttpConfig *conf = hostd_http_config_new(url, err);
+
+    return conf ? hostd_span_export_new_http(fmt, conf, sample, slow_ns, err)
+                : NULL;
+}
+
+HostdSpanExport *hostd_span_export_new_http(HostdExportFormat fmt,
+                                            HostdHttpConfig *conf,
+                                            unsigned sample, uint64_t slow_ns,
+                                            GError **err)
+{
+    HostdHttp *http = hostd_http_new(conf, err);
     HostdSpanExport *e;
 
-    if (!uri)
-        return NULL;
-    if (g_strcmp0(g_uri_get_scheme(uri), "http") || !g_uri_get_host(uri)) {
-        g_set_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "%s: only http://HOST[:PORT]/PATH is supported", url);
+    if (!http) {
+        hostd_http_config_free(conf);
         return NULL;
     }
     e = g_new0(HostdSpanExport, 1);
     e->fmt = fmt;
-    e->host = g_strdup(g_uri_get_host(uri));
-    e->port = g_uri_get_port(uri) > 0 ? g_uri_get_port(uri) : 80;
-    e->path = g_strdup(*g_uri_get_path(uri) ? g_uri_get_path(uri) : "/");
+    e->conf = conf;
+    e->http = http;
     e->hostname = g_strdup(g_get_host_name());
     e->sample = sample;
     e->slow_ns = slow_ns;
@@ -530,14 +688,21 @@ void hostd_span_export_free(HostdSpanExport *e)
     g_hash_table_destroy(e->held);
     g_mutex_clear(&e->lock);
     g_cond_clear(&e->cond);
-    g_free(e->host);
-    g_free(e->path);
+    hostd_http_free(e->http);
+    hostd_http_config_free(e->conf);
     g_free(e->hostname);
     g_free(e);
 }
 
 void hostd_span_export_offer(HostdSpanExport *e, const char *domain,
                              const char *disk, const HostdJoinedRequest *r)
+{
+    hostd_span_export_offer_since(e, domain, disk, 0, r);
+}
+
+void hostd_span_export_offer_since(HostdSpanExport *e, const char *domain,
+                                   const char *disk, uint64_t since_ns,
+                                   const HostdJoinedRequest *r)
 {
     bool sampled = e->sample && e->offered++ % e->sample == 0;
     /* Slow by the filter span's duration, which the host measured: the
@@ -561,8 +726,9 @@ void hostd_span_export_offer(HostdSpanExport *e, const char *domain,
     it = g_new(ExportItem, 1);
     it->domain = g_strdup(domain);
     it->disk = g_strdup(disk);
-    it->wall_delta_ns =
-        g_get_real_time() * 1000 - g_get_monotonic_time() * 1000;
+    it->offered_ns = g_get_monotonic_time() * 1000;
+    it->wall_delta_ns = g_get_real_time() * 1000 - it->offered_ns;
+    it->since_ns = since_ns;
     it->r = *r;
     g_queue_push_tail(&e->queue, it);
     held_add(e, domain, 1);
@@ -589,12 +755,18 @@ void hostd_span_export_set_queue_max(HostdSpanExport *e, unsigned n)
     g_mutex_unlock(&e->lock);
 }
 
+const char *hostd_span_export_name(const HostdSpanExport *e)
+{
+    return format_name(e->fmt);
+}
+
 void hostd_span_export_stats(HostdSpanExport *e, HostdExportStats *out)
 {
     out->queued = __atomic_load_n(&e->queued, __ATOMIC_RELAXED);
     out->sent = __atomic_load_n(&e->sent, __ATOMIC_RELAXED);
     out->dropped = __atomic_load_n(&e->dropped, __ATOMIC_RELAXED);
     out->failures = __atomic_load_n(&e->failures, __ATOMIC_RELAXED);
+    out->rejected = __atomic_load_n(&e->rejected, __ATOMIC_RELAXED);
     g_mutex_lock(&e->lock);
     out->pending = e->queue.length;
     g_mutex_unlock(&e->lock);

@@ -1,6 +1,9 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * span-export.h: joined requests sent to tracing back ends as spans, in
- * Zipkin v2 JSON (POST /api/v2/spans) and OTLP/HTTP JSON (POST /v1/traces).
+ * Zipkin v2 JSON (POST /api/v2/spans) and OTLP/HTTP, JSON or protobuf
+ * (POST /v1/traces), over HTTP or HTTPS with the options of http-client.h
+ * (CA, client certificate, basic or bearer auth, headers, gzip).
  *
  * Each exported request becomes one span per layer, linked by parent ids:
  * the guest's request (root; service "guest"), and QEMU's (the filter span,
@@ -15,7 +18,10 @@
  * Delivery never slows hostd: requests go to a bounded queue
  * (HOSTD_EXPORT_QUEUE_MAX); a worker thread posts batches of up to
  * HOSTD_EXPORT_BATCH every second, retrying a failed batch with exponential
- * backoff (1 s .. 30 s). When the queue is full, a request of a VM holding
+ * backoff (1 s .. 30 s); a batch the collector refuses for good (a 4xx
+ * status other than 408 and 429) is dropped and counted as rejected. One
+ * log line when delivery starts failing, one when it works again. When
+ * the queue is full, a request of a VM holding
  * fewer queued requests than the VM holding most replaces that VM's oldest;
  * otherwise it is dropped. Either way one drop is counted. Counters are read
  * without locks (atomics).
@@ -29,6 +35,7 @@
 #include <glib.h>
 #include <stdint.h>
 
+#include "http-client.h"
 #include "join/joined-request.h"
 
 #define HOSTD_EXPORT_QUEUE_MAX 20000
@@ -38,6 +45,7 @@ typedef enum HostdExportFormat {
     HOSTD_EXPORT_ZIPKIN,
     HOSTD_EXPORT_OTLP,
     HOSTD_EXPORT_CLICKHOUSE, /* store-clickhouse.h */
+    HOSTD_EXPORT_OTLP_PROTOBUF,
 } HostdExportFormat;
 
 typedef struct HostdExportStats {
@@ -45,6 +53,7 @@ typedef struct HostdExportStats {
     uint64_t sent;     /* requests in batches the back end accepted */
     uint64_t dropped;  /* lost to a full queue (offered or evicted) */
     uint64_t failures; /* failed POSTs (each retried) */
+    uint64_t rejected; /* requests in batches the back end refused (4xx) */
     uint64_t pending;  /* in the queue now */
 } HostdExportStats;
 
@@ -54,13 +63,28 @@ typedef struct HostdSpanExport HostdSpanExport;
 HostdSpanExport *hostd_span_export_new(HostdExportFormat fmt, const char *url,
                                        unsigned sample, uint64_t slow_ns,
                                        GError **err);
+/* The same with an HTTP(S) configuration (http-client.h), which the
+ * exporter takes (freed on failure too). */
+HostdSpanExport *hostd_span_export_new_http(HostdExportFormat fmt,
+                                            HostdHttpConfig *conf,
+                                            unsigned sample, uint64_t slow_ns,
+                                            GError **err);
 /* Stops the worker (a batch in flight is abandoned) and frees. NULL ok. */
 void hostd_span_export_free(HostdSpanExport *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdSpanExport, hostd_span_export_free)
 
 void hostd_span_export_offer(HostdSpanExport *e, const char *domain,
                              const char *disk, const HostdJoinedRequest *r);
+/* The same, with when the disk's statistics began (@since_ns, monotonic;
+ * disk-stats.h): the ClickHouse store keeps it, and the time of the offer
+ * (when hostd counted the request), so that `blkin report --store` defines
+ * its windows and rates as hostd's report does. */
+void hostd_span_export_offer_since(HostdSpanExport *e, const char *domain,
+                                   const char *disk, uint64_t since_ns,
+                                   const HostdJoinedRequest *r);
 void hostd_span_export_stats(HostdSpanExport *e, HostdExportStats *out);
+/* "zipkin", "otlp" or "clickhouse". */
+const char *hostd_span_export_name(const HostdSpanExport *e);
 /* Requests of VM @domain waiting in the queue (not in a batch being sent). */
 unsigned hostd_span_export_pending_of(HostdSpanExport *e, const char *domain);
 /* A smaller queue than HOSTD_EXPORT_QUEUE_MAX (tests, small hosts). */

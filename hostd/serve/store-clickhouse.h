@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * store-clickhouse.h: joined requests and their spans written to ClickHouse
  * over its HTTP interface, the scale-out store that `blkin report --store`
@@ -24,7 +25,11 @@
 
 #include "span-export.h"
 
-/* @url: http://HOST:PORT/ of ClickHouse's HTTP interface. */
+/* @url: http(s)://HOST:PORT/ of ClickHouse's HTTP interface. */
 HostdSpanExport *hostd_store_clickhouse_new(const char *url, GError **err);
+/* The same with TLS, auth and headers (http-client.h; taken, freed on
+ * failure too): user and password-file with auth = basic. */
+HostdSpanExport *hostd_store_clickhouse_new_http(HostdHttpConfig *conf,
+                                                 GError **err);
 
 #endif

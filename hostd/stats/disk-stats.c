@@ -16,16 +16,6 @@
 #define N_PHASES       BLKIN_PHASE__N
 #define N_COUNTERS     HOSTD_STATS_COUNTER__N
 
-const enum blkin_phase hostd_stats_phase_order[N_PHASES] = {
-    BLKIN_PHASE_TOTAL,         BLKIN_PHASE_GUEST_QUEUE,
-    BLKIN_PHASE_GUEST_TO_QEMU, BLKIN_PHASE_QEMU,
-    BLKIN_PHASE_NETWORK,       BLKIN_PHASE_REMOTE,
-    BLKIN_PHASE_BACKEND,       BLKIN_PHASE_LIBRBD,
-    BLKIN_PHASE_NET_OUT,       BLKIN_PHASE_OSD_QUEUE,
-    BLKIN_PHASE_OSD_EXEC,      BLKIN_PHASE_NET_BACK,
-    BLKIN_PHASE_QEMU_TO_GUEST,
-};
-
 const char *const hostd_stats_counter_names[N_COUNTERS] = {
     [HOSTD_STATS_UNMATCHED_GUEST] = "unmatched_guest",
     [HOSTD_STATS_UNMATCHED_SPAN] = "unmatched_spans",
@@ -362,6 +352,11 @@ HostdDiskStats *hostd_disk_stats_new(uint64_t now_ns, uint64_t align_ns,
     return ds;
 }
 
+uint64_t hostd_disk_stats_since(const HostdDiskStats *ds)
+{
+    return ds->created - ds->align_ns;
+}
+
 void hostd_disk_stats_free(HostdDiskStats *ds)
 {
     if (!ds)
@@ -630,6 +625,24 @@ int hostd_disk_stats_window(HostdDiskStats *ds, uint64_t now_ns,
     out->start_ns = to_mono(ds, start);
     out->end_ns = to_mono(ds, end);
     return 0;
+}
+
+uint64_t hostd_disk_stats_seconds(HostdDiskStats *ds, uint64_t now_ns,
+                                  HostdStatsSecondFn fn, void *opaque)
+{
+    hostd_disk_stats_advance(ds, now_ns);
+
+    for (uint64_t s = sat_sub(ds->sec, RING); s < ds->sec; s++) {
+        if (!ds->sec_ring[s % RING])
+            continue;
+        HostdStatsRollup r = {0};
+        thaw_merge(ds->sec_ring[s % RING], &r);
+        r.start_ns = to_mono(ds, s * HOSTD_NS_PER_SEC);
+        r.end_ns = to_mono(ds, (s + 1) * HOSTD_NS_PER_SEC);
+        fn(opaque, &r);
+        hostd_stats_rollup_clear(&r);
+    }
+    return to_mono(ds, ds->sec * HOSTD_NS_PER_SEC);
 }
 
 void hostd_disk_stats_flush(HostdDiskStats *ds, uint64_t now_ns)

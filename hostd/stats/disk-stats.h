@@ -89,9 +89,6 @@ typedef enum HostdStatsWindow {
     HOSTD_STATS_WINDOW__N,
 } HostdStatsWindow;
 
-/* Every phase once, total first, then in the order a request passes them
- * (the enum's numbering is historical, see joined-request.h). */
-extern const enum blkin_phase hostd_stats_phase_order[BLKIN_PHASE__N];
 extern const char *const hostd_stats_counter_names[HOSTD_STATS_COUNTER__N];
 extern const char *const hostd_stats_window_names[HOSTD_STATS_WINDOW__N];
 
@@ -176,8 +173,21 @@ int hostd_disk_stats_add(HostdDiskStats *ds, uint64_t now_ns,
 void hostd_disk_stats_count(HostdDiskStats *ds, uint64_t now_ns,
                             HostdStatsCounter c, uint64_t n);
 /* A copy of window @w as of @now_ns into @out (cleared first). */
+/* When the statistics began (the caller's monotonic clock, as @now_ns of
+ * hostd_disk_stats_new()): no window starts before it. */
+uint64_t hostd_disk_stats_since(const HostdDiskStats *ds);
 int hostd_disk_stats_window(HostdDiskStats *ds, uint64_t now_ns,
                             HostdStatsWindow w, HostdStatsRollup *out);
+/*
+ * The closed seconds of the 1-minute window as of @now_ns, oldest first,
+ * each that saw anything, as a rollup borrowed for the call whose interval
+ * is that second: their sum is hostd_disk_stats_window(1 min). Returns the
+ * windows' end (the start of the second in progress). For views over time
+ * (timeline.h).
+ */
+typedef void (*HostdStatsSecondFn)(void *opaque, const HostdStatsRollup *sec);
+uint64_t hostd_disk_stats_seconds(HostdDiskStats *ds, uint64_t now_ns,
+                                  HostdStatsSecondFn fn, void *opaque);
 /*
  * Checkpoint: hands the minute in progress, as seen so far (complete
  * seconds of the minute plus the second in progress), to the minute

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * libvirt-watch.c: follows the running domains of a libvirt connection and
  * registers the blkin-enabled ones (their <blkin:libvirt> metadata gives the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * libvirt-watch.h: registers blkin-enabled libvirt domains with hostd's
  * model while they run (--libvirt URI), so no hook or `blkin register` is

@@ -14,6 +14,7 @@
 #define G_LOG_DOMAIN "blkin-hostd-vms"
 
 #include "model.h"
+#include "model-priv.h"
 
 #include <inttypes.h>
 
@@ -75,10 +76,8 @@ static void rbd_emit(void *opaque, const HostdRbdMatch *r)
     /* librbd's phases replace the lower spans': no backend phase. */
     below.known = false;
     below.backend_ns = 0;
-    if (m->offline || d->vm->agent)
-        hostd_join_add_span(d->join, r->top, &below);
-    else
-        hostd_join_span_alone(d->join, r->top, &below);
+    (void)m;
+    hostd_route_disk_join(d, r->top, &below);
 }
 
 void hostd_model_rbd_init(HostdModel *m)

@@ -1,35 +1,19 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * model.c: VMs, disks and the routing of trace input to them (model.h).
+ * model.c: VMs and their disks: registration, lifecycle (a stopped VM
+ * lingers), what each disk does with its joined requests, and the agent
+ * channels' sink (model.h). Trace input is routed to them by route.c.
  */
 #define G_LOG_DOMAIN "blkin-hostd-vms"
 
 #include "model.h"
+#include "model-priv.h"
 
 #include "ingest/agent-conn.h"
 #include "disk-record.h"
 
 #include <gio/gio.h>
 #include <string.h>
-
-/* Lower spans whose parent did not come within this long are dropped. */
-#define HOSTD_CHILD_KEEP_NS (10LL * 1000000000LL)
-
-/* Guest requests can come: from an agent channel, or from a replay. */
-static bool hostd_vm_expects_guest(const HostdVm *vm)
-{
-    return vm->agent || vm->model->offline;
-}
-
-/* Filter disk indexes are per process, pids per node: key by all three.
- * pid_max is at most 2^22 and a process opens far fewer than 2^24 nodes. */
-static uint64_t qemu_disk_key(uint16_t source, uint32_t vpid, uint32_t disk)
-{
-    return (uint64_t)(source & 0xff) << 56 | (uint64_t)vpid << 24 |
-           (disk & 0xffffff);
-}
-
-/* Tolerance between two blkin spans of one request (no guest clock). */
-#define HOSTD_REMOTE_TOL_NS (100LL * 1000)
 
 static void disk_emit(void *opaque, const HostdJoinedRequest *req)
 {
@@ -78,6 +62,8 @@ static void disk_minute_closed(void *opaque, const HostdStatsRollup *minute)
     HostdDisk *d = opaque;
     g_autoptr(GError) err = NULL;
 
+    /* The view's heatmap keeps its own summary of the minute (timeline.h). */
+    hostd_timeline_minute(d->timeline, minute);
     if (!d->vm || !d->vm->model->history)
         return;
     HostdStatsRollup wall = *minute; /* shallow: histograms stay borrowed */
@@ -93,19 +79,6 @@ static void disk_minute_closed(void *opaque, const HostdStatsRollup *minute)
         g_warning("history: %s: %s", name, err->message);
 }
 
-/* A client span joined (or not) to the server's: on to the main join. */
-static void remote_emit(void *opaque, const HostdRemoteMatch *r)
-{
-    HostdDisk *d = opaque;
-
-    if (r->server)
-        d->remote_spans++;
-    if (hostd_vm_expects_guest(d->vm))
-        hostd_join_add_span(d->join, r->top, &r->below);
-    else
-        hostd_join_span_alone(d->join, r->top, &r->below);
-}
-
 static void disk_free(gpointer p)
 {
     HostdDisk *d = p;
@@ -117,12 +90,14 @@ static void disk_free(gpointer p)
     hostd_join_free(d->join);
     hostd_disk_stats_free(d->stats);
     hostd_tail_capture_free(d->tail);
+    hostd_timeline_free(d->timeline);
     for (int op = 0; op < BLKIN_OP__N; op++)
         for (int p = 0; p < BLKIN_PHASE__N; p++)
             hostd_latency_hist_free(d->cum[op][p]);
     g_free(d->target);
     g_free(d->serial);
     g_free(d->filter_id);
+    g_free(d->device);
     g_free(d);
 }
 
@@ -196,50 +171,6 @@ static void service_free(gpointer p)
     g_free(sv);
 }
 
-/* A storage service's span is complete (or timed out): it is a lower span
- * of its parent -- a filter span that passed its context on, or another
- * service's -- and is kept for `blkin trace`. */
-static void zipkin_emit(void *opaque, const HostdZipkinSpan *zs)
-{
-    HostdModel *m = opaque;
-    HostdService *sv = g_hash_table_lookup(m->services, zs->service);
-
-    /* Allocated at the first service span: most nodes have none. */
-    if (!m->recent)
-        m->recent = g_new(HostdZipkinSpan, HOSTD_RECENT_BACKEND);
-    m->recent[m->recent_next] = *zs;
-    m->recent_next = (m->recent_next + 1) % HOSTD_RECENT_BACKEND;
-    m->recent_len = MIN(m->recent_len + 1, HOSTD_RECENT_BACKEND);
-    if (!sv && g_hash_table_size(m->services) < HOSTD_MAX_SERVICES) {
-        sv = g_new0(HostdService, 1);
-        sv->name = g_strdup(zs->service);
-        sv->hist = hostd_latency_hist_new();
-        g_hash_table_insert(m->services, sv->name, sv);
-    }
-    if (sv) {
-        if (zs->complete) {
-            sv->spans++;
-            hostd_latency_hist_add(sv->hist, zs->end_ns - zs->start_ns);
-        } else {
-            sv->incomplete++;
-        }
-    } else {
-        m->services_dropped++;
-    }
-    if (zs->parent_span_id) {
-        HostdSpan child = {
-            .trace_id = zs->trace_id,
-            .span_id = zs->span_id,
-            .parent_span_id = zs->parent_span_id,
-            .start_ns = zs->start_ns,
-            .end_ns = zs->end_ns,
-            .source = zs->source,
-        };
-
-        hostd_span_tree_add(m->children, &child);
-    }
-}
-
 HostdModel *hostd_model_new(void)
 {
     HostdModel *m = g_new0(HostdModel, 1);
@@ -251,7 +182,12 @@ HostdModel *hostd_model_new(void)
         g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
     m->children = hostd_span_tree_new();
     m->early = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
-    m->zipkin = hostd_zipkin_spans_new(zipkin_emit, m);
+    m->dev_lists =
+        g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+    m->unmapped = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
+    m->unmappable =
+        g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    m->zipkin = hostd_zipkin_spans_new(hostd_route_zipkin_emit, m);
     m->services =
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, service_free);
     m->started_ns = g_get_monotonic_time() * 1000;
@@ -269,6 +205,9 @@ void hostd_model_free(HostdModel *m)
     g_hash_table_unref(m->by_filter);
     g_hash_table_unref(m->by_remote);
     g_array_unref(m->early);
+    g_hash_table_unref(m->dev_lists);
+    g_array_unref(m->unmapped);
+    g_hash_table_unref(m->unmappable);
     hostd_zipkin_spans_free(m->zipkin);
     g_free(m->recent);
     g_hash_table_unref(m->services);
@@ -336,8 +275,6 @@ static gboolean same_vm(const HostdVm *vm, const char *agent_socket,
     return TRUE;
 }
 
-static void model_span_at(HostdModel *m, const HostdSpan *s);
-
 /* Spans that came before their disk was registered, now that more are. */
 static void replay_early(HostdModel *m)
 {
@@ -345,7 +282,7 @@ static void replay_early(HostdModel *m)
 
     m->early = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
     for (guint i = 0; i < early->len; i++)
-        model_span_at(m, &g_array_index(early, HostdSpan, i));
+        hostd_route_span(m, &g_array_index(early, HostdSpan, i));
 }
 
 HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
@@ -354,6 +291,7 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
 {
     g_autoptr(GPtrArray) disks = g_ptr_array_new_with_free_func(disk_free);
     uint64_t t0 = m->offline ? 0 : g_get_monotonic_time() * 1000;
+    uint64_t align;
     HostdVm *vm;
 
     if (!valid_name(name)) {
@@ -397,12 +335,13 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
         d->hung = g_array_new(FALSE, FALSE, sizeof(HostdSpan));
         if (spec->remote_id) {
             d->remote_id = g_strdup(spec->remote_id);
-            d->remote = hostd_remote_join_new(remote_emit, d);
+            d->remote = hostd_remote_join_new(hostd_route_remote_emit, d);
         }
         d->join = hostd_join_new(disk_emit, d);
-        d->stats =
-            hostd_disk_stats_new(t0, minute_align_ns(), disk_minute_closed, d);
-        d->tail = hostd_tail_capture_new(HOSTD_TAIL_K, t0, minute_align_ns());
+        align = minute_align_ns();
+        d->stats = hostd_disk_stats_new(t0, align, disk_minute_closed, d);
+        d->tail = hostd_tail_capture_new(HOSTD_TAIL_K, t0, align);
+        d->timeline = hostd_timeline_new(align);
         g_ptr_array_add(disks, d);
     }
 
@@ -451,7 +390,7 @@ gboolean hostd_model_stop_vm(HostdModel *m, const char *name)
 
 /* Stopped VMs whose linger is over: their last minute to the history, then
  * they go. */
-static void expire_stopped(HostdModel *m, int64_t now_ns)
+void hostd_model_expire_stopped(HostdModel *m, int64_t now_ns)
 {
     g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
     GHashTableIter it;
@@ -495,187 +434,6 @@ gboolean hostd_model_remove_vm(HostdModel *m, const char *name)
     return g_hash_table_remove(m->vms, name);
 }
 
-void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map)
-{
-    uint64_t key = qemu_disk_key(map->source, map->vpid, map->disk);
-
-    if (map->state == 2) {
-        g_hash_table_remove(m->qemu_disks, &key);
-        return;
-    }
-    g_hash_table_insert(m->qemu_disks, g_memdup2(&key, sizeof(key)),
-                        g_strdup(map->id));
-}
-
-static const char *span_filter_id(HostdModel *m, const HostdSpan *s)
-{
-    uint64_t key = qemu_disk_key(s->source, s->vpid, s->disk);
-
-    return g_hash_table_lookup(m->qemu_disks, &key);
-}
-
-static HostdDisk *span_disk(HostdModel *m, const HostdSpan *s)
-{
-    const char *id = span_filter_id(m, s);
-
-    return id ? g_hash_table_lookup(m->by_filter, id) : NULL;
-}
-
-static guint hung_find(const HostdDisk *d, uint64_t span_id)
-{
-    for (guint i = 0; i < d->hung->len; i++)
-        if (g_array_index(d->hung, HostdSpan, i).span_id == span_id)
-            return i;
-    return G_MAXUINT;
-}
-
-static void hung_done(HostdDisk *d, const HostdSpan *s)
-{
-    guint i = d->hung->len ? hung_find(d, s->span_id) : G_MAXUINT;
-
-    if (i != G_MAXUINT)
-        g_array_remove_index_fast(d->hung, i);
-}
-
-void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns)
-{
-    model_span_at(m, s);
-}
-
-static void model_span_at(HostdModel *m, const HostdSpan *s)
-{
-    const char *id = span_filter_id(m, s);
-    HostdDisk *d = id ? g_hash_table_lookup(m->by_filter, id) : NULL;
-    HostdBelow below = {0};
-    HostdSpan only;
-    unsigned n;
-
-    if (!d && id && (d = g_hash_table_lookup(m->by_remote, id))) {
-        /* The export's server-side span, on the node serving it. */
-        below.backend_ns = hostd_span_tree_take(m->children, s, NULL, NULL);
-        d->remote_source = s->source;
-        hostd_remote_join_add_server(d->remote, s, below.backend_ns);
-        return;
-    }
-    if (!d) {
-        /* A lower node's span (or an unregistered disk's): keep it for
-         * its parent, if it has one. */
-        if (s->parent_span_id)
-            hostd_span_tree_add(m->children, s);
-        else if (id && m->early->len < HOSTD_EARLY_MAX)
-            g_array_append_val(m->early, *s);
-        else
-            m->spans_unknown_disk++;
-        return;
-    }
-    d->spans++;
-    hung_done(d, s);
-    below.backend_ns = hostd_span_tree_take(m->children, s, &n, &only);
-    if (n)
-        d->has_lower = true;
-    below.known = d->has_lower;
-    /* On RBD: the librbd call below and its OSD ops first (model-rbd.c);
-     * as for NBD, a single lower span is the client's own view. */
-    if (!d->remote && m->rbd_open &&
-        hostd_model_rbd_span(m, d, s, n == 1 ? &only : s))
-        return;
-    if (d->remote) {
-        /* A single lower span is the NBD client's own view; without it
-         * the top span stands for the client. */
-        hostd_remote_join_add_client(d->remote, s, n == 1 ? &only : s);
-        return;
-    }
-    if (hostd_vm_expects_guest(d->vm))
-        hostd_join_add_span(d->join, s, &below);
-    else
-        hostd_join_span_alone(d->join, s, &below);
-}
-
-void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns)
-{
-    HostdDisk *d = span_disk(m, s);
-    guint i;
-
-    if (!d)
-        return;
-    d->hung_reports++;
-    i = hung_find(d, s->span_id);
-    if (i != G_MAXUINT)
-        g_array_index(d->hung, HostdSpan, i) = *s;
-    else if (d->hung->len < HOSTD_HUNG_MAX)
-        g_array_append_val(d->hung, *s);
-}
-
-void hostd_model_zipkin(HostdModel *m, const HostdZipkinEvent *e)
-{
-    hostd_zipkin_spans_add(m->zipkin, e);
-}
-
-void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
-{
-    GHashTableIter it;
-    gpointer v;
-    guint n;
-
-    hostd_model_rbd_flush(m, watermark_ns);
-    g_hash_table_iter_init(&it, m->vms);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        HostdVm *vm = v;
-        int64_t tol = hostd_agent_conn_tolerance_ns(vm->agent);
-
-        for (guint i = 0; i < vm->disks->len; i++) {
-            HostdDisk *d = g_ptr_array_index(vm->disks, i);
-
-            int64_t wm = watermark_ns;
-
-            /* A hung request nobody reports any more (QEMU went away). */
-            for (guint k = d->hung->len; k-- > 0;)
-                if ((int64_t)g_array_index(d->hung, HostdSpan, k).end_ns <
-                    watermark_ns - HOSTD_HUNG_KEEP_NS)
-                    g_array_remove_index_fast(d->hung, k);
-
-            if (d->remote) {
-                hostd_remote_join_flush(
-                    d->remote, watermark_ns,
-                    m->source_time_ns[d->remote_source % HOSTD_MAX_SOURCES],
-                    HOSTD_REMOTE_TOL_NS);
-                /* Guest requests after a span still held there wait. */
-                wm = MIN(wm, hostd_remote_join_horizon(d->remote) - tol - 1);
-            }
-            if (d->rbd.seen)
-                wm = MIN(wm, hostd_model_rbd_horizon(m, d) - tol - 1);
-            hostd_join_flush(d->join, wm, tol,
-                             hostd_agent_conn_bound_ns(vm->agent),
-                             hostd_vm_expects_guest(vm));
-        }
-    }
-    if (!m->offline)
-        expire_stopped(m, now_ns);
-    if (watermark_ns > HOSTD_CHILD_KEEP_NS)
-        hostd_span_tree_expire(m->children, watermark_ns - HOSTD_CHILD_KEEP_NS);
-    for (unsigned src = 0; src < HOSTD_MAX_SOURCES; src++)
-        if (m->source_time_ns[src] || watermark_ns == INT64_MAX)
-            hostd_zipkin_spans_expire(
-                m->zipkin, src,
-                watermark_ns == INT64_MAX ? INT64_MAX : m->source_time_ns[src]);
-    /* Not registered in time: the disk is not one hostd is asked about. */
-    for (n = 0; n < m->early->len &&
-                (int64_t)g_array_index(m->early, HostdSpan, n).end_ns <
-                    watermark_ns - HOSTD_EARLY_KEEP_NS;
-         n++)
-        ;
-    if (n) {
-        m->spans_unknown_disk += n;
-        g_array_remove_range(m->early, 0, n);
-    }
-}
-
-void hostd_model_source_time(HostdModel *m, unsigned source, int64_t time_ns)
-{
-    if (source < HOSTD_MAX_SOURCES)
-        m->source_time_ns[source] = time_ns;
-}
-
 void hostd_model_guest(HostdModel *m, HostdDisk *d, const HostdGuestReq *g)
 {
     d->guest_records++;
@@ -714,59 +472,6 @@ gboolean hostd_model_replay_line(HostdModel *m, const char *line)
 }
 
 /* ---- the trace sink: feeds deliver here -------------------------------- */
-
-static void sink_span(void *opaque, const HostdSpan *s)
-{
-    hostd_model_span(opaque, s, g_get_monotonic_time() * 1000);
-}
-
-static void sink_hung(void *opaque, const HostdSpan *s, uint64_t age_ns)
-{
-    hostd_model_hung(opaque, s, age_ns);
-}
-
-static void sink_disk(void *opaque, const HostdDiskMap *map)
-{
-    hostd_model_disk_map(opaque, map);
-}
-
-static void sink_zipkin(void *opaque, const HostdZipkinEvent *e)
-{
-    hostd_model_zipkin(opaque, e);
-}
-
-static void sink_discarded(void *opaque, uint64_t count)
-{
-    HostdModel *m = opaque;
-
-    m->lttng_discarded += count;
-}
-
-static void sink_delivered(void *opaque, uint16_t source, int64_t time_ns)
-{
-    hostd_model_source_time(opaque, source, time_ns);
-}
-
-static void sink_rbd_image(void *opaque, const HostdRbdImage *im)
-{
-    hostd_model_rbd_image(opaque, im);
-}
-
-static void sink_rbd_call(void *opaque, const HostdRbdCall *c)
-{
-    hostd_model_rbd_call(opaque, c);
-}
-
-const HostdTraceSink hostd_model_trace_sink = {
-    .rbd_image = sink_rbd_image,
-    .rbd_call = sink_rbd_call,
-    .span = sink_span,
-    .hung = sink_hung,
-    .disk = sink_disk,
-    .discarded = sink_discarded,
-    .zipkin = sink_zipkin,
-    .delivered = sink_delivered,
-};
 
 uint64_t hostd_disk_unmatched_spans(const HostdDisk *d)
 {

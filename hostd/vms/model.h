@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * model.h: what hostd knows about the node: VMs, their disks, and how the
  * identities of each source lead to a disk.
@@ -32,6 +33,7 @@
 #include "stats/disk-stats.h"
 #include "stats/history-store.h"
 #include "stats/tail-capture.h"
+#include "stats/timeline.h"
 
 /* Trace inputs (one per node's LTTng session); HostdSpan.source. */
 #define HOSTD_MAX_SOURCES 16
@@ -39,11 +41,19 @@
 #define HOSTD_EARLY_MAX     4096
 #define HOSTD_EARLY_KEEP_NS (10LL * 1000000000LL)
 #define HOSTD_HUNG_MAX      64
+#define HOSTD_DEV_LISTS_MAX 65536
 #define HOSTD_HUNG_KEEP_NS  (30LL * 1000000000LL)
 /* How long a stopped VM stays readable by default (--linger); at least the
  * join's hold plus a history checkpoint, so its last requests reach the
  * history. */
 #define HOSTD_LINGER_DEFAULT_S 600
+
+/* Top spans of a disk whose map hostd has not seen: the filter re-emits the
+ * map every map-interval (default 10 s) plus its 250 ms tick. After a
+ * restart a busy host has every disk's spans of those seconds waiting. */
+#define HOSTD_UNMAPPED_KEEP_NS (15LL * 1000000000LL)
+#define HOSTD_UNMAPPED_MAX     65536
+#define HOSTD_UNMAPPABLE_MAX   4096
 
 /* Storage services' spans kept for `blkin trace`, and services counted. */
 #define HOSTD_RECENT_BACKEND 4096
@@ -69,11 +79,12 @@ typedef struct HostdDisk {
     char *remote_id;
     HostdRemoteJoin *remote; /* when remote_id */
     uint16_t remote_source;  /* trace input the server spans came from */
-    bool has_lower; /* a lower span was seen: the backend phase applies */
+    char *device; /* what its filter says the requests come from, or NULL */
     uint64_t remote_spans;
     HostdJoin *join;
     HostdDiskStats *stats;
     HostdTailCapture *tail;
+    HostdTimeline *timeline; /* its minutes, for the view's heatmap */
     /* The guest device (major:minor) the agent mapped to this disk. */
     gboolean have_dev;
     uint32_t major, minor;
@@ -142,6 +153,21 @@ struct HostdModel {
      * race its registration): replayed when it comes, else dropped.
      * HostdSpan, oldest first, at most HOSTD_EARLY_MAX. */
     GArray *early;
+    /* The device requests of block-layer spans that served several
+     * (virtio-blk merges), until the span reaches its disk's join:
+     * span id -> DevList (model.c). At most HOSTD_DEV_LISTS_MAX. */
+    GHashTable *dev_lists;
+    /* Top spans of a QEMU disk whose `blkin_qemu:disk` map has not come yet:
+     * hostd attached after the disk was opened (it started, or restarted,
+     * later; lttng-live starts a new reader at the end of each stream) and
+     * waits for the map's periodic re-emission. Replayed when it comes, and
+     * the join waits for them (the guest requests they serve are held);
+     * dropped after HOSTD_UNMAPPED_KEEP_NS. HostdSpan, oldest first, at most
+     * HOSTD_UNMAPPED_MAX. */
+    GArray *unmapped;
+    /* (source, vpid, index) keys whose spans waited in vain (a filter with
+     * map-interval 0): their spans no longer wait. */
+    GHashTable *unmappable;
     HostdZipkinSpans *zipkin; /* services' annotations into spans */
     HostdZipkinSpan *recent;  /* ring of HOSTD_RECENT_BACKEND */
     guint recent_next, recent_len;
@@ -220,6 +246,10 @@ int64_t hostd_model_rbd_horizon(HostdModel *m, HostdDisk *d);
 
 void hostd_model_disk_map(HostdModel *m, const HostdDiskMap *map);
 void hostd_model_span(HostdModel *m, const HostdSpan *s, int64_t now_ns);
+/* A virtio-blk request: its block-layer span and the device requests it
+ * served, each joined on its own (docs/hostd.md, "Phases"). */
+void hostd_model_device_span(HostdModel *m, const HostdSpan *s,
+                             const HostdDevReq *dev, unsigned n);
 void hostd_model_hung(HostdModel *m, const HostdSpan *s, uint64_t age_ns);
 void hostd_model_zipkin(HostdModel *m, const HostdZipkinEvent *e);
 

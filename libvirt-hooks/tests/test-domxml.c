@@ -181,6 +181,42 @@ static void test_enable_strip(void)
     g_assert_null(strstr(diff, "-  <name>"));
 }
 
+/* Prepared only (blkin-libvirt prepare): the preload, serials, the agent
+ * channel and the metadata, no filter at start; stripped back to the
+ * original. */
+static void test_prepare(void)
+{
+    g_autoptr(GPtrArray) t = targets("vda", "vdb", NULL);
+    EnableOptions eo = {.preload = "/lib/blkin/libblkin-preload.so",
+                        .prepare_only = true};
+    g_autoptr(GError) err = NULL;
+    g_autofree char *on = domxml_enable(DOMAIN, DOMAIN, t, &eo, &err);
+    g_autofree char *off = NULL;
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(BlkinState) st = NULL;
+
+    g_assert_no_error(err);
+    g_assert_nonnull(strstr(on, "name=\"LD_PRELOAD\""));
+    g_assert_nonnull(strstr(on, "/run/blkin/agents/web1.sock"));
+    g_assert_nonnull(strstr(on, "<serial>bk5b1e4f0c-vda</serial>"));
+    g_assert_nonnull(strstr(on, "at-start=\"no\""));
+    /* No filter: no -drive, no override, no alias for one. */
+    g_assert_null(strstr(on, "-drive"));
+    g_assert_null(strstr(on, "override"));
+    g_assert_null(strstr(on, "ua-blkin"));
+
+    doc = domxml_parse(on, NULL);
+    st = domxml_state(doc, &err);
+    g_assert_no_error(err);
+    g_assert_true(st->prepared);
+    g_assert_cmpuint(st->disks->len, ==, 2);
+    g_assert_cmpstr(((TracedDisk *)st->disks->pdata[0])->filter_id, ==,
+                    "web1/vda");
+    off = domxml_strip(on, &err);
+    g_assert_no_error(err);
+    g_assert_true(domxml_equal(off, DOMAIN));
+}
+
 /* A domain whose name cannot be part of a disk identity is refused with
  * the reason, and nothing is made. */
 static void test_bad_name(void)
@@ -268,6 +304,7 @@ int main(int argc, char **argv)
     g_test_add_func("/domxml/backing-and-cor", test_explicit_backing_and_cor);
     g_test_add_func("/domxml/refusals", test_refusals);
     g_test_add_func("/domxml/enable-strip", test_enable_strip);
+    g_test_add_func("/domxml/prepare", test_prepare);
     g_test_add_func("/domxml/fingerprint", test_fingerprint);
     g_test_add_func("/domxml/bad-name", test_bad_name);
     g_test_add_func("/domxml/old-ids", test_old_ids);

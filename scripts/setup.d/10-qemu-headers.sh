@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Fetches the source of the *installed* Debian qemu package, configures it the
 # way Debian's build does (same version and pkgversion, hence the same module
 # stamp) and generates only the headers the blkin filter compiles against.

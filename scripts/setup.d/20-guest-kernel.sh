@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Fetches the test guest's kernel: Debian 12's 6.1 cloud kernel (the smallest
 # flavour that still has virtio as modules), downloaded once with apt-get
 # download and unpacked with dpkg -x. Keeps only what tests/lib/vm.py boots:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Shared bits of the guest agent's end-to-end tests (tests/agent).
 
 The host side is tools/blkin-agent-dump (the reference host end of the
@@ -29,6 +30,8 @@ wait_log() {
 }
 mark() { echo "mark $1 $(cut -d' ' -f1 /proc/uptime)" >"$BLKIN_RESULTS"; }
 start_agent() {
+    # An earlier agent's log would satisfy the wait before this one is up.
+    rm -f /tmp/agent.log
     blkin-guest-agent -v "$@" 2>/tmp/agent.log &
     AGENT=$!
     wait_log watching 1 100
@@ -47,7 +50,8 @@ def build_file(*parts):
 
 
 def agent_binary():
-    return build_file("guest-agent", "blkin-guest-agent")
+    # BLKIN_GUEST_AGENT first: a sanitizer build cannot build the static agent.
+    return vm.agent_binary() or build_file("guest-agent", "blkin-guest-agent")
 
 
 def dump_binary():

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The guest agent's command line, run on the host (no VM needed for it):
 a bad value is refused with exit status 2 and one line naming the option and
 the value; the backlog cannot be set larger than the host accepts before its

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The host side comes and goes; the agent copes and the guest never notices.
 
 Phase A runs with no host connected (the agent's buffer is only 64 records,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A guest runs a known workload (mixed reads and writes of mixed sizes, O_DIRECT,
 queue depth 1 then 16, two disks) under blkin-guest-agent while the host end
 (blkin-agent-dump) is connected: the host receives exactly those requests,

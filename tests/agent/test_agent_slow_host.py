@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A host end that stops reading (connected but stuck) must not slow the guest.
 
 The host end is stopped (SIGSTOP) right after the agent's greeting, while

@@ -1,10 +1,13 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Shared by the tests of hostd's host-side surfaces (the control socket,
 /metrics) against hostile local clients: a hostd started as systemd would
 (soft fd limit 1,024), and what an operator looks at while a client
 misbehaves -- does `blkin status` answer, does a scrape answer, and
 hostd's fds (/proc/PID/fd), resident size (VmRSS), CPU time
 (/proc/PID/stat) and log (docs/security.md, "Host-side surfaces")."""
+import errno
 import os
+import socket
 import re
 import resource
 import shutil
@@ -136,3 +139,38 @@ def raise_own_nofile(n=8192):
     if soft < n:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def open_idle(addr, n):
+    """@n non-blocking connects to @addr (a UNIX socket path, or a TCP port
+    on 127.0.0.1), kept open and silent; hostd's accept (or its refusal)
+    decides what becomes of them. Paced, so that the listen backlog keeps
+    up (a TCP backlog that overflows leaves them to the kernel's SYN
+    retries): each reaches hostd within the flood. (sockets, failures)"""
+    socks, failed = [], 0
+    for i in range(n):
+        if i % 10 == 9:
+            time.sleep(0.01)
+        unix = isinstance(addr, str)
+        s = socket.socket(socket.AF_UNIX) if unix else socket.socket()
+        s.setblocking(False)
+        r = s.connect_ex(addr if unix else ("127.0.0.1", addr))
+        if r not in (0, errno.EINPROGRESS):
+            failed += 1
+            s.close()
+            continue
+        socks.append(s)
+    return socks, failed
+
+
+def check_after(t, h, log0, log_bound):
+    """After a hostile client: hostd still answers, and its log grew by a
+    few lines at most (what it logged is shown)."""
+    ok, _ = answers_within(status, 30, h)
+    t.ok(ok, "blkin status still answers afterwards")
+    new = log_lines(h)[log0:]
+    t.diag(f"log: {len(new)} new lines")
+    for line in new[:10]:
+        t.diag("  " + line[:300])
+    t.ok(len(new) <= log_bound, f"the log grew by a few lines (<= {log_bound})",
+         detail=f"{len(new)} lines")

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A stand-in for a guest agent behind QEMU's chardev: a UNIX socket server
 that blkin-hostd connects to as if it were the VM's agent port, and that
 speaks wire protocol v1 (docs/protocol.md), well or badly.

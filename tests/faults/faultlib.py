@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Shared by the fault tests: a blkin-hostd started on its own (no LTTng
 needed when only agent channels matter), its log, and its memory."""
 import json

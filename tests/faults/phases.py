@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The guest of the fault tests that break something during I/O: the same
 workload three times (phases a, b, c) on one traced disk, with the agent
 running, and the host breaking or repairing something between phases.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The storage under a traced disk fails (blkdebug returns EIO for one
 sector, once) and recovers: the guest sees exactly that read fail, the same
 read succeeds right after, I/O elsewhere on the disk is untouched, and

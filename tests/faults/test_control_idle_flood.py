@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Idle clients of hostd's control socket (docs/security.md, "Host-side
 surfaces"); hostd starts with a soft limit of 1,024 open files, as under
 systemd, and `control-idle-s = 3` in its config file:
@@ -14,11 +15,10 @@ systemd, and `control-idle-s = 3` in its config file:
 Before the limits, control clients had no idle timeout and no cap: 1,027
 of them took all of hostd's descriptors, and the control and metrics
 accept loops then spun and logged a line per failed accept."""
-import errno
 import socket
 import time
 
-from clientlib import (Watch, answers_within, fds, log_lines, raise_own_nofile, scrape,
+from clientlib import (Watch, answers_within, fds, log_lines, open_idle, raise_own_nofile, scrape,
                        start_hostd, status)
 from stack import free_ports
 from tap import Tap
@@ -47,23 +47,6 @@ def closed_within(s, seconds):
             return time.monotonic() - t0
     return None
 
-
-def open_idle(path, n):
-    """Non-blocking connects, paced so the listen backlog keeps up; kept
-    open and silent."""
-    socks, failed = [], 0
-    for i in range(n):
-        if i % 10 == 9:
-            time.sleep(0.01)
-        s = socket.socket(socket.AF_UNIX)
-        s.setblocking(False)
-        r = s.connect_ex(path)
-        if r not in (0, errno.EINPROGRESS):
-            failed += 1
-            s.close()
-            continue
-        socks.append(s)
-    return socks, failed
 
 
 def main():

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """hostd's end-to-end path under valgrind memcheck: a real guest (agent and
 workload) on a disk behind the filter, a real LTTng live session, and
 blkin-hostd run by valgrind joining both. The report must be complete, and

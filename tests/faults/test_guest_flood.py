@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Sixteen misbehaving 'guests' flood blkin-hostd at once, each in its own
 way, next to one well-behaved guest (docs/security.md):
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """blkin-hostd gives up what it does not need once it is set up
 (hostd/privileges.c, docs/security.md): in /proc/PID/status it runs with
 no_new_privs and only CAP_DAC_OVERRIDE in its effective, permitted and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Faults on the host side while a real guest does I/O behind the filter:
 
 1. baseline: a workload with hostd, LTTng and the agent all running;

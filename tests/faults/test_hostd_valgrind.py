@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """blkin-hostd under valgrind memcheck while guests talk to it: one good
 agent and four hostile ones (garbage, a record flood, malformed maps, too
 many devices), control requests of every kind, then a clean SIGTERM. Any

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """lttng-sessiond and its consumerd killed (SIGKILL) while a guest does I/O
 on a traced disk, then brought back:
 

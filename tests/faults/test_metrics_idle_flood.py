@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A local client opens 2,000 TCP connections to hostd's metrics port and
 holds them without sending anything (docs/security.md, "Host-side
 surfaces"). hostd starts as under systemd, with a soft limit of 1,024 open
@@ -14,11 +15,9 @@ files. Meanwhile, and after:
 Before the limits, the connections took all 1,024 descriptors, each held
 to its 10 s deadline; the accept loop then spun on EMFILE at most of a CPU
 and logged hundreds of KB/s, and control clients were refused."""
-import errno
-import socket
 import time
 
-from clientlib import (Watch, answers_within, fds, log_lines, raise_own_nofile, scrape,
+from clientlib import (Watch, answers_within, fds, log_lines, open_idle, raise_own_nofile, scrape,
                        start_hostd, status)
 from stack import free_ports
 from tap import Tap
@@ -33,25 +32,6 @@ LOG_BOUND = 6
 # machine a second or two.
 PROMPT_S = 5
 
-
-def open_idle(port, n):
-    """Non-blocking connects, kept open and silent; hostd's accept (or its
-    refusal) decides what becomes of them. Paced, so that the listen
-    backlog does not overflow and leave most of them to the kernel's SYN
-    retries: each reaches hostd within the flood."""
-    socks, failed = [], 0
-    for i in range(n):
-        if i % 10 == 9:
-            time.sleep(0.01)
-        s = socket.socket()
-        s.setblocking(False)
-        r = s.connect_ex(("127.0.0.1", port))
-        if r not in (0, errno.EINPROGRESS):
-            failed += 1
-            s.close()
-            continue
-        socks.append(s)
-    return socks, failed
 
 
 def main():

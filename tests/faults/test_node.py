@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """tests/lib/node.py keeps its promises: a session created in a node's
 private lttng-sessiond is not seen by `lttng list` outside it (neither in
 the isolate()d test process nor on the machine), killing a node's LTTng

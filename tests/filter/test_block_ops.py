@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Block-layer operations other than plain reads and writes work through the
 blkin filter as through QEMU's own filters: compressed writes (qemu-io
 write -c, qemu-img convert -c onto a blkin node) and reopening the chain

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Errors from below pass through the filter unchanged, and are recorded."""
 import os
 import tempfile

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What the filter records: one event per request with the right fields,
 sampling, parent/child spans across stacked nodes, hung requests, the disk
 map for late viewers."""
@@ -9,7 +10,7 @@ import tempfile
 import time
 
 from lttng import Session
-from qemutools import PRELOAD, blkin_json, create, file_node, qemu_io, run
+from qemutools import PRELOAD, blkin_json, create, file_node, ld_preload, qemu_io, run
 from tap import Tap
 
 KiB = 1024
@@ -151,7 +152,7 @@ def late_viewer(interval, duration_ms):
     with tempfile.TemporaryDirectory() as d:
         img = os.path.join(d, "l.raw")
         create(img, 1 * MiB)
-        env = dict(os.environ, LD_PRELOAD=PRELOAD)
+        env = dict(os.environ, LD_PRELOAD=ld_preload(PRELOAD))
         p = subprocess.Popen(["timeout", "60", "qemu-io", "-c", "write 0 4k", "-c", f"sleep {duration_ms}",
                               "-c", "write 4k 4k", blkin_json(file_node(img), id=f"ev-late-{interval}",
                                                               map_interval=interval)],

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Data passes through the blkin filter untouched, for every request type,
 over raw and qcow2, and through two stacked blkin nodes; with and without an
 LTTng session recording."""
@@ -7,7 +8,7 @@ import subprocess
 import tempfile
 
 from lttng import Session
-from qemutools import blkin_json, create, file_node, qemu_io
+from qemutools import PRELOAD, blkin_json, create, file_node, ld_preload, qemu_io
 from tap import Tap
 
 MiB = 1024 * 1024
@@ -74,8 +75,7 @@ def check_variant(t, kind, recording):
              detail=r.stdout + r.stderr)
         # The whole disk, byte for byte, with and without the filter.
         c = subprocess.run(["timeout", "120", "qemu-img", "compare", graph(kind, img), plain(kind, img)],
-                           env=dict(os.environ, LD_PRELOAD=os.path.join(os.environ["BLKIN_BUILD_ROOT"],
-                                                                        "qemu-filter", "libblkin-preload.so")),
+                           env=dict(os.environ, LD_PRELOAD=ld_preload(PRELOAD)),
                            capture_output=True, text=True)
         t.ok(c.returncode == 0 and "identical" in c.stdout,
              f"{label}: qemu-img compare finds the filtered and unfiltered disk identical",

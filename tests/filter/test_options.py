@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Bad options give a clear error and open nothing; good ones are accepted."""
 import json
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * driver.c: runs a harness over files, for builds without libFuzzer (gcc).
  * Arguments are files or directories (one level); prints TAP, one test per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fuzz-agent-conn.c: hostd's side of a guest's channel
  * (hostd/ingest/agent-conn.c) end to end: the input is what the "guest" sends
@@ -58,7 +59,8 @@ static void setup(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char *disks[] = {"vda=ser-a=f/vda", "vdb=ser-b=f/vdb", NULL};
+    static const char *const specs[] = {"vda=ser-a=f/vda", "vdb=ser-b=f/vdb"};
+    g_autoptr(GPtrArray) disks = hostd_disk_specs_new();
     HostdModel *m;
     HostdVm *vm;
     int fd;
@@ -71,6 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (listen_fd < 0)
         setup();
+    for (size_t i = 0; i < G_N_ELEMENTS(specs); i++)
+        g_ptr_array_add(disks, hostd_disk_spec_parse(specs[i], NULL));
     m = hostd_model_new();
     vm = hostd_model_add_vm(m, "f", sock_path, disks, NULL);
     FUZZ_CHECK(vm);

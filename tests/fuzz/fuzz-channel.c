@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fuzz-channel.c: the host's agent channel (common/blkin-channel.c), the
  * code every byte a guest sends goes through first. A stream of frames in,

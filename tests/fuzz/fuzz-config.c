@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fuzz-config.c: hostd's config file parser (hostd/config.c). The input is
  * written to a file, as hostd reads it from /etc/blkin/hostd.conf; whatever

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fuzz-glib.h: for the harnesses that run GLib code (hostd). hostd logs a
  * line per registration, refusal or breach -- right for a daemon, but a

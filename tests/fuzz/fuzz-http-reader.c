@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fuzz-http-reader.c: the metrics endpoint's request reading
  * (hostd/serve/metrics-http.c HostdHttpReader) as hostd/serve/metrics.c drives it, the

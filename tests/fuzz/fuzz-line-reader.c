@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fuzz-line-reader.c: the control socket's line assembly
  * (hostd/serve/serve-buf.c HostdLineReader) as hostd/serve/control.c drives it, with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fuzz-metrics-http.c: the metrics endpoint's request parsing
  * (hostd/serve/metrics-http.c) as hostd/serve/metrics.c drives it: the client's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fuzz-out-queue.c: the control socket's queue of unread answers
  * (hostd/serve/serve-buf.c HostdOutQueue) and its writes to a socket that takes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fuzz-proto.c: the wire protocol's decoder (common/blkin-proto.c) on
  * hostile bytes. The first input byte picks how the stream is cut into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * fuzz.h: what every harness in tests/fuzz provides. Built two ways
  * (meson.build): with clang's libFuzzer as a fuzzer, or with driver.c as a

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Writes the seed corpus (tests/fuzz/corpus/NAME/*): valid and nearly valid
 inputs that get each fuzzer past the first checks at once. Run it again
 after a protocol change; the files are in the tree so CI needs no step."""
@@ -97,6 +98,8 @@ def main():
         b'{"cmd":"unregister","vm":"a"}\n{"cmd":"report","vm":"a"}',
         b'{"cmd":"register","vm":"a","disks":["vda=ser-c=b/vda"]}\n{"cmd":"report"}',
         b'{"cmd":"nope"}\n[1,2]\n{"cmd":7}',
+        b'{"cmd":"view","vm":"a","window":"1h"}\n{"cmd":"view","window":"1m"}',
+        b'{"cmd":"view","vm":"b","disk":"vda","window":"1s"}\n{"cmd":"view","disk":"vda"}',
     ]
     for i, c in enumerate(ctl):
         put("control", f"req-{i:02d}", c + b"\n")

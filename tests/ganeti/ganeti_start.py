@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Starts a KVM instance with the Debian ganeti package's own KVM hypervisor
 code (ganeti.hypervisor.hv_kvm.KVMHypervisor.StartInstance): the command
 line, the -drive/-device layout, the QMP sockets, the pid and runtime files

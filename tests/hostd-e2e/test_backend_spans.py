@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Storage services instrumented with libblkin join the trace by ids.
 
 1. A client and a service built on libblkin (tests/libblkin) under a live

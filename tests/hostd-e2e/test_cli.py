@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The `blkin` command's errors and hand-overs, as an operator meets them:
 no daemon, bad requests refused with a reason and nothing changed, and
 `blkin enable|disable` handing over to blkin-libvirt / blkin-live."""

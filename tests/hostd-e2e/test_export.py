@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Span export: a real guest's joined requests reach a local Zipkin v2 and an
 OTLP/HTTP receiver as JSON that follows the published formats (field names,
 types, id encodings, parent links); with the receivers down hostd keeps

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Hand-written CTF 1.8 traces with blkin_qemu events that do and do not match
 the schema (docs/tracepoints.md), for the trace source's rejection paths:
 a real LTTng session cannot record an event named blkin_qemu:* with other
@@ -130,3 +131,64 @@ def write_trace(path):
     rejected = sum(1 for e in ev0 + ev1 if e[0] in (2, 3, 4, 6, 8, 9))
     ignored = sum(1 for e in ev0 if e[0] == 5)
     return good_spans, good_disks, good_hung, rejected, ignored
+
+
+# blkin_qemu:batch (docs/tracepoints.md): header fields, then a u64 sequence
+# of enum blkin_batch_word per request.
+BATCH_META = ('event { name = "blkin_qemu:batch"; id = 0; stream_id = 0; fields := struct { '
+              "int32_t vpid; int32_t tid; uint64_t seq; uint32_t count; "
+              "uint32_t _data_length; uint64_t data[_data_length]; }; };")
+
+
+def batch_words(v, end_ns, dev=(), dev_end_ns=0):
+    """One request's words: request_values(i)-style dict @v, its filter exit,
+    and for a virtio-blk request its device requests (start, offset, bytes)
+    and completion."""
+    m = 0xFFFFFFFF
+    w = [v["trace_id"], v["span_id"], v["parent_span_id"], v["offset"], v["bytes"], v["start_ns"],
+         (v["vpid"] & m) | v["disk"] << 32, v["op"] | v["flags"] << 32,
+         (v["ret"] & m) | v["inflight"] << 32, v["why"], end_ns, dev_end_ns, len(dev)]
+    for d in dev:
+        w += list(d)
+    return w
+
+
+def write_batch_trace(path):
+    """A trace of batch events: two threads, one of them losing batches 3 and
+    4 (LTTng discarded them), a virtio-blk request with two merged device
+    requests, and a malformed batch whose count claims more than its data
+    holds. Returns (the spans a correct reader delivers as trace-dump prints
+    them, batches, batches lost, rejected)."""
+    os.makedirs(path, exist_ok=True)
+    meta = _metadata().split("\n")
+    meta = [line for line in meta if not line.startswith("event {")] + [BATCH_META]
+    with open(os.path.join(path, "metadata"), "w") as f:
+        f.write("\n".join(meta) + "\n")
+    spans, events, ts = [], [], 50000
+    plan = [(101, 1, [0, 1]), (101, 2, [2]), (101, 5, [3, 4]), (202, 1, [5])]
+    for tid, seq, idx in plan:
+        words = []
+        for i in idx:
+            v = request_values(i)
+            v["start_ns"] = ts + i
+            end = ts + 100 + i
+            dev = [(ts - 50, v["offset"], 256), (ts - 40, v["offset"] + 256, 256)] if i == 2 else ()
+            words += batch_words(v, end, dev, ts + 200 if dev else 0)
+            spans.append(dict(v, end_ns=end, op="write", dev_end_ns=ts + 200 if dev else None,
+                              dev=[list(d) for d in dev] if dev else None))
+        events.append((ts + 300, tid, seq, len(idx), words))
+        ts += 1000
+    # Malformed: claims 2 requests, holds 1.
+    v = request_values(9)
+    v["start_ns"] = ts
+    events.append((ts + 300, 303, 1, 2, batch_words(v, ts + 100)))
+    spans.append(dict(v, end_ns=ts + 100, op="write", dev_end_ns=None, dev=None))
+    body = b""
+    for t, tid, seq, count, words in events:
+        body += struct.pack("<IQ", 0, t) + struct.pack("<i", 4242)
+        body += struct.pack("<iiQII", 4242, tid, seq, count, len(words))
+        body += b"".join(struct.pack("<Q", x & 0xFFFFFFFFFFFFFFFF) for x in words)
+    size = 8 + 32 + len(body)
+    with open(os.path.join(path, "chan_0"), "wb") as f:
+        f.write(struct.pack("<IIQQQQ", 0xC1FC1FC1, 0, 50000, ts + 400, size * 8, size * 8) + body)
+    return spans, len(events), 2, 1

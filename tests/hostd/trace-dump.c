@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * trace-dump: prints what a HostdTraceSource hands its sink, one JSON object
  * a line, for the tests; with --count only counts (the ingest benchmark's
@@ -57,6 +58,20 @@ static void on_span(void *opaque, const HostdSpan *s)
     printf("}\n");
 }
 
+/* A virtio-blk request: the span (its end the filter's exit), the device's
+ * completion and the device requests it served. */
+static void on_device_span(void *opaque, const HostdSpan *s,
+                           const HostdDevReq *dev, unsigned n)
+{
+    printf("{\"ev\":\"span\",");
+    print_span_fields(s);
+    printf(",\"dev_end_ns\":%" PRIu64 ",\"dev\":[", s->dev_end_ns);
+    for (unsigned i = 0; i < n; i++)
+        printf("%s[%" PRIu64 ",%" PRIu64 ",%" PRIu64 "]", i ? "," : "",
+               dev[i].start_ns, dev[i].offset, dev[i].bytes);
+    printf("]}\n");
+}
+
 static void on_hung(void *opaque, const HostdSpan *s, uint64_t age_ns)
 {
     printf("{\"ev\":\"hung\",");
@@ -74,6 +89,10 @@ static void on_disk(void *opaque, const HostdDiskMap *m)
     put_json_string(m->node);
     printf(",\"child\":");
     put_json_string(m->child);
+    if (m->device) {
+        printf(",\"device\":");
+        put_json_string(m->device);
+    }
     printf("}\n");
 }
 
@@ -141,10 +160,13 @@ static void print_stats(const char *ev, HostdTraceSource *src, double secs)
     printf("{\"ev\":\"%s\",\"events\":%" PRIu64 ",\"spans\":%" PRIu64
            ",\"hung\":%" PRIu64 ",\"disks\":%" PRIu64 ",\"rejected\":%" PRIu64
            ",\"ignored\":%" PRIu64 ",\"discarded\":%" PRIu64
-           ",\"time_ns\":%" PRIu64 ",\"seconds\":%.6f,\"events_per_s\":%.0f}\n",
+           ",\"batches\":%" PRIu64 ",\"batches_lost\":%" PRIu64
+           ",\"time_ns\":%" PRIu64 ",\"seconds\":%.6f,\"events_per_s\":%.0f"
+           ",\"spans_per_s\":%.0f}\n",
            ev, st.events, st.spans, st.hung, st.disks, st.rejected, st.ignored,
-           st.discarded, hostd_trace_source_time_ns(src), secs,
-           secs > 0 ? st.events / secs : 0.0);
+           st.discarded, st.batches, st.batches_lost,
+           hostd_trace_source_time_ns(src), secs,
+           secs > 0 ? st.events / secs : 0.0, secs > 0 ? st.spans / secs : 0.0);
 }
 
 int main(int argc, char **argv)
@@ -162,9 +184,16 @@ int main(int argc, char **argv)
     g_autoptr(GOptionContext) ctx = g_option_context_new("[TRACE_DIR]");
     g_autoptr(GError) err = NULL;
     g_autoptr(HostdTraceSource) src = NULL;
-    HostdTraceSink sink = {on_span, on_hung, on_disk, on_discarded, on_zipkin};
-    HostdTraceSink counter = {count_span, count_hung, count_disk,
-                              count_discarded};
+    HostdTraceSink sink = {.span = on_span,
+                           .device_span = on_device_span,
+                           .hung = on_hung,
+                           .disk = on_disk,
+                           .discarded = on_discarded,
+                           .zipkin = on_zipkin};
+    HostdTraceSink counter = {.span = count_span,
+                              .hung = count_hung,
+                              .disk = count_disk,
+                              .discarded = count_discarded};
     Counts counts = {0};
     gint64 t0, deadline;
     uint64_t last_ns = 0;

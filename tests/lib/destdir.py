@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`meson install` of the build into a scratch DESTDIR, for tests of what an
 install ships (nothing outside the directory is touched).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """LTTng for tests: a real lttng-sessiond, real sessions, traces read back.
 
 Every test that records uses its own uniquely named session on the one root
@@ -84,13 +85,16 @@ class Session:
         return [e for e in self._events
                 if (vpid is None or e.get("vpid") == vpid) and (name is None or e["name"] == name)]
 
-    def for_disk(self, disk_id, name="blkin_qemu:request"):
+    def for_disk(self, disk_id, name=None):
         """Events of one disk, found the way a reader must: through the disk
         map events that name it (vpid + process-local disk index, both in
-        every event's payload)."""
+        every event's payload). By default its requests: `request` and, on
+        a virtio-blk device, `device_request` (also from batches)."""
         keys = {(e.get("vpid"), e["disk"]) for e in self.events(name="blkin_qemu:disk")
                 if e["id"] == disk_id}
-        return [e for e in self.events(name=name) if (e.get("vpid"), e.get("disk")) in keys]
+        names = (name,) if name else ("blkin_qemu:request", "blkin_qemu:device_request")
+        return [e for e in self.events() if e["name"] in names and
+                (e.get("vpid"), e.get("disk")) in keys]
 
     def discarded(self):
         """Counts of events the tracer discarded, as babeltrace2 reports them."""
@@ -128,10 +132,47 @@ def _value(v):
         return v
 
 
+# blkin_qemu:batch's data, per request (common/blkin-schema.h, enum
+# blkin_batch_word): 13 words, then 3 per device request.
+BATCH_HEAD = 13
+
+
+def _s32(v):
+    v &= 0xffffffff
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def expand_batch(ev):
+    """The requests of a blkin_qemu:batch event, each as the event it stands
+    for: `request` (end_ns its filter exit, time_ns = end_ns), or, for a
+    virtio-blk request, `device_request` (exit_ns, dev, time_ns its device
+    completion), with the arrays and named fields of those events."""
+    w, at, out = ev.get("data", []), 0, []
+    for _ in range(ev.get("count", 0)):
+        h = w[at:at + BATCH_HEAD]
+        ndev = h[12] & 0xffffffff
+        req = [_s32(h[6]), h[6] >> 32, h[7] & 0xffffffff, h[7] >> 32, _s32(h[8]), h[8] >> 32,
+               h[9] & 0xffffffff]
+        r = {"ids": h[0:3], "io": h[3:6], "req": req, "batch_seq": ev.get("seq"),
+             "batch_tid": ev.get("tid")}
+        for arr, names in REQUEST_ARRAYS.items():
+            r.update(zip(names, r[arr]))
+        if h[11]:
+            r.update(name="blkin_qemu:device_request", exit_ns=h[10], end_ns=h[10],
+                     time_ns=h[11], dev=w[at + BATCH_HEAD:at + BATCH_HEAD + 3 * ndev])
+        else:
+            r.update(name="blkin_qemu:request", time_ns=h[10], end_ns=h[10])
+        out.append(r)
+        at += BATCH_HEAD + 3 * ndev
+    return out
+
+
 def read_trace(path):
     """All events of a CTF trace as dicts: name, time_ns (the event's
     CLOCK_MONOTONIC timestamp), every context and payload field. A request
-    event's arrays are also given as named fields, with end_ns = time_ns."""
+    event's arrays are also given as named fields, with end_ns = time_ns.
+    A batch event is given as the request events it stands for (besides
+    itself), in its place."""
     out = subprocess.run(["babeltrace2", "--clock-cycles", path], capture_output=True, text=True,
                          timeout=600)
     if out.returncode != 0:
@@ -147,13 +188,15 @@ def read_trace(path):
             ev[k] = [_value(v) for v in _ELEM.findall(elems)]
         for k, v in _FIELD.findall(_ARRAY.sub("", body)):
             ev[k] = _value(v)
-        if ev["name"] == "blkin_qemu:request":
+        if ev["name"] in ("blkin_qemu:request", "blkin_qemu:device_request"):
             for arr, names in REQUEST_ARRAYS.items():
                 ev.update(zip(names, ev.get(arr, ())))
-            ev["end_ns"] = ev["time_ns"]
+            ev["end_ns"] = ev.get("exit_ns", ev["time_ns"])
         elif ev["name"] == "blkin_rbd:request":
             for arr, names in RBD_REQUEST_ARRAYS.items():
                 ev.update(zip(names, ev.get(arr, ())))
             ev["end_ns"] = ev["time_ns"]
         events.append(ev)
+        if ev["name"] == "blkin_qemu:batch":
+            events.extend(expand_batch(ev))
     return events

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Simulated nodes for tests: Linux namespaces instead of machines.
 
 LTTng keeps all its rendezvous points in a few machine-wide places: the root

@@ -1,14 +1,50 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Running Debian's stock QEMU tools with the blkin filter preloaded.
 
 Every call has a timeout: a hung QEMU fails the test instead of hanging it.
+
+In a sanitizer build (./build-asan, scripts/test.sh stage 2) the preload
+shim and the filter are ASan-instrumented while QEMU is not: the ASan
+runtime must then be the first object loaded, so ld_preload() puts it in
+LD_PRELOAD ahead of the shim (stage 2 logs every ASan report for its scan).
 """
+import functools
 import json
 import os
 import subprocess
 
 BUILD = os.environ.get("BLKIN_BUILD_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-PRELOAD = os.path.join(BUILD, "qemu-filter", "libblkin-preload.so")
+# BLKIN_PRELOAD: scripts/test.sh's sanitizer stage gives ./build's (QEMU is not instrumented).
+PRELOAD = os.environ.get("BLKIN_PRELOAD") or os.path.join(BUILD, "qemu-filter", "libblkin-preload.so")
 PRELOAD_WRONG = os.path.join(BUILD, "qemu-filter", "libblkin-preload-wrongstamp.so")
+FILTER = os.path.join(BUILD, "qemu-filter", "blkin-filter.so")
+
+
+def needed(obj):
+    """The DT_NEEDED entries of a shared object."""
+    out = subprocess.run(["readelf", "-d", obj], capture_output=True, text=True, timeout=60,
+                         check=True).stdout
+    return [line.split("[", 1)[1].split("]", 1)[0] for line in out.splitlines()
+            if "(NEEDED)" in line]
+
+
+@functools.lru_cache(maxsize=None)
+def sanitizer_runtime(obj=PRELOAD):
+    """The ASan runtime (a path) if obj was built with -fsanitize=address,
+    else None."""
+    if not any(n.startswith("libasan.so") for n in needed(obj)):
+        return None
+    cc = os.environ.get("CC", "gcc")
+    path = subprocess.run([*cc.split(), "-print-file-name=libasan.so"], capture_output=True, text=True,
+                          timeout=60, check=True).stdout.strip()
+    return os.path.realpath(path)
+
+
+def ld_preload(lib):
+    """The LD_PRELOAD value that preloads lib into an uninstrumented program:
+    lib itself, after the ASan runtime if lib needs it."""
+    rt = sanitizer_runtime(lib) if lib and os.path.exists(lib) else None
+    return f"{rt} {lib}" if rt else lib
 
 
 def blkin_json(child, **opts):
@@ -29,7 +65,7 @@ def run(argv, preload=PRELOAD, timeout=120, check=False, env=None):
     if env:
         e.update(env)
     if preload:
-        e["LD_PRELOAD"] = preload
+        e["LD_PRELOAD"] = ld_preload(preload)
     else:
         e.pop("LD_PRELOAD", None)
     p = subprocess.Popen(["timeout", "-k", "5", str(timeout), *argv], env=e,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The host side of BlkKin, started for real: lttng-sessiond, an
 lttng-relayd on loopback ports, a live session with the shipped channel, and
 blkin-hostd reading it. Used by hostd's end-to-end tests and by the demo.
@@ -202,10 +203,14 @@ class StackedDisk(vm.Disk):
     one -drive: -blockdev cannot name the out-of-tree driver."""
 
     def qemu_args(self):
-        low = {"driver": "blkin", "id": self.blkin["id"] + "/file",
-               "file": dict({"driver": "file", "filename": self.path}, **self.proto_opts)}
+        # A guest's discards reach the storage only when every node on the
+        # way passes them (QEMU's default is discard=ignore, per node).
+        unmap = {"discard": "unmap"} if self.blkin.get("discard") == "unmap" else {}
+        low = dict({"driver": "blkin", "id": self.blkin["id"] + "/file",
+                    "file": dict({"driver": "file", "filename": self.path}, **unmap,
+                                 **self.proto_opts)}, **unmap)
         top = dict({"driver": "blkin"}, **self.blkin)
-        top["file"] = dict({"driver": self.fmt, "file": low}, **self.fmt_opts)
+        top["file"] = dict({"driver": self.fmt, "file": low}, **unmap, **self.fmt_opts)
         js = json.dumps(top, separators=(",", ":"))
         args = ["-drive", f"if=none,id={self.drive_id},node-name={self.filter_node},"
                           f"file=json:{js.replace(',', ',,')}"]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A storage node serving a disk over NBD, for tests and the demo.
 
 Node B of a two-node setup (tests/lib/node.py): its own lttng-sessiond whose
@@ -99,13 +100,17 @@ class NbdServer:
         """Node A's disk: virtio-blk -> blkin (the VM disk) -> blkin (the NBD
         client's own span) -> raw -> nbd client. Put it first in the VM's
         disk list (its lower filter names the format node fmt0)."""
+        # A discard=unmap of the VM's disk goes to every node on the way.
+        unmap = {"discard": "unmap"} if (blkin_opts or {}).get("discard") == "unmap" else {}
         return vm.Disk(os.path.join(self.wd, "nbd-unused"), serial, fmt="raw",
-                       proto_opts={"driver": "nbd", "server.type": "inet",
-                                   "server.host": self.addr_b, "server.port": str(self.port),
-                                   "export": self.export},
+                       proto_opts=dict({"driver": "nbd", "server.type": "inet",
+                                        "server.host": self.addr_b, "server.port": str(self.port),
+                                        "export": self.export}, **unmap),
+                       fmt_opts=unmap,
                        blkin={"id": f"{vm_name}/{target}", **(blkin_opts or {})},
-                       filter_json={"file": {"driver": "blkin",
-                                             "id": f"{vm_name}/{target}/nbd", "file": "fmt0"}})
+                       filter_json={"file": dict({"driver": "blkin",
+                                                  "id": f"{vm_name}/{target}/nbd", "file": "fmt0"},
+                                                 **unmap)})
 
     def register_spec(self, target, serial, vm_name):
         return f"{target}={serial}={vm_name}/{target}={self.server_id}"

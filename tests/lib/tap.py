@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Minimal TAP producer for the project's Python tests (meson test, protocol: 'tap').
 
 Usage:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Test VMs for BlkKin's end-to-end tests and demo (Python stdlib only).
 
 A GuestVM boots Debian's kernel (cached by scripts/setup.d/20-guest-kernel.sh)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-test-client: drives blkin-test-service as a traced client would.
  *

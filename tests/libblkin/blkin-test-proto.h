@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * blkin-test-proto.h: the request format between blkin-test-client and
  * blkin-test-service (docs/backend.md), a stand-in for a storage protocol

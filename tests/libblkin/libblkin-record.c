@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * libblkin-record: records a fixed set of annotations through libblkin, for
  * test_events.py to find field for field in the trace. Prints the ids it

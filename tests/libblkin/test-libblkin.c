@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * test-libblkin: libblkin's API without a tracing session: ids, the packed
  * context, span relations, sampling, and bad input.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """libblkin's zipkin:* events, as a real LTTng session records them.
 
 Runs libblkin-record (a fixed set of annotations) under a session enabling

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`meson install` ships libblkin whole: the library, blkin.h and libblkin.pc,
 enough for a service outside this tree to build against it with pkg-config
 and run.

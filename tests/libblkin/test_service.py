@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A traced client and a traced storage service join one trace.
 
 blkin-test-service serves a backing file over a UNIX socket; blkin-test-client

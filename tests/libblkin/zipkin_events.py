@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """zipkin:* events of a CTF trace, for libblkin's tests.
 
 read(path): every event as a dict: name, ts (LTTng's clock in ns: the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A private libvirtd for tests: the Debian binary, its own configuration,
 state, cache, logs, hooks and sockets, so it never meets a system libvirtd.
 

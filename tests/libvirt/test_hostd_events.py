@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """blkin-hostd --libvirt: a blkin-enabled domain is registered while it runs
 and unregistered when it stops, with no hook and no `blkin register`."""
 import os
@@ -6,6 +7,8 @@ import shutil
 import subprocess
 import sys
 import time
+
+LINGER_S = 5  # a stopped domain's report stays this long (--linger)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -64,7 +67,8 @@ def main():
                                 "--preload", vm.preload_library(), "--agent-socket", f"{lv.root}/agent.sock"],
                                capture_output=True, text=True, timeout=300)
             t.ok(r.returncode == 0, "blkin-libvirt enable", detail=r.stderr)
-            with HostStack(w, hold_ms=1000, hostd_args=["--libvirt", lv.uri]) as stack:
+            with HostStack(w, hold_ms=1000,
+                           hostd_args=["--libvirt", lv.uri, "--linger", str(LINGER_S)]) as stack:
                 rc, out = reported_targets(stack)
                 t.ok(rc != 0, "a stopped domain is not registered", detail=out)
                 r = lv.virsh("start", NAME)
@@ -78,13 +82,24 @@ def main():
                 t.ok(rc == 0 and "vda" in out, "blkin report DOMAIN lists vda without a register",
                      detail=out[-2000:])
                 lv.virsh("destroy", NAME)
+                stopped_at = time.time()
+                # Unregistered at once, it lingers: its report says so...
                 end = time.time() + 10
+                while time.time() < end:
+                    rep = stack.cli("report", NAME, "--json", check=False)
+                    if rep.returncode == 0 and '"vm_state" : "stopped"' in rep.stdout:
+                        break
+                    time.sleep(0.5)
+                t.ok(rep.returncode == 0 and '"vm_state" : "stopped"' in rep.stdout,
+                     "hostd marks the domain stopped once it stops", detail=rep.stdout[-2000:])
+                # ...and it is forgotten after --linger.
+                end = stopped_at + LINGER_S + 15
                 while time.time() < end:
                     rc, out = reported_targets(stack)
                     if rc != 0:
                         break
                     time.sleep(0.5)
-                t.ok(rc != 0, "hostd unregisters the domain once it stops", detail=out[-2000:])
+                t.ok(rc != 0, "hostd forgets the stopped domain after --linger", detail=out[-2000:])
             lv.virsh("undefine", NAME)
     finally:
         lv.stop()

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Helpers for the blkin-live and Ganeti tests: a one-shot QMP client, a
 paused QEMU without a guest, and running blkin-live."""
 import atexit

@@ -9,6 +9,7 @@ import os
 import subprocess
 
 import vm
+from qemutools import ld_preload
 from tap import Tap
 
 import livelib
@@ -18,7 +19,7 @@ def env_with(preload):
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     if preload:
-        env["LD_PRELOAD"] = preload
+        env["LD_PRELOAD"] = ld_preload(preload)  # (a sanitizer build's shim needs its runtime)
     return env
 
 

@@ -3,7 +3,13 @@
 """blkin-live --libvirt: the same enable/disable through libvirtd
 (virDomainQemuMonitorCommand) on a running libvirt domain, under a private
 libvirtd (tests/libvirt/libvirtd.py). The domain boots no OS (SeaBIOS
-under TCG): the block graph is what is checked."""
+under TCG): the block graph is what is checked.
+
+Also the documented way to define a domain ready for it: `blkin-libvirt
+prepare` (the preload, serials and the agent channel, no filter at start),
+then the domain started, then `blkin-live enable` without a restart, with the
+filter id the metadata records; `blkin-libvirt disable` gives the original
+definition back."""
 import os
 import re
 import subprocess
@@ -52,9 +58,64 @@ def start_domain(lv, work, name, preload):
     return lv.virsh("create", xml, timeout=120)
 
 
+TOOL = os.path.join(os.environ.get("BLKIN_BUILD_ROOT", "build"), "libvirt-hooks", "blkin-libvirt")
+
+
 def status(lv, name):
     r = livelib.live("status", "--libvirt", name, "--connect", lv.uri)
     return r.stdout
+
+
+def tool(lv, *args):
+    return subprocess.run([TOOL, *args, "--connect", lv.uri], capture_output=True, text=True, timeout=120)
+
+
+def test_prepared(t, lv, work):
+    """A persistent domain prepared by blkin-libvirt: traced live later."""
+    name = "blkinlive3"
+    image = os.path.join(work, f"{name}.img")
+    subprocess.run(["qemu-img", "create", "-f", "raw", image, "16M"], check=True,
+                   capture_output=True, timeout=60)
+    xml = os.path.join(work, f"{name}.xml")
+    with open(xml, "w") as f:
+        f.write(DOMAIN.format(name=name, image=image, env=""))
+    r = lv.virsh("define", xml)
+    t.ok(r.returncode == 0, "a persistent domain defined", detail=r.stderr)
+    original = lv.virsh("dumpxml", "--inactive", name).stdout
+    sock = os.path.join(work, "agents", f"{name}.sock")
+    r = tool(lv, "prepare", name, "--preload", vm.preload_library(), "--agent-socket", sock,
+             "--state-dir", work)
+    t.ok(r.returncode == 0 and "blkin is prepared on vda" in r.stdout,
+         "blkin-libvirt prepare: the domain is made ready for blkin-live", detail=r.stdout + r.stderr)
+    defined = lv.virsh("dumpxml", "--inactive", name).stdout
+    t.ok("LD_PRELOAD" in defined and "org.blkin.agent.0" in defined and "-drive" not in defined
+         and "qemu:override" not in defined,
+         "the definition has the preload and the agent channel, and no filter", detail=defined)
+    st = tool(lv, "status", name)
+    t.ok("ready for blkin-live as blkinlive3/vda" in st.stdout, "blkin-libvirt status says so",
+         detail=st.stdout + st.stderr)
+    r = lv.virsh("start", name)
+    t.ok(r.returncode == 0, "the prepared domain starts", detail=r.stderr)
+    before = status(lv, name)
+    t.ok("virtio-disk0" in before and " blkin " not in before,
+         "it runs with no disk behind the filter", detail=before)
+    r = livelib.live("enable", "--libvirt", name, "--connect", lv.uri, "--device", "virtio-disk0")
+    t.ok(r.returncode == 0 and "(id blkinlive3/vda)" in r.stdout,
+         "blkin-live enable traces its disk without a restart, with the id the metadata records",
+         detail=r.stdout + r.stderr)
+    after = status(lv, name)
+    t.ok(re.search(r"virtio-disk0.* blkin over libvirt-1-format", after),
+         "the device is on a blkin node", detail=after)
+    r = livelib.live("disable", "--libvirt", name, "--connect", lv.uri, "--device", "virtio-disk0")
+    t.ok(r.returncode == 0 and status(lv, name) == before, "blkin-live disable takes it off again",
+         detail=r.stdout + r.stderr)
+    lv.virsh("destroy", name)
+    r = tool(lv, "disable", name, "--state-dir", work)
+    t.ok(r.returncode == 0 and "the original again" in r.stdout, "blkin-libvirt disable",
+         detail=r.stdout + r.stderr)
+    t.eq(lv.virsh("dumpxml", "--inactive", name).stdout, original,
+         "the definition is the original, byte for byte")
+    lv.virsh("undefine", name)
 
 
 def start_libvirtd(t):
@@ -113,6 +174,7 @@ def test_libvirt(t):
                          "--device", "virtio-disk0")
         t.ok(r.returncode == 1 and "no libvirt domain nosuchdomain" in r.stderr,
              "unknown domain: clear error", detail=r.stderr)
+        test_prepared(t, lv, work)
     finally:
         lv.stop()
         lv.cleanup()

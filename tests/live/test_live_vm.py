@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """blkin-live on a running guest with I/O in flight: the workload loops
 (every round writes patterns and reads them back) before, during and after
 enable and disable; LTTng records the disk's requests only while enabled;

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The harness puts the project's blkin filter node on top of a disk (stock
 QEMU + LD_PRELOAD, -drive json: filter on the format node) and the guest's
 workload runs through it; it also inserts and removes the filter in a running

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The harness never leaves QEMU behind: a guest that hangs is killed at the
 timeout, a QEMU that ignores SIGTERM (stopped) is SIGKILLed, an exception in
 the with-block tears it down, and so does the death of the harness itself."""

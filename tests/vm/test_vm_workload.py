@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A real guest with two disks (raw and qcow2) runs the workload at queue
 depth 1 and 16: its records come back complete through the results port,
 its data verification passes, it saw both disks under the right serials,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """blkin-workload on host image files (no VM): the plan is deterministic,
 is exactly what it issues, and its data verification works."""
 import os

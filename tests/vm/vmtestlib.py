@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Shared bits of the tests/vm tests (imported from the test scripts' folder)."""
 import os
 import shutil

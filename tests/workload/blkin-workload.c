@@ -55,8 +55,8 @@ struct dev {
     int fd;
     /* Per 4 KiB block: seq+1 of the write whose data it holds, 0 = unknown. */
     uint32_t *writer;
-    /* Per slot: an in-flight request uses it (never two at once). */
-    bool *busy;
+    /* Per BLOCK: an in-flight request covers it (never two at once). */
+    bool *busy; /* per BLOCK: a request in flight covers it */
 };
 
 struct opts {
@@ -68,6 +68,8 @@ struct opts {
     unsigned write_pct;
     unsigned flush_pct;
     unsigned discard_pct;
+    bool sequential; /* 4 KiB requests at adjacent offsets, per device */
+    uint32_t size;   /* every read and write this many bytes; 0 = mixed */
     bool plan_only;
     bool quiet; /* no per-request lines: for benchmarks */
     const char *out;
@@ -148,11 +150,37 @@ static void plan_req(const struct ctx *c, uint64_t *state, uint64_t seq,
         r->bytes = SLOT_BYTES;
         break;
     default:
-        r->bytes = BLOCK << (sz % 7); /* 4K .. 256K */
+        if (c->o.sequential) {
+            /* The n-th request of the device comes right after the one
+             * before: adjacent requests in flight, which virtio-blk merges
+             * when they reach it together. */
+            r->bytes = BLOCK;
+            r->offset = (seq / c->ndevs * BLOCK) % c->o.span;
+            r->dev = (unsigned)(seq % c->ndevs);
+            break;
+        }
+        r->bytes = c->o.size ? c->o.size : BLOCK << (sz % 7); /* 4K..256K */
         r->offset = slot * SLOT_BYTES +
                     (in % ((SLOT_BYTES - r->bytes) / BLOCK + 1)) * BLOCK;
         break;
     }
+}
+
+/* The blocks of @r (a flush has none). */
+static void set_busy(struct dev *d, const struct req *r, bool busy)
+{
+    for (uint64_t b = r->offset / BLOCK; b < (r->offset + r->bytes) / BLOCK;
+         b++)
+        d->busy[b] = busy;
+}
+
+static bool any_busy(const struct dev *d, const struct req *r)
+{
+    for (uint64_t b = r->offset / BLOCK; b < (r->offset + r->bytes) / BLOCK;
+         b++)
+        if (d->busy[b])
+            return true;
+    return false;
 }
 
 /* The 8-byte word at device byte offset a of the data written by seq+1 = w. */
@@ -237,7 +265,7 @@ static void complete(struct ctx *c, struct inflight *f, int64_t res,
     if (r->op == OP_WRITE && res != (int64_t)r->bytes)
         set_writer(c, r, 0);
     emit(c, r, f->start_ns, end, res);
-    c->devs[r->dev].busy[r->offset / SLOT_BYTES] = false;
+    set_busy(&c->devs[r->dev], r, false);
     f->used = false;
     c->nfl--;
 }
@@ -300,14 +328,14 @@ static int run_sync(struct ctx *c, const struct req *r)
 static int submit(struct ctx *c, const struct req *r)
 {
     struct dev *d = &c->devs[r->dev];
-    uint64_t slot = r->offset / SLOT_BYTES;
     struct iocb *cbp;
     struct inflight *f = NULL;
     long n;
     int k;
 
-    /* Same slot in flight: wait, so reads verify against settled data. */
-    while (d->busy[slot] || c->nfl >= r->qd) {
+    /* Overlapping a request in flight: wait, so reads verify against
+     * settled data. */
+    while (any_busy(d, r) || c->nfl >= r->qd) {
         k = reap(c, 1);
         if (k < 0)
             return k;
@@ -331,7 +359,7 @@ static int submit(struct ctx *c, const struct req *r)
         fill_pattern(c, r, f->buf);
         set_writer(c, r, (uint32_t)(r->seq + 1));
     }
-    d->busy[slot] = true;
+    set_busy(d, r, true);
     c->nfl++;
     cbp = &f->cb;
     for (unsigned tries = 0;; tries++) {
@@ -350,7 +378,7 @@ static int submit(struct ctx *c, const struct req *r)
         }
     }
     /* Report the refusal as the request's result rather than aborting. */
-    d->busy[slot] = false;
+    set_busy(d, r, false);
     f->used = false;
     c->nfl--;
     if (r->op == OP_WRITE)
@@ -418,6 +446,10 @@ static void usage(FILE *f)
         "  -w, --write-pct P   share of writes, percent (default 50)\n"
         "  -f, --flush-pct P   share of flushes (fdatasync), percent (0)\n"
         "  -d, --discard-pct P share of discards (BLKDISCARD), percent (0)\n"
+        "  -Z, --sequential    reads and writes of 4 KiB at adjacent offsets\n"
+        "  -b, --size BYTES    every read and write this size, at random\n"
+        "                      offsets (4K multiple, at most 256K; default\n"
+        "                      mixed 4K..256K)\n"
         "  -o, --out PATH      where records go (default stdout)\n"
         "  -F, --out-fd N      write records to inherited file descriptor N\n"
         "  -p, --plan          print the plan only; opens no device\n"
@@ -435,6 +467,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"write-pct", required_argument, NULL, 'w'},
         {"flush-pct", required_argument, NULL, 'f'},
         {"discard-pct", required_argument, NULL, 'd'},
+        {"sequential", no_argument, NULL, 'Z'},
+        {"size", required_argument, NULL, 'b'},
         {"out", required_argument, NULL, 'o'},
         {"out-fd", required_argument, NULL, 'F'},
         {"plan", no_argument, NULL, 'p'},
@@ -453,8 +487,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         .write_pct = 50,
         .out_fd = -1,
     };
-    while ((ch = getopt_long(argc, argv, "s:n:q:S:w:f:d:o:F:pQh", lo, NULL)) !=
-           -1) {
+    while ((ch = getopt_long(argc, argv, "s:n:q:S:w:f:d:o:F:pQZb:h", lo,
+                             NULL)) != -1) {
         switch (ch) {
         case 's':
             o->seed = strtoull(optarg, NULL, 0);
@@ -493,6 +527,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'Q':
             o->quiet = true;
             break;
+        case 'Z':
+            o->sequential = true;
+            break;
+        case 'b': {
+            uint64_t v;
+
+            if (parse_size(optarg, &v) < 0 || !v || v % BLOCK || v > SLOT_BYTES)
+                return -EINVAL;
+            o->size = (uint32_t)v;
+        } break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -532,7 +576,7 @@ static int open_dev(struct ctx *c, struct dev *d)
     if (size < c->o.span)
         return -ENOSPC;
     d->writer = calloc(c->o.span / BLOCK, sizeof(*d->writer));
-    d->busy = calloc(c->nslots, sizeof(*d->busy));
+    d->busy = calloc(c->o.span / BLOCK, sizeof(*d->busy));
     if (!d->writer || !d->busy)
         return -ENOMEM;
     fprintf(c->out, "dev %s %" PRIu64 "\n", d->name, size);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * span-fixture.h: the filter span the join unit tests feed hostd, shared by
  * test-join.c and test-remote-join.c.

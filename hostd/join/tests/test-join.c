@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * test-join.c: unit tests of hostd's per-disk join (join/join.c).
  */
@@ -52,14 +53,20 @@ static HostdGuestReq guest(uint8_t op, uint64_t off, uint64_t bytes,
     return g;
 }
 
+/* The consecutive phases add up to the request's total (a span no guest
+ * request joined: to its own time, kept apart as SPAN_ALONE). */
 static void check_sums(const HostdJoinedRequest *r)
 {
     int64_t sum = 0;
+    int64_t total = phase(r, BLKIN_PHASE_TOTAL) >= 0
+                        ? phase(r, BLKIN_PHASE_TOTAL)
+                        : phase(r, BLKIN_PHASE_SPAN_ALONE);
 
     for (int p = 0; p < BLKIN_PHASE__N; p++)
-        if (p != BLKIN_PHASE_TOTAL && phase(r, p) >= 0)
+        if (!blkin_phase_is_summary(p) && phase(r, p) >= 0)
             sum += phase(r, p);
-    g_assert_cmpint(sum, ==, phase(r, BLKIN_PHASE_TOTAL));
+    g_assert_cmpint(total, >=, 0);
+    g_assert_cmpint(sum, ==, total);
 }
 
 static void test_exact(void)
@@ -234,6 +241,13 @@ static void test_unmatched(void)
     g_assert_cmpuint(c.out->len, ==, 2);
     g_assert_cmpuint(hostd_join_pending(j), ==, 0);
     check_sums(&g_array_index(c.out, HostdJoinedRequest, 1));
+    /* The span alone is not a request's total on a disk with an agent. */
+    g_assert_cmpint(
+        phase(&g_array_index(c.out, HostdJoinedRequest, 1), BLKIN_PHASE_TOTAL),
+        ==, -1);
+    g_assert_cmpint(phase(&g_array_index(c.out, HostdJoinedRequest, 1),
+                          BLKIN_PHASE_SPAN_ALONE),
+                    ==, 890 * US);
     g_array_unref(c.out);
 }
 
@@ -329,6 +343,44 @@ static void test_causal_correction(void)
     g_array_unref(c.out);
 }
 
+/* A virtio-blk request with QEMU's own device times: the phases say where
+ * the time is, the device's part is QEMU's accounting, and they add up. */
+static void test_device_phases(void)
+{
+    Collected c = {g_array_new(FALSE, FALSE, sizeof(HostdJoinedRequest))};
+    g_autoptr(HostdJoin) j = hostd_join_new(collect, &c);
+    int64_t t = 7000 * MS;
+    HostdGuestReq g = guest(BLKIN_OP_WRITE, 4096, 4096, 0, t, t + 500 * US);
+    HostdSpan s =
+        fixture_span(9, BLKIN_OP_WRITE, 4096, 4096, t + 50 * US, t + 300 * US);
+    HostdJoinedRequest *r;
+
+    s.dev_start_ns = t + 20 * US;
+    s.dev_end_ns = t + 350 * US;
+    s.dev_merged = 1;
+    hostd_join_add_guest(j, &g);
+    hostd_join_add_span(j, &s,
+                        &(HostdBelow){.known = true, .backend_ns = 100 * US});
+    hostd_join_flush(j, 9000 * MS, 1 * MS, 0, true);
+    g_assert_cmpuint(c.out->len, ==, 1);
+    r = &g_array_index(c.out, HostdJoinedRequest, 0);
+    g_assert_true(joined(r));
+    g_assert_cmpint(phase(r, BLKIN_PHASE_GUEST_TO_DEVICE), ==, 20 * US);
+    g_assert_cmpint(phase(r, BLKIN_PHASE_DEVICE), ==, 30 * US);
+    g_assert_cmpint(phase(r, BLKIN_PHASE_QEMU), ==, 150 * US);
+    g_assert_cmpint(phase(r, BLKIN_PHASE_BACKEND), ==, 100 * US);
+    g_assert_cmpint(phase(r, BLKIN_PHASE_DEVICE_COMPLETION), ==, 50 * US);
+    g_assert_cmpint(phase(r, BLKIN_PHASE_DEVICE_TO_GUEST), ==, 150 * US);
+    g_assert_cmpint(phase(r, BLKIN_PHASE_IN_QEMU), ==, 330 * US);
+    /* Not the filter-level phases: the device ones replace them. */
+    g_assert_cmpint(phase(r, BLKIN_PHASE_GUEST_TO_QEMU), ==, -1);
+    g_assert_cmpint(phase(r, BLKIN_PHASE_QEMU_TO_GUEST), ==, -1);
+    g_assert_cmpuint(r->dev_start_ns, ==, t + 20 * US);
+    g_assert_cmpuint(r->dev_end_ns, ==, t + 350 * US);
+    check_sums(r);
+    g_array_unref(c.out);
+}
+
 /* A burst of 100,000 requests drains: the join gives its room back. */
 static void test_room_given_back(void)
 {
@@ -360,5 +412,6 @@ int main(int argc, char **argv)
     g_test_add_func("/join/hostile-windows", test_hostile_windows);
     g_test_add_func("/join/causal-correction", test_causal_correction);
     g_test_add_func("/join/room-given-back", test_room_given_back);
+    g_test_add_func("/join/device-phases", test_device_phases);
     return g_test_run();
 }

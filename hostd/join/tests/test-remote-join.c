@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * test-remote-join.c: unit tests of the join of NBD client spans with the
  * serving node's spans (hostd/join/remote-join.c): no ids, an unknown clock

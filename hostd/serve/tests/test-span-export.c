@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * test-span-export.c: the span exporter's queue is shared by every VM of
  * the host; with the collector down and one VM busy, another VM's requests

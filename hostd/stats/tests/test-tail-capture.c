@@ -174,9 +174,10 @@ static size_t run_load(unsigned k, bool falling, unsigned rate,
 
 static void test_memory(void)
 {
-    /* 13 phases of 8 bytes since RBD disks (librbd, net_out, osd_queue,
-     * osd_exec, net_back; 8 since remote disks) */
-    g_assert_cmpuint(sizeof(HostdJoinedRequest), ==, 216);
+    /* 19 phases of 8 bytes since RBD disks (librbd, net_out, osd_queue,
+     * osd_exec, net_back); 14 since the device phases, and the device's own
+     * entry and completion */
+    g_assert_cmpuint(sizeof(HostdJoinedRequest), ==, 280);
     size_t busy = run_load(8, false, 1000, 3660);
     size_t worst = run_load(8, true, 50, 3660);
     size_t bound = (1 + 60 + 5 + 12) * 8 * sizeof(HostdJoinedRequest) + 1024;

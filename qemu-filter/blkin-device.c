@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * blkin-device.c: QEMU's own device-level times of a virtio-blk request.
+ *
+ * QEMU starts a virtio-blk request's clock when it parses it from the
+ * virtqueue (block_acct_start into the request's `acct` cookie), submits only
+ * after reading the whole queue, merging adjacent requests, and stops the
+ * clock when the device completes them (block_acct_done, in the AIO
+ * callback, for requests that did not wait from a later bottom half). The
+ * filter sees none of that: it runs between submission and the block layer's
+ * return. So for a request of the node a virtio-blk device is attached to,
+ * the filter's exit reads the device requests behind it and wraps the AIO
+ * callback: the `device_request` event goes out after the device completed
+ * it, stamped by LTTng then, carrying each device request's own start.
+ *
+ * How the device's request is found: the filter runs in the coroutine that
+ * BlockBackend made for the request (blk_aio_prwv); its entry argument is
+ * the BlkAioEmAIOCB, whose `common.opaque` is virtio-blk's VirtIOBlockReq,
+ * merged requests chained by `mr_next`. BlkAioEmAIOCB is private to
+ * block/block-backend.c, so its layout is written here as QEMU 7.2 has it;
+ * VirtIOBlockReq and Coroutine come from the QEMU source the filter is built
+ * against. Every request is checked structurally before anything is read
+ * through it (the AIOCB names this node, its offset and bytes are the
+ * request's, the device requests add up to it), and the device's type once
+ * per BlockBackend; where a check fails, device timing goes off for the node
+ * with one log line and the disk event says why (docs/filter.md).
+ *
+ * Nothing here changes data or the order of completions: the original
+ * callback runs first, from the wrapper, with its own arguments.
+ */
+#include "blkin-device.h"
+#include "blkin-filter.h"
+#include "blkin-tp.h"
+
+#include "hw/virtio/virtio-blk.h"
+#include "qemu/coroutine_int.h"
+#include "qemu/error-report.h"
+#include "sysemu/block-backend.h"
+
+/*
+ * What the wrapped callback needs; from a per-thread free list (a request
+ * completes in the AioContext, so on the thread, that submitted it).
+ */
+typedef struct BlkinDevPending BlkinDevPending;
+struct BlkinDevPending {
+    struct blkin_dev_record rec;
+    const BDRVBlkinState *s; /* the node: open until its requests are done */
+    BlockCompletionFunc *cb;
+    void *opaque;
+    BlkinDevPending *next_free;
+};
+
+#define BLKIN_DEV_FREE_MAX 256
+static __thread BlkinDevPending *blkin_dev_free;
+static __thread unsigned blkin_dev_nfree;
+
+static BlkinDevPending *blkin_dev_get(void)
+{
+    BlkinDevPending *p = blkin_dev_free;
+
+    if (p) {
+        blkin_dev_free = p->next_free;
+        blkin_dev_nfree--;
+        return p;
+    }
+    return g_new(BlkinDevPending, 1);
+}
+
+static void blkin_dev_put(BlkinDevPending *p)
+{
+    if (blkin_dev_nfree >= BLKIN_DEV_FREE_MAX) {
+        g_free(p);
+        return;
+    }
+    p->next_free = blkin_dev_free;
+    blkin_dev_free = p;
+    blkin_dev_nfree++;
+}
+
+static void blkin_device_done(void *opaque, int ret)
+{
+    BlkinDevPending *p = opaque;
+
+    /* The device's own completion (block_acct_done) runs in here; the
+     * event's timestamp (or the batch's clock read), taken next, is just
+     * after it. */
+    p->cb(p->opaque, ret);
+    if (blkin_batching(p->s))
+        blkin_batch_add(p->s, &p->rec.span, p->rec.exit_ns, &p->rec,
+                        blkin_now_ns());
+    else
+        lttng_ust_tracepoint(blkin_qemu, device_request, &p->rec);
+    blkin_dev_put(p);
+}
+
+/* Device timing off for the node: one log line, and the disk event says
+ * why from now on. */
+static void blkin_device_off(BlockDriverState *bs, const char *why)
+{
+    BDRVBlkinState *s = bs->opaque;
+
+    s->dev_mode = BLKIN_DEV_OFF;
+    g_free(s->device);
+    s->device = g_strdup_printf("off: %s", why);
+    error_report("blkin: %s: device timing off: %s", s->id, why);
+    blkin_emit_disk(bs, BLKIN_DISK_REFRESH);
+}
+
+/* The device a BlockBackend is attached to, decided once per backend. */
+static void blkin_device_learn(BlockDriverState *bs, BlockBackend *blk)
+{
+    BDRVBlkinState *s = bs->opaque;
+    DeviceState *dev = blk_get_attached_dev(blk);
+    const char *type = dev ? object_get_typename(OBJECT(dev)) : "none";
+
+    s->dev_blk = blk;
+    g_free(s->device);
+    if (g_str_equal(type, TYPE_VIRTIO_BLK)) {
+        s->dev_mode = BLKIN_DEV_VIRTIO_BLK;
+        s->device = g_strdup(BLKIN_DEVICE_VIRTIO_BLK);
+    } else {
+        s->dev_mode = BLKIN_DEV_OTHER;
+        s->device = g_strdup(type);
+    }
+    blkin_emit_disk(bs, BLKIN_DISK_REFRESH);
+}
+
+bool coroutine_fn blkin_device_defer(BlockDriverState *bs, const BlkinReq *r,
+                                     uint64_t exit_ns)
+{
+    BDRVBlkinState *s = bs->opaque;
+    const BlkinAioEmAIOCB *acb;
+    BlkinDevPending *p;
+    const char *bad;
+
+    if (s->dev_mode == BLKIN_DEV_OFF)
+        return false;
+    acb = qemu_coroutine_self()->entry_arg;
+    /* Not a request a BlockBackend made for this node: a lower node's, a
+     * block job's, synchronous I/O. */
+    if (!acb || acb->common.bs != bs)
+        return false;
+    if (acb->rwco.blk != s->dev_blk)
+        blkin_device_learn(bs, acb->rwco.blk);
+    if (s->dev_mode != BLKIN_DEV_VIRTIO_BLK)
+        return false;
+    p = blkin_dev_get();
+    bad = blkin_device_check(acb, bs, r->span.offset, r->span.bytes, r->span.op,
+                             &p->rec);
+    if (bad) {
+        blkin_dev_put(p);
+        blkin_device_off(bs, bad);
+        return false;
+    }
+    p->rec.span = r->span;
+    p->rec.exit_ns = exit_ns;
+    p->s = s;
+    p->cb = acb->common.cb;
+    p->opaque = acb->common.opaque;
+    /* The AIOCB is BlockBackend's, alive until its callback has run. */
+    ((BlkinAioEmAIOCB *)acb)->common.cb = blkin_device_done;
+    ((BlkinAioEmAIOCB *)acb)->common.opaque = p;
+    return true;
+}
