@@ -26,7 +26,7 @@ sleep 1
 echo "serial $(blkin_disk rs-a) rs-a" >"$BLKIN_RESULTS"
 blkin-workload --seed 11 -n 120 -q 1,16 -o "$BLKIN_RESULTS" "$(blkin_disk rs-a)"
 echo "phase-a-done" >"$BLKIN_RESULTS"
-sleep 18
+sleep 30
 echo "phase-b-start" >"$BLKIN_RESULTS"
 blkin-workload --seed 12 -n 120 -q 1,16 -o "$BLKIN_RESULTS" "$(blkin_disk rs-a)"
 rc=$?
@@ -82,13 +82,33 @@ def main():
         # 10 s): the kill must not lose what hostd had accounted.
         t.ok(st.wait_until(accounted, timeout=40, interval=0.5),
              "the first workload was joined and reached the history before the kill")
-        before = st.report("rs", window="1h")
+
+        # A span without a guest record is counted only once the hold time
+        # has passed; the kill is made when the report has stopped changing
+        # for longer than that and the history holds exactly what the report
+        # does, so the count taken here is the one the kill keeps.
+        last = {}
+
+        def settled():
+            rep = st.report("rs", window="1h")
+            hist = json.loads(st.cli("history", "rs", "--minutes", "10", "--json").stdout)
+            now = (counts(rep), rep["disks"][0]["window_counters"]["unmatched_spans"])
+            if now != last.get("state"):
+                last.update(state=now, since=time.monotonic())
+            last["report"] = rep
+            return (time.monotonic() - last["since"] > st.hold_ms / 1000 + 1.5
+                    and counts(hist) == now[0])
+
+        t.ok(st.wait_until(settled, timeout=60, interval=0.5),
+             "before the kill, the report stood still and the history held the same counts")
+        before = last["report"]
         st.stop_hostd(signal.SIGKILL)
         st.start_hostd()
         st.register("rs", g.agent_socket, spec)
         # What the guest does before hostd reads the session again is not
         # hostd's to see (lttng-live starts a reader at the end): the guest
-        # waits 18 s before its second workload; check that hostd was back.
+        # waits 30 s (for the settling above and the restart) before its
+        # second workload; check that hostd was back.
         back = st.wait_until(lambda: st.status().get("trace", {}).get("state") == "connected",
                              timeout=30, interval=0.1)
         t.ok(back and "phase-b-start" not in g.results(),
