@@ -71,10 +71,16 @@ static void disk_minute_closed(void *opaque, const HostdStatsRollup *minute)
     g_autofree char *name = g_strdup_printf("%s/%s", d->vm->name, d->target);
     HostdHistoryRow row = {.disk = name, .rollup = &wall};
 
-    /* The store keys minutes on the wall clock. */
+    /* The store keys minutes on the wall clock. A minute's start is on a
+     * wall-clock minute only as of minute_align_ns(): this delta, read
+     * again, may be a microsecond (more, if preempted between the two
+     * reads) less, and the start would fall in the minute before -- the
+     * same requests then in two rows. The interval's middle is well
+     * inside its minute. */
     wall.start_ns = minute->start_ns + delta;
     wall.end_ns = minute->end_ns + delta;
-    row.minute = wall.start_ns / (60 * HOSTD_NS_PER_SEC);
+    row.minute = (wall.start_ns + (wall.end_ns - wall.start_ns) / 2) /
+                 (60 * HOSTD_NS_PER_SEC);
     if (!hostd_history_write(d->vm->model->history, &row, 1, &err))
         g_warning("history: %s: %s", name, err->message);
 }
