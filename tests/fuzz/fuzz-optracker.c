@@ -74,8 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(res.client_ops <= res.ops && res.new_ops <= res.client_ops);
         /* Again, with what was given: nothing new. */
         s.dedup = true;
-        FUZZ_CHECK(blkin_optracker_parse((const char *)data, size, 3, &cb,
-                                         &res) == 0);
+        FUZZ_CHECK(
+            blkin_optracker_parse((const char *)data, size, 3, &cb, &res) == 0);
     }
     blkin_keyset_destroy(&s.keys);
     /* The input as one description, one time stamp, one wire line. */
