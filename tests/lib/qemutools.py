@@ -14,8 +14,10 @@ import os
 import subprocess
 
 BUILD = os.environ.get("BLKIN_BUILD_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-# BLKIN_PRELOAD: scripts/test.sh's sanitizer stage gives ./build's (QEMU is not instrumented).
-PRELOAD = os.environ.get("BLKIN_PRELOAD") or os.path.join(BUILD, "qemu-filter", "libblkin-preload.so")
+# Always the build root's own: in the sanitizer stage that is the instrumented
+# preload, loaded after the ASan runtime (ld_preload below); BLKIN_PRELOAD is
+# for the VMs' QEMU (vm.py), which that stage runs with ./build's.
+PRELOAD = os.path.join(BUILD, "qemu-filter", "libblkin-preload.so")
 PRELOAD_WRONG = os.path.join(BUILD, "qemu-filter", "libblkin-preload-wrongstamp.so")
 FILTER = os.path.join(BUILD, "qemu-filter", "blkin-filter.so")
 
