@@ -6,6 +6,7 @@
 #define G_LOG_DOMAIN "blkin-hostd-ingest"
 
 #include "live-health.h"
+#include "json-members.h"
 
 #include <inttypes.h>
 
@@ -78,12 +79,6 @@ const char *hostd_live_state_name(HostdLiveState s)
     return "unknown";
 }
 
-static void add_int(JsonBuilder *b, const char *k, int64_t v)
-{
-    json_builder_set_member_name(b, k);
-    json_builder_add_int_value(b, v);
-}
-
 /* Seconds ago, or null for "never". */
 static void add_ago(JsonBuilder *b, const char *k, int64_t then, int64_t now)
 {
@@ -101,9 +96,9 @@ void hostd_live_health_json(const HostdLiveHealth *lh, JsonBuilder *b,
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "state");
     json_builder_add_string_value(b, hostd_live_state_name(lh->state));
-    add_int(b, "losses", lh->losses);
-    add_int(b, "reconnects", lh->reconnects);
-    add_int(b, "attempts_failed", lh->attempts_failed);
+    hostd_json_add_int(b, "losses", lh->losses);
+    hostd_json_add_int(b, "reconnects", lh->reconnects);
+    hostd_json_add_int(b, "attempts_failed", lh->attempts_failed);
     json_builder_set_member_name(b, "down_s");
     json_builder_add_double_value(b,
                                   hostd_live_health_down_ns(lh, now_ns) / 1e9);

@@ -8,27 +8,7 @@
 #define G_LOG_DOMAIN "blkin-hostd-serve"
 
 #include "hostd.h"
-
-static void add_int(JsonBuilder *b, const char *k, int64_t v)
-{
-    json_builder_set_member_name(b, k);
-    json_builder_add_int_value(b, v);
-}
-
-static void add_str(JsonBuilder *b, const char *k, const char *v)
-{
-    json_builder_set_member_name(b, k);
-    if (v)
-        json_builder_add_string_value(b, v);
-    else
-        json_builder_add_null_value(b);
-}
-
-static void add_bool(JsonBuilder *b, const char *k, gboolean v)
-{
-    json_builder_set_member_name(b, k);
-    json_builder_add_boolean_value(b, v);
-}
+#include "json-members.h"
 
 void hostd_report_add_rbd(JsonBuilder *b, HostdModel *m, const HostdDisk *d)
 {
@@ -43,29 +23,29 @@ void hostd_report_add_rbd(JsonBuilder *b, HostdModel *m, const HostdDisk *d)
     }
     hostd_rbd_join_disk_image(m->rbd, d, &pool, &name, &gid);
     json_builder_begin_object(b);
-    add_str(b, "pool", pool);
-    add_str(b, "image", name);
-    add_int(b, "client", (int64_t)gid);
+    hostd_json_add_str(b, "pool", pool);
+    hostd_json_add_str(b, "image", name);
+    hostd_json_add_int(b, "client", (int64_t)gid);
     /* The guest's requests, and of those joined down to an OSD op. */
-    add_int(b, "guest_requests", d->rbd.guest);
-    add_int(b, "guest_joined", d->rbd.guest_joined);
-    add_int(b, "calls", d->rbd.calls);
-    add_int(b, "joined", d->rbd.joined);
-    add_int(b, "merged", d->rbd.merged);
-    add_int(b, "no_osd_op", d->rbd.no_op);
-    add_int(b, "osd_op_missing", d->rbd.op_missing);
-    add_int(b, "no_librbd_call", d->rbd.no_call);
+    hostd_json_add_int(b, "guest_requests", d->rbd.guest);
+    hostd_json_add_int(b, "guest_joined", d->rbd.guest_joined);
+    hostd_json_add_int(b, "calls", d->rbd.calls);
+    hostd_json_add_int(b, "joined", d->rbd.joined);
+    hostd_json_add_int(b, "merged", d->rbd.merged);
+    hostd_json_add_int(b, "no_osd_op", d->rbd.no_op);
+    hostd_json_add_int(b, "osd_op_missing", d->rbd.op_missing);
+    hostd_json_add_int(b, "no_librbd_call", d->rbd.no_call);
     /* Calls while an OSD did not answer its collector, or ops may have
      * left its history unread: their OSD phases may be missing or long. */
-    add_int(b, "during_osd_gap", d->rbd.in_gap);
-    add_int(b, "collectors", m->ceph_feeds->len);
+    hostd_json_add_int(b, "during_osd_gap", d->rbd.in_gap);
+    hostd_json_add_int(b, "collectors", m->ceph_feeds->len);
     /* Distinct OSD ops joined: what the OSD's own counters count. */
     json_builder_set_member_name(b, "osd_ops");
     json_builder_begin_object(b);
-    add_int(b, "reads", d->rbd.osd_reads);
-    add_int(b, "writes", d->rbd.osd_writes);
-    add_int(b, "read_bytes", d->rbd.osd_read_bytes);
-    add_int(b, "write_bytes", d->rbd.osd_write_bytes);
+    hostd_json_add_int(b, "reads", d->rbd.osd_reads);
+    hostd_json_add_int(b, "writes", d->rbd.osd_writes);
+    hostd_json_add_int(b, "read_bytes", d->rbd.osd_read_bytes);
+    hostd_json_add_int(b, "write_bytes", d->rbd.osd_write_bytes);
     json_builder_end_object(b);
     /* The OSDs' clock as the last joined op's collector has it: offset
      * from their wall clock to ours, and its bound. */
@@ -74,14 +54,14 @@ void hostd_report_add_rbd(JsonBuilder *b, HostdModel *m, const HostdDisk *d)
     json_builder_set_member_name(b, "osd_clock");
     if (clk && clk->known) {
         json_builder_begin_object(b);
-        add_int(b, "collector", d->rbd.collector);
-        add_bool(b, "same_host", clk->same_host);
-        add_int(b, "offset_ns", clk->offset_ns);
-        add_int(b, "bound_ns", clk->bound_ns);
-        add_int(b, "floor_out_ns", clk->floor_out_ns);
-        add_int(b, "floor_back_ns", clk->floor_back_ns);
-        add_int(b, "pairs", clk->pairs);
-        add_int(b, "inconsistent", clk->inconsistent);
+        hostd_json_add_int(b, "collector", d->rbd.collector);
+        hostd_json_add_bool(b, "same_host", clk->same_host);
+        hostd_json_add_int(b, "offset_ns", clk->offset_ns);
+        hostd_json_add_int(b, "bound_ns", clk->bound_ns);
+        hostd_json_add_int(b, "floor_out_ns", clk->floor_out_ns);
+        hostd_json_add_int(b, "floor_back_ns", clk->floor_back_ns);
+        hostd_json_add_int(b, "pairs", clk->pairs);
+        hostd_json_add_int(b, "inconsistent", clk->inconsistent);
         json_builder_end_object(b);
     } else {
         json_builder_add_null_value(b);
@@ -95,7 +75,7 @@ void hostd_report_add_ceph(JsonBuilder *b, HostdModel *m)
 
     json_builder_set_member_name(b, "ceph");
     json_builder_begin_object(b);
-    add_int(b, "images_open", m->rbd_open);
+    hostd_json_add_int(b, "images_open", m->rbd_open);
     json_builder_set_member_name(b, "collectors");
     json_builder_begin_array(b);
     for (guint i = 0; i < m->ceph_feeds->len; i++) {
@@ -103,28 +83,28 @@ void hostd_report_add_ceph(JsonBuilder *b, HostdModel *m)
 
         hostd_ceph_feed_status(g_ptr_array_index(m->ceph_feeds, i), &s);
         json_builder_begin_object(b);
-        add_str(b, "addr", s.addr);
-        add_bool(b, "connected", s.connected);
-        add_str(b, "host", s.host);
-        add_bool(b, "same_host", s.same_host);
-        add_int(b, "connects", s.connects);
-        add_int(b, "lines", s.lines);
-        add_int(b, "ops", s.ops);
-        add_int(b, "bad_lines", s.bad_lines);
-        add_int(b, "dropped", s.dropped);
-        add_str(b, "last_error", s.last_error);
+        hostd_json_add_str(b, "addr", s.addr);
+        hostd_json_add_bool(b, "connected", s.connected);
+        hostd_json_add_str(b, "host", s.host);
+        hostd_json_add_bool(b, "same_host", s.same_host);
+        hostd_json_add_int(b, "connects", s.connects);
+        hostd_json_add_int(b, "lines", s.lines);
+        hostd_json_add_int(b, "ops", s.ops);
+        hostd_json_add_int(b, "bad_lines", s.bad_lines);
+        hostd_json_add_int(b, "dropped", s.dropped);
+        hostd_json_add_str(b, "last_error", s.last_error);
         json_builder_set_member_name(b, "osds");
         json_builder_begin_array(b);
         for (guint k = 0; k < s.osds->len; k++) {
             const HostdCephOsd *o = &g_array_index(s.osds, HostdCephOsd, k);
 
             json_builder_begin_object(b);
-            add_int(b, "id", o->id);
-            add_bool(b, "up", o->up);
-            add_int(b, "since_ns", o->since_ns);
-            add_str(b, "reason", o->reason);
-            add_int(b, "outages", o->outages);
-            add_int(b, "lost_windows", o->lost_windows);
+            hostd_json_add_int(b, "id", o->id);
+            hostd_json_add_bool(b, "up", o->up);
+            hostd_json_add_int(b, "since_ns", o->since_ns);
+            hostd_json_add_str(b, "reason", o->reason);
+            hostd_json_add_int(b, "outages", o->outages);
+            hostd_json_add_int(b, "lost_windows", o->lost_windows);
             json_builder_end_object(b);
         }
         json_builder_end_array(b);
@@ -133,14 +113,14 @@ void hostd_report_add_ceph(JsonBuilder *b, HostdModel *m)
     json_builder_end_array(b);
     json_builder_set_member_name(b, "rbd");
     json_builder_begin_object(b);
-    add_int(b, "calls", c->calls);
-    add_int(b, "calls_unclaimed", c->calls_unclaimed);
-    add_int(b, "ops", c->ops);
-    add_int(b, "ops_data_unclaimed", c->ops_data_unclaimed);
-    add_int(b, "ops_meta", c->ops_meta);
-    add_int(b, "ops_unknown", c->ops_unknown);
-    add_int(b, "overflow", c->overflow);
-    add_int(b, "pending", hostd_rbd_join_pending(m->rbd));
+    hostd_json_add_int(b, "calls", c->calls);
+    hostd_json_add_int(b, "calls_unclaimed", c->calls_unclaimed);
+    hostd_json_add_int(b, "ops", c->ops);
+    hostd_json_add_int(b, "ops_data_unclaimed", c->ops_data_unclaimed);
+    hostd_json_add_int(b, "ops_meta", c->ops_meta);
+    hostd_json_add_int(b, "ops_unknown", c->ops_unknown);
+    hostd_json_add_int(b, "overflow", c->overflow);
+    hostd_json_add_int(b, "pending", hostd_rbd_join_pending(m->rbd));
     json_builder_end_object(b);
     json_builder_end_object(b);
 }

@@ -9,6 +9,7 @@
 #define G_LOG_DOMAIN "blkin-hostd-serve"
 
 #include "hostd.h"
+#include "json-members.h"
 
 #include "ingest/agent-conn.h"
 #include "vms/disk-record.h"
@@ -48,21 +49,6 @@ static gboolean parse_window(const char *name, HostdStatsWindow *w,
     return TRUE;
 }
 
-static void add_int(JsonBuilder *b, const char *k, int64_t v)
-{
-    json_builder_set_member_name(b, k);
-    json_builder_add_int_value(b, v);
-}
-
-static void add_str(JsonBuilder *b, const char *k, const char *v)
-{
-    json_builder_set_member_name(b, k);
-    if (v)
-        json_builder_add_string_value(b, v);
-    else
-        json_builder_add_null_value(b);
-}
-
 /* A phase's distribution. Its count is of the requests that passed through
  * it, which for some phases (backend, device) is not every request. With
  * @buckets the occupied buckets too, [upper bound ns, count]. */
@@ -70,9 +56,9 @@ static void add_phase(JsonBuilder *b, enum blkin_phase p,
                       const HostdLatencyHist *hist, bool buckets)
 {
     json_builder_begin_object(b);
-    add_str(b, "phase", blkin_phase_name(p));
-    add_int(b, "count", hostd_latency_hist_count(hist));
-    add_int(b, "sum_ns", hostd_latency_hist_sum(hist));
+    hostd_json_add_str(b, "phase", blkin_phase_name(p));
+    hostd_json_add_int(b, "count", hostd_latency_hist_count(hist));
+    hostd_json_add_int(b, "sum_ns", hostd_latency_hist_sum(hist));
     if (buckets) {
         HostdLatencyHistIter it;
         HostdLatencyBucket bk;
@@ -88,15 +74,16 @@ static void add_phase(JsonBuilder *b, enum blkin_phase p,
         }
         json_builder_end_array(b);
     }
-    add_int(b, "p50_ns", hostd_latency_hist_quantile(hist, 0.50));
-    add_int(b, "p90_ns", hostd_latency_hist_quantile(hist, 0.90));
-    add_int(b, "p99_ns", hostd_latency_hist_quantile(hist, 0.99));
-    add_int(b, "p999_ns", hostd_latency_hist_quantile(hist, 0.999));
-    add_int(b, "max_ns", hostd_latency_hist_max(hist));
-    add_int(b, "mean_ns",
-            hostd_latency_hist_count(hist)
-                ? hostd_latency_hist_sum(hist) / hostd_latency_hist_count(hist)
-                : 0);
+    hostd_json_add_int(b, "p50_ns", hostd_latency_hist_quantile(hist, 0.50));
+    hostd_json_add_int(b, "p90_ns", hostd_latency_hist_quantile(hist, 0.90));
+    hostd_json_add_int(b, "p99_ns", hostd_latency_hist_quantile(hist, 0.99));
+    hostd_json_add_int(b, "p999_ns", hostd_latency_hist_quantile(hist, 0.999));
+    hostd_json_add_int(b, "max_ns", hostd_latency_hist_max(hist));
+    hostd_json_add_int(b, "mean_ns",
+                       hostd_latency_hist_count(hist)
+                           ? hostd_latency_hist_sum(hist) /
+                                 hostd_latency_hist_count(hist)
+                           : 0);
     json_builder_end_object(b);
 }
 
@@ -111,10 +98,10 @@ static void add_clock(JsonBuilder *b, HostdVm *vm, const HostdJoin *join)
         return;
     }
     json_builder_begin_object(b);
-    add_int(b, "offset_ns", est.offset_ns);
-    add_int(b, "bound_ns", est.bound_ns);
-    add_int(b, "best_rtt_ns", est.best_rtt_ns);
-    add_int(b, "samples", est.samples);
+    hostd_json_add_int(b, "offset_ns", est.offset_ns);
+    hostd_json_add_int(b, "bound_ns", est.bound_ns);
+    hostd_json_add_int(b, "best_rtt_ns", est.best_rtt_ns);
+    hostd_json_add_int(b, "samples", est.samples);
     if (est.drift_valid) {
         json_builder_set_member_name(b, "drift_ppb");
         json_builder_add_double_value(b, est.drift_ppb);
@@ -123,13 +110,13 @@ static void add_clock(JsonBuilder *b, HostdVm *vm, const HostdJoin *join)
     json_builder_set_member_name(b, "causal");
     if (corr->valid) {
         json_builder_begin_object(b);
-        add_int(b, "correction_ns", corr->offset_ns);
-        add_int(b, "bound_ns", (corr->hi_ns - corr->lo_ns) / 2);
+        hostd_json_add_int(b, "correction_ns", corr->offset_ns);
+        hostd_json_add_int(b, "bound_ns", (corr->hi_ns - corr->lo_ns) / 2);
         json_builder_end_object(b);
     } else {
         json_builder_add_null_value(b);
     }
-    add_int(b, "causal_inconsistent", corr->inconsistent);
+    hostd_json_add_int(b, "causal_inconsistent", corr->inconsistent);
     json_builder_end_object(b);
 }
 
@@ -151,23 +138,23 @@ static void add_remote(JsonBuilder *b, const HostdDisk *d)
     clk = hostd_remote_join_clock(d->remote);
     rc = hostd_remote_join_counters(d->remote);
     json_builder_begin_object(b);
-    add_str(b, "server_filter_id", d->remote_id);
-    add_int(b, "trace_input", d->remote_source);
+    hostd_json_add_str(b, "server_filter_id", d->remote_id);
+    hostd_json_add_int(b, "trace_input", d->remote_source);
     json_builder_set_member_name(b, "clock");
     if (clk->valid) {
         json_builder_begin_object(b);
-        add_int(b, "offset_ns", clk->offset_ns);
-        add_int(b, "bound_ns", (clk->hi_ns - clk->lo_ns) / 2);
-        add_int(b, "resets", clk->resets);
+        hostd_json_add_int(b, "offset_ns", clk->offset_ns);
+        hostd_json_add_int(b, "bound_ns", (clk->hi_ns - clk->lo_ns) / 2);
+        hostd_json_add_int(b, "resets", clk->resets);
         json_builder_end_object(b);
     } else {
         json_builder_add_null_value(b);
     }
-    add_int(b, "matched", rc->matched);
-    add_int(b, "unmatched_client", rc->unmatched_client);
-    add_int(b, "unmatched_server", rc->unmatched_server);
-    add_int(b, "overflow", rc->overflow);
-    add_int(b, "pending", hostd_remote_join_pending(d->remote));
+    hostd_json_add_int(b, "matched", rc->matched);
+    hostd_json_add_int(b, "unmatched_client", rc->unmatched_client);
+    hostd_json_add_int(b, "unmatched_server", rc->unmatched_server);
+    hostd_json_add_int(b, "overflow", rc->overflow);
+    hostd_json_add_int(b, "pending", hostd_remote_join_pending(d->remote));
     json_builder_end_object(b);
 }
 
@@ -176,7 +163,7 @@ static void add_hex(JsonBuilder *b, const char *k, uint64_t v)
     char id[32];
 
     g_snprintf(id, sizeof(id), "%016" PRIx64, v);
-    add_str(b, k, id);
+    hostd_json_add_str(b, k, id);
 }
 
 /* Requests in flight now past the filter's hung-ms: what an operator
@@ -191,11 +178,11 @@ static void add_hung(JsonBuilder *b, const HostdDisk *d)
         json_builder_begin_object(b);
         add_hex(b, "trace_id", s->trace_id);
         add_hex(b, "span_id", s->span_id);
-        add_str(b, "op", blkin_op_name(s->op));
-        add_int(b, "offset", s->offset);
-        add_int(b, "bytes", s->bytes);
-        add_int(b, "start_ns", s->start_ns);
-        add_int(b, "age_ns", s->end_ns - s->start_ns);
+        hostd_json_add_str(b, "op", blkin_op_name(s->op));
+        hostd_json_add_int(b, "offset", s->offset);
+        hostd_json_add_int(b, "bytes", s->bytes);
+        hostd_json_add_int(b, "start_ns", s->start_ns);
+        hostd_json_add_int(b, "age_ns", s->end_ns - s->start_ns);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
@@ -210,9 +197,9 @@ static void add_ops(JsonBuilder *b, const HostdStatsRollup *r, bool buckets)
         if (!r->requests[op])
             continue;
         json_builder_begin_object(b);
-        add_str(b, "op", blkin_op_name(op));
-        add_int(b, "count", r->requests[op]);
-        add_int(b, "bytes", r->bytes[op]);
+        hostd_json_add_str(b, "op", blkin_op_name(op));
+        hostd_json_add_int(b, "count", r->requests[op]);
+        hostd_json_add_int(b, "bytes", r->bytes[op]);
         json_builder_set_member_name(b, "iops");
         json_builder_add_double_value(b, hostd_stats_rollup_iops(r, op));
         json_builder_set_member_name(b, "mbps");
@@ -241,27 +228,29 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
 
     hostd_disk_stats_window(d->stats, now, w, &r);
     json_builder_begin_object(b);
-    add_str(b, "vm", d->vm->name);
-    add_str(b, "disk", d->target);
-    add_str(b, "serial", d->serial);
+    hostd_json_add_str(b, "vm", d->vm->name);
+    hostd_json_add_str(b, "disk", d->target);
+    hostd_json_add_str(b, "serial", d->serial);
     /* A stopped VM lingers (model.h): its report stays readable. */
-    add_str(b, "vm_state", d->vm->stopped_ns ? "stopped" : "running");
+    hostd_json_add_str(b, "vm_state",
+                       d->vm->stopped_ns ? "stopped" : "running");
     if (d->vm->stopped_ns)
-        add_int(b, "stopped_ago_ns", mono_ns() - d->vm->stopped_ns);
-    add_str(b, "filter_id", d->filter_id);
+        hostd_json_add_int(b, "stopped_ago_ns", mono_ns() - d->vm->stopped_ns);
+    hostd_json_add_str(b, "filter_id", d->filter_id);
     /* "virtio-blk": device phases; else the device's type, or why device
      * timing is off (docs/hostd.md, "Phases"); null before the filter
      * said. */
-    add_str(b, "device", d->device);
-    add_int(b, "latest_ns", d->latest_ns);
-    add_int(b, "window_start_ns", r.start_ns);
-    add_int(b, "window_end_ns", r.end_ns);
+    hostd_json_add_str(b, "device", d->device);
+    hostd_json_add_int(b, "latest_ns", d->latest_ns);
+    hostd_json_add_int(b, "window_start_ns", r.start_ns);
+    hostd_json_add_int(b, "window_end_ns", r.end_ns);
 
     json_builder_set_member_name(b, "agent");
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "connected");
     json_builder_add_boolean_value(b, hostd_agent_conn_connected(d->vm->agent));
-    add_int(b, "reconnects", hostd_agent_conn_reconnects(d->vm->agent));
+    hostd_json_add_int(b, "reconnects",
+                       hostd_agent_conn_reconnects(d->vm->agent));
     json_builder_end_object(b);
     add_clock(b, d->vm, d->join);
     add_remote(b, d);
@@ -272,31 +261,32 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
     /* Since hostd started, so nothing lost hides behind a window edge. */
     json_builder_set_member_name(b, "counters");
     json_builder_begin_object(b);
-    add_int(b, "guest_records", d->guest_records);
-    add_int(b, "spans", d->spans);
-    add_int(b, "matched", jc->matched);
-    add_int(b, "merged", jc->merged);
-    add_int(b, "unmatched_guest", jc->unmatched_guest);
-    add_int(b, "unmatched_span", hostd_disk_unmatched_spans(d));
-    add_int(b, "pending", hostd_join_pending(d->join));
-    add_int(b, "overflow", jc->overflow);
-    add_int(b, "scan_limited", jc->scan_limited);
-    add_int(b, "agent_drops", ac.agent_drops);
-    add_int(b, "agent_gap", hostd_disk_agent_gap(d));
-    add_int(b, "agent_lost_at_close", d->agent_lost);
-    add_int(b, "agent_invalid", ac.invalid);
-    add_int(b, "agent_limit_breaches",
-            hostd_agent_conn_limit_breaches(d->vm->agent));
-    add_int(b, "agent_unsent", hostd_agent_conn_unsent(d->vm->agent));
-    add_int(b, "foreign_records", ac.foreign_records);
-    add_int(b, "lttng_discarded", h->model->lttng_discarded);
-    add_int(b, "hung_reports", d->hung_reports);
+    hostd_json_add_int(b, "guest_records", d->guest_records);
+    hostd_json_add_int(b, "spans", d->spans);
+    hostd_json_add_int(b, "matched", jc->matched);
+    hostd_json_add_int(b, "merged", jc->merged);
+    hostd_json_add_int(b, "unmatched_guest", jc->unmatched_guest);
+    hostd_json_add_int(b, "unmatched_span", hostd_disk_unmatched_spans(d));
+    hostd_json_add_int(b, "pending", hostd_join_pending(d->join));
+    hostd_json_add_int(b, "overflow", jc->overflow);
+    hostd_json_add_int(b, "scan_limited", jc->scan_limited);
+    hostd_json_add_int(b, "agent_drops", ac.agent_drops);
+    hostd_json_add_int(b, "agent_gap", hostd_disk_agent_gap(d));
+    hostd_json_add_int(b, "agent_lost_at_close", d->agent_lost);
+    hostd_json_add_int(b, "agent_invalid", ac.invalid);
+    hostd_json_add_int(b, "agent_limit_breaches",
+                       hostd_agent_conn_limit_breaches(d->vm->agent));
+    hostd_json_add_int(b, "agent_unsent",
+                       hostd_agent_conn_unsent(d->vm->agent));
+    hostd_json_add_int(b, "foreign_records", ac.foreign_records);
+    hostd_json_add_int(b, "lttng_discarded", h->model->lttng_discarded);
+    hostd_json_add_int(b, "hung_reports", d->hung_reports);
     json_builder_end_object(b);
 
     json_builder_set_member_name(b, "window_counters");
     json_builder_begin_object(b);
     for (int c = 0; c < HOSTD_STATS_COUNTER__N; c++)
-        add_int(b, hostd_stats_counter_names[c], r.counters[c]);
+        hostd_json_add_int(b, hostd_stats_counter_names[c], r.counters[c]);
     json_builder_end_object(b);
 
     add_hung(b, d);
@@ -362,7 +352,7 @@ static JsonNode *windowed_response(Hostd *h, const char *vm, const char *disk,
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "ok");
     json_builder_add_boolean_value(b, TRUE);
-    add_str(b, "window", window);
+    hostd_json_add_str(b, "window", window);
     json_builder_set_member_name(b, member);
     json_builder_begin_array(b);
     if (!for_disks(h, vm, disk, fn, &c, err))
@@ -455,36 +445,36 @@ static void add_request(JsonBuilder *b, const HostdDisk *d,
             out, r->guest_complete_ns};
 
     json_builder_begin_object(b);
-    add_str(b, "vm", d->vm->name);
-    add_str(b, "disk", d->target);
-    add_str(b, "op", blkin_op_name(r->op));
-    add_int(b, "offset", r->offset);
-    add_int(b, "bytes", r->bytes);
-    add_int(b, "ret", r->ret);
-    add_int(b, "merged", r->merged);
+    hostd_json_add_str(b, "vm", d->vm->name);
+    hostd_json_add_str(b, "disk", d->target);
+    hostd_json_add_str(b, "op", blkin_op_name(r->op));
+    hostd_json_add_int(b, "offset", r->offset);
+    hostd_json_add_int(b, "bytes", r->bytes);
+    hostd_json_add_int(b, "ret", r->ret);
+    hostd_json_add_int(b, "merged", r->merged);
     g_snprintf(id, sizeof(id), "%016" PRIx64, r->trace_id);
-    add_str(b, "trace_id", span ? id : NULL);
+    hostd_json_add_str(b, "trace_id", span ? id : NULL);
     g_snprintf(id, sizeof(id), "%016" PRIx64, r->span_id);
-    add_str(b, "span_id", span ? id : NULL);
+    hostd_json_add_str(b, "span_id", span ? id : NULL);
     json_builder_set_member_name(b, "has_guest");
     json_builder_add_boolean_value(b, guest);
     json_builder_set_member_name(b, "has_span");
     json_builder_add_boolean_value(b, span);
-    add_int(b, "clock_error_ns", r->clock_error_ns);
-    add_int(b, "guest_issue_ns", r->guest_issue_ns);
-    add_int(b, "guest_complete_ns", r->guest_complete_ns);
-    add_int(b, "span_start_ns", r->span_start_ns);
-    add_int(b, "span_end_ns", r->span_end_ns);
-    add_int(b, "device_start_ns", r->dev_start_ns);
-    add_int(b, "device_end_ns", r->dev_end_ns);
-    add_int(b, "total_ns", hostd_joined_request_latency(r));
+    hostd_json_add_int(b, "clock_error_ns", r->clock_error_ns);
+    hostd_json_add_int(b, "guest_issue_ns", r->guest_issue_ns);
+    hostd_json_add_int(b, "guest_complete_ns", r->guest_complete_ns);
+    hostd_json_add_int(b, "span_start_ns", r->span_start_ns);
+    hostd_json_add_int(b, "span_end_ns", r->span_end_ns);
+    hostd_json_add_int(b, "device_start_ns", r->dev_start_ns);
+    hostd_json_add_int(b, "device_end_ns", r->dev_end_ns);
+    hostd_json_add_int(b, "total_ns", hostd_joined_request_latency(r));
     json_builder_set_member_name(b, "phases");
     json_builder_begin_array(b);
     for (int i = 0; i < n; i++) {
         json_builder_begin_object(b);
-        add_str(b, "phase", ph[i].name);
-        add_int(b, "at_ns", ph[i].from - t0);
-        add_int(b, "ns", ph[i].to - ph[i].from);
+        hostd_json_add_str(b, "phase", ph[i].name);
+        hostd_json_add_int(b, "at_ns", ph[i].from - t0);
+        hostd_json_add_int(b, "ns", ph[i].to - ph[i].from);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
@@ -553,23 +543,23 @@ static void add_backend_span(JsonBuilder *b, const HostdZipkinSpan *z)
     add_hex(b, "trace_id", z->trace_id);
     add_hex(b, "span_id", z->span_id);
     add_hex(b, "parent_span_id", z->parent_span_id);
-    add_str(b, "name", z->name);
-    add_str(b, "service", z->service);
-    add_str(b, "ip", z->ip);
-    add_int(b, "port", z->port);
-    add_int(b, "trace_input", z->source);
+    hostd_json_add_str(b, "name", z->name);
+    hostd_json_add_str(b, "service", z->service);
+    hostd_json_add_str(b, "ip", z->ip);
+    hostd_json_add_int(b, "port", z->port);
+    hostd_json_add_int(b, "trace_input", z->source);
     json_builder_set_member_name(b, "complete");
     json_builder_add_boolean_value(b, z->complete);
-    add_int(b, "start_ns", z->start_ns);
-    add_int(b, "end_ns", z->end_ns);
-    add_int(b, "duration_ns", z->end_ns - z->start_ns);
+    hostd_json_add_int(b, "start_ns", z->start_ns);
+    hostd_json_add_int(b, "end_ns", z->end_ns);
+    hostd_json_add_int(b, "duration_ns", z->end_ns - z->start_ns);
     for (size_t i = 0; i < G_N_ELEMENTS(core); i++) {
         uint64_t t = *(const uint64_t *)((const char *)z + core[i].off);
 
         if (t)
-            add_int(b, core[i].name, t);
+            hostd_json_add_int(b, core[i].name, t);
     }
-    add_int(b, "annotations", z->annotations);
+    hostd_json_add_int(b, "annotations", z->annotations);
     json_builder_end_object(b);
 }
 
@@ -628,19 +618,21 @@ static void add_services(JsonBuilder *b, HostdModel *m)
         const HostdService *sv = g_hash_table_lookup(m->services, l->data);
 
         json_builder_begin_object(b);
-        add_str(b, "service", sv->name);
-        add_int(b, "spans", sv->spans);
-        add_int(b, "incomplete", sv->incomplete);
-        add_int(b, "p50_ns", hostd_latency_hist_quantile(sv->hist, 0.50));
-        add_int(b, "p99_ns", hostd_latency_hist_quantile(sv->hist, 0.99));
-        add_int(b, "max_ns", hostd_latency_hist_max(sv->hist));
+        hostd_json_add_str(b, "service", sv->name);
+        hostd_json_add_int(b, "spans", sv->spans);
+        hostd_json_add_int(b, "incomplete", sv->incomplete);
+        hostd_json_add_int(b, "p50_ns",
+                           hostd_latency_hist_quantile(sv->hist, 0.50));
+        hostd_json_add_int(b, "p99_ns",
+                           hostd_latency_hist_quantile(sv->hist, 0.99));
+        hostd_json_add_int(b, "max_ns", hostd_latency_hist_max(sv->hist));
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
-    add_int(b, "zipkin_events", zc->events);
-    add_int(b, "zipkin_open", hostd_zipkin_spans_open(m->zipkin));
-    add_int(b, "zipkin_overflow", zc->overflow);
-    add_int(b, "services_dropped", m->services_dropped);
+    hostd_json_add_int(b, "zipkin_events", zc->events);
+    hostd_json_add_int(b, "zipkin_open", hostd_zipkin_spans_open(m->zipkin));
+    hostd_json_add_int(b, "zipkin_overflow", zc->overflow);
+    hostd_json_add_int(b, "services_dropped", m->services_dropped);
 }
 
 /* Each node's trace input: whether it is read, and every gap it had. */
@@ -654,24 +646,25 @@ static void add_trace_inputs(JsonBuilder *b, Hostd *h)
 
         hostd_trace_feed_get_stats(f, &st);
         json_builder_begin_object(b);
-        add_int(b, "index", hostd_trace_feed_index(f));
-        add_str(b, "url", hostd_trace_feed_url(f));
-        add_str(b, "state", st.reading ? "reading" : "waiting");
+        hostd_json_add_int(b, "index", hostd_trace_feed_index(f));
+        hostd_json_add_str(b, "url", hostd_trace_feed_url(f));
+        hostd_json_add_str(b, "state", st.reading ? "reading" : "waiting");
         if (hostd_trace_feed_health(f)) {
             const HostdLiveHealth *lh = hostd_trace_feed_health(f);
 
-            add_int(b, "losses", lh->losses);
-            add_int(b, "reconnects", lh->reconnects);
-            add_int(b, "down_ns", hostd_live_health_down_ns(lh, mono_ns()));
+            hostd_json_add_int(b, "losses", lh->losses);
+            hostd_json_add_int(b, "reconnects", lh->reconnects);
+            hostd_json_add_int(b, "down_ns",
+                               hostd_live_health_down_ns(lh, mono_ns()));
         }
-        add_int(b, "zipkin_events", st.source.zipkin);
-        add_int(b, "time_ns", st.time_ns);
-        add_int(b, "events", st.source.events);
-        add_int(b, "spans", st.source.spans);
-        add_int(b, "rejected", st.source.rejected);
-        add_int(b, "discarded", st.source.discarded);
-        add_int(b, "batches", st.source.batches);
-        add_int(b, "batches_lost", st.source.batches_lost);
+        hostd_json_add_int(b, "zipkin_events", st.source.zipkin);
+        hostd_json_add_int(b, "time_ns", st.time_ns);
+        hostd_json_add_int(b, "events", st.source.events);
+        hostd_json_add_int(b, "spans", st.source.spans);
+        hostd_json_add_int(b, "rejected", st.source.rejected);
+        hostd_json_add_int(b, "discarded", st.source.discarded);
+        hostd_json_add_int(b, "batches", st.source.batches);
+        hostd_json_add_int(b, "batches_lost", st.source.batches_lost);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
@@ -694,10 +687,10 @@ JsonNode *hostd_report_status(Hostd *h)
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "ok");
     json_builder_add_boolean_value(b, TRUE);
-    add_int(b, "vms", g_hash_table_size(h->model->vms));
-    add_int(b, "disks", disks);
-    add_int(b, "agents_connected", connected);
-    add_str(b, "live", h->live_url);
+    hostd_json_add_int(b, "vms", g_hash_table_size(h->model->vms));
+    hostd_json_add_int(b, "disks", disks);
+    hostd_json_add_int(b, "agents_connected", connected);
+    hostd_json_add_str(b, "live", h->live_url);
     /* A live source is open (attached, or attaching); `trace` says whether
      * messages flow. */
     json_builder_set_member_name(b, "trace_connected");
@@ -711,16 +704,20 @@ JsonNode *hostd_report_status(Hostd *h)
         hostd_live_health_json(h->model->live, b, mono_ns());
     if (h->live_url)
         hostd_lttng_keeper_json(h->lttng_keeper, b);
-    add_int(b, "lttng_discarded", h->model->lttng_discarded);
+    hostd_json_add_int(b, "lttng_discarded", h->model->lttng_discarded);
     /* "ok", "off" (--no-history) or "down" with the reason. */
     json_builder_set_member_name(b, "history");
     json_builder_begin_object(b);
-    add_str(b, "state", h->history ? "ok" : h->history_path ? "down" : "off");
+    hostd_json_add_str(b, "state",
+                       h->history        ? "ok"
+                       : h->history_path ? "down"
+                                         : "off");
     if (h->model->history_error)
-        add_str(b, "error", h->model->history_error);
+        hostd_json_add_str(b, "error", h->model->history_error);
     json_builder_end_object(b);
-    add_int(b, "spans_unknown_disk", h->model->spans_unknown_disk);
-    add_int(b, "children_pending", hostd_span_tree_size(h->model->children));
+    hostd_json_add_int(b, "spans_unknown_disk", h->model->spans_unknown_disk);
+    hostd_json_add_int(b, "children_pending",
+                       hostd_span_tree_size(h->model->children));
     json_builder_set_member_name(b, "export");
     json_builder_begin_array(b);
     for (guint i = 0; h->exporters && i < h->exporters->len; i++) {
@@ -728,19 +725,21 @@ JsonNode *hostd_report_status(Hostd *h)
 
         hostd_span_export_stats(g_ptr_array_index(h->exporters, i), &es);
         json_builder_begin_object(b);
-        add_str(b, "format",
-                hostd_span_export_name(g_ptr_array_index(h->exporters, i)));
-        add_int(b, "queued", es.queued);
-        add_int(b, "sent", es.sent);
-        add_int(b, "dropped", es.dropped);
-        add_int(b, "failures", es.failures);
-        add_int(b, "rejected", es.rejected);
-        add_int(b, "pending", es.pending);
+        hostd_json_add_str(
+            b, "format",
+            hostd_span_export_name(g_ptr_array_index(h->exporters, i)));
+        hostd_json_add_int(b, "queued", es.queued);
+        hostd_json_add_int(b, "sent", es.sent);
+        hostd_json_add_int(b, "dropped", es.dropped);
+        hostd_json_add_int(b, "failures", es.failures);
+        hostd_json_add_int(b, "rejected", es.rejected);
+        hostd_json_add_int(b, "pending", es.pending);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
-    add_int(b, "uptime_s",
-            (mono_ns() - h->model->started_ns) / (int64_t)HOSTD_NS_PER_SEC);
+    hostd_json_add_int(b, "uptime_s",
+                       (mono_ns() - h->model->started_ns) /
+                           (int64_t)HOSTD_NS_PER_SEC);
     json_builder_end_object(b);
     return json_builder_get_root(b);
 }
@@ -776,7 +775,7 @@ JsonNode *hostd_report_history(Hostd *h, const char *vm, const char *disk,
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "ok");
     json_builder_add_boolean_value(b, TRUE);
-    add_int(b, "minutes", minutes);
+    hostd_json_add_int(b, "minutes", minutes);
     json_builder_set_member_name(b, "disks");
     json_builder_begin_array(b);
     for (char **n = names; *n; n++) {
@@ -790,13 +789,13 @@ JsonNode *hostd_report_history(Hostd *h, const char *vm, const char *disk,
                                  now_minute + 1, &r, &rows, err))
             return NULL;
         json_builder_begin_object(b);
-        add_str(b, "vm", vm);
-        add_str(b, "disk", *n + strlen(prefix));
-        add_int(b, "rows", rows);
+        hostd_json_add_str(b, "vm", vm);
+        hostd_json_add_str(b, "disk", *n + strlen(prefix));
+        hostd_json_add_int(b, "rows", rows);
         json_builder_set_member_name(b, "counters");
         json_builder_begin_object(b);
         for (int c = 0; c < HOSTD_STATS_COUNTER__N; c++)
-            add_int(b, hostd_stats_counter_names[c], r.counters[c]);
+            hostd_json_add_int(b, hostd_stats_counter_names[c], r.counters[c]);
         json_builder_end_object(b);
         add_ops(b, &r, false);
         json_builder_end_object(b);

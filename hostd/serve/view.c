@@ -15,6 +15,7 @@
 #define G_LOG_DOMAIN "blkin-hostd-serve"
 
 #include "hostd.h"
+#include "json-members.h"
 
 #include "vms/disk-record.h"
 
@@ -24,20 +25,14 @@
 #define VIEW_FORMAT  1
 #define VIEW_MAX_VMS 1024
 
-static void add_int(JsonBuilder *b, const char *k, int64_t v)
-{
-    json_builder_set_member_name(b, k);
-    json_builder_add_int_value(b, v);
-}
-
 /* One column: its interval, and per op that it saw the requests, the total
  * phase's percentiles and its cells as a flat [row, count, row, count...]
  * (compact: an hour of a busy disk is thousands of cells). */
 static void add_column(JsonBuilder *b, const HostdTimelineColumn *c)
 {
     json_builder_begin_object(b);
-    add_int(b, "start_ns", c->start_ns);
-    add_int(b, "end_ns", c->end_ns);
+    hostd_json_add_int(b, "start_ns", c->start_ns);
+    hostd_json_add_int(b, "end_ns", c->end_ns);
     json_builder_set_member_name(b, "ops");
     json_builder_begin_array(b);
     for (int op = 0; op < BLKIN_OP__N; op++) {
@@ -48,12 +43,12 @@ static void add_column(JsonBuilder *b, const HostdTimelineColumn *c)
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "op");
         json_builder_add_string_value(b, blkin_op_name(op));
-        add_int(b, "count", o->requests);
-        add_int(b, "samples", o->samples);
-        add_int(b, "p50_ns", o->p50_ns);
-        add_int(b, "p90_ns", o->p90_ns);
-        add_int(b, "p99_ns", o->p99_ns);
-        add_int(b, "max_ns", o->max_ns);
+        hostd_json_add_int(b, "count", o->requests);
+        hostd_json_add_int(b, "samples", o->samples);
+        hostd_json_add_int(b, "p50_ns", o->p50_ns);
+        hostd_json_add_int(b, "p90_ns", o->p90_ns);
+        hostd_json_add_int(b, "p99_ns", o->p99_ns);
+        hostd_json_add_int(b, "max_ns", o->max_ns);
         json_builder_set_member_name(b, "cells");
         json_builder_begin_array(b);
         for (uint32_t k = 0; k < o->n_cells; k++) {
@@ -127,7 +122,7 @@ JsonNode *hostd_view(Hostd *h, const char *vm_name, const char *target,
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "ok");
     json_builder_add_boolean_value(b, TRUE);
-    add_int(b, "view", VIEW_FORMAT);
+    hostd_json_add_int(b, "view", VIEW_FORMAT);
     json_builder_set_member_name(b, "window");
     json_builder_add_string_value(b, window);
     json_builder_set_member_name(b, "host");
@@ -137,7 +132,7 @@ JsonNode *hostd_view(Hostd *h, const char *vm_name, const char *target,
         json_builder_add_string_value(b, vm_name);
     else
         json_builder_add_null_value(b);
-    add_int(b, "now_ns", now);
+    hostd_json_add_int(b, "now_ns", now);
     /* Wall clock = monotonic + this; a recorded trace's times are its
      * own (null). */
     json_builder_set_member_name(b, "realtime_offset_ns");
@@ -177,7 +172,7 @@ JsonNode *hostd_view(Hostd *h, const char *vm_name, const char *target,
         }
     }
     json_builder_end_array(b);
-    add_int(b, "disks_left_out", left_out);
+    hostd_json_add_int(b, "disks_left_out", left_out);
     json_builder_end_object(b);
     return json_builder_get_root(b);
 }
