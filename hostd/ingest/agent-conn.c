@@ -410,6 +410,13 @@ static gboolean try_connect(gpointer user)
     c->fd = fd;
     c->reconnects++;
     c->connected_ns = now_ns();
+    if (c->lost) {
+        /* Another QEMU: a reboot, or the VM back from another node
+         * (blkin_channel_peer_changed()). Until the clock is estimated
+         * again its records wait in pre_sync. */
+        blkin_channel_peer_changed(&c->ch);
+        c->est.valid = false;
+    }
     c->lost = false;
     bucket_fill(&c->bytes, LIMIT_BYTES_BURST, c->connected_ns);
     bucket_fill(&c->frames, LIMIT_FRAMES_BURST, c->connected_ns);
