@@ -147,6 +147,16 @@ static void apply_cmdline(BlkinGanetiInstance *inst, char **argv)
             g_strdup(g_hash_table_lookup(chardevs, agent_chardev));
 }
 
+/* Whether the process maps blkin's preload object (libblkin-preload.so). */
+static gboolean maps_preload(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/maps", (int)pid);
+    g_autofree char *maps = NULL;
+
+    return g_file_get_contents(path, &maps, NULL, NULL) &&
+           strstr(maps, "/libblkin-preload.so") != NULL;
+}
+
 static pid_t read_pid(const char *root, const char *name)
 {
     g_autofree char *path = g_build_filename(root, "pid", name, NULL);
@@ -268,6 +278,8 @@ blkin_ganeti_load_instance(const char *root, const char *name, GError **error)
         inst->pid = 0;
         g_clear_pointer(&argv, g_strfreev);
     }
+    if (inst->pid > 0)
+        inst->preload = maps_preload(inst->pid);
     if (!argv && JSON_NODE_HOLDS_ARRAY(json_array_get_element(rt, 0))) {
         /* QEMU is not running: what is known comes from Ganeti's own command
          * line (with what kvm_extra added, not what the wrapper adds). */

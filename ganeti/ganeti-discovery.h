@@ -47,6 +47,10 @@ typedef struct BlkinGanetiInstance {
     pid_t pid;          /* 0: not running (stale files, zombie, reused pid) */
     char *qmp_socket;   /* ctrl/<instance>.qmp */
     char *agent_socket; /* the org.blkin.agent.0 channel's socket, or NULL */
+    gboolean preload;   /* the running QEMU has blkin's preload object mapped
+                         * (without it no filter can be put on its disks: its
+                         * kvm_path is not blkin-kvm, or the object is
+                         * missing); FALSE when not running */
     GPtrArray *disks;   /* BlkinGanetiDisk *, owned */
 } BlkinGanetiInstance;
 

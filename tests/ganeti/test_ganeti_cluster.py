@@ -272,10 +272,11 @@ def maps_of(pid):
 
 
 def ganeti_disks(cl, n, inst):
-    """blkin-ganeti list on node n: {disk/N: (drive id, serial, filter id)}."""
+    """blkin-ganeti list on node n: {disk/N: (drive id, serial, filter id,
+    preload)}."""
     r = cl.run(n, [TOOL, "list", inst], timeout=60)
     rows = [line.split("\t") for line in r.stdout.splitlines()]
-    return {row[1]: (row[2], row[3], row[4]) for row in rows if len(row) >= 7}
+    return {row[1]: (row[2], row[3], row[4], row[7]) for row in rows if len(row) >= 8}
 
 
 def test_cluster(t, cl, work):
@@ -354,8 +355,12 @@ def run_instance_lifecycle(t, cl, stacks, console):
          detail=open(st1.hostd_log).read()[-2000:])
     qmp = cl.path(1, f"{RUNTIME}/ctrl/{INST1}.qmp")
     dev, _ = livelib.block_state(qmp)
-    t.ok(len([v for v in dev.values() if v[2] == "blkin"]) == 2,
-         "Ganeti's instance-add post hook put the blkin filter on both disks", detail=dev)
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        filters = re.findall(rb'"driver":"blkin",,"id":"([^"]+)"', f.read())
+    t.ok(len([v for v in dev.values() if v[2] == "blkin"]) == 2 and
+         sorted(filters) == [f"{INST1}/disk/{i}".encode() for i in range(2)],
+         "the blkin filter is on both disks from QEMU's start (the wrapper's -drive), with "
+         "discovery's filter ids", detail=f"{dev} {filters}")
 
     want_disks = {f"disk/{i}": {"filter_id": f"{INST1}/disk/{i}", "serial": gd[f"disk/{i}"][1],
                                 "device": "virtio-blk", "vm_state": "running"}
@@ -466,6 +471,11 @@ def disable_one_instance(t, cl, stacks, console):
     if not t.ok(pid and "libblkin-preload" not in maps_of(pid),
                 "its QEMU runs without blkin's preload"):
         return
+    t.ok(wait_until(lambda: f"{INST2}: its QEMU (pid {pid}) runs without blkin's preload"
+                    in open(st1.hostd_log).read(), 30) and
+         {v[3] for v in ganeti_disks(cl, 1, INST2).values()} == {"no-preload"},
+         "hostd and blkin-ganeti list say that it runs without blkin",
+         detail=open(st1.hostd_log).read()[-1500:])
     mark = c2.mark()
     t.ok(wait_until(lambda: len(c2.rounds(mark)) >= 2, 120),
          "its guest runs its workload, untraced", detail=c2.since(mark)[-1500:])
