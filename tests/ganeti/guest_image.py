@@ -11,8 +11,8 @@ agent, blkin-workload). Its script reads the label the blkin-test OS
 definition's `create` wrote at the end of each disk (tests/ganeti/os/),
 waits until the guest has every disk the label counts, prints one
 `BLKIN-DISK <dev> serial=<serial> label=<label>` line per disk on the serial
-console, starts the agent when the wrapper gave the instance its channel,
-and runs workload rounds on all disks, each verifying its data, until the
+console (the agent started first, when the wrapper gave the instance its
+channel), and runs workload rounds on all disks, each verifying its data, until the
 instance stops: `round=<n> summary ...` lines on the console."""
 import os
 import sys
@@ -33,17 +33,18 @@ while [ "$(ls -d /sys/block/vd* 2>/dev/null | wc -l)" -lt "${want:-1}" ] && [ $i
     sleep 0.05
     i=$((i + 1))
 done
+# The agent first, so that it sees the guest's reads of the labels too.
+if [ -n "$BLKIN_AGENT_PORT" ]; then
+    blkin-guest-agent 2>/tmp/agent.log &
+else
+    echo "BLKIN-NO-AGENT-CHANNEL"
+fi
 devs=
 for d in /sys/block/vd*; do
     n=${d##*/}
     echo "BLKIN-DISK $n serial=$(cat $d/serial 2>/dev/null) label=$(label_of $n)"
     devs="$devs /dev/$n"
 done
-if [ -n "$BLKIN_AGENT_PORT" ]; then
-    blkin-guest-agent 2>/tmp/agent.log &
-else
-    echo "BLKIN-NO-AGENT-CHANNEL"
-fi
 round=0
 while true; do
     blkin-workload -Q --seed $((round + 1)) --count 100 --qd 1,4 $devs >/tmp/wl.out 2>&1 ||
