@@ -9,7 +9,8 @@
  * One line per disk, tab-separated: instance, Ganeti disk name, drive id,
  * serial (- if none), filter id, QMP socket, agent socket (- if none), and
  * "preload" or "no-preload": whether the instance's QEMU has blkin's preload
- * object (without it the disk cannot be traced; docs/ganeti.md).
+ * object (without it the disk cannot be traced; docs/ganeti.md); the reason
+ * goes to stderr.
  */
 #define G_LOG_DOMAIN "blkin-ganeti"
 
@@ -27,8 +28,10 @@ static void print_instance(const BlkinGanetiInstance *inst)
         printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inst->name, d->target,
                d->drive_id, d->serial ? d->serial : "-", d->filter_id,
                inst->qmp_socket, inst->agent_socket ? inst->agent_socket : "-",
-               inst->preload ? "preload" : "no-preload");
+               inst->untraced ? "no-preload" : "preload");
     }
+    if (inst->untraced)
+        fprintf(stderr, "blkin-ganeti: %s: %s\n", inst->name, inst->untraced);
 }
 
 int main(int argc, char **argv)

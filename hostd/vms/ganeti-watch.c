@@ -17,7 +17,7 @@ struct HostdGanetiWatch {
     HostdRegistrar *registrar;
     char *root;
     guint source;
-    GHashTable *untraced; /* instance -> pid warned about (no preload) */
+    GHashTable *untraced; /* instance -> pid warned about (untraceable) */
 };
 
 /* Once per QEMU: an instance without blkin's preload gets no spans (its
@@ -27,17 +27,15 @@ static void warn_untraced(HostdGanetiWatch *w, const BlkinGanetiInstance *inst)
 {
     gpointer pid = GINT_TO_POINTER(inst->pid);
 
-    if (inst->preload) {
+    if (!inst->untraced) {
         g_hash_table_remove(w->untraced, inst->name);
         return;
     }
     if (g_hash_table_lookup(w->untraced, inst->name) == pid)
         return;
     g_hash_table_replace(w->untraced, g_strdup(inst->name), pid);
-    g_warning("ganeti: %s: its QEMU (pid %d) runs without blkin's preload "
-              "object: no spans will come from it (kvm_path is not blkin-kvm, "
-              "or the object is missing)",
-              inst->name, (int)inst->pid);
+    g_warning("ganeti: %s: no spans will come from its QEMU (pid %d): %s",
+              inst->name, (int)inst->pid, inst->untraced);
 }
 
 /* An instance's traced disks, typed; NULL (logged) if one is not valid. */

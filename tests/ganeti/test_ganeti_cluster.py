@@ -336,6 +336,7 @@ def run_instance_lifecycle(t, cl, stacks, console):
          detail=f"{runtime[0][:3]} {preload}")
     gd = ganeti_disks(cl, 1, INST1)
     t.eq(sorted(gd), ["disk/0", "disk/1"], "blkin-ganeti list: the instance's two disks")
+    t.ok({v[3] for v in gd.values()} == {"preload"}, "which can be traced (preload)", detail=gd)
 
     # The guest prints each disk's serial and the label the OS's create
     # script wrote on it: Ganeti's disk order, the wrapper's serials.
@@ -439,6 +440,9 @@ def run_instance_lifecycle(t, cl, stacks, console):
     n_rounds, bad = verified(c1)
     t.ok(n_rounds >= 8 and not bad, f"{n_rounds} workload rounds through boot, reboot and two "
          "migrations: no errors, all data verified", detail="\n".join(bad[:10]))
+    logs = "".join(open(s.hostd_log).read() for s in stacks.values())
+    t.ok(f"{INST1}: no spans will come" not in logs,
+         "no hostd took any of its QEMUs for one without blkin", detail=logs[-1500:])
 
 
 def disable_one_instance(t, cl, stacks, console):
@@ -471,8 +475,8 @@ def disable_one_instance(t, cl, stacks, console):
     if not t.ok(pid and "libblkin-preload" not in maps_of(pid),
                 "its QEMU runs without blkin's preload"):
         return
-    t.ok(wait_until(lambda: f"{INST2}: its QEMU (pid {pid}) runs without blkin's preload"
-                    in open(st1.hostd_log).read(), 30) and
+    t.ok(wait_until(lambda: f"{INST2}: no spans will come from its QEMU (pid {pid}): its QEMU "
+                    "was not started through blkin-kvm" in open(st1.hostd_log).read(), 30) and
          {v[3] for v in ganeti_disks(cl, 1, INST2).values()} == {"no-preload"},
          "hostd and blkin-ganeti list say that it runs without blkin",
          detail=open(st1.hostd_log).read()[-1500:])
