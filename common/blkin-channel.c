@@ -34,6 +34,13 @@ void blkin_channel_reconnected(struct blkin_channel *ch)
     memset(ch->probes, 0, sizeof(ch->probes));
 }
 
+void blkin_channel_peer_changed(struct blkin_channel *ch)
+{
+    ch->have_seq = false;
+    blkin_clock_init(&ch->clock);
+    memset(ch->probes, 0, sizeof(ch->probes));
+}
+
 static void emit(struct blkin_channel *ch, const struct blkin_event *ev)
 {
     if (ch->cb)

@@ -107,6 +107,16 @@ void blkin_channel_init(struct blkin_channel *ch,
  */
 void blkin_channel_reconnected(struct blkin_channel *ch);
 
+/*
+ * The connection before this one ended because its QEMU went away, so the
+ * channel is now served by another QEMU (the VM restarted, or came back from
+ * another node). The agent may be the same and keep its sequence, but what
+ * it sent meanwhile went elsewhere, not missing here, and the guest clock
+ * may have stepped (a migration stops it): sequence and clock start over.
+ * The device map is kept until the agent sends its own.
+ */
+void blkin_channel_peer_changed(struct blkin_channel *ch);
+
 /* Feeds bytes received at host time now_ns; events go to the callback. */
 void blkin_channel_feed(struct blkin_channel *ch, const uint8_t *p, size_t n,
                         uint64_t now_ns);

@@ -7,7 +7,10 @@
  *   blkin-ganeti list [--root DIR] [INSTANCE...]
  *
  * One line per disk, tab-separated: instance, Ganeti disk name, drive id,
- * serial (- if none), filter id, QMP socket, agent socket (- if none).
+ * serial (- if none), filter id, QMP socket, agent socket (- if none), and
+ * "preload" or "no-preload": whether the instance's QEMU has blkin's preload
+ * object (without it the disk cannot be traced; docs/ganeti.md); the reason
+ * goes to stderr.
  */
 #define G_LOG_DOMAIN "blkin-ganeti"
 
@@ -22,10 +25,13 @@ static void print_instance(const BlkinGanetiInstance *inst)
     for (guint i = 0; i < inst->disks->len; i++) {
         const BlkinGanetiDisk *d = g_ptr_array_index(inst->disks, i);
 
-        printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inst->name, d->target,
+        printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inst->name, d->target,
                d->drive_id, d->serial ? d->serial : "-", d->filter_id,
-               inst->qmp_socket, inst->agent_socket ? inst->agent_socket : "-");
+               inst->qmp_socket, inst->agent_socket ? inst->agent_socket : "-",
+               inst->untraced ? "no-preload" : "preload");
     }
+    if (inst->untraced)
+        fprintf(stderr, "blkin-ganeti: %s: %s\n", inst->name, inst->untraced);
 }
 
 int main(int argc, char **argv)

@@ -97,6 +97,40 @@ static char **read_cmdline(pid_t pid)
     return (char **)g_ptr_array_free(argv, FALSE);
 }
 
+/* 1 if the process maps blkin's preload object (libblkin-preload.so), 0 if
+ * not, -1 if its maps cannot be read (ptrace rights: a hostd that dropped
+ * its capabilities may not read those of a QEMU that has them). */
+static int maps_preload(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/maps", (int)pid);
+    g_autofree char *maps = NULL;
+
+    if (!g_file_get_contents(path, &maps, NULL, NULL) || !*maps)
+        return -1;
+    return strstr(maps, "/libblkin-preload.so") != NULL;
+}
+
+/* The agent chardev ids blkin-kvm gives, with the preload and without. */
+#define WRAPPER_CHARDEV           "blkinagent"
+#define WRAPPER_CHARDEV_NOPRELOAD "blkinagent-nopreload"
+
+/* BlkinGanetiInstance.untraced for a running QEMU. */
+static const char *untraced_reason(pid_t pid, const char *agent_chardev)
+{
+    int maps = maps_preload(pid);
+
+    if (maps == 1)
+        return NULL;
+    if (maps == 0)
+        return "its QEMU does not map blkin's preload object";
+    if (g_strcmp0(agent_chardev, WRAPPER_CHARDEV_NOPRELOAD) == 0)
+        return "blkin-kvm started its QEMU without blkin's preload object "
+               "(missing on this node)";
+    if (g_strcmp0(agent_chardev, WRAPPER_CHARDEV) != 0)
+        return "its QEMU was not started through blkin-kvm (kvm_path)";
+    return NULL;
+}
+
 /* Fills serials and the agent socket from QEMU's own argv. */
 static void apply_cmdline(BlkinGanetiInstance *inst, char **argv)
 {
@@ -145,6 +179,8 @@ static void apply_cmdline(BlkinGanetiInstance *inst, char **argv)
     if (agent_chardev)
         inst->agent_socket =
             g_strdup(g_hash_table_lookup(chardevs, agent_chardev));
+    if (inst->pid > 0)
+        inst->untraced = untraced_reason(inst->pid, agent_chardev);
 }
 
 static pid_t read_pid(const char *root, const char *name)

@@ -47,7 +47,15 @@ typedef struct BlkinGanetiInstance {
     pid_t pid;          /* 0: not running (stale files, zombie, reused pid) */
     char *qmp_socket;   /* ctrl/<instance>.qmp */
     char *agent_socket; /* the org.blkin.agent.0 channel's socket, or NULL */
-    GPtrArray *disks;   /* BlkinGanetiDisk *, owned */
+    /* Why the running QEMU cannot be traced, or NULL (it can, or it is not
+     * running): it does not map blkin's preload object (seen in
+     * /proc/<pid>/maps where readable: hostd, with fewer capabilities than
+     * QEMU, may not read it), or, from its command line, blkin-kvm started it
+     * without the preload (the agent chardev is "blkinagent-nopreload"), or
+     * it has no agent channel of blkin-kvm's (its kvm_path is not blkin-kvm).
+     * Static text. */
+    const char *untraced;
+    GPtrArray *disks; /* BlkinGanetiDisk *, owned */
 } BlkinGanetiInstance;
 
 void blkin_ganeti_instance_free(BlkinGanetiInstance *inst);

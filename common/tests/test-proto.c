@@ -462,6 +462,58 @@ static void test_channel(void)
     g_free(ch);
 }
 
+/*
+ * The same agent behind another QEMU (the VM migrated away and back): the
+ * records it sent meanwhile are not a gap here, and the clock starts over.
+ * A reconnection to the same QEMU keeps both.
+ */
+static void test_channel_peer_changed(void)
+{
+    struct blkin_channel *ch = g_new0(struct blkin_channel, 1);
+    static uint8_t s[4 * BLKIN_FRAME_MAX];
+    struct counts c = {0};
+    struct blkin_hello h = {
+        .proto_version = 1, .session_id = 7, .software = "t"};
+    struct blkin_request r[2] = {sample_req(0), sample_req(1)};
+    struct blkin_clock_reply rep = {
+        .probe_id = 1, .guest_recv_ns = 5000, .guest_send_ns = 5100};
+    uint8_t pb[64];
+    size_t off = 0;
+
+    blkin_channel_init(ch, NULL, count_cb, &c);
+    off += put(s, blkin_encode_hello(s + off, sizeof(s) - off, &h));
+    off +=
+        put(s, blkin_encode_devmap(s + off, sizeof(s) - off, sample_devmap()));
+    off += put(s, blkin_encode_requests(s + off, sizeof(s) - off, 1, r, 2));
+    blkin_channel_feed(ch, s, off, 1000);
+    g_assert_cmpint(blkin_channel_make_probe(ch, pb, sizeof(pb), 4000), >, 0);
+    off = put(s, blkin_encode_clock_reply(s, sizeof(s), &rep));
+    blkin_channel_feed(ch, s, off, 6000);
+    g_assert_cmpuint(c.ev[BLKIN_EV_CLOCK], ==, 1);
+    g_assert_cmpuint(ch->clock.samples, ==, 1);
+
+    /* Same QEMU: records 3..9 missing are a gap. */
+    blkin_channel_reconnected(ch);
+    off = put(s, blkin_encode_hello(s, sizeof(s), &h));
+    off += put(s, blkin_encode_requests(s + off, sizeof(s) - off, 10, r, 2));
+    blkin_channel_feed(ch, s, off, 7000);
+    g_assert_cmpuint(c.ev[BLKIN_EV_GAP], ==, 1);
+    g_assert_cmpuint(c.last_gap, ==, 7);
+    g_assert_cmpuint(ch->clock.samples, ==, 1);
+
+    /* Another QEMU: what went to the other one is no gap here, the clock
+     * is estimated afresh, and the device map stays. */
+    blkin_channel_reconnected(ch);
+    blkin_channel_peer_changed(ch);
+    g_assert_cmpuint(ch->clock.samples, ==, 0);
+    off = put(s, blkin_encode_hello(s, sizeof(s), &h));
+    off += put(s, blkin_encode_requests(s + off, sizeof(s) - off, 500, r, 2));
+    blkin_channel_feed(ch, s, off, 8000);
+    g_assert_cmpuint(c.ev[BLKIN_EV_GAP], ==, 1);
+    g_assert_cmpuint(c.ev[BLKIN_EV_REQUEST], ==, 6);
+    g_free(ch);
+}
+
 /* ---- fuzz-ish: random and mutated streams through the channel --------- */
 
 static void noop_cb(void *user, const struct blkin_event *ev)
@@ -550,6 +602,7 @@ int main(int argc, char **argv)
     g_test_add_func("/proto/oversized-and-garbage", test_oversized_and_garbage);
     g_test_add_func("/proto/malformed-payloads", test_malformed_payloads);
     g_test_add_func("/proto/channel", test_channel);
+    g_test_add_func("/proto/channel-peer-changed", test_channel_peer_changed);
     g_test_add_func("/proto/fuzz", test_fuzz);
     return g_test_run();
 }

@@ -189,6 +189,10 @@ static void test_discover(Fixture *f, gconstpointer data)
     g_assert_null(inst->agent_socket);
     g_assert_null(
         ((BlkinGanetiDisk *)g_ptr_array_index(inst->disks, 0))->serial);
+    /* A stand-in without blkin's preload object in its memory map cannot be
+     * traced, and discovery says why. */
+    g_assert_cmpstr(inst->untraced, ==,
+                    "its QEMU does not map blkin's preload object");
     g_assert_cmpstr(((BlkinGanetiInstance *)g_ptr_array_index(all, 1))->name,
                     ==, "zz");
     reap(qa);

@@ -79,9 +79,12 @@ struct HostdAgentConn {
     void *opaque;
     HostdAgentCounters counters;
     /* Newest completion (host clock) of a record delivered, and whether the
-     * channel has closed since (hostd_agent_conn_lost_after()). */
+     * channel has closed since; when it last closed, the newest completion
+     * delivered before and the time (hostd_agent_conn_lost_after()). */
     int64_t last_record_ns;
     bool lost;
+    bool closed_once;
+    int64_t lost_after_ns, lost_at_ns;
     int fd;
     guint io_watch;
     guint reconnect_timer;
@@ -381,6 +384,9 @@ static gboolean readable_cb(gint fd, GIOCondition cond, gpointer user)
     /* QEMU closed it (it exited, or the VM stopped): what the agent had
      * not sent yet is lost with the guest. */
     c->lost = true;
+    c->closed_once = true;
+    c->lost_after_ns = c->last_record_ns;
+    c->lost_at_ns = now_ns();
     c->io_watch = 0;
     disconnect(c, RECONNECT_MS);
     return G_SOURCE_REMOVE;
@@ -410,6 +416,13 @@ static gboolean try_connect(gpointer user)
     c->fd = fd;
     c->reconnects++;
     c->connected_ns = now_ns();
+    if (c->lost) {
+        /* Another QEMU: a reboot, or the VM back from another node
+         * (blkin_channel_peer_changed()). Until the clock is estimated
+         * again its records wait in pre_sync. */
+        blkin_channel_peer_changed(&c->ch);
+        c->est.valid = false;
+    }
     c->lost = false;
     bucket_fill(&c->bytes, LIMIT_BYTES_BURST, c->connected_ns);
     bucket_fill(&c->frames, LIMIT_FRAMES_BURST, c->connected_ns);
@@ -461,11 +474,13 @@ void hostd_agent_conn_free(HostdAgentConn *c)
     g_free(c);
 }
 
-bool hostd_agent_conn_lost_after(const HostdAgentConn *c, int64_t *after_ns)
+bool hostd_agent_conn_lost_after(const HostdAgentConn *c, int64_t *after_ns,
+                                 int64_t *until_ns)
 {
-    if (!c || !c->lost)
+    if (!c || !c->closed_once)
         return false;
-    *after_ns = c->last_record_ns;
+    *after_ns = c->lost_after_ns;
+    *until_ns = c->lost_at_ns;
     return true;
 }
 

@@ -62,11 +62,15 @@ HostdAgentConn *hostd_agent_conn_new(const char *vm_name,
 void hostd_agent_conn_free(HostdAgentConn *c);
 
 /*
- * The channel closed (QEMU went away) and has not connected since: what
- * the agent had not sent is lost. *@after_ns is the newest completion it
- * delivered before: requests after it have no guest record to come.
+ * The channel closed (QEMU went away) at some point: what the agent had not
+ * sent then is lost. *@after_ns is the newest completion it delivered
+ * before, *@until_ns when the channel closed (host clock): requests that
+ * started between the two were the gone QEMU's and have no guest record to
+ * come, even once the channel is connected again (a restarted QEMU, whose
+ * requests all start later). FALSE if it never closed.
  */
-bool hostd_agent_conn_lost_after(const HostdAgentConn *c, int64_t *after_ns);
+bool hostd_agent_conn_lost_after(const HostdAgentConn *c, int64_t *after_ns,
+                                 int64_t *until_ns);
 
 /* All zero for NULL (a VM without an agent). */
 HostdAgentCounters hostd_agent_conn_counters(const HostdAgentConn *c);

@@ -17,7 +17,26 @@ struct HostdGanetiWatch {
     HostdRegistrar *registrar;
     char *root;
     guint source;
+    GHashTable *untraced; /* instance -> pid warned about (untraceable) */
 };
+
+/* Once per QEMU: an instance without blkin's preload gets no spans (its
+ * kvm_path is not blkin-kvm, or the preload object is missing); say so,
+ * since Ganeti keeps the wrapper's own message to itself. */
+static void warn_untraced(HostdGanetiWatch *w, const BlkinGanetiInstance *inst)
+{
+    gpointer pid = GINT_TO_POINTER(inst->pid);
+
+    if (!inst->untraced) {
+        g_hash_table_remove(w->untraced, inst->name);
+        return;
+    }
+    if (g_hash_table_lookup(w->untraced, inst->name) == pid)
+        return;
+    g_hash_table_replace(w->untraced, g_strdup(inst->name), pid);
+    g_warning("ganeti: %s: no spans will come from its QEMU (pid %d): %s",
+              inst->name, (int)inst->pid, inst->untraced);
+}
 
 /* An instance's traced disks, typed; NULL (logged) if one is not valid. */
 static GPtrArray *instance_disks(const BlkinGanetiInstance *inst)
@@ -53,9 +72,11 @@ static gboolean scan(gpointer user)
         BlkinGanetiInstance *inst = g_ptr_array_index(insts, i);
         g_autoptr(GPtrArray) disks = instance_disks(inst);
 
-        if (disks)
+        if (disks) {
+            warn_untraced(w, inst);
             hostd_registrar_offer(w->registrar, inst->name, inst->agent_socket,
                                   disks);
+        }
     }
     hostd_registrar_scan_end(w->registrar);
     return G_SOURCE_CONTINUE;
@@ -68,6 +89,7 @@ HostdGanetiWatch *hostd_ganeti_watch_new(HostdModel *model,
 
     w->registrar = hostd_registrar_new(model, "ganeti");
     w->root = g_strdup(runtime_dir);
+    w->untraced = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     scan(w);
     w->source = g_timeout_add(GANETI_SCAN_MS, scan, w);
     return w;
@@ -79,6 +101,7 @@ void hostd_ganeti_watch_free(HostdGanetiWatch *w)
         return;
     g_clear_handle_id(&w->source, g_source_remove);
     hostd_registrar_free(w->registrar);
+    g_hash_table_unref(w->untraced);
     g_free(w->root);
     g_free(w);
 }

@@ -21,15 +21,17 @@ static void disk_emit(void *opaque, const HostdJoinedRequest *req)
     uint64_t end = hostd_joined_request_end_ns(req);
     HostdJoinedRequest lost;
     const HostdJoinedRequest *r = req;
-    int64_t after;
+    int64_t after, until;
 
-    /* A span with no guest record after the agent's channel closed: the
-     * guest's record was lost with QEMU (it exited while hostd was not
-     * reading), a gap in the agent's stream rather than a span the guest
-     * never issued. */
+    /* A span with no guest record after the last record the agent delivered
+     * before its channel closed: the guest's record was lost with that QEMU
+     * (it exited while hostd was not reading), a gap in the agent's stream
+     * rather than a span the guest never issued -- also when it joins only
+     * after the channel is connected again to the next QEMU (a reboot). */
     if ((req->flags & HOSTD_JR_UNMATCHED_SPAN) &&
-        hostd_agent_conn_lost_after(d->vm->agent, &after) &&
-        (int64_t)req->span_start_ns > after) {
+        hostd_agent_conn_lost_after(d->vm->agent, &after, &until) &&
+        (int64_t)req->span_start_ns > after &&
+        (int64_t)req->span_start_ns <= until) {
         lost = *req;
         lost.flags =
             (lost.flags & ~HOSTD_JR_UNMATCHED_SPAN) | HOSTD_JR_AGENT_GAP;

@@ -146,9 +146,9 @@ def test_ganeti(t):
             rows = [line.split("\t") for line in lst.stdout.splitlines()]
             want = [INSTANCE, "disk/0", "disk-" + serial, serial, f"{INSTANCE}/disk/0",
                     os.path.join(root, "ctrl", INSTANCE + ".qmp"),
-                    os.path.join(root, "agents", INSTANCE + ".agent")]
+                    os.path.join(root, "agents", INSTANCE + ".agent"), "preload"]
             t.eq(rows, [want], "discovery: instance, Ganeti disk name, drive id, serial, filter id, "
-                 "QMP and agent sockets")
+                 "QMP and agent sockets, blkin's preload in QEMU")
 
             def registered():
                 s = json.loads(st.cli("status", "--json", check=False).stdout or "{}")
@@ -257,15 +257,164 @@ def test_wrapper_passthrough(t):
          "wrapper passes probe runs through", detail=r.stdout + r.stderr)
 
 
+def procs_named(name):
+    """Pids of the processes whose command line has the argument name."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if name.encode() in argv:
+            out.append(int(d))
+    return out
+
+
+def gone(pid, timeout=20):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def wrapper_env(tmp, **conf):
+    path = os.path.join(tmp, "ganeti.conf")
+    base = {"BLKIN_KVM": livelib.QEMU, "BLKIN_AGENT_DIR": os.path.join(tmp, "agents"),
+            "BLKIN_INSTANCES": "all"}
+    base.update(conf)
+    with open(path, "w") as f:
+        f.write("".join(f"{k}={v}\n" for k, v in base.items()))
+    env = dict(os.environ, BLKIN_GANETI_CONF=path)
+    env.pop("LD_PRELOAD", None)
+    return env
+
+
+def wrapper_argv(tmp, name, daemonize=True):
+    """What Ganeti passes, cut down: a named instance, paused (-S), no guest."""
+    argv = [WRAPPER, "-name", name, "-M", "pc", "-m", "64", "-display", "none", "-nodefaults",
+            "-S", "-D", os.path.join(tmp, "qemu.log")]
+    if daemonize:
+        argv += ["-daemonize", "-pidfile", os.path.join(tmp, "qemu.pid")]
+    return argv
+
+
+def test_wrapper_preload_missing(t):
+    """The preload object is missing: the instance starts without blkin, the
+    wrapper says so where Ganeti's operators look, and the one process left
+    is the QEMU Ganeti asked for (-daemonize, its pid file)."""
+    tmp = tempfile.mkdtemp(prefix="blkin-kvm-", dir="/tmp")
+    name = f"nopreload-{uuid.uuid4().hex[:8]}.example.org"
+    missing = os.path.join(tmp, "lib", "libblkin-preload.so")
+    try:
+        r = subprocess.run(wrapper_argv(tmp, name), env=wrapper_env(tmp, BLKIN_PRELOAD=missing),
+                           capture_output=True, text=True, timeout=60)
+        t.ok(r.returncode == 0 and f"{name} starts WITHOUT blkin tracing" in r.stderr
+             and missing in r.stderr,
+             "preload missing: the wrapper says on stderr that the instance runs without blkin, "
+             "and why", detail=r.stderr)
+        pid = int(open(os.path.join(tmp, "qemu.pid")).read()) if os.path.exists(
+            os.path.join(tmp, "qemu.pid")) else None
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read()
+        t.eq(procs_named(name), [pid], "one process runs: the QEMU in Ganeti's pid file")
+        t.ok(b"libblkin-preload" not in environ and b"BLKIN_KVM_WRAPPED" in environ,
+             "it is the wrapper's exec of QEMU, without the preload")
+        os.kill(pid, signal.SIGTERM)
+        t.ok(gone(pid) and procs_named(name) == [], "stopped by its pid, nothing is left")
+    finally:
+        for p in procs_named(name):
+            os.kill(p, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_wrapper_refuses(t):
+    """BLKIN_IF_MISSING=refuse: no QEMU at all, and the reason."""
+    tmp = tempfile.mkdtemp(prefix="blkin-kvm-", dir="/tmp")
+    name = f"refused-{uuid.uuid4().hex[:8]}.example.org"
+    try:
+        r = subprocess.run(wrapper_argv(tmp, name),
+                           env=wrapper_env(tmp, BLKIN_PRELOAD=os.path.join(tmp, "none.so"),
+                                           BLKIN_IF_MISSING="refuse"),
+                           capture_output=True, text=True, timeout=60)
+        t.ok(r.returncode == 1 and f"{name} NOT started" in r.stderr and "refuse" in r.stderr,
+             "BLKIN_IF_MISSING=refuse: exit 1 with the reason (what Ganeti reports as the "
+             "start's error)", detail=r.stderr)
+        t.ok(procs_named(name) == [] and not os.path.exists(os.path.join(tmp, "qemu.pid")),
+             "and no QEMU was started")
+        # kvm_path's real QEMU pointing back at the wrapper would exec it forever.
+        r = subprocess.run(wrapper_argv(tmp, name, daemonize=False),
+                           env=wrapper_env(tmp, BLKIN_KVM=WRAPPER,
+                                           BLKIN_PRELOAD=vm.preload_library()),
+                           capture_output=True, text=True, timeout=60)
+        t.ok(r.returncode == 1 and "runs blkin-kvm again" in r.stderr and
+             procs_named(name) == [], "BLKIN_KVM naming the wrapper itself: refused, nothing runs",
+             detail=r.stderr)
+    finally:
+        for p in procs_named(name):
+            os.kill(p, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_wrapper_one_process(t):
+    """The wrapper becomes QEMU (exec): whoever waits for it or kills it
+    waits for or kills QEMU, and no other process is ever started."""
+    tmp = tempfile.mkdtemp(prefix="blkin-kvm-", dir="/tmp")
+    name = f"oneproc-{uuid.uuid4().hex[:8]}.example.org"
+    p = None
+    try:
+        p = subprocess.Popen(wrapper_argv(tmp, name, daemonize=False),
+                             env=wrapper_env(tmp, BLKIN_PRELOAD=vm.preload_library()),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, start_new_session=True)
+
+        def qemu():
+            try:
+                return os.path.realpath(f"/proc/{p.pid}/exe") == os.path.realpath(livelib.QEMU)
+            except OSError:
+                return False
+        end = time.monotonic() + 30
+        while not qemu() and time.monotonic() < end and p.poll() is None:
+            time.sleep(0.05)
+        with open(f"/proc/{p.pid}/environ", "rb") as f:
+            environ = f.read()
+        t.ok(qemu() and procs_named(name) == [p.pid] and b"libblkin-preload" in environ,
+             "the wrapper's own pid is QEMU, with the preload; no other process has the "
+             "instance's name", detail=f"{procs_named(name)} vs {p.pid}")
+        p.terminate()
+        p.wait(timeout=30)
+        t.ok(procs_named(name) == [], "terminating the wrapper's pid leaves nothing behind")
+    finally:
+        if p and p.poll() is None:
+            p.kill()
+            p.wait()
+        for q in procs_named(name):
+            os.kill(q, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     t = Tap()
     if not vm.preload_library() or not os.path.exists(livelib.LIVE) or not os.path.exists(TOOL):
         t.skip("Ganeti", "preload object, blkin-live or blkin-ganeti not built")
-    elif not ganeti_available():
-        t.skip("Ganeti", "Debian's ganeti package is not installed (deps/80-live.list)")
     else:
+        # The wrapper needs no Ganeti.
         t.run(test_wrapper_passthrough)
-        t.run(test_ganeti)
+        t.run(test_wrapper_preload_missing)
+        t.run(test_wrapper_refuses)
+        t.run(test_wrapper_one_process)
+        if not ganeti_available():
+            t.skip("Ganeti", "Debian's ganeti package is not installed (deps/80-live.list)")
+        else:
+            t.run(test_ganeti)
     t.done()
 
 

@@ -36,14 +36,17 @@ def free_ports(n):
     return ports
 
 
-def _lttng(*args, check=True):
-    return subprocess.run(["lttng", *args], capture_output=True, text=True, timeout=60, check=check)
-
-
 class HostStack:
     def __init__(self, workdir, hold_ms=2000, live_timer_us=100000, session=None, hostd_args=(),
-                 relayd_addr="127.0.0.1", events=("blkin_qemu:*",), hostd_wrapper=()):
+                 relayd_addr="127.0.0.1", events=("blkin_qemu:*",), hostd_wrapper=(),
+                 node_cmd=(), hostname=None):
         self.workdir = workdir
+        # Another node's stack (tests/ganeti: a node in namespaces): the
+        # prefix that runs a command there (nsenter ...), and the node's host
+        # name, which names its sessions on the relay daemon. The node runs
+        # its own lttng-sessiond.
+        self.node_cmd = list(node_cmd)
+        self.hostname = hostname or socket.gethostname()
         self.hold_ms = hold_ms
         self.live_timer_us = live_timer_us
         self.session = session or "blkin-%d-%d" % (os.getpid(), int(time.time() * 1000) % 100000)
@@ -60,49 +63,63 @@ class HostStack:
         self.session_created = False
 
     # -- LTTng ---------------------------------------------------------
+    def _lttng(self, *args, check=True):
+        return subprocess.run([*self.node_cmd, "lttng", *args], capture_output=True, text=True,
+                              timeout=60, check=check)
+
+    def _live_port_open(self, port):
+        if self.node_cmd:
+            return subprocess.run([*self.node_cmd, "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"],
+                                  capture_output=True, timeout=30).returncode == 0
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
     def start_lttng(self):
-        ensure_sessiond()
+        if not self.node_cmd:
+            ensure_sessiond()
         ctrl, data, live = free_ports(3)
         self.live_port = live
         self.ctrl_port, self.data_port = ctrl, data
         self.relayd = subprocess.Popen(
-            ["lttng-relayd", "-C", f"tcp://{self.relayd_addr}:{ctrl}",
+            [*self.node_cmd, "lttng-relayd", "-C", f"tcp://{self.relayd_addr}:{ctrl}",
              "-D", f"tcp://{self.relayd_addr}:{data}",
              "-L", f"tcp://127.0.0.1:{live}", "-o", os.path.join(self.workdir, "relayd")],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.workdir, "relayd.log"), "w"),
             start_new_session=True)
         for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", live), timeout=0.2).close()
+            if self._live_port_open(live):
                 break
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         self._ctrl_data = (ctrl, data)
         self._create_session()
 
     def _create_session(self):
         ctrl, data = self._ctrl_data
-        _lttng("create", self.session, f"--live={self.live_timer_us}",
-               f"--set-url=net://{self.relayd_addr}:{ctrl}:{data}")
+        self._lttng("create", self.session, f"--live={self.live_timer_us}",
+                    f"--set-url=net://{self.relayd_addr}:{ctrl}:{data}")
         self.session_created = True
-        subprocess.run([os.path.join(SRC, "scripts", "blkin-lttng-channel"), self.session],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run([*self.node_cmd, os.path.join(SRC, "scripts", "blkin-lttng-channel"),
+                        self.session], check=True, capture_output=True, timeout=60)
         for ev in self.events:
-            _lttng("enable-event", "--session=" + self.session, "-u", "-c", "blkin", ev)
-        _lttng("start", self.session)
+            self._lttng("enable-event", "--session=" + self.session, "-u", "-c", "blkin", ev)
+        self._lttng("start", self.session)
 
     def recreate_session(self):
         """After the session daemon died (and took the session with it):
         starts a session daemon again if none answers and creates the same
         live session on the same relay daemon, so hostd's URL finds it."""
-        ensure_sessiond()
+        if not self.node_cmd:
+            ensure_sessiond()
         if self.session_created:
-            _lttng("destroy", self.session, check=False)
+            self._lttng("destroy", self.session, check=False)
         self._create_session()
 
     @property
     def live_url(self):
-        return f"net://127.0.0.1:{self.live_port}/host/{socket.gethostname()}/{self.session}"
+        return f"net://127.0.0.1:{self.live_port}/host/{self.hostname}/{self.session}"
 
     # -- hostd ---------------------------------------------------------
     def start_hostd(self):
@@ -111,7 +128,7 @@ class HostStack:
         if os.path.exists(self.socket):
             os.unlink(self.socket)
         self.hostd = subprocess.Popen(
-            [*self.hostd_wrapper, HOSTD, "--live", self.live_url, "--socket", self.socket,
+            [*self.node_cmd, *self.hostd_wrapper, HOSTD, "--live", self.live_url, "--socket", self.socket,
              "--state-dir", self.workdir, "--hold-ms", str(self.hold_ms), *self.hostd_args],
             stdout=subprocess.DEVNULL, stderr=open(self.hostd_log, "a"),
             env=dict(os.environ, G_MESSAGES_DEBUG=os.environ.get("G_MESSAGES_DEBUG", "")))
@@ -180,7 +197,7 @@ class HostStack:
     def close(self):
         self.stop_hostd()
         if self.session_created:
-            _lttng("destroy", self.session, check=False)
+            self._lttng("destroy", self.session, check=False)
             self.session_created = False
         if self.relayd and self.relayd.poll() is None:
             self.relayd.terminate()
