@@ -212,6 +212,11 @@ EOF
 # A node's namespaces and mounts; waits until its holder is up.
 start_holder() {
     local dir=$1 n=$2 nd=$1/node$2 i
+    # The mount points: a fresh machine may have no /root/.ssh (nothing has
+    # run ssh-keygen there); an empty directory where it belongs is all
+    # this leaves on the machine itself.
+    [ -d /root/.ssh ] || install -d -m 700 /root/.ssh
+    mkdir -p /var/lib/ganeti /var/log/ganeti /srv
     # unshare without --fork becomes the sh that becomes sleep: one pid
     # throughout, in a session of its own (away from the caller's signals).
     setsid -f unshare --net --mount --uts --propagation private -- sh -c '
