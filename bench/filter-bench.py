@@ -198,7 +198,9 @@ def main():
           f"(blkin-rec and blkin-rec-1: {4 * a.reps * a.count} requests recorded in all)")
     print()
     print(f"Floor (bench/event-floor.c, tight loop, same session): one `request` event "
-          f"{floor['event_ns']:.0f} ns, one clock read {floor['clock_ns']:.0f} ns, both "
+          f"{floor['event_ns']:.0f} ns, one clock read {floor['filter_clock_ns']:.0f} ns "
+          f"(the filter's clock, source {floor['filter_clock']}; clock_gettime() "
+          f"{floor['clock_ns']:.0f} ns), both "
           f"{floor['clock_and_event_ns']:.0f} ns ({floor['discarded']} of its events discarded): no "
           f"filter recording every request with one event can add less over raw on this machine "
           f"(target: 150 ns).")

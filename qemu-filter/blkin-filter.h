@@ -21,6 +21,7 @@
 #include "qemu/queue.h"
 #include "qemu/timer.h"
 
+#include "blkin-clock.h"
 #include "blkin-record.h"
 
 typedef struct BlkinReq BlkinReq;
@@ -72,7 +73,6 @@ void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
                                   enum blkin_tp_op op, int64_t offset,
                                   int64_t bytes, BdrvRequestFlags flags);
 void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret);
-uint64_t blkin_now_ns(void);
 int32_t blkin_vpid(void); /* getpid(), cached */
 void blkin_set_sample(BDRVBlkinState *s, uint32_t sample);
 

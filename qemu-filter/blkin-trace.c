@@ -46,15 +46,6 @@ int32_t blkin_vpid(void)
     return blkin_pid;
 }
 
-uint64_t blkin_now_ns(void)
-{
-    struct timespec ts;
-
-    /* The clock LTTng-UST stamps events with, so fields and stamps agree. */
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 void blkin_set_sample(BDRVBlkinState *s, uint32_t sample)
 {
     uint64_t seed;
