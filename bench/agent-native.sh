@@ -161,14 +161,17 @@ class NullSink:
         self.t.start()
 
     def run(self):
+        # Into one buffer: recv(1 MiB) allocates and frees a megabyte per
+        # call, which cost ~100 ns per record on the CPUs being measured.
+        buf = bytearray(1 << 20)
         while True:
             try:
-                b = self.s.recv(1 << 20)
+                n = self.s.recv_into(buf)
             except OSError:
                 return
-            if not b:
+            if not n:
                 return
-            self.bytes += len(b)
+            self.bytes += n
 
     def terminate(self):
         try:

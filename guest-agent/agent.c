@@ -351,6 +351,33 @@ static void tick(struct agent *a, uint64_t now)
     }
 }
 
+/* How long poll() may sleep: the flush period, but no longer than until
+ * tick()'s next duty (a --flush-ms of a minute must not leave a host end
+ * waiting a minute to be accepted, or the device map a minute old). */
+static int poll_timeout_ms(const struct agent *a, uint64_t now,
+                           uint32_t flush_ms)
+{
+    uint64_t next = now + (uint64_t)flush_ms * 1000000ull, due;
+
+    due = a->last_scan_ns + DEVMAP_SCAN_NS;
+    if (due < next)
+        next = due;
+    due = a->last_sweep_ns + SWEEP_NS;
+    if (due < next)
+        next = due;
+    if (a->port_fd < 0 && a->listen_fd < 0) {
+        due = a->last_port_try_ns + PORT_RETRY_NS;
+        if (due < next)
+            next = due;
+    }
+    if (!a->connected) {
+        due = a->last_conn_check_ns + CONN_CHECK_NS;
+        if (due < next)
+            next = due;
+    }
+    return next <= now ? 0 : (int)((next - now + 999999) / 1000000);
+}
+
 /* Gives a departing agent a short chance to hand over what it has. */
 static void final_flush(struct agent *a)
 {
@@ -387,10 +414,11 @@ int agent_run(const struct agent_options *o)
     }
     while (!a->quit) {
         uint64_t now = mono_now();
-        int n = 0, port_idx = -1, timeout = (int)o->flush_ms;
+        int n = 0, port_idx = -1, timeout;
 
         tick(a, now);
         a->busy_ns[0] += mono_now() - now;
+        timeout = poll_timeout_ms(a, mono_now(), o->flush_ms);
         pfd[n++] = (struct pollfd){.fd = a->sfd, .events = POLLIN};
         if (a->mech == AGENT_MECH_BPF)
             pfd[n++] = (struct pollfd){.fd = bpf_collector_fd(&a->bpf),

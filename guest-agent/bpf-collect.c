@@ -123,7 +123,9 @@ int bpf_collector_open(struct bpf_collector *c, uint32_t inflight,
     if (!c->skel)
         return errno ? -errno : -ENOENT;
     c->skel->rodata->bucket_mask = c->nbuckets - 1;
+    /* Half full, then each sixteenth beyond (blkin-collect.bpf.c). */
     c->skel->rodata->wakeup_bytes = ring_bytes / 2;
+    c->skel->rodata->wakeup_shift = (uint32_t)__builtin_ctzll(ring_bytes / 16);
     r = bpf_map__set_max_entries(c->skel->maps.buckets, c->nbuckets);
     if (r == 0)
         r = bpf_map__set_max_entries(c->skel->maps.slots,
