@@ -45,6 +45,7 @@ typedef struct BlkinDevPending BlkinDevPending;
 struct BlkinDevPending {
     struct blkin_dev_record rec;
     const BDRVBlkinState *s; /* the node: open until its requests are done */
+    BlockBackend *blk;       /* the device's: its accounting */
     BlockCompletionFunc *cb;
     void *opaque;
     BlkinDevPending *next_free;
@@ -77,17 +78,73 @@ static void blkin_dev_put(BlkinDevPending *p)
     blkin_dev_nfree++;
 }
 
+/* The accounting type QEMU 7.2's virtio-blk gives a request of @op, or
+ * BLOCK_ACCT_NONE (discards are not accounted). */
+static enum BlockAcctType blkin_acct_type(int32_t op)
+{
+    switch (op) {
+    case BLKIN_TP_OP_READ:
+        return BLOCK_ACCT_READ;
+    case BLKIN_TP_OP_WRITE:
+    case BLKIN_TP_OP_WRITE_ZEROES:
+        return BLOCK_ACCT_WRITE;
+    case BLKIN_TP_OP_FLUSH:
+        return BLOCK_ACCT_FLUSH;
+    default:
+        return BLOCK_ACCT_NONE;
+    }
+}
+
+/*
+ * The device's completion, as QEMU's own accounting has it. The callback
+ * (virtio_blk_rw_complete) completes each device request to the guest and
+ * then accounts it (block_acct_done: its latency into total_time_ns, from
+ * the start the record holds); merged ones one after the other. So the
+ * growth of total_time_ns across the callback plus their starts is the sum
+ * of QEMU's own end times, and over their number their mean: for a block
+ * request of one device request exactly QEMU's end, for merged ones their
+ * sum exactly QEMU's, each within the callback's duration of its own. Where
+ * that does not hold (a failure, no accounting, another completion in
+ * between), the clock after the callback. Never before the filter's exit.
+ */
+static uint64_t blkin_device_end(const BlkinDevPending *p,
+                                 enum BlockAcctType type, uint64_t ops0,
+                                 uint64_t time0, int ret)
+{
+    const BlockAcctStats *st = blk_get_stats(p->blk);
+    uint64_t now = blkin_now_ns(), sum = 0, end;
+    uint32_t i;
+
+    if (ret < 0 || type == BLOCK_ACCT_NONE ||
+        qatomic_read(&st->nr_ops[type]) - ops0 != p->rec.ndev)
+        return now;
+    for (i = 0; i < p->rec.ndev; i++) {
+        if (!p->rec.dev[3 * i])
+            return now;
+        sum += p->rec.dev[3 * i];
+    }
+    end = (qatomic_read(&st->total_time_ns[type]) - time0 + sum) / p->rec.ndev;
+    if (end > now)
+        return now;
+    return MAX(end, p->rec.exit_ns);
+}
+
 static void blkin_device_done(void *opaque, int ret)
 {
     BlkinDevPending *p = opaque;
+    enum BlockAcctType type = blkin_acct_type(p->rec.span.op);
+    const BlockAcctStats *st = blk_get_stats(p->blk);
+    uint64_t ops0 = 0, time0 = 0, end;
 
-    /* The device's own completion (block_acct_done) runs in here; the
-     * event's timestamp (or the batch's clock read), taken next, is just
-     * after it. */
+    /* Same thread as the accounting (the AioContext's): plain reads. */
+    if (type != BLOCK_ACCT_NONE) {
+        ops0 = qatomic_read(&st->nr_ops[type]);
+        time0 = qatomic_read(&st->total_time_ns[type]);
+    }
     p->cb(p->opaque, ret);
+    end = blkin_device_end(p, type, ops0, time0, ret);
     if (blkin_batching(p->s))
-        blkin_batch_add(p->s, &p->rec.span, p->rec.exit_ns, &p->rec,
-                        blkin_now_ns());
+        blkin_batch_add(p->s, &p->rec.span, p->rec.exit_ns, &p->rec, end);
     else
         lttng_ust_tracepoint(blkin_qemu, device_request, &p->rec);
     blkin_dev_put(p);
@@ -155,6 +212,7 @@ bool coroutine_fn blkin_device_defer(BlockDriverState *bs, const BlkinReq *r,
     p->rec.span = r->span;
     p->rec.exit_ns = exit_ns;
     p->s = s;
+    p->blk = acb->rwco.blk;
     p->cb = acb->common.cb;
     p->opaque = acb->common.opaque;
     /* The AIOCB is BlockBackend's, alive until its callback has run. */

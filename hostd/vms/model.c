@@ -15,6 +15,34 @@
 #include <gio/gio.h>
 #include <string.h>
 
+/* The lag windows: the current one and the one before it. */
+#define HOSTD_LAG_WINDOW_NS (10 * (int64_t)HOSTD_NS_PER_SEC)
+/* Beyond the lag: the guest clock estimate's own error, and then some. */
+#define HOSTD_LAG_MARGIN_NS ((int64_t)1000000)
+
+static void vm_note_lag(HostdVm *vm, const HostdJoinedRequest *r)
+{
+    int64_t w = (int64_t)r->guest_complete_ns / HOSTD_LAG_WINDOW_NS;
+    uint64_t lag;
+
+    if (!(r->flags & HOSTD_JR_HAS_GUEST) || !(r->flags & HOSTD_JR_HAS_SPAN) ||
+        r->guest_complete_ns <= r->span_end_ns)
+        return;
+    lag = r->guest_complete_ns - r->span_end_ns;
+    if (w != vm->lag_window) {
+        vm->lag_max_ns[1] = w == vm->lag_window + 1 ? vm->lag_max_ns[0] : 0;
+        vm->lag_max_ns[0] = 0;
+        vm->lag_window = w;
+    }
+    vm->lag_max_ns[0] = MAX(vm->lag_max_ns[0], lag);
+}
+
+static int64_t vm_lag_ns(const HostdVm *vm)
+{
+    return (int64_t)MAX(vm->lag_max_ns[0], vm->lag_max_ns[1]) +
+           HOSTD_LAG_MARGIN_NS;
+}
+
 static void disk_emit(void *opaque, const HostdJoinedRequest *req)
 {
     HostdDisk *d = opaque;
@@ -23,14 +51,19 @@ static void disk_emit(void *opaque, const HostdJoinedRequest *req)
     const HostdJoinedRequest *r = req;
     int64_t after, until;
 
-    /* A span with no guest record after the last record the agent delivered
-     * before its channel closed: the guest's record was lost with that QEMU
-     * (it exited while hostd was not reading), a gap in the agent's stream
-     * rather than a span the guest never issued -- also when it joins only
-     * after the channel is connected again to the next QEMU (a reboot). */
+    /* A span with no guest record whose guest completion would come after
+     * the last record the agent delivered before its channel closed: the
+     * guest's record was lost with that QEMU (it exited while hostd was not
+     * reading), a gap in the agent's stream rather than a span the guest
+     * never issued -- also when it joins only after the channel is
+     * connected again to the next QEMU (a reboot). Its guest completion is
+     * not known: its span's end plus at most the lag seen lately (with
+     * requests in flight, lost ones can end before the last delivered
+     * record completed in the guest). */
+    vm_note_lag(d->vm, req);
     if ((req->flags & HOSTD_JR_UNMATCHED_SPAN) &&
         hostd_agent_conn_lost_after(d->vm->agent, &after, &until) &&
-        (int64_t)req->span_start_ns > after &&
+        (int64_t)req->span_end_ns + vm_lag_ns(d->vm) > after &&
         (int64_t)req->span_start_ns <= until) {
         lost = *req;
         lost.flags =

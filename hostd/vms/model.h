@@ -135,6 +135,12 @@ struct HostdVm {
      * (HostdModel.linger_ns): its last requests still join and reach the
      * history, and its report stays readable. */
     int64_t stopped_ns;
+    /* The longest a joined request's guest completion came after its span's
+     * end, over the last one or two HOSTD_LAG_WINDOW_NS (model.c): how far
+     * before the agent's last delivered record a span whose record was lost
+     * with the channel can have ended. */
+    uint64_t lag_max_ns[2];
+    int64_t lag_window;
 };
 
 struct HostdModel {

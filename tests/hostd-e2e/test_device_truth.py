@@ -164,6 +164,8 @@ def main():
                 qh = q1[dev].get(f"{pre}_latency_histogram", {}).get("bins", [])
                 bh = hist_bins(sub_buckets(a["buckets"], z["buckets"]), BOUNDS)
                 worst = max((abs(x - y) for x, y in zip(qh, bh)), default=None)
+                t.diag(f"{tgt} {op}: total time {bt - qt:+d} ns off QEMU's, "
+                       f"histogram bins at most {worst} apart")
                 t.ok(qh and len(qh) == len(bh) and worst <= max(1, 0.02 * qn),
                      f"{tgt} {op}: each latency-histogram bin within 2 % of the requests",
                      detail=f"QEMU {qh}\nBlkKin {bh}")
