@@ -172,9 +172,19 @@ def main():
             # hostd's report, the store's bracket it (nothing new arrives
             # meanwhile, and a window only grows).
             for window in ("1h", "1m"):
-                before = stored(window, raw=True)
-                live = local(window)
-                after = stored(window, raw=True)
+                # Only a bracket with nothing arriving in between compares:
+                # on a loaded machine the last requests may still be on
+                # their way to the store; take it again until none was.
+                for _ in range(30):
+                    before = stored(window, raw=True)
+                    live = local(window)
+                    after = stored(window, raw=True)
+                    bb, aa = by_disk(before), by_disk(after)
+                    if all(k in bb and k in aa and
+                           counts({k: bb[k]}) == counts({k: aa[k]}) == counts({k: live[k]})
+                           for k in live):
+                        break
+                    time.sleep(1)
                 rows = []
                 for rep in (before, after):
                     for d in rep.get("disks", []):
