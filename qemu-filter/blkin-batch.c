@@ -109,7 +109,7 @@ static BlkinBatch *blkin_batch_get(void)
 
 void blkin_batch_add(const BDRVBlkinState *s, const struct blkin_span *span,
                      uint64_t end_ns, const struct blkin_dev_record *dev,
-                     uint64_t dev_end_ns)
+                     uint64_t dev_end_ns, uint32_t dev_step_ns)
 {
     BlkinBatch *b = blkin_batch_get();
     struct blkin_batch_rec *r;
@@ -123,7 +123,7 @@ void blkin_batch_add(const BDRVBlkinState *s, const struct blkin_span *span,
     r->end_ns = end_ns;
     r->dev_end_ns = dev_end_ns;
     r->ndev = ndev;
-    r->reserved = 0;
+    r->dev_step_ns = dev_step_ns;
     if (ndev)
         memcpy(r->dev, dev->dev, 3 * ndev * sizeof(uint64_t));
     b->len += need;

@@ -98,35 +98,45 @@ static enum BlockAcctType blkin_acct_type(int32_t op)
 /*
  * The device's completion, as QEMU's own accounting has it. The callback
  * (virtio_blk_rw_complete) completes each device request to the guest and
- * then accounts it (block_acct_done: its latency into total_time_ns, from
- * the start the record holds); merged ones one after the other. So the
- * growth of total_time_ns across the callback plus their starts is the sum
- * of QEMU's own end times, and over their number their mean: for a block
- * request of one device request exactly QEMU's end, for merged ones their
- * sum exactly QEMU's, each within the callback's duration of its own. Where
- * that does not hold (a failure, no accounting, another completion in
- * between), the clock after the callback. Never before the filter's exit.
+ * then accounts it (block_acct_done: its latency from the start the record
+ * holds into total_time_ns, and its end into last_access_time_ns), merged
+ * ones one after the other in their chain's order, the record's. So after
+ * the callback last_access_time_ns is QEMU's own end of the last of them,
+ * and what total_time_ns grew by, plus their starts, the sum of their ends.
+ * One device request: its end, exactly. Merged: the last one's exactly, the
+ * ones before it spaced evenly (*step_ns apart) so that their sum is exactly
+ * QEMU's too; for two, both exact. Where that does not hold (a failure, no
+ * accounting, another completion in between), the filter's clock after the
+ * callback for all. Never before the filter's exit.
  */
 static uint64_t blkin_device_end(const BlkinDevPending *p,
                                  enum BlockAcctType type, uint64_t ops0,
-                                 uint64_t time0, int ret)
+                                 uint64_t time0, int ret, uint32_t *step_ns)
 {
     const BlockAcctStats *st = blk_get_stats(p->blk);
-    uint64_t now = blkin_now_ns(), sum = 0, end;
+    uint64_t now = blkin_now_ns(), n = p->rec.ndev, sum = 0, last, ends, d;
     uint32_t i;
 
+    *step_ns = 0;
     if (ret < 0 || type == BLOCK_ACCT_NONE ||
-        qatomic_read(&st->nr_ops[type]) - ops0 != p->rec.ndev)
+        qatomic_read(&st->nr_ops[type]) - ops0 != n)
         return now;
-    for (i = 0; i < p->rec.ndev; i++) {
+    for (i = 0; i < n; i++) {
         if (!p->rec.dev[3 * i])
             return now;
         sum += p->rec.dev[3 * i];
     }
-    end = (qatomic_read(&st->total_time_ns[type]) - time0 + sum) / p->rec.ndev;
-    if (end > now)
-        return now;
-    return MAX(end, p->rec.exit_ns);
+    ends = qatomic_read(&st->total_time_ns[type]) - time0 + sum;
+    last = (uint64_t)qatomic_read(&st->last_access_time_ns);
+    /* QEMU's clock is CLOCK_MONOTONIC, as ours; its reads came first. */
+    if (last > now || last * n < ends || last < p->rec.exit_ns)
+        return MAX(MIN(ends / n, now), p->rec.exit_ns);
+    if (n > 1) {
+        /* The sum of (last - k * step), k = 0..n-1, is ends. */
+        d = 2 * (last * n - ends) / (n * (n - 1));
+        *step_ns = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+    }
+    return last;
 }
 
 static void blkin_device_done(void *opaque, int ret)
@@ -135,6 +145,7 @@ static void blkin_device_done(void *opaque, int ret)
     enum BlockAcctType type = blkin_acct_type(p->rec.span.op);
     const BlockAcctStats *st = blk_get_stats(p->blk);
     uint64_t ops0 = 0, time0 = 0, end;
+    uint32_t step = 0;
 
     /* Same thread as the accounting (the AioContext's): plain reads. */
     if (type != BLOCK_ACCT_NONE) {
@@ -142,9 +153,9 @@ static void blkin_device_done(void *opaque, int ret)
         time0 = qatomic_read(&st->total_time_ns[type]);
     }
     p->cb(p->opaque, ret);
-    end = blkin_device_end(p, type, ops0, time0, ret);
+    end = blkin_device_end(p, type, ops0, time0, ret, &step);
     if (blkin_batching(p->s))
-        blkin_batch_add(p->s, &p->rec.span, p->rec.exit_ns, &p->rec, end);
+        blkin_batch_add(p->s, &p->rec.span, p->rec.exit_ns, &p->rec, end, step);
     else
         lttng_ust_tracepoint(blkin_qemu, device_request, &p->rec);
     blkin_dev_put(p);

@@ -84,10 +84,11 @@ bool coroutine_fn blkin_device_defer(BlockDriverState *bs, const BlkinReq *r,
 
 /* blkin-batch.c: completed requests, a batch per event (per thread). Adds
  * a request whose filter exit was @end_ns (and, for a virtio-blk request,
- * its device requests and completion). */
+ * its device requests and completion: the last of them at @dev_end_ns, each
+ * one before it @dev_step_ns earlier). */
 void blkin_batch_add(const BDRVBlkinState *s, const struct blkin_span *span,
                      uint64_t end_ns, const struct blkin_dev_record *dev,
-                     uint64_t dev_end_ns);
+                     uint64_t dev_end_ns, uint32_t dev_step_ns);
 /* Emits this thread's batch now (drain, close). */
 void blkin_batch_flush(void);
 /* The watcher: has each thread whose batch is older than its bound flush it;

@@ -89,8 +89,8 @@ struct blkin_batch_rec {
     uint64_t end_ns;        /* filter exit */
     uint64_t dev_end_ns;    /* device completion, 0: none */
     uint32_t ndev;
-    uint32_t reserved;
-    uint64_t dev[]; /* 3 per device request */
+    uint32_t dev_step_ns; /* merged: completions this far apart */
+    uint64_t dev[];       /* 3 per device request */
 };
 
 _Static_assert(

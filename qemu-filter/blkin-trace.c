@@ -170,7 +170,7 @@ void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret)
         return;
     if (blkin_batching(s)) {
         blkin_batch_add(s, &r->span, exit_ns ? exit_ns : blkin_now_ns(), NULL,
-                        0);
+                        0, 0);
         return;
     }
     lttng_ust_tracepoint(blkin_qemu, request, &r->span);

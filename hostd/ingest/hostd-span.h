@@ -38,6 +38,9 @@ typedef struct HostdSpan {
     uint64_t dev_start_ns;
     uint64_t dev_end_ns;
     uint16_t dev_merged; /* device requests this block request served */
+    /* Merged: QEMU completed them this far apart, in their order, the last
+     * at dev_end_ns (docs/filter.md, "Device timing"); 0: all at it. */
+    uint32_t dev_step_ns;
 } HostdSpan;
 
 /* One device request behind a block-layer span (virtio-blk merges up to 32

@@ -594,6 +594,7 @@ static void decode_batch(HostdTraceSource *src, const bt_field *p,
         s.why = (uint8_t)w[BLKIN_BW_WHY];
         s.end_ns = w[BLKIN_BW_END_NS];
         s.dev_end_ns = w[BLKIN_BW_DEV_END_NS];
+        s.dev_step_ns = (uint32_t)(w[BLKIN_BW_NDEV] >> 32);
         for (uint64_t d = 0; d < ndev; d++) {
             dev[d].start_ns = elem_u(data, at + BLKIN_BW__HEAD + 3 * d);
             dev[d].offset = elem_u(data, at + BLKIN_BW__HEAD + 3 * d + 1);

@@ -40,8 +40,9 @@ typedef struct DevList {
     HostdDevReq dev[HOSTD_DEV_MAX];
 } DevList;
 /* Into the disk's join: one span per device request, each with its own
- * range and device entry, all sharing the block-layer span's times, ids and
- * what was below it; the guest requests then join them one to one. */
+ * range, device entry and device completion, all sharing the block-layer
+ * span's other times, ids and what was below it; the guest requests then
+ * join them one to one. */
 static void disk_join_span(HostdDisk *d, const HostdSpan *s,
                            const HostdBelow *below)
 {
@@ -54,9 +55,16 @@ static void disk_join_span(HostdDisk *d, const HostdSpan *s,
         g_hash_table_steal_extended(m->dev_lists, &s->span_id, NULL,
                                     (gpointer *)&dl)) {
         for (unsigned i = 0; i < dl->n; i++) {
+            uint64_t before = (uint64_t)(dl->n - 1 - i) * s->dev_step_ns;
+
             part.offset = dl->dev[i].offset;
             part.bytes = dl->dev[i].bytes;
             part.dev_start_ns = dl->dev[i].start_ns;
+            /* Its own completion: QEMU completed them in this order. */
+            if (s->dev_end_ns)
+                part.dev_end_ns = before < s->dev_end_ns - s->end_ns
+                                      ? s->dev_end_ns - before
+                                      : s->end_ns;
             if (guest)
                 hostd_join_add_span(d->join, &part, below);
             else
