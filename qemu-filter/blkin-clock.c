@@ -25,6 +25,11 @@
 
 BlkinClockAnchor blkin_clock_anchor = {.seq = 1}; /* odd: not calibrated */
 
+/* Once an anchor is withdrawn (the clock strayed, or the TSC path went
+ * off): the most its line handed out. Reads stay at or above it until true
+ * time passes it, so the clock never runs backwards. */
+static uint64_t blkin_clock_floor;
+
 /* Only the writer, under its lock, touches these. */
 static struct {
     uint32_t lock;
@@ -55,6 +60,14 @@ const char *blkin_clock_source(void)
 
 #ifdef __x86_64__
 #include <cpuid.h>
+#include <pthread.h>
+
+static uint64_t blkin_clock_floored(uint64_t ns)
+{
+    uint64_t floor = __atomic_load_n(&blkin_clock_floor, __ATOMIC_RELAXED);
+
+    return ns > floor ? ns : floor;
+}
 
 static void blkin_clock_off(const char *why)
 {
@@ -65,6 +78,15 @@ static void blkin_clock_off(const char *why)
     __atomic_store_n(&blkin_clock_anchor.seq, 1, __ATOMIC_RELEASE);
     blkin_clock_w.published = false;
     __atomic_store_n(&blkin_clock_w.off, true, __ATOMIC_RELAXED);
+}
+
+/* A child forked while another thread held the writer's lock, or was
+ * between a seqlock's odd and even: neither thread is in the child. */
+static void blkin_clock_atfork_child(void)
+{
+    __atomic_store_n(&blkin_clock_w.lock, 0, __ATOMIC_RELAXED);
+    if (blkin_clock_w.published && (blkin_clock_anchor.seq & 1))
+        blkin_clock_w.published = false;
 }
 
 /* The kernel's choice is the check that matters: it picks the TSC only
@@ -101,8 +123,13 @@ static __attribute__((constructor)) void blkin_clock_init(void)
         blkin_clock_off(why);
         return;
     }
+    pthread_atfork(NULL, NULL, blkin_clock_atfork_child);
     blkin_clock_w.off = false;
 }
+
+#define MIN_U64(a, b) ((a) < (b) ? (a) : (b))
+
+static uint64_t blkin_clock_at_least(uint64_t ns);
 
 static inline uint64_t blkin_clock_tsc_ordered(void)
 {
@@ -130,8 +157,12 @@ static uint64_t blkin_clock_anchor_at(uint64_t tsc, uint64_t ns)
         blkin_clock_w.cal_tsc = tsc;
         blkin_clock_w.cal_ns = ns;
     }
-    if (!blkin_clock_w.mult_cal)
-        return ns; /* the first window: readers stay on clock_gettime() */
+    if (!blkin_clock_w.mult_cal) /* a first window: clock_gettime() */
+        return blkin_clock_floored(ns);
+    /* This CPU's TSC a little behind the anchor's (the kernel keeps CPUs in
+     * step within some cycles): the anchor's own time, no new anchor. */
+    if (blkin_clock_w.published && tsc <= an->base_tsc)
+        return ns > an->base_ns ? ns : an->base_ns;
 
     /* What readers were handed just before: the old anchor's line. Beyond
      * a few spans nobody used it lately, and true time is past anything
@@ -146,16 +177,18 @@ static uint64_t blkin_clock_anchor_at(uint64_t tsc, uint64_t ns)
     if (err > BLKIN_CLOCK_MAX_ERR_NS || err < -BLKIN_CLOCK_MAX_ERR_NS) {
         /* The TSC and CLOCK_MONOTONIC parted: measure afresh, and after
          * too many in a row stop trusting the TSC. */
+        if (pred > ns)
+            __atomic_store_n(&blkin_clock_floor, pred, __ATOMIC_RELAXED);
         if (++blkin_clock_w.misses >= BLKIN_CLOCK_MAX_MISSES) {
             blkin_clock_off("the TSC strayed from CLOCK_MONOTONIC");
-            return ns;
+            return blkin_clock_floored(ns);
         }
         __atomic_store_n(&an->seq, an->seq | 1, __ATOMIC_RELEASE);
         blkin_clock_w.published = false;
         blkin_clock_w.mult_cal = 0;
         blkin_clock_w.cal_tsc = tsc;
         blkin_clock_w.cal_ns = ns;
-        return pred > ns ? pred : ns;
+        return blkin_clock_floored(ns);
     }
     if (pred)
         blkin_clock_w.misses = 0;
@@ -163,6 +196,7 @@ static uint64_t blkin_clock_anchor_at(uint64_t tsc, uint64_t ns)
     /* Ahead of true time: keep the value, lose the lead over the next
      * anchor's span instead of stepping back. */
     base_ns = pred > ns ? pred : ns;
+    base_ns = blkin_clock_floored(base_ns);
     lead = base_ns - ns;
     mult = blkin_clock_w.mult_cal;
     d = (uint64_t)(((unsigned __int128)BLKIN_CLOCK_ANCHOR_NS << 32) / mult);
@@ -184,6 +218,34 @@ static uint64_t blkin_clock_anchor_at(uint64_t tsc, uint64_t ns)
     return base_ns;
 }
 
+/* @ns, or more: not below what the current anchor's line handed out by
+ * now (it serves one span at most), nor below the floor. */
+static uint64_t blkin_clock_at_least(uint64_t ns)
+{
+    BlkinClockAnchor *an = &blkin_clock_anchor;
+
+    for (int i = 0; i < 4; i++) {
+        uint32_t seq = __atomic_load_n(&an->seq, __ATOMIC_ACQUIRE);
+        uint64_t base_tsc, base_ns, mult, span, d, line;
+
+        if (seq & 1)
+            break;
+        base_tsc = __atomic_load_n(&an->base_tsc, __ATOMIC_RELAXED);
+        base_ns = __atomic_load_n(&an->base_ns, __ATOMIC_RELAXED);
+        mult = __atomic_load_n(&an->mult, __ATOMIC_RELAXED);
+        span = __atomic_load_n(&an->span, __ATOMIC_RELAXED);
+        d = __rdtsc() - base_tsc;
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&an->seq, __ATOMIC_RELAXED) != seq)
+            continue;
+        if ((int64_t)d < 0) /* this CPU's TSC a little behind the anchor's */
+            d = 0;
+        line = base_ns + ((MIN_U64(d, span) * mult) >> 32);
+        return blkin_clock_floored(ns > line ? ns : line);
+    }
+    return blkin_clock_floored(ns);
+}
+
 /* Under the writer's lock: a read served by the anchor another thread
  * made while this one waited for the lock, or 0. */
 static uint64_t blkin_clock_fresh(void)
@@ -203,15 +265,16 @@ uint64_t blkin_clock_slow(void)
     int spins;
 
     if (__atomic_load_n(&blkin_clock_w.off, __ATOMIC_RELAXED))
-        return blkin_clock_mono_ns();
+        return blkin_clock_floored(blkin_clock_mono_ns());
     /* Wait for a thread that is anchoring (~100 ns) rather than hand out
      * true time, which may be a few ns behind what it just gave; a writer
      * preempted mid-anchor is not waited for. */
-    for (spins = 0;
-         __atomic_exchange_n(&blkin_clock_w.lock, 1, __ATOMIC_ACQUIRE);
-         spins++) {
+    for (spins = 0;; spins++) {
+        if (!__atomic_load_n(&blkin_clock_w.lock, __ATOMIC_RELAXED) &&
+            !__atomic_exchange_n(&blkin_clock_w.lock, 1, __ATOMIC_ACQUIRE))
+            break;
         if (spins >= BLKIN_CLOCK_SPINS)
-            return blkin_clock_mono_ns();
+            return blkin_clock_at_least(blkin_clock_mono_ns());
         _mm_pause();
     }
     ret = blkin_clock_fresh();
@@ -236,7 +299,7 @@ uint64_t blkin_clock_slow(void)
         t1 = t0 = 0;
     }
     if (__atomic_load_n(&blkin_clock_w.off, __ATOMIC_RELAXED) || !t1)
-        ret = ns;
+        ret = blkin_clock_at_least(ns);
     else
         ret = blkin_clock_anchor_at(t0 + (t1 - t0) / 2, ns);
 out:

@@ -118,6 +118,7 @@ static uint64_t blkin_device_end(const BlkinDevPending *p,
     uint32_t i;
 
     *step_ns = 0;
+    now = MAX(now, p->rec.exit_ns);
     if (ret < 0 || type == BLOCK_ACCT_NONE ||
         qatomic_read(&st->nr_ops[type]) - ops0 != n)
         return now;

@@ -140,6 +140,16 @@ void coroutine_fn blkin_req_begin(BlockDriverState *bs, BlkinReq *r,
     QLIST_INSERT_HEAD(&s->reqs, r, next);
 }
 
+/* The request's exit: the filter's clock never runs backwards, and this
+ * keeps a request on another CPU (or the rare fallback read, blkin-clock.c)
+ * from ending before it started; hostd refuses such a record. */
+static inline uint64_t blkin_exit_ns(const BlkinReq *r)
+{
+    uint64_t now = blkin_now_ns();
+
+    return now > r->span.start_ns ? now : r->span.start_ns;
+}
+
 void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret)
 {
     BDRVBlkinState *s = bs->opaque;
@@ -159,17 +169,17 @@ void coroutine_fn blkin_req_end(BlockDriverState *bs, BlkinReq *r, int ret)
      * device's completion). Without any the `request` event's stamp is the
      * end. */
     if (!r->sampled && s->slow_ns) {
-        exit_ns = blkin_now_ns();
+        exit_ns = blkin_exit_ns(r);
         if (exit_ns - r->span.start_ns >= s->slow_ns)
             r->span.why |= BLKIN_WHY_SLOW;
     }
     if (!r->span.why)
         return;
     if (s->dev_mode != BLKIN_DEV_OFF && s->dev_mode != BLKIN_DEV_OTHER &&
-        blkin_device_defer(bs, r, exit_ns ? exit_ns : blkin_now_ns()))
+        blkin_device_defer(bs, r, exit_ns ? exit_ns : blkin_exit_ns(r)))
         return;
     if (blkin_batching(s)) {
-        blkin_batch_add(s, &r->span, exit_ns ? exit_ns : blkin_now_ns(), NULL,
+        blkin_batch_add(s, &r->span, exit_ns ? exit_ns : blkin_exit_ns(r), NULL,
                         0, 0);
         return;
     }

@@ -69,6 +69,10 @@ stop_ceph() {
     ceph_dir=
 }
 trap 'stop_ceph; rm -rf "$results"' EXIT
+# Stopped from outside (scripts/test-under-load.sh, a CI timeout): still
+# through the EXIT trap, so the shared cluster does not outlive the run.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 if has 1 && { [ $# -eq 0 ] || [[ " $* " == *ceph* ]]; }; then
     ceph_dir=$build/ceph-shared
     if bash "$top/scripts/ceph-node.sh" start "$ceph_dir" >"$results/ceph-start.log" 2>&1; then

@@ -215,6 +215,11 @@ static __always_inline bool wake_now(__u64 avail)
 
     if (avail < wakeup_bytes || avail < rec)
         return false;
+    /* Near full (the last two sixteenths: the ring is 2 x wakeup_bytes),
+     * every record: should both marks before have been missed, a full ring
+     * takes no more records, so no more chances to wake anyone. */
+    if (avail >= 2 * wakeup_bytes - (2ull << wakeup_shift))
+        return true;
     return avail - rec < wakeup_bytes ||
            (avail >> wakeup_shift) != ((avail - rec) >> wakeup_shift);
 }

@@ -29,7 +29,15 @@ static void vm_note_lag(HostdVm *vm, const HostdJoinedRequest *r)
         r->guest_complete_ns <= r->span_end_ns)
         return;
     lag = r->guest_complete_ns - r->span_end_ns;
-    if (w != vm->lag_window) {
+    /* Disks emit in their own order: a request of the window before still
+     * counts there; older ones, and time going back, move nothing. */
+    if (w == vm->lag_window - 1) {
+        vm->lag_max_ns[1] = MAX(vm->lag_max_ns[1], lag);
+        return;
+    }
+    if (w < vm->lag_window)
+        return;
+    if (w > vm->lag_window) {
         vm->lag_max_ns[1] = w == vm->lag_window + 1 ? vm->lag_max_ns[0] : 0;
         vm->lag_max_ns[0] = 0;
         vm->lag_window = w;

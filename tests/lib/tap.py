@@ -11,8 +11,15 @@ Diagnostics go to stdout as '# ...' lines so they land in meson's test log.
 A failure and its detail also go to stderr, which 'meson test
 --print-errorlogs' shows (it does not show a TAP test's stdout).
 """
+import signal
 import sys
 import traceback
+
+# A test stopped from outside (meson's timeout or an interrupted run sends
+# SIGTERM) unwinds like an exception: its `finally` blocks and context
+# managers stop the daemons and VMs it started instead of leaving them.
+if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 class Tap:
