@@ -141,15 +141,20 @@ static gboolean flush_tick(gpointer user)
 
     int64_t watermark = now - h->hold_ns;
 
-    /* Spans up to the trace's own time have arrived; if the relay lags more
-     * than the hold time, wait for it rather than call guests unmatched. */
+    /* The trace's own time says only that some event that late arrived: a
+     * batch of another QEMU thread (or another VM's events) moves it on
+     * while a thread still holds requests that completed before it, for up
+     * to the filter's batch-ms, longer when QEMU is starved of CPU. So a
+     * guest record waits for the trace to be the hold time past it too,
+     * not only for the clock; if the relay lags, that waits for it rather
+     * than call guests unmatched. */
     if (h->feeds && h->feeds->len) {
         HostdTraceSource *src =
             hostd_trace_feed_source(g_ptr_array_index(h->feeds, 0));
         int64_t tt = src ? (int64_t)hostd_trace_source_time_ns(src) : 0;
 
-        if (tt > 0 && tt < watermark)
-            watermark = tt;
+        if (tt > 0 && tt - h->hold_ns < watermark)
+            watermark = tt - h->hold_ns;
     }
     hostd_model_flush(h->model, watermark, now);
     if (tick != h->last_checkpoint) {
