@@ -144,17 +144,18 @@ static gboolean flush_tick(gpointer user)
     /* The trace's own time says only that some event that late arrived: a
      * batch of another QEMU thread (or another VM's events) moves it on
      * while a thread still holds requests that completed before it, for up
-     * to the filter's batch-ms, longer when QEMU is starved of CPU. So a
-     * guest record waits for the trace to be the hold time past it too,
-     * not only for the clock; if the relay lags, that waits for it rather
-     * than call guests unmatched. */
+     * to the filter's batch-ms (100 ms by default), longer when QEMU is
+     * starved of CPU. So a guest record also waits for the trace to be half
+     * the hold time past it (when the relay lags by more than the other
+     * half; else the clock's hold decides, as before); a relay that lags is
+     * waited for rather than guests called unmatched. */
     if (h->feeds && h->feeds->len) {
         HostdTraceSource *src =
             hostd_trace_feed_source(g_ptr_array_index(h->feeds, 0));
         int64_t tt = src ? (int64_t)hostd_trace_source_time_ns(src) : 0;
 
-        if (tt > 0 && tt - h->hold_ns < watermark)
-            watermark = tt - h->hold_ns;
+        if (tt > 0 && tt - h->hold_ns / 2 < watermark)
+            watermark = tt - h->hold_ns / 2;
     }
     hostd_model_flush(h->model, watermark, now);
     if (tick != h->last_checkpoint) {
