@@ -222,25 +222,18 @@ static uint64_t blkin_clock_anchor_at(uint64_t tsc, uint64_t ns)
  * now (it serves one span at most), nor below the floor. */
 static uint64_t blkin_clock_at_least(uint64_t ns)
 {
-    BlkinClockAnchor *an = &blkin_clock_anchor;
-
     for (int i = 0; i < 4; i++) {
-        uint32_t seq = __atomic_load_n(&an->seq, __ATOMIC_ACQUIRE);
-        uint64_t base_tsc, base_ns, mult, span, d, line;
+        BlkinClockLine l;
+        int r = blkin_clock_read_line(&l);
+        uint64_t line;
 
-        if (seq & 1)
+        if (r == 0)
             break;
-        base_tsc = __atomic_load_n(&an->base_tsc, __ATOMIC_RELAXED);
-        base_ns = __atomic_load_n(&an->base_ns, __ATOMIC_RELAXED);
-        mult = __atomic_load_n(&an->mult, __ATOMIC_RELAXED);
-        span = __atomic_load_n(&an->span, __ATOMIC_RELAXED);
-        d = __rdtsc() - base_tsc;
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&an->seq, __ATOMIC_RELAXED) != seq)
+        if (r < 0)
             continue;
-        if ((int64_t)d < 0) /* this CPU's TSC a little behind the anchor's */
-            d = 0;
-        line = base_ns + ((MIN_U64(d, span) * mult) >> 32);
+        if ((int64_t)l.d < 0) /* this CPU's TSC a little behind the anchor's */
+            l.d = 0;
+        line = l.base_ns + ((MIN_U64(l.d, l.span) * l.mult) >> 32);
         return blkin_clock_floored(ns > line ? ns : line);
     }
     return blkin_clock_floored(ns);

@@ -56,29 +56,46 @@ const char *blkin_clock_source(void);
 #define BLKIN_CLOCK_MAX_ERR_NS 50000
 #define BLKIN_CLOCK_MAX_MISSES 8
 
+#ifdef __x86_64__
+/* The anchor's line as one consistent reading, and the ticks since its
+ * base (d: wrapped when this CPU's TSC reads a little behind it). */
+typedef struct BlkinClockLine {
+    uint64_t base_ns, mult, span, d;
+} BlkinClockLine;
+
+/* 1: read; 0: seq odd (being written, withdrawn, or never set); -1: it
+ * changed while read. */
+static inline int blkin_clock_read_line(BlkinClockLine *l)
+{
+    BlkinClockAnchor *a = &blkin_clock_anchor;
+    uint32_t seq = __atomic_load_n(&a->seq, __ATOMIC_ACQUIRE);
+    uint64_t base_tsc;
+
+    if (__builtin_expect(seq & 1, 0))
+        return 0;
+    base_tsc = __atomic_load_n(&a->base_tsc, __ATOMIC_RELAXED);
+    l->base_ns = __atomic_load_n(&a->base_ns, __ATOMIC_RELAXED);
+    l->mult = __atomic_load_n(&a->mult, __ATOMIC_RELAXED);
+    l->span = __atomic_load_n(&a->span, __ATOMIC_RELAXED);
+    /* Unordered on purpose: the fence is what clock_gettime() pays for. A
+     * read a few cycles early or late is a few cycles of error. */
+    l->d = __rdtsc() - base_tsc;
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return __atomic_load_n(&a->seq, __ATOMIC_RELAXED) == seq ? 1 : -1;
+}
+#endif
+
 static inline uint64_t blkin_now_ns(void)
 {
 #ifdef __x86_64__
-    BlkinClockAnchor *a = &blkin_clock_anchor;
-    uint32_t seq = __atomic_load_n(&a->seq, __ATOMIC_ACQUIRE);
-    uint64_t base_tsc, base_ns, mult, span, d;
+    BlkinClockLine l;
 
-    if (__builtin_expect(seq & 1, 0))
-        return blkin_clock_slow();
-    base_tsc = __atomic_load_n(&a->base_tsc, __ATOMIC_RELAXED);
-    base_ns = __atomic_load_n(&a->base_ns, __ATOMIC_RELAXED);
-    mult = __atomic_load_n(&a->mult, __ATOMIC_RELAXED);
-    span = __atomic_load_n(&a->span, __ATOMIC_RELAXED);
-    /* Unordered on purpose: the fence is what clock_gettime() pays for. A
-     * read a few cycles early or late is a few cycles of error; one from
-     * before base_tsc wraps d and takes the slow path. */
-    d = __rdtsc() - base_tsc;
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if (__builtin_expect(d >= span, 0) ||
-        __atomic_load_n(&a->seq, __ATOMIC_RELAXED) != seq)
+    /* Past the anchor's span, or a TSC read from before its base (d
+     * wrapped): the slow path. */
+    if (__builtin_expect(blkin_clock_read_line(&l) <= 0 || l.d >= l.span, 0))
         return blkin_clock_slow();
     /* d < span (~1 ms of ticks) keeps d * mult far below 2^64. */
-    return base_ns + ((d * mult) >> 32);
+    return l.base_ns + ((l.d * l.mult) >> 32);
 #else
     return blkin_clock_slow();
 #endif
