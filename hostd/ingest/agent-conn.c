@@ -204,6 +204,9 @@ static void on_event(void *user, const struct blkin_event *ev)
     switch (ev->type) {
     case BLKIN_EV_HELLO:
         /* The agent is there: the clock exchange can start at once. */
+        g_info("agent %s: hello after %" G_GINT64_FORMAT " ms on this "
+               "connection",
+               c->vm_name, (now_ns() - c->connected_ns) / 1000000);
         probe_cb(c);
         break;
     case BLKIN_EV_DEVMAP:
@@ -219,6 +222,12 @@ static void on_event(void *user, const struct blkin_event *ev)
         on_request(c, ev);
         break;
     case BLKIN_EV_CLOCK:
+        if (!c->est.valid && ev->clock.est->valid)
+            g_info("agent %s: clock estimated %" G_GINT64_FORMAT
+                   " ms after connecting (bound %" G_GINT64_FORMAT
+                   " us), %u records waited for it",
+                   c->vm_name, (now_ns() - c->connected_ns) / 1000000,
+                   (int64_t)ev->clock.est->bound_ns / 1000, c->pre_sync->len);
         c->est = *ev->clock.est;
         if (c->est.valid && c->pre_sync->len) {
             for (guint i = 0; i < c->pre_sync->len; i++) {
@@ -492,6 +501,11 @@ HostdAgentCounters hostd_agent_conn_counters(const HostdAgentConn *c)
 bool hostd_agent_conn_connected(const HostdAgentConn *c)
 {
     return c && c->fd >= 0;
+}
+
+guint hostd_agent_conn_waiting_for_clock(const HostdAgentConn *c)
+{
+    return c ? c->pre_sync->len : 0;
 }
 
 bool hostd_agent_conn_clock(const HostdAgentConn *c,

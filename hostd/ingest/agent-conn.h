@@ -76,6 +76,9 @@ bool hostd_agent_conn_lost_after(const HostdAgentConn *c, int64_t *after_ns,
 HostdAgentCounters hostd_agent_conn_counters(const HostdAgentConn *c);
 
 bool hostd_agent_conn_connected(const HostdAgentConn *c);
+/* Records that came before the clock estimate of their connection: they
+ * wait for it (0 for NULL). */
+guint hostd_agent_conn_waiting_for_clock(const HostdAgentConn *c);
 /* The current guest clock estimate; false before the first exchange. */
 bool hostd_agent_conn_clock(const HostdAgentConn *c,
                             struct blkin_clock_estimate *out);

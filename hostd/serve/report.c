@@ -251,6 +251,8 @@ static void add_disk(Hostd *h, JsonBuilder *b, HostdDisk *d, HostdStatsWindow w,
     json_builder_add_boolean_value(b, hostd_agent_conn_connected(d->vm->agent));
     hostd_json_add_int(b, "reconnects",
                        hostd_agent_conn_reconnects(d->vm->agent));
+    hostd_json_add_int(b, "waiting_for_clock",
+                       hostd_agent_conn_waiting_for_clock(d->vm->agent));
     json_builder_end_object(b);
     add_clock(b, d->vm, d->join);
     add_remote(b, d);

@@ -425,13 +425,14 @@ def run_instance_lifecycle(t, cl, stacks, console):
                          and report(st_dst, INST1), 90, interval=2)
         t.ok(rep, f"hostd on node {dst} takes the instance up by itself: both disks, growing, "
              "every phase", detail=f"{traced(report(st_dst, INST1), want_dst, {})}; before "
-             f"{dst_before}; now {state(report(st_dst, INST1))}")
+             f"{dst_before}; now {state(report(st_dst, INST1))}; hostd status "
+             f"{st_dst.cli('status', check=False).stdout[:3000]}")
         wait_until(lambda: len(c1.rounds(mark)) >= 10, 120)
         loss = counters(report(st_dst, INST1), *LOSS)
         lost = few_lost(dst_loss, loss, time.monotonic() - t_switch)
         t.ok(not lost, f"node {dst} traces the instance from its first request there: "
              "nothing unmatched or missing beyond a second's worth",
-             detail=f"{lost}: {dst_loss} -> {loss}")
+             detail=f"{lost}: {dst_loss} -> {loss}; now {state(report(st_dst, INST1))}")
         want_src = {k: dict(v, vm_state="stopped") for k, v in want_disks.items()}
         t.ok(wait_until(lambda: not traced(report(st_src, INST1), want_src, on_src), 30),
              f"node {src}'s hostd says the instance stopped there and keeps its numbers",
