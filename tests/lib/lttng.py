@@ -28,9 +28,30 @@ def sessiond_running():
     return _lttng("list", check=False).returncode == 0
 
 
+# Every session a test makes is named after the test process: blkin-PID-N
+# (tests/lib/stack.py) or blkin-test-PID-HEX (Session).
+_OWNED = re.compile(r"^\s*\d+\) (blkin-(?:test-)?(\d+)-[0-9a-f]+) ", re.M)
+
+
+def reap_orphan_sessions(node_cmd=()):
+    """Destroys the sessions of test processes that are gone (killed before
+    they could destroy them: a timeout, SIGKILL). Left in place, an active
+    one records every later test's events too (per-UID buffers) and makes
+    benchmarks wait. Only sessions named after a process that no longer
+    exists are touched; returns their names."""
+    out = subprocess.run([*node_cmd, "lttng", "list"], capture_output=True, text=True,
+                         timeout=60).stdout
+    gone = [name for name, pid in _OWNED.findall(out) if not os.path.exists(f"/proc/{pid}")]
+    for name in gone:
+        subprocess.run([*node_cmd, "lttng", "destroy", name], capture_output=True, timeout=60)
+    return gone
+
+
 def ensure_sessiond():
-    """Starts the root session daemon if none answers; returns when it does."""
+    """Starts the root session daemon if none answers; returns when it does.
+    Sessions that dead test processes left are destroyed."""
     if sessiond_running():
+        reap_orphan_sessions()
         return
     subprocess.run(["lttng-sessiond", "--daemonize"], check=False, timeout=60,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -50,7 +71,7 @@ class Session:
     """
 
     def __init__(self, events=("blkin_qemu:*",), name=None, contexts=()):
-        self.name = name or "blkin-test-" + uuid.uuid4().hex[:12]
+        self.name = name or f"blkin-test-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.dir = tempfile.mkdtemp(prefix="blkin-trace-")
         self.event_names = events
         # e.g. ("vpid",): blkin's zipkin events do not say which process
