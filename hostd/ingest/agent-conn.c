@@ -95,7 +95,8 @@ struct HostdAgentConn {
     /* Limits of the current connection (reset on connect). */
     Bucket bytes, frames, records, invalid, junk;
     int64_t connected_ns;
-    const char *breach; /* set while a feed runs into a limit */
+    bool said_hello, said_clock; /* logged on this connection */
+    const char *breach;          /* set while a feed runs into a limit */
     uint64_t breaches;
     uint64_t unsent;     /* frames the socket had no room for */
     unsigned backoff_ms; /* next delay after a breach */
@@ -204,9 +205,12 @@ static void on_event(void *user, const struct blkin_event *ev)
     switch (ev->type) {
     case BLKIN_EV_HELLO:
         /* The agent is there: the clock exchange can start at once. */
-        g_info("agent %s: hello after %" G_GINT64_FORMAT " ms on this "
-               "connection",
-               c->vm_name, (now_ns() - c->connected_ns) / 1000000);
+        /* Once per connection: a guest may send HELLO in a loop. */
+        if (!c->said_hello)
+            g_message("agent %s: hello after %" G_GINT64_FORMAT
+                      " ms on this connection",
+                      c->vm_name, (now_ns() - c->connected_ns) / 1000000);
+        c->said_hello = true;
         probe_cb(c);
         break;
     case BLKIN_EV_DEVMAP:
@@ -222,12 +226,14 @@ static void on_event(void *user, const struct blkin_event *ev)
         on_request(c, ev);
         break;
     case BLKIN_EV_CLOCK:
-        if (!c->est.valid && ev->clock.est->valid)
-            g_info("agent %s: clock estimated %" G_GINT64_FORMAT
-                   " ms after connecting (bound %" G_GINT64_FORMAT
-                   " us), %u records waited for it",
-                   c->vm_name, (now_ns() - c->connected_ns) / 1000000,
-                   (int64_t)ev->clock.est->bound_ns / 1000, c->pre_sync->len);
+        if (!c->said_clock && ev->clock.est->valid)
+            g_message("agent %s: clock estimated %" G_GINT64_FORMAT
+                      " ms after connecting (bound %" G_GINT64_FORMAT
+                      " us), %u records waited for it",
+                      c->vm_name, (now_ns() - c->connected_ns) / 1000000,
+                      (int64_t)ev->clock.est->bound_ns / 1000,
+                      c->pre_sync->len);
+        c->said_clock |= ev->clock.est->valid;
         c->est = *ev->clock.est;
         if (c->est.valid && c->pre_sync->len) {
             for (guint i = 0; i < c->pre_sync->len; i++) {
@@ -425,6 +431,7 @@ static gboolean try_connect(gpointer user)
     c->fd = fd;
     c->reconnects++;
     c->connected_ns = now_ns();
+    c->said_hello = c->said_clock = false;
     if (c->lost) {
         /* Another QEMU: a reboot, or the VM back from another node
          * (blkin_channel_peer_changed()). Until the clock is estimated
