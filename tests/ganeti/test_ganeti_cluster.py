@@ -299,7 +299,10 @@ def test_cluster(t, cl, work):
             os.makedirs(d, exist_ok=True)
             stacks[n] = es.enter_context(HostStack(
                 d, hold_ms=2000, node_cmd=cl.prefix(n), hostname=cl.name(n),
-                hostd_args=["--ganeti-runtime", RUNTIME]))
+                # --capture: every guest record, so that a run whose joins
+                # look wrong can be re-joined offline with the relay's trace.
+                hostd_args=["--ganeti-runtime", RUNTIME, "--capture",
+                            os.path.join(d, "guest-records.txt")]))
         consoles = {}
 
         def console(inst):
