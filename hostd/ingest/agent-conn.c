@@ -18,7 +18,12 @@
 #include <glib-unix.h>
 
 #define RECONNECT_MS 1000
-#define PROBE_MS     200
+/* How long a (re)connected agent's backlog may hold its VM's join back:
+ * records it queued while no host end read its port (a migration, a
+ * hostd restart, a registration that came late) come first, and the spans
+ * they match must not be given up meanwhile. */
+#define CATCHUP_MAX_NS (10LL * 1000000000)
+#define PROBE_MS       200
 /* Scheduling slack on top of the clock bound (vCPU and TCG delays). */
 #define SLACK_NS (2LL * 1000000)
 
@@ -82,6 +87,12 @@ struct HostdAgentConn {
      * channel has closed since; when it last closed, the newest completion
      * delivered before and the time (hostd_agent_conn_lost_after()). */
     int64_t last_record_ns;
+    /* Catching up since catchup_from_ns (the channel was made or connected
+     * then): until a record completed after it comes, or CATCHUP_MAX_NS
+     * pass; conn_newest_ns is the newest completion since
+     * (hostd_agent_conn_horizon_ns()). */
+    bool catching_up;
+    int64_t catchup_from_ns, conn_newest_ns;
     bool lost;
     bool closed_once;
     int64_t lost_after_ns, lost_at_ns;
@@ -165,6 +176,9 @@ static void add_guest(HostdAgentConn *c, void *d, const struct blkin_request *r)
         return;
     }
     c->last_record_ns = MAX(c->last_record_ns, g.complete_ns);
+    c->conn_newest_ns = MAX(c->conn_newest_ns, g.complete_ns);
+    if (g.complete_ns >= c->catchup_from_ns)
+        c->catching_up = false;
     c->sink.request(c->opaque, d, &g);
 }
 
@@ -432,6 +446,9 @@ static gboolean try_connect(gpointer user)
     c->reconnects++;
     c->connected_ns = now_ns();
     c->said_hello = c->said_clock = false;
+    c->catching_up = true;
+    c->catchup_from_ns = c->connected_ns;
+    c->conn_newest_ns = 0;
     if (c->lost) {
         /* Another QEMU: a reboot, or the VM back from another node
          * (blkin_channel_peer_changed()). Until the clock is estimated
@@ -469,6 +486,10 @@ HostdAgentConn *hostd_agent_conn_new(const char *vm_name,
     c->fd = -1;
     c->pre_sync = g_array_new(FALSE, FALSE, sizeof(PendingReq));
     c->backoff_ms = BACKOFF_MIN_MS;
+    /* Spans that came before the VM was registered wait for the agent's
+     * first connection too. */
+    c->catching_up = true;
+    c->catchup_from_ns = now_ns();
     blkin_channel_default_limits(&lim);
     blkin_channel_init(&c->ch, &lim, on_event, c);
     try_connect(c);
@@ -508,6 +529,21 @@ HostdAgentCounters hostd_agent_conn_counters(const HostdAgentConn *c)
 bool hostd_agent_conn_connected(const HostdAgentConn *c)
 {
     return c && c->fd >= 0;
+}
+
+int64_t hostd_agent_conn_horizon_ns(HostdAgentConn *c, int64_t now)
+{
+    if (!c || !c->catching_up)
+        return INT64_MAX;
+    if (now - c->catchup_from_ns > CATCHUP_MAX_NS) {
+        c->catching_up = false;
+        return INT64_MAX;
+    }
+    /* Records come in completion order: the newest so far bounds what has
+     * been delivered; before the first, anything since long before the
+     * connection may still come. */
+    return c->conn_newest_ns ? c->conn_newest_ns
+                             : c->catchup_from_ns - CATCHUP_MAX_NS;
 }
 
 guint hostd_agent_conn_waiting_for_clock(const HostdAgentConn *c)

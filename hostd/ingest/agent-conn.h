@@ -76,6 +76,14 @@ bool hostd_agent_conn_lost_after(const HostdAgentConn *c, int64_t *after_ns,
 HostdAgentCounters hostd_agent_conn_counters(const HostdAgentConn *c);
 
 bool hostd_agent_conn_connected(const HostdAgentConn *c);
+/*
+ * How far (host clock) the agent's records are known to be delivered while
+ * it catches up after its channel was made or connected: the join must not
+ * give up spans beyond it (a backlog the agent queued while no host end
+ * read its port comes first). INT64_MAX once caught up (a record completed
+ * after the connection came, or ten seconds passed), and for NULL.
+ */
+int64_t hostd_agent_conn_horizon_ns(HostdAgentConn *c, int64_t now);
 /* Records that came before the clock estimate of their connection: they
  * wait for it (0 for NULL). */
 guint hostd_agent_conn_waiting_for_clock(const HostdAgentConn *c);

@@ -333,6 +333,7 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         HostdVm *vm = v;
         int64_t tol = hostd_agent_conn_tolerance_ns(vm->agent);
+        int64_t catchup = hostd_agent_conn_horizon_ns(vm->agent, now_ns);
 
         for (guint i = 0; i < vm->disks->len; i++) {
             HostdDisk *d = g_ptr_array_index(vm->disks, i);
@@ -359,6 +360,10 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
              * this disk's. */
             if (unmapped_from != INT64_MAX)
                 wm = MIN(wm, unmapped_from - tol - 1);
+            /* And for an agent's backlog after it (re)connected; not in
+             * the last flush (INT64_MAX: hostd stops). */
+            if (catchup != INT64_MAX && watermark_ns != INT64_MAX)
+                wm = MIN(wm, catchup - tol - 1);
             hostd_join_flush(d->join, wm, tol,
                              hostd_agent_conn_bound_ns(vm->agent),
                              hostd_vm_expects_guest(vm));
