@@ -594,6 +594,7 @@ static int finish(Hostd *h, const HostdOptions *o)
 {
     g_autoptr(GError) err = NULL;
 
+    h->model->stopping = TRUE;
     if (!h->offline_dir) {
         /* Join what can still be joined before the last history write. */
         hostd_model_flush(h->model, now_ns() - h->hold_ns, now_ns());

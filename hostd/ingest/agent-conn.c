@@ -343,6 +343,14 @@ static bool over_node_budget(HostdAgentConn *c)
     return total > budget && vms && vm_pending(c) >= total / vms;
 }
 
+static bool over_half_node_budget(HostdAgentConn *c)
+{
+    unsigned vms = 0;
+    size_t budget = 0;
+
+    return c->sink.pending_total(c->opaque, &vms, &budget) > budget / 2;
+}
+
 /* Feeds one read and checks the connection's limits; false on breach. */
 static bool feed(HostdAgentConn *c, const uint8_t *buf, size_t n)
 {
@@ -535,7 +543,10 @@ int64_t hostd_agent_conn_horizon_ns(HostdAgentConn *c, int64_t now)
 {
     if (!c || !c->catching_up)
         return INT64_MAX;
-    if (now - c->catchup_from_ns > CATCHUP_MAX_NS) {
+    /* Nor may it make the VM (or the node) hold so much that its channel
+     * is closed for it, which would lose the very backlog waited for. */
+    if (now - c->catchup_from_ns > CATCHUP_MAX_NS ||
+        vm_pending(c) > LIMIT_PENDING / 2 || over_half_node_budget(c)) {
         c->catching_up = false;
         return INT64_MAX;
     }

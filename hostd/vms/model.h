@@ -198,6 +198,8 @@ struct HostdModel {
     /* Reading a recorded trace: statistics start at time 0 instead of
      * now, since the requests to come are from the past. */
     gboolean offline;
+    /* Set for hostd's last flush: nothing waits any more. */
+    gboolean stopping;
     int64_t started_ns;
 };
 
