@@ -160,6 +160,7 @@ static void add_guest(HostdAgentConn *c, void *d, const struct blkin_request *r)
         .bytes = r->bytes,
         .error = r->error,
         .op = r->op,
+        .bound_ns = c->est.bound_ns,
     };
 
     /* A type the agent could not tell: nothing to account it under. */

@@ -75,6 +75,11 @@ typedef struct HostdGuestReq {
     int64_t queue_ns; /* 0 when the guest saw no queue event */
     int64_t issue_ns;
     int64_t complete_ns;
+    /* The error bound of the clock estimate that put these times on the
+     * host clock: a record that waited for a connection's first estimate
+     * was converted with it, however much better later ones are. 0:
+     * unknown (a capture from before the field). */
+    uint64_t bound_ns;
     int32_t error;
     uint8_t op; /* enum blkin_op */
 } HostdGuestReq;

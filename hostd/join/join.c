@@ -168,7 +168,7 @@ static void record_init(HostdJoin *j, HostdJoinedRequest *r,
         r->guest_queue_ns = g->queue_ns;
         r->guest_issue_ns = g->issue_ns;
         r->guest_complete_ns = g->complete_ns;
-        r->clock_error_ns = j->probe_bound_ns;
+        r->clock_error_ns = MAX(j->probe_bound_ns, g->bound_ns);
     }
     if (g && !p)
         r->flags |= HOSTD_JR_UNMATCHED_GUEST;
@@ -438,6 +438,20 @@ static guint spans_lower_bound(HostdJoin *j, int64_t t)
     return lo;
 }
 
+/*
+ * How far apart this guest request's times and its span's may be: @tol_ns
+ * is for the current clock estimate; a request converted with a worse one
+ * (it waited for its connection's first) gets its own bound's width.
+ */
+static int64_t guest_tol(const HostdJoin *j, const HostdGuestReq *g,
+                         int64_t tol_ns)
+{
+    if (g->bound_ns <= j->probe_bound_ns)
+        return tol_ns;
+    return tol_ns +
+           2 * MIN(g->bound_ns - j->probe_bound_ns, HOSTD_GUEST_BOUND_MAX_NS);
+}
+
 static PendingSpan *find_span(HostdJoin *j, const HostdGuestReq *g,
                               int64_t tol_ns)
 {
@@ -560,7 +574,7 @@ void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
 
     for (guint i = 0; i < batch->len; i++) {
         const HostdGuestReq *g = &g_array_index(batch, HostdGuestReq, i);
-        PendingSpan *p = find_span(j, g, tol_ns);
+        PendingSpan *p = find_span(j, g, guest_tol(j, g, tol_ns));
 
         if (!p) {
             emit_guest_only(j, g);
@@ -568,7 +582,11 @@ void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
         }
         p->served++;
         p->served_bytes += g->bytes;
-        causal_add(j, g, p);
+        /* Its constraints on the offset are about the estimate it was
+         * converted with: only one about as good as the current says
+         * something about the current. */
+        if (g->bound_ns <= 2 * j->probe_bound_ns)
+            causal_add(j, g, p);
         newest_sec = MAX(newest_sec, g->complete_ns / 1000000000LL);
         g_array_append_val(pairs, ((Pair){*g, p}));
     }

@@ -490,9 +490,10 @@ void hostd_model_guest(HostdModel *m, HostdDisk *d, const HostdGuestReq *g)
         fprintf(m->capture,
                 "G %s %s %s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
                 " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT
-                " %d\n",
+                " %d %" G_GUINT64_FORMAT "\n",
                 d->vm->name, d->target, blkin_op_name(g->op), g->offset,
-                g->bytes, g->queue_ns, g->issue_ns, g->complete_ns, g->error);
+                g->bytes, g->queue_ns, g->issue_ns, g->complete_ns, g->error,
+                g->bound_ns);
     hostd_join_add_guest(d->join, g);
 }
 
@@ -507,9 +508,9 @@ gboolean hostd_model_replay_line(HostdModel *m, const char *line)
     if (sscanf(line,
                "G %255s %255s %31s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
                " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT
-               " %d",
+               " %d %" G_GUINT64_FORMAT,
                vm_name, target, op_name, &g.offset, &g.bytes, &g.queue_ns,
-               &g.issue_ns, &g.complete_ns, &g.error) != 9 ||
+               &g.issue_ns, &g.complete_ns, &g.error, &g.bound_ns) < 9 ||
         (op = blkin_op_from_name(op_name)) < 0 || op >= BLKIN_OP__N)
         return FALSE;
     g.op = op;

@@ -105,6 +105,54 @@ static void test_exact(void)
     g_array_unref(c.out);
 }
 
+/*
+ * A backlog converted with a connection's first clock estimate (bound
+ * 11 ms, off by 10 ms: the guest's completions seem to come before the
+ * spans end) is joined after later estimates narrowed the bound to 0.3 ms:
+ * each record is matched within its own estimate's bound (ganeti-cluster,
+ * after a live migration under load).
+ */
+static void test_own_bound(void)
+{
+    Collected c = {g_array_new(FALSE, FALSE, sizeof(HostdJoinedRequest))};
+    g_autoptr(HostdJoin) j = hostd_join_new(collect, &c);
+    const int64_t bound_now = 300 * US, tol_now = 2 * bound_now + 2 * MS;
+
+    for (int i = 0; i < 50; i++) {
+        int64_t t = 1000 * MS + i * MS;
+        /* Truly: issue t, span [t + 40 us, t + 250 us], complete t + 300 us;
+         * the estimate put the guest's times 10 ms early. */
+        HostdGuestReq g =
+            guest(BLKIN_OP_WRITE, i * 4096, 4096, t - 5 * US - 10 * MS,
+                  t - 10 * MS, t + 300 * US - 10 * MS);
+        HostdSpan s = fixture_span(i + 1, BLKIN_OP_WRITE, i * 4096, 4096,
+                                   t + 40 * US, t + 250 * US);
+
+        g.bound_ns = 11 * MS;
+        hostd_join_add_guest(j, &g);
+        hostd_join_add_span(j, &s, &(HostdBelow){0});
+    }
+    /* One more, converted with the current estimate, 5 ms off: no match. */
+    HostdGuestReq g = guest(BLKIN_OP_WRITE, 1 << 20, 4096, 1200 * MS - 5 * MS,
+                            1200 * MS - 5 * MS, 1200 * MS - 5 * MS + 300 * US);
+    HostdSpan s = fixture_span(100, BLKIN_OP_WRITE, 1 << 20, 4096,
+                               1200 * MS + 40 * US, 1200 * MS + 250 * US);
+
+    g.bound_ns = bound_now;
+    hostd_join_add_guest(j, &g);
+    hostd_join_add_span(j, &s, &(HostdBelow){0});
+    hostd_join_flush(j, 10000 * MS, tol_now, bound_now, true);
+    g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 50);
+    g_assert_cmpuint(hostd_join_counters(j)->unmatched_guest, ==, 1);
+    for (guint i = 0; i < c.out->len; i++) {
+        HostdJoinedRequest *r = &g_array_index(c.out, HostdJoinedRequest, i);
+
+        if (joined(r))
+            g_assert_cmpuint(r->clock_error_ns, ==, 11 * MS);
+    }
+    g_array_unref(c.out);
+}
+
 /* 32 identical requests in flight: each guest request gets its own span. */
 static void test_identical_inflight(void)
 {
@@ -413,5 +461,6 @@ int main(int argc, char **argv)
     g_test_add_func("/join/causal-correction", test_causal_correction);
     g_test_add_func("/join/room-given-back", test_room_given_back);
     g_test_add_func("/join/device-phases", test_device_phases);
+    g_test_add_func("/join/own-bound", test_own_bound);
     return g_test_run();
 }
