@@ -557,13 +557,16 @@ void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
     g_autoptr(GArray) batch = g_array_new(FALSE, FALSE, sizeof(HostdGuestReq));
     g_autoptr(GArray) pairs = g_array_new(FALSE, FALSE, sizeof(Pair));
     int64_t newest_sec = 0, c;
+    uint64_t causal_ref;
     guint kept = 0;
 
-    /* Guest requests complete by the watermark form this batch. */
+    /* Guest requests complete by the watermark form this batch; one whose
+     * own clock bound widens its window waits as much longer, so that the
+     * spans it may match have come (the watermark allows for tol_ns). */
     for (guint i = 0; i < j->guests->len; i++) {
         HostdGuestReq *g = &g_array_index(j->guests, HostdGuestReq, i);
 
-        if (g->complete_ns <= watermark_ns)
+        if (g->complete_ns + (guest_tol(j, g, tol_ns) - tol_ns) <= watermark_ns)
             g_array_append_val(batch, *g);
         else
             g_array_index(j->guests, HostdGuestReq, kept++) = *g;
@@ -571,6 +574,18 @@ void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
     g_array_set_size(j->guests, kept);
     if (batch->len)
         qsort(batch->data, batch->len, sizeof(HostdGuestReq), guest_cmp);
+    /* What "about as good as the current estimate" means below; with no
+     * current estimate (offline, or before a connection's first), the best
+     * in this batch. */
+    causal_ref = j->probe_bound_ns;
+    if (!causal_ref) {
+        for (guint i = 0; i < batch->len; i++) {
+            uint64_t b = g_array_index(batch, HostdGuestReq, i).bound_ns;
+
+            if (b && (!causal_ref || b < causal_ref))
+                causal_ref = b;
+        }
+    }
 
     for (guint i = 0; i < batch->len; i++) {
         const HostdGuestReq *g = &g_array_index(batch, HostdGuestReq, i);
@@ -585,7 +600,7 @@ void hostd_join_flush(HostdJoin *j, int64_t watermark_ns, int64_t tol_ns,
         /* Its constraints on the offset are about the estimate it was
          * converted with: only one about as good as the current says
          * something about the current. */
-        if (g->bound_ns <= 2 * j->probe_bound_ns)
+        if (g->bound_ns <= 2 * causal_ref)
             causal_add(j, g, p);
         newest_sec = MAX(newest_sec, g->complete_ns / 1000000000LL);
         g_array_append_val(pairs, ((Pair){*g, p}));

@@ -46,9 +46,11 @@
  * unmatched (`scan_limited`).
  */
 #define HOSTD_JOIN_SCAN_MAX 4096
-/* The widest a guest request's own clock bound widens its match window (the
- * bound comes from probe round trips a guest can slow down). */
-#define HOSTD_GUEST_BOUND_MAX_NS (1000LL * 1000000)
+/* The most a guest request's own clock bound widens its match window beyond
+ * the current estimate's (the bound comes from probe round trips a guest can
+ * slow down); the request waits as much longer before it is matched, which
+ * must stay well inside the 2 s a span waits for its guest request. */
+#define HOSTD_GUEST_BOUND_MAX_NS (250LL * 1000000)
 
 /*
  * What happened below a top span. For a local disk only backend_ns: the

@@ -144,6 +144,10 @@ static void test_own_bound(void)
     hostd_join_flush(j, 10000 * MS, tol_now, bound_now, true);
     g_assert_cmpuint(hostd_join_counters(j)->matched, ==, 50);
     g_assert_cmpuint(hostd_join_counters(j)->unmatched_guest, ==, 1);
+    /* Their 10 ms say nothing about the current estimate: no correction
+     * from them (it would be inconsistent with the current bound). */
+    g_assert_false(hostd_join_correction(j)->valid);
+    g_assert_cmpuint(hostd_join_correction(j)->inconsistent, ==, 0);
     for (guint i = 0; i < c.out->len; i++) {
         HostdJoinedRequest *r = &g_array_index(c.out, HostdJoinedRequest, i);
 
