@@ -41,14 +41,6 @@ exit $rc
 EARLY_KEEP_S = 10
 
 
-def issued(text):
-    n = {"read": 0, "write": 0}
-    for io in vm.parse_workload(text)["ios"]:
-        if io["op"] in n:
-            n[io["op"]] += 1
-    return n
-
-
 def main():
     t = Tap()
     wd = os.path.join(BUILD, "tests", "hostd-e2e", "work", "late-register")
@@ -87,7 +79,7 @@ def main():
             time.sleep(1)
         finally:
             os.kill(g.qemu_pid, signal.SIGCONT)
-        want = issued(g.results())
+        want = vm.reads_writes(g.results())
         total = sum(want.values())
 
         def disk():

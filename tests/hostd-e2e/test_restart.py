@@ -44,13 +44,6 @@ def counts(report, disk="vda"):
     return {}
 
 
-def issued(text):
-    n = {"read": 0, "write": 0}
-    for io in vm.parse_workload(text)["ios"]:
-        if io["op"] in n:
-            n[io["op"]] += 1
-    return n
-
 
 def main():
     t = Tap()
@@ -66,7 +59,7 @@ def main():
         st.register("rs", g.agent_socket, spec)
         ok = st.wait_until(lambda: "phase-a-done" in g.results(), timeout=120, interval=0.2)
         t.ok(ok, "the guest finished its first workload")
-        first = issued(g.results())
+        first = vm.reads_writes(g.results())
 
         def rw(c):
             return sum(c.get(k, 0) for k in ("read", "write"))
@@ -116,7 +109,7 @@ def main():
              detail=st.status().get("trace"))
         res = g.wait()
         t.ok(res.ok, "the guest's I/O went on while hostd was gone", detail=res.console[-2000:])
-        both = issued(g.results())
+        both = vm.reads_writes(g.results())
         second = {k: both[k] - first[k] for k in both}
         st.wait_until(lambda: sum(counts(st.report("rs", window="1h")).get(k, 0)
                                   for k in ("read", "write")) >= sum(second.values()), timeout=30)

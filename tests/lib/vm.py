@@ -959,6 +959,15 @@ def _connect_unix(path, timeout):
 # ---------------------------------------------------------------- results
 
 
+def reads_writes(text):
+    """Reads and writes the workload output in `text` says it did: {op: n}."""
+    n = {"read": 0, "write": 0}
+    for io in parse_workload(text)["ios"]:
+        if io["op"] in n:
+            n[io["op"]] += 1
+    return n
+
+
 def parse_workload(text):
     """Parses blkin-workload output (see docs/vm-harness.md).
 
