@@ -361,9 +361,10 @@ void hostd_model_flush(HostdModel *m, int64_t watermark_ns, int64_t now_ns)
             if (unmapped_from != INT64_MAX)
                 wm = MIN(wm, unmapped_from - tol - 1);
             /* And for an agent's backlog after it (re)connected; not in
-             * hostd's last flush (live: the last history write; offline:
-             * INT64_MAX, everything has come). */
-            if (catchup != INT64_MAX && !m->stopping)
+             * hostd's last flush (live: the last history write), nor in
+             * one that flushes everything (INT64_MAX: offline, tests). */
+            if (catchup != INT64_MAX && !m->stopping &&
+                watermark_ns != INT64_MAX)
                 wm = MIN(wm, catchup - tol - 1);
             hostd_join_flush(d->join, wm, tol,
                              hostd_agent_conn_bound_ns(vm->agent),
