@@ -344,6 +344,14 @@ static bool over_node_budget(HostdAgentConn *c)
     return total > budget && vms && vm_pending(c) >= total / vms;
 }
 
+/* The channel was made or connected at @t: catching up starts over. */
+static void catch_up_from(HostdAgentConn *c, int64_t t)
+{
+    c->catching_up = true;
+    c->catchup_from_ns = t;
+    c->conn_newest_ns = 0;
+}
+
 static bool over_half_node_budget(HostdAgentConn *c)
 {
     unsigned vms = 0;
@@ -455,9 +463,7 @@ static gboolean try_connect(gpointer user)
     c->reconnects++;
     c->connected_ns = now_ns();
     c->said_hello = c->said_clock = false;
-    c->catching_up = true;
-    c->catchup_from_ns = c->connected_ns;
-    c->conn_newest_ns = 0;
+    catch_up_from(c, c->connected_ns);
     if (c->lost) {
         /* Another QEMU: a reboot, or the VM back from another node
          * (blkin_channel_peer_changed()). Until the clock is estimated
@@ -497,8 +503,7 @@ HostdAgentConn *hostd_agent_conn_new(const char *vm_name,
     c->backoff_ms = BACKOFF_MIN_MS;
     /* Spans that came before the VM was registered wait for the agent's
      * first connection too. */
-    c->catching_up = true;
-    c->catchup_from_ns = now_ns();
+    catch_up_from(c, now_ns());
     blkin_channel_default_limits(&lim);
     blkin_channel_init(&c->ch, &lim, on_event, c);
     try_connect(c);
