@@ -23,8 +23,10 @@ typedef struct ExportItem {
     char *domain;
     char *disk;
     int64_t wall_delta_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC when offered */
-    int64_t offered_ns;    /* CLOCK_MONOTONIC when offered (hostd counted it) */
-    uint64_t since_ns;     /* its disk's statistics began (monotonic), or 0 */
+    /* Unix ns by the disk's own wall mapping (hostd_span_export_offer_counted),
+     * 0 when not given: */
+    int64_t counted_unix_ns; /* when hostd counted it */
+    int64_t since_unix_ns;   /* when its disk's statistics began */
     HostdJoinedRequest r;
 } ExportItem;
 
@@ -407,8 +409,7 @@ static void clickhouse_rows(HostdSpanExport *e, GPtrArray *batch, GString *req,
             blkin_op_name(r->op), end / 1000000000, end, r->offset, r->bytes,
             r->ret, r->flags, r->merged, ids.trace,
             (r->flags & HOSTD_JR_HAS_SPAN) ? r->span_id : 0,
-            it->offered_ns + it->wall_delta_ns,
-            it->since_ns ? (int64_t)it->since_ns + it->wall_delta_ns : 0);
+            it->counted_unix_ns, it->since_unix_ns);
         for (int p = 0; p < BLKIN_PHASE__N; p++)
             g_string_append_printf(
                 req, ",\"%s_ns\":%" PRId64, blkin_phase_name(p),
@@ -697,12 +698,15 @@ void hostd_span_export_free(HostdSpanExport *e)
 void hostd_span_export_offer(HostdSpanExport *e, const char *domain,
                              const char *disk, const HostdJoinedRequest *r)
 {
-    hostd_span_export_offer_since(e, domain, disk, 0, r);
+    int64_t now = g_get_real_time() * 1000;
+
+    hostd_span_export_offer_counted(e, domain, disk, now, 0, r);
 }
 
-void hostd_span_export_offer_since(HostdSpanExport *e, const char *domain,
-                                   const char *disk, uint64_t since_ns,
-                                   const HostdJoinedRequest *r)
+void hostd_span_export_offer_counted(HostdSpanExport *e, const char *domain,
+                                     const char *disk, int64_t counted_unix_ns,
+                                     int64_t since_unix_ns,
+                                     const HostdJoinedRequest *r)
 {
     bool sampled = e->sample && e->offered++ % e->sample == 0;
     /* Slow by the filter span's duration, which the host measured: the
@@ -726,9 +730,10 @@ void hostd_span_export_offer_since(HostdSpanExport *e, const char *domain,
     it = g_new(ExportItem, 1);
     it->domain = g_strdup(domain);
     it->disk = g_strdup(disk);
-    it->offered_ns = g_get_monotonic_time() * 1000;
-    it->wall_delta_ns = g_get_real_time() * 1000 - it->offered_ns;
-    it->since_ns = since_ns;
+    it->wall_delta_ns =
+        g_get_real_time() * 1000 - g_get_monotonic_time() * 1000;
+    it->counted_unix_ns = counted_unix_ns;
+    it->since_unix_ns = since_unix_ns;
     it->r = *r;
     g_queue_push_tail(&e->queue, it);
     held_add(e, domain, 1);

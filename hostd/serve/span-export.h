@@ -75,13 +75,16 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostdSpanExport, hostd_span_export_free)
 
 void hostd_span_export_offer(HostdSpanExport *e, const char *domain,
                              const char *disk, const HostdJoinedRequest *r);
-/* The same, with when the disk's statistics began (@since_ns, monotonic;
- * disk-stats.h): the ClickHouse store keeps it, and the time of the offer
- * (when hostd counted the request), so that `blkin report --store` defines
- * its windows and rates as hostd's report does. */
-void hostd_span_export_offer_since(HostdSpanExport *e, const char *domain,
-                                   const char *disk, uint64_t since_ns,
-                                   const HostdJoinedRequest *r);
+/* The same, with when hostd counted the request and when the disk's
+ * statistics began (0: unknown), both in Unix ns by the disk's own mapping
+ * of its windows onto the wall clock (HostdDisk.wall_offset_ns): the
+ * ClickHouse store keeps them so that `blkin report --store` places each
+ * request in the second hostd counted it in and computes its rates over the
+ * same duration, to the nanosecond. */
+void hostd_span_export_offer_counted(HostdSpanExport *e, const char *domain,
+                                     const char *disk, int64_t counted_unix_ns,
+                                     int64_t since_unix_ns,
+                                     const HostdJoinedRequest *r);
 void hostd_span_export_stats(HostdSpanExport *e, HostdExportStats *out);
 /* "zipkin", "otlp" or "clickhouse". */
 const char *hostd_span_export_name(const HostdSpanExport *e);

@@ -19,9 +19,10 @@ void hostd_disk_record(HostdDisk *d, const HostdJoinedRequest *r,
     hostd_disk_stats_add(d->stats, now_ns, r);
     hostd_tail_capture_add(d->tail, now_ns, r);
     for (guint i = 0; exporters && i < exporters->len; i++)
-        hostd_span_export_offer_since(g_ptr_array_index(exporters, i),
-                                      d->vm->name, d->target,
-                                      hostd_disk_stats_since(d->stats), r);
+        hostd_span_export_offer_counted(
+            g_ptr_array_index(exporters, i), d->vm->name, d->target,
+            (int64_t)now_ns + d->wall_offset_ns,
+            (int64_t)hostd_disk_stats_since(d->stats) + d->wall_offset_ns, r);
     d->cum_requests[r->op]++;
     d->cum_bytes[r->op] += r->bytes;
     for (int p = 0; p < BLKIN_PHASE__N; p++) {

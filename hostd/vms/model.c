@@ -91,13 +91,14 @@ static void disk_emit(void *opaque, const HostdJoinedRequest *req)
         d->vm->model->offline ? end : (uint64_t)g_get_monotonic_time() * 1000);
 }
 
-/* Minutes end on wall-clock minutes, the history store's keys. */
-static uint64_t minute_align_ns(void)
+/* Minutes end on wall-clock minutes, the history store's keys: the
+ * statistics' clock is the monotonic one shifted by @wall_offset_ns
+ * (CLOCK_REALTIME - CLOCK_MONOTONIC) modulo a minute. */
+static uint64_t minute_align_ns(int64_t wall_offset_ns)
 {
-    int64_t delta = g_get_real_time() * 1000 - g_get_monotonic_time() * 1000;
     int64_t m = 60 * (int64_t)HOSTD_NS_PER_SEC;
 
-    return ((delta % m) + m) % m;
+    return ((wall_offset_ns % m) + m) % m;
 }
 
 static void disk_minute_closed(void *opaque, const HostdStatsRollup *minute)
@@ -340,7 +341,11 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
 {
     g_autoptr(GPtrArray) disks = g_ptr_array_new_with_free_func(disk_free);
     uint64_t t0 = m->offline ? 0 : g_get_monotonic_time() * 1000;
-    uint64_t align;
+    /* Read once: every disk's windows map onto the wall clock the same way,
+     * and what the exporters write (HostdDisk.wall_offset_ns) with them. */
+    int64_t wall_offset =
+        g_get_real_time() * 1000 - g_get_monotonic_time() * 1000;
+    uint64_t align = minute_align_ns(wall_offset);
     HostdVm *vm;
 
     if (!valid_name(name)) {
@@ -387,7 +392,7 @@ HostdVm *hostd_model_add_vm(HostdModel *m, const char *name,
             d->remote = hostd_remote_join_new(hostd_route_remote_emit, d);
         }
         d->join = hostd_join_new(disk_emit, d);
-        align = minute_align_ns();
+        d->wall_offset_ns = wall_offset;
         d->stats = hostd_disk_stats_new(t0, align, disk_minute_closed, d);
         d->tail = hostd_tail_capture_new(HOSTD_TAIL_K, t0, align);
         d->timeline = hostd_timeline_new(align);

@@ -83,6 +83,11 @@ typedef struct HostdDisk {
     uint64_t remote_spans;
     HostdJoin *join;
     HostdDiskStats *stats;
+    /* CLOCK_REALTIME - CLOCK_MONOTONIC when its statistics began: their
+     * seconds and minutes are the wall clock's as of then (to the
+     * nanosecond, not re-read), and what exporters write as when a request
+     * was counted is on the same seconds. */
+    int64_t wall_offset_ns;
     HostdTailCapture *tail;
     HostdTimeline *timeline; /* its minutes, for the view's heatmap */
     /* The guest device (major:minor) the agent mapped to this disk. */

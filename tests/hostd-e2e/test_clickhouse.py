@@ -170,7 +170,9 @@ def main():
                  detail=bad_live[:5])
             # IOPS by one definition: taken just before and just after
             # hostd's report, the store's bracket it (nothing new arrives
-            # meanwhile, and a window only grows).
+            # meanwhile, and a window only grows). To the double's rounding:
+            # both divide the same count by the same duration, whose start
+            # (when the disk's statistics began) hostd exports to the ns.
             for window in ("1h", "1m"):
                 # Only a bracket with nothing arriving in between compares:
                 # on a loaded machine the last requests may still be on
@@ -198,7 +200,7 @@ def main():
                 t.ok(rows and all(rows), f"{window}: the store's iops is the window's requests over its "
                      "duration (window_start/end_unix_ns)")
                 t.ok(len(brackets) == len(counts(live)["n1/vda"]) + len(counts(live)["n2/vda"])
-                     and all(x >= y * (1 - 1e-6) and y >= z * (1 - 1e-6) for _, _, x, y, z in brackets),
+                     and all(x >= y * (1 - 1e-12) and y >= z * (1 - 1e-12) for _, _, x, y, z in brackets),
                      f"{window}: hostd's iops lies between the store's taken just before and just after "
                      "(same definition and window)", detail=brackets)
             txt = subprocess.run([CLI, "report", "--store", url, "--config", conf, "n2", "--window", "1h"],
