@@ -132,15 +132,16 @@ static void log_stats(const struct agent *a)
     agent_log(
         LOG_INFO,
         "stats: records=%llu sent=%llu queued=%u dropped=%llu "
-        "lost=%llu unmatched=%llu evicted=%llu connects=%llu "
+        "lost=%llu unmatched=%llu evicted=%llu in_flight=%u connects=%llu "
         "probes=%llu cpu_user_us=%lld cpu_sys_us=%lld maxrss_kb=%ld "
         "loops=%llu tick_us=%llu collect_us=%llu send_us=%llu "
         "setup_cpu_us=%lld",
         (unsigned long long)a->q.next_seq, (unsigned long long)a->sent_records,
         a->q.count, (unsigned long long)(a->q.dropped + a->disconnect_drops),
         (unsigned long long)lost, (unsigned long long)unmatched,
-        (unsigned long long)evicted, (unsigned long long)a->connects,
-        (unsigned long long)a->probes,
+        (unsigned long long)evicted,
+        a->mech == AGENT_MECH_BPF ? bpf_collector_in_flight(&a->bpf) : 0,
+        (unsigned long long)a->connects, (unsigned long long)a->probes,
         (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
         (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec,
         ru.ru_maxrss, (unsigned long long)a->loops,

@@ -46,6 +46,11 @@ void bpf_collector_sweep(struct bpf_collector *c, uint64_t now_ns,
 {
 }
 
+uint32_t bpf_collector_in_flight(const struct bpf_collector *c)
+{
+    return 0;
+}
+
 void bpf_collector_counts(const struct bpf_collector *c, uint64_t *lost,
                           uint64_t *unmatched, uint64_t *evicted)
 {

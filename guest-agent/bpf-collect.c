@@ -231,6 +231,19 @@ void bpf_collector_sweep(struct bpf_collector *c, uint64_t now_ns,
     }
 }
 
+uint32_t bpf_collector_in_flight(const struct bpf_collector *c)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < c->nbuckets * BPF_BUCKET_KEYS; i++)
+        if (__atomic_load_n(
+                &c->buckets[i / BPF_BUCKET_KEYS].rq[i % BPF_BUCKET_KEYS],
+                __ATOMIC_ACQUIRE) &&
+            c->slots[i].issue_ns)
+            n++;
+    return n;
+}
+
 void bpf_collector_counts(const struct bpf_collector *c, uint64_t *lost,
                           uint64_t *unmatched, uint64_t *evicted)
 {

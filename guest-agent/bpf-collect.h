@@ -73,6 +73,11 @@ unsigned bpf_collector_drain(struct bpf_collector *c, bpf_request_fn fn,
 void bpf_collector_sweep(struct bpf_collector *c, uint64_t now_ns,
                          uint64_t max_age_ns);
 
+/* Requests issued whose completion the programs have not seen (yet): in
+ * flight, or completions the kernel did not run the programs for, which
+ * are counted as evicted only when their request is reused or ages out. */
+uint32_t bpf_collector_in_flight(const struct bpf_collector *c);
+
 /* Cumulative counts: records lost to a full ring, completions without
  * their issue, issues that never completed. */
 void bpf_collector_counts(const struct bpf_collector *c, uint64_t *lost,

@@ -10,7 +10,16 @@ then each sixteenth beyond: guest-agent/bpf/blkin-collect.bpf.c) can keep
 ~2,300 records of room free while the workload completes tens of thousands
 of requests in well under a second: every request must arrive as one valid
 record at the host end, none lost in the ring. Skipped where the kernel
-cannot load the programs (no BTF, no BPF ring buffer)."""
+cannot load the programs (no BTF, no BPF ring buffer).
+
+One loss is the kernel's, not the agent's: on this platform's 6.18 kernel
+about one run in 40 has a batch of 1 to 32 completions, run in a softirq on
+top of another task, for which the kernel runs no BPF program at all (ftrace
+records the event there, without even its own stack trace; the programs'
+recursion_misses stay 0). The agent cannot time those requests; it must
+count them: as evicted when their request is issued again, or as still in
+flight at exit. So: every request is one record or counted, never silently
+missing."""
 import json
 import os
 import shutil
@@ -126,9 +135,17 @@ def main():
         t.ok(stats.get("lost", -1) == 0 and stats.get("dropped", -1) == 0,
              "no record lost in the ring or dropped on the way, with a minute between timed drains",
              detail=f"lost {stats.get('lost')}, dropped {stats.get('dropped')}")
-        t.ok(done == REQUESTS and stats.get("records") == done,
-             "every request the workload completed became one record",
-             detail=f"workload {done}, agent records {stats.get('records')}")
+        uncounted = done - stats.get("records", 0) - stats.get("evicted", 0) - \
+            stats.get("in_flight", 0)
+        if stats.get("evicted") or stats.get("in_flight"):
+            t.diag(f"completions the kernel ran no program for: {stats.get('evicted')} "
+                   f"evicted, {stats.get('in_flight')} still in the table")
+        t.ok(done == REQUESTS and "in_flight" in stats and uncounted == 0 and
+             stats.get("evicted", 0) + stats.get("in_flight", 0) <= done // 1000,
+             "every request the workload completed became one record, or (rarely: the kernel ran "
+             "no program for its completion) was counted as evicted or in flight",
+             detail=f"workload {done}, agent records {stats.get('records')}, evicted "
+                    f"{stats.get('evicted')}, in flight {stats.get('in_flight')}")
         t.ok(summary.get("records") == stats.get("records") and
              summary.get("invalid_records", 1) == 0,
              "the host end received them all, every one valid",
