@@ -18,7 +18,7 @@ static uint64_t drops_total(const struct agent *a)
     uint64_t lost, unmatched, evicted;
 
     agent_collector_counts(a, &lost, &unmatched, &evicted);
-    return a->q.dropped + a->disconnect_drops + lost + unmatched + evicted;
+    return a->q.dropped + lost + unmatched + evicted;
 }
 
 void agent_host_connected(struct agent *a)
@@ -37,9 +37,9 @@ void agent_host_gone(struct agent *a)
     if (!a->connected)
         return;
     a->connected = false;
-    /* The host discards a partial frame; its records are lost. */
-    if (a->out_off < a->out_len)
-        a->disconnect_drops += a->out_records;
+    /* The host discards a partial frame; its records are still at the head
+     * of the queue (popped only once their frame is written whole) and go
+     * again, with their sequence numbers, to the next host end. */
     a->out_len = a->out_off = a->out_records = 0;
     /* A socket's connection is over; the next host end is accepted anew. */
     if (a->listen_fd >= 0 && a->port_fd >= 0) {
@@ -196,7 +196,7 @@ static void fill_out(struct agent *a, uint64_t now, bool force)
     } else if (a->need_drops || (drops_total(a) != a->reported_drops &&
                                  now - a->last_drops_ns >= DROPS_EVERY_NS)) {
         struct blkin_drops d = {
-            .dropped_records = a->q.dropped + a->disconnect_drops,
+            .dropped_records = a->q.dropped,
             .next_seq = a->q.next_seq,
         };
 
@@ -213,11 +213,11 @@ static void fill_out(struct agent *a, uint64_t now, bool force)
             recq_peek_run(&a->q, a->run, BLKIN_REQUESTS_PER_FRAME_MAX, &first);
 
         n = blkin_encode_requests(a->out, BLKIN_FRAME_MAX, first, a->run, cnt);
-        if (n > 0) {
-            /* Popped now: once handed to the port they are the host's. */
-            recq_pop(&a->q, cnt);
+        /* Left at the head of the queue until the whole frame is written
+         * (agent_flush_port): a frame the host end only partly got is sent
+         * again whole. Nothing else takes from the head meanwhile. */
+        if (n > 0)
             a->out_records = cnt;
-        }
     }
     if (n > 0)
         a->out_len = (size_t)n;
@@ -229,8 +229,10 @@ void agent_flush_port(struct agent *a, uint64_t now, bool force)
         ssize_t w;
 
         if (a->out_off == a->out_len) {
-            if (a->out_records)
+            if (a->out_records) {
+                recq_pop(&a->q, a->out_records);
                 a->sent_records += a->out_records;
+            }
             fill_out(a, now, force);
             if (!a->out_len)
                 return;

@@ -73,7 +73,6 @@ struct agent {
     uint64_t reported_drops; /* dropped+lost+unmatched+evicted last sent */
     uint64_t last_drops_ns, last_scan_ns, last_sweep_ns, last_port_try_ns;
     uint64_t last_conn_check_ns;
-    uint64_t disconnect_drops; /* records lost in a half-sent frame */
     uint64_t sent_records, connects, probes;
     uint64_t drain_ns; /* when the current drain started */
     /* Wall time spent in housekeeping, collecting, talking to the host:

@@ -137,9 +137,8 @@ static void log_stats(const struct agent *a)
         "loops=%llu tick_us=%llu collect_us=%llu send_us=%llu "
         "setup_cpu_us=%lld",
         (unsigned long long)a->q.next_seq, (unsigned long long)a->sent_records,
-        a->q.count, (unsigned long long)(a->q.dropped + a->disconnect_drops),
-        (unsigned long long)lost, (unsigned long long)unmatched,
-        (unsigned long long)evicted,
+        a->q.count, (unsigned long long)a->q.dropped, (unsigned long long)lost,
+        (unsigned long long)unmatched, (unsigned long long)evicted,
         a->mech == AGENT_MECH_BPF ? bpf_collector_in_flight(&a->bpf) : 0,
         (unsigned long long)a->connects, (unsigned long long)a->probes,
         (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,

@@ -22,143 +22,81 @@ flight at exit. So: every request is one record or counted, never silently
 missing."""
 import json
 import os
-import shutil
 import subprocess
-import tempfile
-import time
 
+from native_agent import DUMP, loop_disk, start_agent, stats as agent_stats, stop, text, \
+    wait_for, workload
 from tap import Tap
 
-BUILD = os.environ.get("BLKIN_BUILD_ROOT",
-                       os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-AGENT = os.path.join(BUILD, "guest-agent", "blkin-guest-agent")
-DUMP = os.path.join(BUILD, "tools", "blkin-agent-dump")
-WORKLOAD = os.path.join(BUILD, "tests", "workload", "blkin-workload")
 REQUESTS = 40000
-
-
-def text(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def wait_for(cond, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
-
-
-def stop(p, sig_timeout=20):
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(sig_timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def main():
     t = Tap()
-    work = tempfile.mkdtemp(prefix="blkin-agent-native-")
-    fs = os.path.join(work, "fs")
-    os.mkdir(fs)
-    loop = None
     agent = dump = None
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", fs], check=True)
-        img = os.path.join(fs, "disk.img")
-        subprocess.run(["dd", "if=/dev/zero", f"of={img}", "bs=1M", "count=256",
-                        "status=none"], check=True)
-        loop = subprocess.run(["losetup", "--find", "--show", img], check=True,
-                              capture_output=True, text=True).stdout.strip()
-        sock = os.path.join(work, "agent.sock")
-        alog = os.path.join(work, "agent.log")
-        agent = subprocess.Popen(
-            ["timeout", "-k", "5", "300", AGENT, "-v", "--disks", os.path.basename(loop),
-             "--socket", sock, "--mechanism", "bpf", "--ring-pages", "64",
-             "--flush-ms", "60000"],
-            stderr=open(alog, "w"), stdin=subprocess.DEVNULL)
-        if not wait_for(lambda: "listening" in text(alog) or agent.poll() is not None, 30):
-            t.ok(False, "the agent starts", detail=text(alog))
-            return t.done()
-        if agent.poll() is not None or "bpf collector" not in text(alog):
-            t.skip("every request a record through the BPF ring buffer",
-                   "the BPF collector does not load on this kernel: " +
-                   text(alog).strip().splitlines()[-1:][0] if text(alog).strip() else "no log")
-            return t.done()
-        out = os.path.join(work, "dump.jsonl")
-        dump = subprocess.Popen(["timeout", "-k", "5", "300", DUMP, "--no-requests",
-                                 "-i", "0", "--once", "-o", out, sock],
-                                stdin=subprocess.DEVNULL)
-        t.ok(wait_for(lambda: "host connected" in text(alog), 30),
-             "the host end connects", detail=text(alog)[-500:])
+    with loop_disk("blkin-agent-native-") as (work, loop):
+        try:
+            agent, sock, alog = start_agent(work, loop, "--mechanism", "bpf", "--ring-pages", "64",
+                                            "--flush-ms", "60000")
+            if not sock and agent.poll() is None:
+                t.ok(False, "the agent starts", detail=text(alog))
+                return t.done()
+            if agent.poll() is not None or "bpf collector" not in text(alog):
+                t.skip("every request a record through the BPF ring buffer",
+                       "the BPF collector does not load on this kernel: " +
+                       text(alog).strip().splitlines()[-1:][0] if text(alog).strip() else "no log")
+                return t.done()
+            out = os.path.join(work, "dump.jsonl")
+            dump = subprocess.Popen(["timeout", "-k", "5", "300", DUMP, "--no-requests",
+                                     "-i", "0", "--once", "-o", out, sock],
+                                    stdin=subprocess.DEVNULL)
+            t.ok(wait_for(lambda: "host connected" in text(alog), 30),
+                 "the host end connects", detail=text(alog)[-500:])
 
-        wl_out = os.path.join(work, "wl.out")
-        w = subprocess.run(["timeout", "-k", "5", "240", WORKLOAD, "-s", "7", "-n", str(REQUESTS),
-                            "-q", "32", "-b", "4K", "-S", "200M", "-w", "50", "-Q",
-                            "-o", wl_out, loop], capture_output=True, text=True)
-        t.ok(w.returncode == 0, "blkin-workload ran", detail=w.stderr[-500:])
-        done = 0
-        for line in text(wl_out).splitlines():
-            if line.startswith("phase "):
-                f = dict(x.split("=", 1) for x in line.split()[2:])
-                done += int(f["requests"])
-        t.diag(f"workload: {done} requests")
+            rc, done, err = workload(work, loop, REQUESTS, "-s", "7", "-q", "32", "-b", "4K",
+                                     "-S", "200M", "-w", "50", "-Q")
+            t.ok(rc == 0, "blkin-workload ran", detail=err[-500:])
+            t.diag(f"workload: {done} requests")
 
-        # The last records are in the ring below the wakeup mark: the agent
-        # drains them when it is stopped (final flush), then sends.
-        stop(agent)
-        stats = {}
-        for line in text(alog).splitlines():
-            if "stats:" in line:
-                stats = {k: int(v) for k, v in
-                         (x.split("=", 1) for x in line.split("stats:", 1)[1].split())}
-        t.diag(f"agent stats: {stats}")
-        wait_for(lambda: dump.poll() is not None, 30)
-        stop(dump)
-        summary = {}
-        for line in text(out).splitlines():
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if ev.get("type") == "stats":
-                summary = ev
-        t.diag(f"host end: {summary}")
-        t.ok(stats.get("lost", -1) == 0 and stats.get("dropped", -1) == 0,
-             "no record lost in the ring or dropped on the way, with a minute between timed drains",
-             detail=f"lost {stats.get('lost')}, dropped {stats.get('dropped')}")
-        uncounted = done - stats.get("records", 0) - stats.get("evicted", 0) - \
-            stats.get("in_flight", 0)
-        if stats.get("evicted") or stats.get("in_flight"):
-            t.diag(f"completions the kernel ran no program for: {stats.get('evicted')} "
-                   f"evicted, {stats.get('in_flight')} still in the table")
-        t.ok(done == REQUESTS and "in_flight" in stats and uncounted == 0 and
-             stats.get("evicted", 0) + stats.get("in_flight", 0) <= done // 1000,
-             "every request the workload completed became one record, or (rarely: the kernel ran "
-             "no program for its completion) was counted as evicted or in flight",
-             detail=f"workload {done}, agent records {stats.get('records')}, evicted "
-                    f"{stats.get('evicted')}, in flight {stats.get('in_flight')}")
-        t.ok(summary.get("records") == stats.get("records") and
-             summary.get("invalid_records", 1) == 0,
-             "the host end received them all, every one valid",
-             detail=f"host end {summary.get('records')} records, "
-                    f"{summary.get('invalid_records')} invalid")
-    finally:
-        for p in (agent, dump):
-            if p:
-                stop(p)
-        if loop:
-            subprocess.run(["losetup", "-d", loop], check=False)
-        subprocess.run(["umount", fs], check=False, stderr=subprocess.DEVNULL)
-        shutil.rmtree(work, ignore_errors=True)
+            # The last records are in the ring below the wakeup mark: the agent
+            # drains them when it is stopped (final flush), then sends.
+            stop(agent)
+            stats = agent_stats(alog)
+            t.diag(f"agent stats: {stats}")
+            wait_for(lambda: dump.poll() is not None, 30)
+            stop(dump)
+            summary = {}
+            for line in text(out).splitlines():
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                if ev.get("type") == "stats":
+                    summary = ev
+            t.diag(f"host end: {summary}")
+            t.ok(stats.get("lost", -1) == 0 and stats.get("dropped", -1) == 0,
+                 "no record lost in the ring or dropped on the way, with a minute between timed drains",
+                 detail=f"lost {stats.get('lost')}, dropped {stats.get('dropped')}")
+            uncounted = done - stats.get("records", 0) - stats.get("evicted", 0) - \
+                stats.get("in_flight", 0)
+            if stats.get("evicted") or stats.get("in_flight"):
+                t.diag(f"completions the kernel ran no program for: {stats.get('evicted')} "
+                       f"evicted, {stats.get('in_flight')} still in the table")
+            t.ok(done == REQUESTS and "in_flight" in stats and uncounted == 0 and
+                 stats.get("evicted", 0) + stats.get("in_flight", 0) <= done // 1000,
+                 "every request the workload completed became one record, or (rarely: the kernel ran "
+                 "no program for its completion) was counted as evicted or in flight",
+                 detail=f"workload {done}, agent records {stats.get('records')}, evicted "
+                        f"{stats.get('evicted')}, in flight {stats.get('in_flight')}")
+            t.ok(summary.get("records") == stats.get("records") and
+                 summary.get("invalid_records", 1) == 0,
+                 "the host end received them all, every one valid",
+                 detail=f"host end {summary.get('records')} records, "
+                        f"{summary.get('invalid_records')} invalid")
+        finally:
+            for p in (agent, dump):
+                if p:
+                    stop(p)
     return t.done()
 
 
