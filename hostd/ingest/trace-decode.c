@@ -336,6 +336,27 @@ static enum ev_kind resolve_zipkin(EvClass *c, const char *name)
     return kind;
 }
 
+/* The filter's events (blkin_qemu:) and the librbd interposer's
+ * (blkin_rbd:), docs/tracepoints.md, and the fields each must have. */
+static const struct {
+    const char *name;
+    enum ev_kind kind;
+    const enum fld *flds;
+    size_t nflds;
+} schema_events[] = {
+    {"blkin_qemu:request", EV_REQUEST, request_flds,
+     G_N_ELEMENTS(request_flds)},
+    {"blkin_qemu:batch", EV_BATCH, batch_flds, G_N_ELEMENTS(batch_flds)},
+    {"blkin_qemu:device_request", EV_DEVICE_REQUEST, device_request_flds,
+     G_N_ELEMENTS(device_request_flds)},
+    {"blkin_qemu:hung", EV_HUNG, hung_flds, G_N_ELEMENTS(hung_flds)},
+    {"blkin_qemu:disk", EV_DISK, disk_flds, G_N_ELEMENTS(disk_flds)},
+    {"blkin_rbd:request", EV_RBD_REQUEST, rbd_request_flds,
+     G_N_ELEMENTS(rbd_request_flds)},
+    {"blkin_rbd:image", EV_RBD_IMAGE, rbd_image_flds,
+     G_N_ELEMENTS(rbd_image_flds)},
+};
+
 static enum ev_kind resolve(EvClass *c)
 {
     const char *name = bt_event_class_get_name(c->ec);
@@ -347,49 +368,22 @@ static enum ev_kind resolve(EvClass *c)
     size_t nflds;
     enum ev_kind kind;
     bool is_signed;
+    size_t e;
 
     if (name && g_str_has_prefix(name, "zipkin:"))
         return resolve_zipkin(c, name + strlen("zipkin:"));
-    if (name && g_str_has_prefix(name, "blkin_rbd:")) {
-        /* The librbd interposer's (docs/tracepoints.md). */
-        name += strlen("blkin_rbd:");
-        if (strcmp(name, "request") == 0) {
-            kind = EV_RBD_REQUEST;
-            flds = rbd_request_flds;
-            nflds = G_N_ELEMENTS(rbd_request_flds);
-        } else if (strcmp(name, "image") == 0) {
-            kind = EV_RBD_IMAGE;
-            flds = rbd_image_flds;
-            nflds = G_N_ELEMENTS(rbd_image_flds);
-        } else {
-            return EV_REJECTED; /* a newer schema's event */
-        }
-    } else if (!name || !g_str_has_prefix(name, "blkin_qemu:")) {
-        return EV_OTHER;
-    } else if (strcmp(name + strlen("blkin_qemu:"), "request") == 0) {
-        kind = EV_REQUEST;
-        flds = request_flds;
-        nflds = G_N_ELEMENTS(request_flds);
-    } else if (strcmp(name + strlen("blkin_qemu:"), "batch") == 0) {
-        kind = EV_BATCH;
-        flds = batch_flds;
-        nflds = G_N_ELEMENTS(batch_flds);
-    } else if (strcmp(name + strlen("blkin_qemu:"), "device_request") == 0) {
-        kind = EV_DEVICE_REQUEST;
-        flds = device_request_flds;
-        nflds = G_N_ELEMENTS(device_request_flds);
-    } else if (strcmp(name + strlen("blkin_qemu:"), "hung") == 0) {
-        kind = EV_HUNG;
-        flds = hung_flds;
-        nflds = G_N_ELEMENTS(hung_flds);
-    } else if (strcmp(name + strlen("blkin_qemu:"), "disk") == 0) {
-        kind = EV_DISK;
-        flds = disk_flds;
-        nflds = G_N_ELEMENTS(disk_flds);
-    } else {
-        /* A newer schema's event: not ours to guess at. */
-        return EV_REJECTED;
-    }
+    for (e = 0; e < G_N_ELEMENTS(schema_events); e++)
+        if (name && strcmp(name, schema_events[e].name) == 0)
+            break;
+    if (e == G_N_ELEMENTS(schema_events))
+        /* One of a newer schema's events is not ours to guess at. */
+        return name && (g_str_has_prefix(name, "blkin_qemu:") ||
+                        g_str_has_prefix(name, "blkin_rbd:"))
+                   ? EV_REJECTED
+                   : EV_OTHER;
+    kind = schema_events[e].kind;
+    flds = schema_events[e].flds;
+    nflds = schema_events[e].nflds;
 
     /* A request's end (the device's completion) is its event's timestamp. */
     c->clock_freq = clk ? bt_clock_class_get_frequency(clk) : 0;
