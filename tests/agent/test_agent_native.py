@@ -20,12 +20,10 @@ recursion_misses stay 0). The agent cannot time those requests; it must
 count them: as evicted when their request is issued again, or as still in
 flight at exit. So: every request is one record or counted, never silently
 missing."""
-import json
 import os
-import subprocess
 
-from native_agent import DUMP, loop_disk, start_agent, stats as agent_stats, stop, text, \
-    wait_for, workload
+import agenttest as at
+from native_agent import loop_disk, start_agent, stop, text, workload
 from tap import Tap
 
 REQUESTS = 40000
@@ -46,11 +44,9 @@ def main():
                        "the BPF collector does not load on this kernel: " +
                        text(alog).strip().splitlines()[-1:][0] if text(alog).strip() else "no log")
                 return t.done()
-            out = os.path.join(work, "dump.jsonl")
-            dump = subprocess.Popen(["timeout", "-k", "5", "300", DUMP, "--no-requests",
-                                     "-i", "0", "--once", "-o", out, sock],
-                                    stdin=subprocess.DEVNULL)
-            t.ok(wait_for(lambda: "host connected" in text(alog), 30),
+            dump = at.Dump(sock, os.path.join(work, "dump.jsonl"), probe_ms=0, once=True,
+                           requests=False)
+            t.ok(at.wait_for(lambda: "host connected" in text(alog), 30),
                  "the host end connects", detail=text(alog)[-500:])
 
             rc, done, err = workload(work, loop, REQUESTS, "-s", "7", "-q", "32", "-b", "4K",
@@ -61,18 +57,11 @@ def main():
             # The last records are in the ring below the wakeup mark: the agent
             # drains them when it is stopped (final flush), then sends.
             stop(agent)
-            stats = agent_stats(alog)
+            stats = at.agent_stats(text(alog)) or {}
             t.diag(f"agent stats: {stats}")
-            wait_for(lambda: dump.poll() is not None, 30)
-            stop(dump)
-            summary = {}
-            for line in text(out).splitlines():
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue
-                if ev.get("type") == "stats":
-                    summary = ev
+            # The host end exits once it has read the agent's last bytes.
+            at.wait_for(lambda: dump.proc.poll() is not None, 30)
+            summary = (at.of_type(dump.stop(), "stats") or [{}])[-1]
             t.diag(f"host end: {summary}")
             t.ok(stats.get("lost", -1) == 0 and stats.get("dropped", -1) == 0,
                  "no record lost in the ring or dropped on the way, with a minute between timed drains",
@@ -94,9 +83,10 @@ def main():
                  detail=f"host end {summary.get('records')} records, "
                         f"{summary.get('invalid_records')} invalid")
         finally:
-            for p in (agent, dump):
-                if p:
-                    stop(p)
+            if agent:
+                stop(agent)
+            if dump:
+                dump.stop()
     return t.done()
 
 

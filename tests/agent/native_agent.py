@@ -1,19 +1,17 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The guest agent run on this machine's own kernel (no VM), for tests: a
-loop device over a tmpfs file as its disk, a UNIX socket as its port
-(--socket), and helpers to start, read and stop it."""
+loop device over a tmpfs file as its disk and a UNIX socket as its port
+(--socket). The host end, waits and the agent's stats line are
+agenttest's."""
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 from contextlib import contextmanager
 
-BUILD = os.environ.get("BLKIN_BUILD_ROOT",
-                       os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-AGENT = os.path.join(BUILD, "guest-agent", "blkin-guest-agent")
-DUMP = os.path.join(BUILD, "tools", "blkin-agent-dump")
-WORKLOAD = os.path.join(BUILD, "tests", "workload", "blkin-workload")
+import agenttest as at
+
+WORKLOAD = at.build_file("tests", "workload", "blkin-workload")
 
 
 def text(path):
@@ -22,15 +20,6 @@ def text(path):
             return f.read()
     except FileNotFoundError:
         return ""
-
-
-def wait_for(cond, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def stop(p, sig_timeout=20):
@@ -73,10 +62,10 @@ def start_agent(work, loop, *args):
     sock = os.path.join(work, "agent.sock")
     alog = os.path.join(work, "agent.log")
     agent = subprocess.Popen(
-        ["timeout", "-k", "5", "300", AGENT, "-v", "--disks", os.path.basename(loop),
-         "--socket", sock, *args],
+        ["timeout", "-k", "5", "300", at.agent_binary(), "-v", "--disks",
+         os.path.basename(loop), "--socket", sock, *args],
         stderr=open(alog, "w"), stdin=subprocess.DEVNULL)
-    ok = wait_for(lambda: "listening" in text(alog) or agent.poll() is not None, 30)
+    ok = at.wait_for(lambda: "listening" in text(alog) or agent.poll() is not None, 30)
     return agent, (sock if ok and agent.poll() is None else None), alog
 
 
@@ -91,12 +80,3 @@ def workload(work, loop, n, *args):
             f = dict(x.split("=", 1) for x in line.split()[2:])
             done += int(f["requests"])
     return w.returncode, done, w.stderr
-
-
-def stats(alog):
-    """The agent's final 'stats:' line as a dict."""
-    for line in text(alog).splitlines():
-        if "stats:" in line:
-            return {k: int(v) for k, v in
-                    (x.split("=", 1) for x in line.split("stats:", 1)[1].split())}
-    return {}
